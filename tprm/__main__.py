@@ -1,0 +1,3 @@
+from tprm.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""tprm.engine.executors."""

@@ -1,0 +1,1 @@
+"""tprm.tui.screens."""
