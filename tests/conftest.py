@@ -1,0 +1,51 @@
+"""Shared fixtures: a tiny real recipe (MNIST-1D, a few hundred samples, 1-2 epochs) and stores."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+TINY_RECIPE = """\
+name: tiny
+description: a seconds-long recipe for tests
+dataset: {name: mnist1d, seed: 3, num_samples: 500}
+model: {name: conv1d, kwargs: {widths: [8, 8, 8]}}
+dense: {epochs: 2, batch_size: 50, lr: 0.05, checkpoint_every: 1}
+temperature: {knob: epochs, values: [1, 2]}
+densities: [0.2, 0.8]
+retrain: {epochs: 1, batch_size: 50, lr: 0.05, seeds: [0, 1], last_epochs: 1}
+dense_seeds: [0]
+metrics: {lmc: {points: 5}, cka: {samples: 200}}
+execution: {device: cpu}
+"""
+
+
+@pytest.fixture
+def tiny_recipe(tmp_path) -> Path:
+    path = tmp_path / "recipes" / "tiny.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(TINY_RECIPE)
+    return path
+
+
+@pytest.fixture
+def store_dir(tmp_path) -> Path:
+    d = tmp_path / "store"
+    d.mkdir()
+    return d
+
+
+def tprm_cmd(*args: str) -> list[str]:
+    """The real CLI, as a new process (the venv's interpreter)."""
+    return [sys.executable, "-m", "tprm", *args]
+
+
+def run_tprm(*args: str, timeout: float = 300, env: dict | None = None, cwd=None):
+    return subprocess.run(tprm_cmd(*args), capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, **(env or {})}, cwd=cwd)

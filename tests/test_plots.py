@@ -1,0 +1,160 @@
+"""Rendered text of heat maps, regime maps, tables and curves: right labels at the right cells."""
+
+import pytest
+
+from tprm.analysis.phase import build_grid
+from tprm.analysis.plots import (format_density, format_value, grid_pages, render_curve, render_grid,
+                                 render_table, strip_ansi)
+from tprm.analysis.regimes import RegimeSettings, regime_grid
+
+EPOCHS = [4, 8, 16, 32, 48, 64]
+DENSITIES = [0.05, 0.1, 0.2, 0.4, 0.8]
+
+
+def record(t, d, seed=0, state="done", **metrics):
+    base = {"temperature": t, "density": d, "dense_seed": seed, "state": state}
+    base.update(metrics)
+    return base
+
+
+def error_cells(special=(16, 0.2), value=0.777, temps=EPOCHS, dens=DENSITIES):
+    cells = []
+    for t in temps:
+        for d in dens:
+            e = value if (t, d) == special else 0.2 + 0.001 * temps.index(t) + 0.01 * dens.index(d)
+            cells += [record(t, d, 0, test_error=e - 0.01), record(t, d, 1, test_error=e + 0.01)]
+    return cells
+
+
+def lines_of(text):
+    return strip_ansi(text).splitlines()
+
+
+def label_above(tick_line, end):
+    """The tick label whose right edge is at column ``end`` (cells and ticks are right-aligned)."""
+    return tick_line[:end].split()[-1]
+
+
+def row_of(lines, density_label):
+    return next(line for line in lines if line.split("│")[0].strip() == density_label)
+
+
+def test_format_helpers():
+    assert format_value(0.21349) == "0.213"
+    assert format_value(-0.1234) == "-0.12"
+    assert format_value(12.345) == "12.35"
+    assert format_value(123456.0) == "1e5"
+    assert format_value(0.0) == "0.000"
+    assert format_value(None) == "·"
+    assert format_density(0.05) == "5%" and format_density(0.125) == "12.5%"
+
+
+def test_heat_map_puts_value_under_its_temperature_and_density():
+    g = build_grid(error_cells(), "test_error", None, None, "epochs", "fewer")
+    text = render_grid(g, width=80, height=20, color=True)
+    assert "\x1b[" in text  # coloured
+    lines = lines_of(text)
+    assert all(len(line) <= 80 for line in lines) and len(lines) <= 20
+    assert "epochs (fewer = hotter) ->" in lines[1]
+    ticks = lines[2]
+    assert ticks.split("│")[1].split() == ["64", "48", "32", "16", "8", "4"]  # coldest -> hottest
+    row = row_of(lines, "20%")
+    assert label_above(ticks, row.index("0.777") + 5) == "16"
+    # densities: highest at the top
+    labels = [line.split("│")[0].strip() for line in lines[3:8]]
+    assert labels == ["80%", "40%", "20%", "10%", "5%"]
+    assert "0.777" not in row_of(lines, "10%")
+    # the legend spans the values: the scale's top bin starts near the max, the bottom at the min
+    scale = next(line for line in lines if line.startswith("scale"))
+    assert "▁0.200" in scale and "█" in scale
+    assert render_grid(g, color=False) == strip_ansi(render_grid(g, color=False))
+
+
+def test_hotter_larger_runs_ascending_and_marks_missing_and_diverged():
+    cells = [record(0.1, 0.5, test_error=0.3), record(0.4, 0.5, state="diverged"),
+             record(0.2, 0.5, test_error=0.123)]
+    g = build_grid(cells, "test_error", [0.1, 0.2, 0.4, 0.8], [0.5], "sam_rho", "larger")
+    lines = lines_of(render_grid(g, color=False))
+    assert "sam_rho (larger = hotter) ->" in lines[1]
+    ticks, row = lines[2], row_of(lines, "50%")
+    assert ticks.split("│")[1].split() == ["0.1", "0.2", "0.4", "0.8"]
+    assert label_above(ticks, row.index("0.123") + 5) == "0.2"
+    assert label_above(ticks, row.index("x") + 1) == "0.4"
+    assert label_above(ticks, row.index("·") + 1) == "0.8"
+
+
+def test_large_grid_is_paged_within_80_by_24():
+    temps = list(range(10, 170, 10))  # the paper's 16 epoch checkpoints
+    dens = [0.05, 0.06, 0.07, 0.08, 0.1, 0.14, 0.2, 0.4, 0.8]
+    g = build_grid(error_cells((30, 0.14), 0.777, temps, dens), "test_error", None, None, "epochs", "fewer")
+    pages = grid_pages(g, width=80, height=24)
+    assert pages == 2
+    seen = []
+    for p in range(pages):
+        lines = lines_of(render_grid(g, width=80, height=24, page=p))
+        assert all(len(line) <= 80 for line in lines) and len(lines) <= 24
+        assert f"page {p + 1}/2" in lines[0]
+        seen += lines[2].split("│")[1].split()
+        if "0.777" in "".join(lines):
+            row = row_of(lines, "14%")
+            assert label_above(lines[2], row.index("0.777") + 5) == "30"
+    assert seen == [str(t) for t in reversed(temps)]  # every temperature once, coldest first
+    with pytest.raises(ValueError, match="page"):
+        render_grid(g, width=80, height=24, page=2)
+    # a short terminal pages the densities as well, each page within its height
+    assert grid_pages(g, width=80, height=10) == 4
+    rows = set()
+    for p in range(4):
+        lines = lines_of(render_grid(g, width=80, height=10, page=p))
+        assert len(lines) <= 10
+        rows |= {line.split("│")[0].strip() for line in lines[3:] if "│" in line}
+    assert rows == {format_density(d) for d in dens}
+
+
+def test_regime_map_letters_flags_and_thresholds():
+    metrics = {(64, 0.05): (-0.4, 0.97, 0.0), (8, 0.05): (0.0, 0.90, 0.2), (64, 0.8): (0.0, 0.98, 0.0)}
+    cells = [record(t, d, mc=mc, cka=cka, endpoint_gap=gap) for (t, d), (mc, cka, gap) in metrics.items()]
+    cells.append(record(8, 0.8, state="diverged"))
+    s = RegimeSettings(cka_threshold=0.96, sources={"cka_threshold": "recipe quickstart.yaml regimes.cka_threshold"})
+    rg = regime_grid(cells, [64, 8, 4], [0.05, 0.8], "epochs", "fewer", s)
+    lines = lines_of(render_grid(rg, width=80))
+    assert all(len(line) <= 80 for line in lines)
+    ticks, sparse, dense = lines[2], row_of(lines, "5%"), row_of(lines, "80%")
+    # a cell is its letter then the uncertainty mark, right-aligned under the tick
+    assert label_above(ticks, sparse.index("I") + 2) == "64"
+    assert label_above(ticks, sparse.index("A~") + 2) == "8"      # uncertain II-A
+    assert label_above(ticks, dense.index("B") + 2) == "64"
+    assert label_above(ticks, dense.index("x") + 2) == "8"
+    assert label_above(ticks, sparse.index("?") + 2) == "4"       # no data
+    footer = " ".join(" ".join(lines).split())
+    assert "< -0.05 [default]" in footer and ">= 0.96 [recipe quickstart.yaml" in footer
+    table = strip_ansi(render_table(rg))
+    assert "A~ 0.000 0.900" in table and "I  -0.40 0.970" in table
+
+
+def test_table_lists_mean_spread_and_n_per_cell():
+    g = build_grid(error_cells(), "test_error", None, None, "epochs", "fewer")
+    lines = render_table(g, width=80).splitlines()
+    assert all(len(line) <= 80 for line in lines)
+    header = lines[1]
+    row = next(line for line in lines if line.split("│")[0].strip() == "16")
+    cell = "0.777±0.014 2"  # two dense seeds 0.767, 0.787: std 0.0141
+    end = row.index(cell) + len(cell)
+    assert header[:end].split()[-1] == "20%"
+    narrow = render_table(g, width=40).splitlines()
+    assert all(len(line) <= 40 for line in narrow)
+    assert sum(line.startswith("epochs") for line in narrow) > 1  # columns continue in a second block
+
+
+def test_render_curve_with_plotext():
+    xs = [i / 10 for i in range(11)]
+    text = render_curve(xs, {"train error": [0.1 + 0.3 * x * (1 - x) for x in xs], "test error": [0.2] * 11},
+                        width=60, height=15, color=False, title="LMC", xlabel="t")
+    lines = text.splitlines()
+    assert "\x1b[" not in text and len(lines) <= 15 and all(len(line) <= 60 for line in lines)
+    assert "LMC" in lines[0] and "train error" in text and "test error" in text
+    y_ticks = [line.split("┤")[0] for line in lines if "┤" in line]
+    assert y_ticks[0] == "0.200" and y_ticks[-1] == "0.100"  # the y range spans both series
+    assert "\x1b[" in render_curve(xs, {"a": xs}, width=40, height=10, color=True)
+    with pytest.raises(ValueError, match="points"):
+        render_curve([0, 1], {"a": [1.0]})

@@ -1,0 +1,136 @@
+"""The runner on real TinyDB stores, real training and real processes."""
+
+from __future__ import annotations
+
+import json
+import random
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from tprm.engine.artifacts import Artifacts
+from tprm.engine.store import Store
+from tprm.service import Service
+
+from conftest import TINY_RECIPE, run_tprm, tprm_cmd
+
+
+def done_lines(store: Path, svc: Service, recipe) -> dict[str, int]:
+    """How many times each job of the recipe was recorded done (from its job log)."""
+    arts = Artifacts(store)
+    counts = {}
+    for h, job in svc.plan(recipe).jobs.items():
+        log = arts.log_path(h)
+        text = log.read_text() if log.exists() else ""
+        counts[h] = sum(1 for line in text.splitlines() if line.endswith(": done"))
+    return counts
+
+
+def test_run_then_rerun_does_no_work(tiny_recipe, store_dir):
+    svc = Service(store_dir)
+    first = svc.run(tiny_recipe)
+    assert first["state"] == "done" and first["exit_code"] == 0
+    assert first["executed"] == 17
+    again = svc.run(tiny_recipe)
+    assert again["executed"] == 0 and again["state"] == "done"
+    rows = svc.results(tiny_recipe)
+    assert len(rows) == 4 and all(r["state"] == "done" for r in rows)
+    for r in rows:
+        assert 0.0 <= r["test_error"] <= 1.0 and r["mc"] <= 1e-9 + 1.0
+        assert r["dense_test_error"] is not None and 0 <= r["cka"] <= 1 + 1e-9
+
+
+def test_adding_a_density_runs_only_the_new_jobs(tiny_recipe, store_dir):
+    svc = Service(store_dir)
+    svc.run(tiny_recipe)
+    tiny_recipe.write_text(TINY_RECIPE.replace("densities: [0.2, 0.8]", "densities: [0.2, 0.5, 0.8]"))
+    more = svc.run(tiny_recipe)
+    assert more["executed"] == 2 * 4  # per temperature: prune + 2 retrains + pairs
+
+
+def test_same_job_twice_gives_identical_weights(tiny_recipe, tmp_path):
+    stores = [tmp_path / "a", tmp_path / "b"]
+    for s in stores:
+        Service(s).run(tiny_recipe)
+    plan = Service(stores[0]).plan(tiny_recipe)
+    for h, job in plan.jobs.items():
+        if job.kind != "retrain":
+            continue
+        a, b = (Artifacts(s).load(h, "model") for s in stores)
+        assert a.keys() == b.keys()
+        assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_failed_job_is_recorded_and_the_rest_still_runs(tmp_path, store_dir, monkeypatch):
+    monkeypatch.syspath_prepend(str(Path(__file__).parent))
+    path = tmp_path / "flaky.yaml"
+    path.write_text(TINY_RECIPE.replace("name: tiny", "name: flaky")
+                    .replace("model: {name: conv1d, kwargs: {widths: [8, 8, 8]}}",
+                             "model: {import: 'factories:flaky_factory', kwargs: {broken_seed: 1}}")
+                    .replace("dense_seeds: [0]", "dense_seeds: [0, 1]"))
+    svc = Service(store_dir)
+    summary = svc.run(path)
+    assert summary["exit_code"] == 1 and summary["state"] == "failed"
+    assert summary["counts"]["failed"] == 1
+    assert summary["counts"]["done"] == 17  # seed 0's whole chain
+    status = svc.status(path)
+    failed = [j for j in status["jobs"] if j["state"] == "failed"]
+    assert len(failed) == 1 and "broken on purpose" in failed[0]["error"]
+    log = Artifacts(store_dir).log_path(failed[0]["hash"]).read_text()
+    assert "Traceback" in log
+
+
+def _spawn_run(recipe: Path, store: Path) -> subprocess.Popen:
+    return subprocess.Popen(tprm_cmd("run", str(recipe), "--store", str(store)),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+@pytest.mark.slow
+def test_kill_9_at_random_moments_then_resume(tiny_recipe, store_dir):
+    rng = random.Random(7)
+    for _ in range(3):
+        proc = _spawn_run(tiny_recipe, store_dir)
+        time.sleep(rng.uniform(2.5, 7.0))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    final = run_tprm("run", str(tiny_recipe), "--store", str(store_dir))
+    assert final.returncode == 0, final.stderr[-2000:]
+    json.loads((store_dir / "tprm.db.json").read_text())  # the db parses
+    svc = Service(store_dir)
+    counts = done_lines(store_dir, svc, tiny_recipe)
+    assert set(counts.values()) == {1}, counts  # every job done exactly once
+    arts = Artifacts(store_dir)
+    for h, job in svc.plan(tiny_recipe).jobs.items():  # no artifact truncated
+        name = {"dense": "checkpoints", "prune": "pruned", "retrain": "model", "pairs": "lmc"}[job.kind]
+        arts.load(h, name)
+
+
+@pytest.mark.slow
+def test_two_runners_on_one_store_do_every_job_once(tiny_recipe, store_dir):
+    procs = [_spawn_run(tiny_recipe, store_dir) for _ in range(2)]
+    codes = [p.wait(timeout=300) for p in procs]
+    assert codes == [0, 0]
+    svc = Service(store_dir)
+    counts = done_lines(store_dir, svc, tiny_recipe)
+    assert set(counts.values()) == {1}, counts
+
+
+@pytest.mark.slow
+def test_status_json_polled_while_a_run_writes(tiny_recipe, store_dir):
+    proc = _spawn_run(tiny_recipe, store_dir)
+    polls = 0
+    try:
+        while proc.poll() is None:
+            r = run_tprm("status", "--json", "--store", str(store_dir))
+            assert r.returncode == 0, r.stderr
+            json.loads(r.stdout)
+            polls += 1
+    finally:
+        proc.wait(timeout=300)
+    assert proc.returncode == 0 and polls >= 2
+    s = json.loads(run_tprm("status", "--json", "--store", str(store_dir)).stdout)
+    assert s["recipes"]["tiny"]["counts"] == {"done": 17}

@@ -1,0 +1,248 @@
+"""Text rendering of phase grids, regime maps and curves: pure, data in, text out.
+
+The heat map is our own character grid, not plotext's matrix_plot (which shows values only as
+colour and can shift custom ticks by one cell): every cell prints its value with a shade glyph
+(readable without colour), ticks are the real temperature values and density percentages, and
+a scale line maps glyph/colour to value. Grids too large for the given size are paged.
+Curves (LMC, training curves) use plotext.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import textwrap
+from collections.abc import Mapping, Sequence
+
+import plotext as plt
+
+from tprm.analysis.phase import Grid, axis_label, format_density
+from tprm.analysis.regimes import RegimeGrid, describe_thresholds
+
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+GLYPHS = "▁▂▃▄▅▆▇█"
+# 256-colour foreground ramp, low (blue) -> high (red), one per glyph level.
+_RAMP = (27, 33, 38, 44, 149, 220, 208, 196)
+_REGIME_CELL = {"I": ("I", 196), "II-A": ("A", 220), "II-B": ("B", 40), "diverged": ("x", 201),
+                "unknown": ("?", 244)}
+_LABEL_W = 7          # density label column, then " │"
+_SLOT = 7             # one heat-map cell: separator + glyph + 5-character value
+_MARKERS = ("o", "x", "+", "*", "#", "@", "%", "=")
+
+
+def strip_ansi(text: str) -> str:
+    """Text without ANSI escape sequences (for tests and plain terminals)."""
+    return _ANSI.sub("", text)
+
+
+def format_value(value: float | None, width: int = 5) -> str:
+    """A number in at most ``width`` characters, keeping as many decimals as fit."""
+    if value is None or not math.isfinite(value):
+        return "·"
+    for decimals in (3, 2, 1, 0):
+        text = f"{value:.{decimals}f}"
+        if len(text) <= width and not (decimals == 0 and value != 0 and text in ("0", "-0")):
+            return text
+    mantissa, exponent = f"{value:.0e}".split("e")
+    return f"{mantissa}e{int(exponent)}"
+
+
+def format_temperature(value: float, width: int = _SLOT - 1) -> str:
+    """A tick label for a temperature value (as short as possible, <= width characters)."""
+    text = f"{value:g}"
+    return text if len(text) <= width else format_value(float(value), width)
+
+
+def _paint(text: str, colour: int | None, color: bool) -> str:
+    return f"\x1b[38;5;{colour}m{text}\x1b[0m" if color and colour is not None else text
+
+
+def _level(value: float, lo: float, hi: float) -> int:
+    if hi <= lo:
+        return 0
+    return min(len(GLYPHS) - 1, int((value - lo) / (hi - lo) * len(GLYPHS)))
+
+
+def _layout(grid: Grid | RegimeGrid, width: int, height: int, footer_lines: int) -> tuple[int, int, int, int]:
+    """(temperatures per page, densities per page, column pages, row pages)."""
+    if width < _LABEL_W + 2 + _SLOT:
+        raise ValueError(f"width: {width} is too small; use at least {_LABEL_W + 2 + _SLOT} columns")
+    per_page_t = max(1, (width - _LABEL_W - 2) // _SLOT)
+    per_page_d = max(1, height - 3 - footer_lines)
+    nt, nd = len(grid.temperatures), len(grid.densities)
+    return per_page_t, per_page_d, max(1, math.ceil(nt / per_page_t)), max(1, math.ceil(nd / per_page_d))
+
+
+def grid_pages(grid: Grid | RegimeGrid, width: int = 80, height: int = 20) -> int:
+    """How many pages :func:`render_grid` needs for this grid at this size."""
+    _, _, col_pages, row_pages = _layout(grid, width, height, len(_footer(grid, width, False)))
+    return col_pages * row_pages
+
+
+def render_grid(grid: Grid | RegimeGrid, width: int = 80, height: int = 20, color: bool = True,
+                page: int = 0) -> str:
+    """Heat map (or regime map) of the temperature x density plane as text.
+
+    Columns are temperatures, coldest left -> hottest right (the axis title states the knob's
+    hotter direction); rows are densities, highest at the top. At most ``width`` columns and
+    ``height`` lines: larger grids are split into pages (``page`` counts from 0, columns first).
+    """
+    if height < 1:
+        raise ValueError(f"height: {height} is too small; use at least 1")
+    footer = _footer(grid, width, color)
+    per_t, per_d, col_pages, row_pages = _layout(grid, width, height, len(_footer(grid, width, False)))
+    pages = col_pages * row_pages
+    if not 0 <= page < pages:
+        raise ValueError(f"page: {page} is out of range; this grid has pages 0..{pages - 1}")
+    row_page, col_page = divmod(page, col_pages)
+    cols = list(range(col_page * per_t, min(len(grid.temperatures), (col_page + 1) * per_t)))
+    top = len(grid.densities) - 1 - row_page * per_d
+    rows = list(range(top, max(-1, top - per_d), -1))
+
+    title = _title(grid)
+    if pages > 1:
+        title += (f" [page {page + 1}/{pages}: {grid.knob} {cols[0] + 1}-{cols[-1] + 1}"
+                  f" of {len(grid.temperatures)}, densities {rows[-1] + 1}-{rows[0] + 1} of {len(grid.densities)}]")
+    lines = [title, " " * (_LABEL_W + 2) + f"{axis_label(grid.knob, grid.hotter)} ->",
+             f"{'density':>{_LABEL_W}} │" + "".join(f"{format_temperature(grid.temperatures[i]):>{_SLOT}}"
+                                                      for i in cols)]
+    for j in rows:
+        cells = "".join(_cell(grid, i, j, color) for i in cols)
+        lines.append(f"{format_density(grid.densities[j]):>{_LABEL_W}} │{cells}")
+    lines += footer
+    return "\n".join(_fit(line, width) for line in lines)
+
+
+def _fit(line: str, width: int) -> str:
+    """Cut a (possibly coloured) line to ``width`` visible characters."""
+    if len(strip_ansi(line)) <= width:
+        return line
+    plain = strip_ansi(line)
+    return plain[: width - 1] + "…"
+
+
+def _title(grid: Grid | RegimeGrid) -> str:
+    if isinstance(grid, RegimeGrid):
+        return "regimes (metrics averaged over dense seeds)"
+    counts = sorted({n for row in grid.n for n in row if n})
+    seeds = "no data" if not counts else (f"n={counts[0]}" if len(counts) == 1 else f"n={counts[0]}-{counts[-1]}")
+    return f"{grid.metric}: mean over dense seeds ({seeds})"
+
+
+def _range(grid: Grid) -> tuple[float, float] | None:
+    values = [v for row in grid.mean for v in row if v is not None]
+    return (min(values), max(values)) if values else None
+
+
+def _cell(grid: Grid | RegimeGrid, i: int, j: int, color: bool) -> str:
+    if isinstance(grid, RegimeGrid):
+        letter, colour = _REGIME_CELL[grid.regime[i][j]]
+        mark = "~" if grid.uncertain[i][j] else " "
+        return " " * (_SLOT - 2) + _paint(letter + mark, colour, color)
+    value = grid.mean[i][j]
+    if value is None:
+        mark = "x" if grid.state[i][j] == "diverged" else "·"
+        return f"{mark:>{_SLOT}}"
+    lo, hi = _range(grid)  # type: ignore[misc]
+    level = _level(value, lo, hi)
+    text = GLYPHS[level] + format_value(value)
+    return " " * (_SLOT - len(text)) + _paint(text, _RAMP[level], color)
+
+
+def _footer(grid: Grid | RegimeGrid, width: int, color: bool) -> list[str]:
+    if isinstance(grid, RegimeGrid):
+        legend = "  ".join(_paint(letter, colour, color) + " " + name for letter, colour, name in (
+            ("I", 196, "Regime I"), ("A", 220, "II-A"), ("B", 40, "II-B"), ("x", 201, "diverged"),
+            ("?", 244, "no data"))) + "  ~ uncertain"
+        return [legend] + threshold_lines(grid.thresholds, grid.sources, width)
+    bounds = _range(grid)
+    if bounds is None:
+        scale = "scale: no values"
+    elif bounds[1] <= bounds[0]:
+        scale = f"scale: all {format_value(bounds[0])}"
+    else:
+        lo, hi = bounds
+        step = (hi - lo) / len(GLYPHS)
+        scale = "scale (low->high): " + " ".join(
+            _paint(GLYPHS[k] + format_value(lo + k * step), _RAMP[k], color) for k in range(len(GLYPHS)))
+        if len(strip_ansi(scale)) > width:
+            scale = (f"scale: {_paint(GLYPHS[0], _RAMP[0], color)} {format_value(lo)} (low) .. "
+                     f"{_paint(GLYPHS[-1], _RAMP[-1], color)} {format_value(hi)} (high)")
+    return [scale, "· no data   x diverged"]
+
+
+def threshold_lines(thresholds: Mapping, sources: Mapping, width: int = 80) -> list[str]:
+    """The regime thresholds in use and where each came from, wrapped to ``width``."""
+    return [line for part in describe_thresholds(dict(thresholds), dict(sources))
+            for line in textwrap.wrap(part, width=width, subsequent_indent="  ")]
+
+
+def render_table(grid: Grid | RegimeGrid, width: int = 80) -> str:
+    """Every cell's numbers: mean ± spread and n (or regime, mc and CKA for a regime map).
+
+    Rows are temperatures (coldest first), columns densities; columns that do not fit in
+    ``width`` continue in a further block below.
+    """
+    temps, dens = grid.temperatures, grid.densities
+    if isinstance(grid, RegimeGrid):
+        head = f"regimes: label mc CKA ({grid.thresholds['cka_output']}); ~ uncertain"
+        texts = [[_regime_text(grid, i, j) for j in range(len(dens))] for i in range(len(temps))]
+    else:
+        head = f"{grid.metric}: mean±std over dense seeds, then n"
+        texts = [[_number_text(grid, i, j) for j in range(len(dens))] for i in range(len(temps))]
+    label_w = max([len(grid.knob)] + [len(format_temperature(t, 8)) for t in temps])
+    slot = max([len(format_density(d)) for d in dens] + [len(t) for row in texts for t in row] + [1]) + 1
+    per_block = max(1, (width - label_w - 2) // slot)
+    lines = [head]
+    for start in range(0, max(1, len(dens)), per_block):
+        cols = range(start, min(len(dens), start + per_block))
+        lines.append(f"{grid.knob:>{label_w}} │" + "".join(f"{format_density(dens[j]):>{slot}}" for j in cols))
+        for i, t in enumerate(temps):
+            lines.append(f"{format_temperature(t, 8):>{label_w}} │" + "".join(f"{texts[i][j]:>{slot}}" for j in cols))
+    return "\n".join(_fit(line, width) for line in lines)
+
+
+def _number_text(grid: Grid, i: int, j: int) -> str:
+    mean = grid.mean[i][j]
+    if mean is None:
+        return "diverged" if grid.state[i][j] == "diverged" else "·"
+    spread = grid.spread[i][j]
+    return f"{format_value(mean)}±{format_value(spread) if spread is not None else '-':<5} {grid.n[i][j]}"
+
+
+def _regime_text(grid: RegimeGrid, i: int, j: int) -> str:
+    label = _REGIME_CELL[grid.regime[i][j]][0] + ("~" if grid.uncertain[i][j] else "")
+    return f"{label:<2} {format_value(grid.mc[i][j])} {format_value(grid.cka[i][j])}"
+
+
+def render_curve(xs: Sequence[float], ys_by_label: Mapping[str, Sequence[float | None]], width: int = 80,
+                 height: int = 20, color: bool = True, title: str | None = None, xlabel: str | None = None,
+                 ylabel: str | None = None) -> str:
+    """Line plot of one or more series over shared ``xs`` (LMC or training curves) via plotext.
+
+    Without colour each series gets its own marker character so lines stay distinguishable.
+    None/NaN points are left out of their series.
+    """
+    if not ys_by_label:
+        raise ValueError("render_curve: ys_by_label is empty; give at least one series")
+    for label, ys in ys_by_label.items():
+        if len(ys) != len(xs):
+            raise ValueError(f"render_curve: series {label!r} has {len(ys)} points but xs has {len(xs)}")
+    plt.clf()
+    plt.plotsize(width, height)
+    plt.theme("pro" if color else "clear")
+    for k, (label, ys) in enumerate(ys_by_label.items()):
+        points = [(x, y) for x, y in zip(xs, ys) if y is not None and math.isfinite(y)]
+        if not points:
+            continue
+        kwargs = {} if color else {"marker": _MARKERS[k % len(_MARKERS)]}
+        plt.plot([p[0] for p in points], [p[1] for p in points], label=str(label), **kwargs)
+    if title:
+        plt.title(title)
+    if xlabel:
+        plt.xlabel(xlabel)
+    if ylabel:
+        plt.ylabel(ylabel)
+    text = plt.build()
+    plt.clf()
+    return text if color else strip_ansi(text)

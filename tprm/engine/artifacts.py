@@ -1,0 +1,219 @@
+"""Artifact files (checkpoints, masks, curves) kept next to the store, named by job hash.
+
+Layout: ``<root>/artifacts/<hash[:2]>/<hash>.<name>.pt`` plus per-job logs at ``<root>/logs/<hash>.log``.
+Only large things live here; the TinyDB store keeps small records. Every file is written to a temp
+name in the same directory, fsynced and renamed, so a reader (or a crash) never sees half a file.
+Files hold ``{"format": FORMAT_VERSION, "payload": obj}`` and are read back with
+``torch.load(weights_only=True)``: no pickled code is ever executed when loading.
+
+torch is imported lazily so that the CLI can list and poll a store without paying for it.
+"""
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import shutil
+from pathlib import Path
+from typing import IO, Any
+
+FORMAT_VERSION = 1
+HASH_RE = re.compile(r"[0-9A-Za-z][0-9A-Za-z_-]{0,127}")
+NAME_RE = re.compile(r"[0-9A-Za-z][0-9A-Za-z_.-]{0,127}")
+TEMP_SUFFIX = ".tmp"
+
+
+class ArtifactError(Exception):
+    """A missing, truncated, corrupt or unsupported artifact file, or an object that cannot be saved."""
+
+
+def check_hash(job_hash: str) -> str:
+    """Return `job_hash` if it is usable in a file name, else raise ArtifactError."""
+    if not isinstance(job_hash, str) or not HASH_RE.fullmatch(job_hash):
+        raise ArtifactError(f"job hash {job_hash!r}: expected 1-128 characters from [0-9A-Za-z_-]")
+    return job_hash
+
+
+def check_name(name: str) -> str:
+    """Return `name` if it is a valid artifact name (e.g. "state", "mask", "epoch_8"), else raise."""
+    if not isinstance(name, str) or not NAME_RE.fullmatch(name) or name.endswith(TEMP_SUFFIX):
+        raise ArtifactError(f"artifact name {name!r}: expected 1-128 characters from [0-9A-Za-z_.-], "
+                            "starting with a letter or digit")
+    return name
+
+
+def parse_file_name(path: Path | str) -> tuple[str, str] | None:
+    """(hash, name) of a finished artifact file name, or None for anything else (temp files too)."""
+    base = Path(path).name
+    if base.startswith(".") or not base.endswith(".pt"):
+        return None
+    job_hash, dot, name = base[:-3].partition(".")
+    if not dot or not HASH_RE.fullmatch(job_hash) or not NAME_RE.fullmatch(name):
+        return None
+    return job_hash, name
+
+
+def fsync_dir(directory: Path) -> None:
+    """Make a rename in `directory` durable (best effort: not every platform can open directories)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def temp_path_for(target: Path) -> Path:
+    """A unique hidden temp name next to `target` (same directory, so os.replace is atomic)."""
+    return target.with_name(f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}{TEMP_SUFFIX}")
+
+
+def _plain(obj: Any, where: str) -> Any:
+    """Copy of `obj` with tensors detached and compacted; raise ArtifactError on non-plain values.
+
+    Compacting matters: a slice of a stacked (fused) parameter shares the whole stack's storage,
+    and torch.save would otherwise write the entire stack into every job's file.
+    """
+    import torch
+
+    if isinstance(obj, torch.Tensor):
+        t = obj.detach()
+        if t.is_sparse or t.layout != torch.strided:
+            return t.clone()
+        if t.untyped_storage().nbytes() != t.numel() * t.element_size() or not t.is_contiguous():
+            t = t.clone(memory_format=torch.contiguous_format)
+        return t
+    if obj is None or isinstance(obj, (bool, int, float, str, bytes, torch.dtype, torch.device)):
+        return obj
+    if isinstance(obj, dict):
+        out = {}
+        for key, value in obj.items():
+            if not isinstance(key, (str, int, float, bool)) and key is not None:
+                raise ArtifactError(f"{where}: dict key {key!r} is a {type(key).__name__}; "
+                                    "keys must be str, int, float or bool")
+            out[key] = _plain(value, f"{where}[{key!r}]")
+        return out
+    if isinstance(obj, (list, tuple)):
+        items = [_plain(v, f"{where}[{i}]") for i, v in enumerate(obj)]
+        return tuple(items) if isinstance(obj, tuple) else items
+    raise ArtifactError(f"{where} is a {type(obj).__name__}; only tensors, dicts, lists, tuples, "
+                        "numbers, strings and None can be saved as artifacts")
+
+
+class Artifacts:
+    """Reads and writes one store's artifact files; safe to use from many processes at once."""
+
+    def __init__(self, root: Path | str):
+        self.root = Path(root)
+        self.dir = self.root / "artifacts"
+        self.logs_dir = self.root / "logs"
+
+    # -- naming --------------------------------------------------------------------------------
+    def path(self, job_hash: str, name: str) -> Path:
+        """Where artifact `name` of job `job_hash` lives (whether or not it exists)."""
+        check_hash(job_hash)
+        check_name(name)
+        return self.dir / job_hash[:2] / f"{job_hash}.{name}.pt"
+
+    def exists(self, job_hash: str, name: str) -> bool:
+        return self.path(job_hash, name).is_file()
+
+    def log_path(self, job_hash: str) -> Path:
+        """The per-job log file (the directory is created; the file is not)."""
+        check_hash(job_hash)
+        self.logs_dir.mkdir(parents=True, exist_ok=True)
+        return self.logs_dir / f"{job_hash}.log"
+
+    def all_files(self) -> list[Path]:
+        """Every finished artifact file (temp files excluded), sorted."""
+        if not self.dir.is_dir():
+            return []
+        return sorted(p for p in self.dir.glob("*/*.pt") if parse_file_name(p) and p.is_file())
+
+    def files_of(self, job_hash: str) -> list[Path]:
+        """All finished artifact files of one job, sorted."""
+        check_hash(job_hash)
+        shard = self.dir / job_hash[:2]
+        if not shard.is_dir():
+            return []
+        return sorted(p for p in shard.glob(f"{job_hash}.*.pt")
+                      if (parsed := parse_file_name(p)) and parsed[0] == job_hash)
+
+    def temp_files(self) -> list[Path]:
+        """Leftover temp files of interrupted writes (gc removes the old ones)."""
+        if not self.dir.is_dir():
+            return []
+        return sorted(p for p in self.dir.glob(f"*/.*{TEMP_SUFFIX}") if p.is_file())
+
+    # -- writing -------------------------------------------------------------------------------
+    def save(self, job_hash: str, name: str, obj: Any) -> Path:
+        """Atomically write `obj` (tensors, dicts, lists, tuples, numbers, strings, None)."""
+        import torch
+
+        target = self.path(job_hash, name)
+        payload = _plain(obj, f"artifact {job_hash}.{name}")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = temp_path_for(target)
+        try:
+            with open(tmp, "wb") as fh:
+                torch.save({"format": FORMAT_VERSION, "payload": payload}, fh)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, target)
+        finally:
+            tmp.unlink(missing_ok=True)
+        fsync_dir(target.parent)
+        return target
+
+    def put_file(self, job_hash: str, name: str, src: IO[bytes]) -> Path:
+        """Atomically install an artifact file copied from a binary stream (used by bundle import)."""
+        target = self.path(job_hash, name)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = temp_path_for(target)
+        try:
+            with open(tmp, "wb") as fh:
+                shutil.copyfileobj(src, fh, 1 << 20)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, target)
+        finally:
+            tmp.unlink(missing_ok=True)
+        fsync_dir(target.parent)
+        return target
+
+    def remove(self, job_hash: str, name: str | None = None) -> list[Path]:
+        """Delete one artifact, or every artifact of the job when `name` is None; returns what went."""
+        paths = self.files_of(job_hash) if name is None else [self.path(job_hash, name)]
+        removed = []
+        for p in paths:
+            try:
+                p.unlink()
+            except FileNotFoundError:
+                continue
+            removed.append(p)
+        return removed
+
+    # -- reading -------------------------------------------------------------------------------
+    def load(self, job_hash: str, name: str, map_location: Any = "cpu") -> Any:
+        """The saved object; ArtifactError (one line, with the path) if missing/corrupt/unsupported."""
+        import torch
+
+        target = self.path(job_hash, name)
+        if not target.is_file():
+            raise ArtifactError(f"{target}: artifact missing (job {job_hash} has no '{name}' output)")
+        try:
+            blob = torch.load(target, map_location=map_location, weights_only=True)
+        except Exception as exc:  # noqa: BLE001 -- zip, pickle, EOF and torch errors all mean "unreadable"
+            first = (str(exc).strip().splitlines() or [""])[0][:200]
+            raise ArtifactError(f"{target}: truncated or corrupt artifact "
+                                f"({type(exc).__name__}: {first})") from None
+        if not isinstance(blob, dict) or "format" not in blob or "payload" not in blob:
+            raise ArtifactError(f"{target}: not a tprm artifact (no format header)")
+        if blob["format"] != FORMAT_VERSION:
+            raise ArtifactError(f"{target}: artifact format {blob['format']!r} is not supported; "
+                                f"this tprm reads format {FORMAT_VERSION} (upgrade tprm or rerun the job)")
+        return blob["payload"]

@@ -1,0 +1,326 @@
+"""Execute a group of compatible jobs on this machine (in a thread or a spawned worker process).
+
+A worker never opens the database: it reads its inputs from artifact files, writes its outputs
+as artifact files (atomically) and returns small result dicts that the runner records. A group of
+dense or retrain jobs with the same architecture, data and batch schedule is trained as ONE fused
+computation (`tprm.science.train.train`); each job still gets its own artifacts and result.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import resource
+import socket
+import time
+import traceback
+from pathlib import Path
+
+import torch
+
+import tprm
+from tprm.engine.artifacts import Artifacts
+
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+class Cancelled(Exception):
+    """Raised inside a job's progress callback when its run was asked to stop."""
+
+
+def resolve_device(device: str, worker_index: int = 0) -> str:
+    """`auto` -> a GPU when there is one (round-robin over GPUs by worker index), else the CPU."""
+    if device == "auto":
+        if torch.cuda.is_available():
+            return f"cuda:{worker_index % torch.cuda.device_count()}"
+        return "cpu"
+    if device == "cuda" and torch.cuda.is_available():
+        return f"cuda:{worker_index % torch.cuda.device_count()}"
+    return device
+
+
+class Progress:
+    """Throttled progress reporter: writes a small JSON file the runner and the TUI read, and
+    raises Cancelled when the run's cancel file appears."""
+
+    def __init__(self, path: Path | None, cancel_path: Path | None, label: str, hashes: list[str]):
+        self.path, self.cancel_path = path, cancel_path
+        self.label, self.hashes = label, hashes
+        self.started = time.time()
+        self._last = 0.0
+
+    def __call__(self, done: int, total: int) -> None:
+        now = time.time()
+        if now - self._last < 0.5 and done < total:
+            return
+        self._last = now
+        if self.cancel_path is not None and self.cancel_path.exists():
+            raise Cancelled("cancelled by request")
+        if self.path is not None:
+            payload = {"label": self.label, "hashes": self.hashes, "done": done, "total": total,
+                       "started": self.started, "updated": now}
+            tmp = self.path.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(payload))
+            os.replace(tmp, self.path)
+
+
+_DATA_CACHE: dict = {}
+
+
+def _data(spec: dict, store_root: Path, device: str):
+    from tprm.science.data import DataSpec, load_data
+
+    fields = dict(spec["data"])
+    for key in ("mean", "std"):
+        if fields.get(key) is not None:
+            fields[key] = tuple(fields[key])
+    if fields.get("root") is None:
+        fields["root"] = str(store_root / "data")
+    dtype = DTYPES[spec["precision"]]
+    key = (json.dumps(fields, sort_keys=True, default=str), device, str(dtype))
+    if key not in _DATA_CACHE:
+        _DATA_CACHE.clear()
+        _DATA_CACHE[key] = load_data(DataSpec(**fields), store_root / "cache", device=device,
+                                     dtype=dtype)
+    return _DATA_CACHE[key]
+
+
+def _model(spec: dict, data, seed: int, device: str):
+    from tprm.science.models import build_model, load_factory, seeded
+
+    m = spec["model"]
+    with seeded(seed):
+        if m.get("import"):
+            model = load_factory(m["import"])(num_classes=data.num_classes,
+                                              input_shape=data.input_shape, **m["kwargs"])
+        else:
+            model = build_model(m["name"], data.num_classes, data.input_shape, **m["kwargs"])
+    return model.to(device=device, dtype=DTYPES[spec["precision"]])
+
+
+def _schedule(sched: dict):
+    from tprm.science.train import Schedule
+
+    return Schedule(**{**sched, "milestones": tuple(sched["milestones"])})
+
+
+def _cpu(state: dict) -> dict:
+    return {k: v.detach().cpu().clone() for k, v in state.items()}
+
+
+def _mean_last(values: list[float], n: int) -> float:
+    tail = [v for v in values[-n:] if v is not None]
+    return float(sum(tail) / len(tail)) if tail else float("nan")
+
+
+def _run_dense(jobs, ctx, progress):
+    from tprm.science.train import train
+
+    spec0 = jobs[0]["spec"]
+    data = _data(spec0, ctx["store_root"], ctx["device"])
+    models = []
+    for job in jobs:
+        model = _model(job["spec"], data, job["spec"]["seed"], ctx["device"])
+        init_path = (job.get("runtime") or {}).get("init_path")
+        if init_path:
+            model.load_state_dict(torch.load(init_path, map_location=ctx["device"],
+                                             weights_only=True))
+        models.append(model)
+    checkpoints = sorted({e for e in spec0["checkpoints"] if e > 0})
+    results = train(models, data, [_schedule(j["spec"]["schedule"]) for j in jobs],
+                    [j["spec"]["seed"] for j in jobs], checkpoint_epochs=checkpoints,
+                    fuse=ctx["fuse"], progress=progress)
+    out = []
+    for job, res in zip(jobs, results):
+        states = {int(e): _cpu(s) for e, s in res.checkpoints.items()}
+        if -1 in job["spec"]["checkpoints"]:
+            states[-1] = _cpu(res.state)
+        ctx["artifacts"].save(job["hash"], "checkpoints", states)
+        ctx["artifacts"].save(job["hash"], "curves", res.curves)
+        curves = res.curves
+        by_epoch = {int(e): i for i, e in enumerate(curves["epoch"])}
+        summary = {}
+        for e in job["spec"]["checkpoints"]:
+            i = by_epoch.get(e, len(curves["epoch"]) - 1) if e != -1 else len(curves["epoch"]) - 1
+            if i < 0:
+                continue
+            summary[str(e)] = {k: curves[k][i] for k in ("test_error", "test_loss", "train_loss",
+                                                         "train_error")}
+        out.append(_result(job, "diverged" if res.diverged else "done",
+                           {"checkpoints": summary, "diverged_at": res.diverged_at}))
+    return out
+
+
+def _run_prune(jobs, ctx, progress):
+    from tprm.science import prune
+
+    out = []
+    for i, job in enumerate(jobs):
+        spec = job["spec"]
+        data = _data(spec, ctx["store_root"], ctx["device"])
+        model = _model(spec, data, spec["seed"], ctx["device"])
+        states = ctx["artifacts"].load(spec["dense"], "checkpoints")
+        model.load_state_dict(states[spec["epoch"]])
+        p = spec["pruning"]
+        params = prune.prunable_parameters(model, p["layers"])
+        if p["method"] == "magnitude":
+            masks = prune.magnitude_masks(model, spec["density"], params, scope=p["scope"])
+        elif p["method"] == "random":
+            masks = prune.random_masks(model, spec["density"], params, seed=spec["seed"])
+        else:
+            masks = prune.imp_rewind(model, data, spec["density"], params,
+                                     _schedule(p["schedule"]), p["rounds"], spec["seed"],
+                                     scope=p["scope"])
+        prune.apply_masks(model, masks)
+        ctx["artifacts"].save(job["hash"], "pruned", {"state": _cpu(model.state_dict()),
+                                                      "masks": {k: v.cpu() for k, v in masks.items()}})
+        out.append(_result(job, "done", prune.density_report(model, masks)))
+        progress(i + 1, len(jobs))
+    return out
+
+
+def _run_retrain(jobs, ctx, progress):
+    from tprm.science.train import train
+
+    spec0 = jobs[0]["spec"]
+    data = _data(spec0, ctx["store_root"], ctx["device"])
+    models, masks = [], []
+    for job in jobs:
+        pruned = ctx["artifacts"].load(job["spec"]["pruned"], "pruned")
+        model = _model(job["spec"], data, 0, ctx["device"])
+        model.load_state_dict(pruned["state"])
+        models.append(model)
+        masks.append({k: v.to(ctx["device"]) for k, v in pruned["masks"].items()})
+    results = train(models, data, [_schedule(j["spec"]["schedule"]) for j in jobs],
+                    [j["spec"]["seed"] for j in jobs], masks, fuse=ctx["fuse"], progress=progress)
+    out = []
+    for job, model, res in zip(jobs, models, results):
+        ctx["artifacts"].save(job["hash"], "model", _cpu(res.state))
+        ctx["artifacts"].save(job["hash"], "curves", res.curves)
+        n = job["spec"]["last_epochs"]
+        c = res.curves
+        summary = {k: _mean_last(c[k], n) for k in ("test_error", "test_loss", "train_loss",
+                                                    "train_error")}
+        summary.update({f"final_{k}": (c[k][-1] if c[k] else None)
+                        for k in ("test_error", "train_loss")})
+        summary["diverged_at"] = res.diverged_at
+        out.append(_result(job, "diverged" if res.diverged else "done", summary))
+    return out
+
+
+def _load_trained(job_hash, spec, data, ctx):
+    model = _model(spec, data, 0, ctx["device"])
+    model.load_state_dict(ctx["artifacts"].load(job_hash, "model"))
+    return model
+
+
+def _run_pairs(jobs, ctx, progress):
+    from tprm.science.metrics import cka_outputs, lmc
+
+    out = []
+    for i, job in enumerate(jobs):
+        spec = job["spec"]
+        data = _data(spec, ctx["store_root"], ctx["device"])
+        models = [_load_trained(h, spec, data, ctx) for h in spec["retrains"]]
+        curves, mcs, mc_losses, gaps, ckas, cka_logits = [], [], [], [], [], []
+        for a, b in spec["pairs"]:
+            cur = lmc(models[a], models[b], data, points=spec["lmc"]["points"],
+                      bn_batch_size=spec["lmc"]["bn_batch_size"], test=spec["lmc"]["test"])
+            sim = cka_outputs(models[a], models[b], data, samples=spec["cka"]["samples"])
+            curves.append({**cur, "pair": [a, b]})
+            mcs.append(cur["mc"]); mc_losses.append(cur["mc_loss"]); gaps.append(cur["endpoint_gap"])
+            ckas.append(sim["cka_softmax"]); cka_logits.append(sim["cka_logits"])
+        ctx["artifacts"].save(job["hash"], "lmc", curves)
+        mean = lambda xs: float(sum(xs) / len(xs))  # noqa: E731
+        out.append(_result(job, "done", {
+            "mc": mean(mcs), "mc_pairs": mcs, "mc_loss": mean(mc_losses),
+            "endpoint_gap": mean(gaps), "cka": mean(ckas), "cka_pairs": ckas,
+            "cka_logits": mean(cka_logits)}))
+        progress(i + 1, len(jobs))
+    return out
+
+
+def _run_hessian(jobs, ctx, progress):
+    from tprm.science.metrics import hessian_top_eigenvalue, hessian_trace
+
+    out = []
+    for i, job in enumerate(jobs):
+        spec = job["spec"]
+        data = _data(spec, ctx["store_root"], ctx["device"])
+        model = _load_trained(spec["model_job"], spec, data, ctx)
+        tr = hessian_trace(model, data, samples=spec["samples"], probes=spec["probes"])
+        top = hessian_top_eigenvalue(model, data, samples=spec["samples"],
+                                     iters=spec["power_iters"])
+        out.append(_result(job, "done", {"hessian_trace": tr["trace"],
+                                         "hessian_trace_se": tr.get("trace_std_error"),
+                                         "hessian_top": top["eigenvalue"],
+                                         "hessian_samples": spec["samples"],
+                                         "hessian_probes": spec["probes"]}))
+        progress(i + 1, len(jobs))
+    return out
+
+
+RUNNERS = {"dense": _run_dense, "prune": _run_prune, "retrain": _run_retrain,
+           "pairs": _run_pairs, "hessian": _run_hessian}
+
+
+def _result(job, state, result):
+    return {"hash": job["hash"], "state": state, "result": result}
+
+
+def provenance(device: str, jobs: list[dict], wall: float) -> dict:
+    """What a job's numbers depend on besides its settings (recorded, not hashed)."""
+    prov = {
+        "tprm": tprm.__version__, "science_version": tprm.SCIENCE_VERSION,
+        "torch": torch.__version__, "cuda": torch.version.cuda,
+        "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
+        "python": platform.python_version(), "host": socket.gethostname(), "device": device,
+        "device_name": (torch.cuda.get_device_name(torch.device(device))
+                        if device.startswith("cuda") else platform.processor() or "cpu"),
+        "deterministic": torch.are_deterministic_algorithms_enabled(),
+        "cudnn_benchmark": torch.backends.cudnn.benchmark,
+        "threads": torch.get_num_threads(), "group_size": len(jobs),
+        "group_wall_s": round(wall, 3),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+    }
+    if device.startswith("cuda"):
+        prov["peak_gpu_mb"] = round(torch.cuda.max_memory_allocated(device) / 2**20, 1)
+    return prov
+
+
+def execute_group(ctx: dict, kind: str, jobs: list[dict]) -> list[dict]:
+    """Run one group of same-kind jobs; never raises: failures come back as job results."""
+    store_root = Path(ctx["store_root"])
+    worker = dict(ctx, store_root=store_root, artifacts=Artifacts(store_root))
+    worker["device"] = resolve_device(ctx["device"], ctx.get("worker_index", 0))
+    if ctx.get("threads"):
+        torch.set_num_threads(ctx["threads"])
+    hashes = [j["hash"] for j in jobs]
+    progress = Progress(Path(ctx["progress_dir"]) / f"{hashes[0]}.json" if ctx.get("progress_dir")
+                        else None, Path(ctx["cancel_path"]) if ctx.get("cancel_path") else None,
+                        f"{kind} x{len(jobs)}: {jobs[0]['label']}", hashes)
+    started = time.time()
+    try:
+        results = RUNNERS[kind](jobs, worker, progress)
+        state_error = None
+    except Cancelled:
+        results, state_error = [_result(j, "cancelled", None) for j in jobs], None
+    except Exception as exc:  # noqa: BLE001 -- a failing job is recorded, not raised
+        if len(jobs) > 1:  # find the culprit: one bad model must not fail its fused partners
+            return [r for job in jobs for r in execute_group(ctx, kind, [job])]
+        tb = traceback.format_exc()
+        message = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
+        if isinstance(exc, torch.cuda.OutOfMemoryError):
+            message = "out of memory: " + message
+        results = [dict(_result(j, "failed", None), error=message, traceback=tb) for j in jobs]
+        state_error = message
+    wall = time.time() - started
+    prov = provenance(worker["device"], jobs, wall)
+    for job, res in zip(jobs, results):
+        res["provenance"] = dict(prov, seed=job["spec"].get("seed"))
+        if res["state"] == "diverged":
+            res["error"] = "diverged: non-finite loss"
+    if state_error is None and ctx.get("progress_dir"):
+        Path(ctx["progress_dir"], f"{hashes[0]}.json").unlink(missing_ok=True)
+    return results

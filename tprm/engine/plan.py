@@ -1,0 +1,175 @@
+"""Recipe -> job graph.
+
+Each job is keyed by a content hash of exactly the settings that decide its output (plus the
+science version and precision), in the spirit of OpenLTH's hparam hashes: rerunning a recipe
+finds its jobs done, adding a density or temperature adds only new jobs, changing retraining
+settings keeps dense and pruned models, and two recipes that share a dense model share the job.
+
+Job kinds, in dependency order:
+  dense    one per dense seed (epochs knob: ONE run whose checkpoints are the temperatures;
+           other knobs: one run per temperature value)
+  prune    one per (dense checkpoint, density)
+  retrain  one per (pruned model, retrain seed)
+  pairs    one per pruned model: LMC and CKA over all retrain-seed pairs
+  hessian  one per retrained model, only when metrics.hessian.enabled
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from itertools import combinations
+from typing import Any
+
+from tprm import SCIENCE_VERSION
+
+KINDS = ("dense", "prune", "retrain", "pairs", "hessian")
+
+# Fields added after the first release get a legacy value here: a spec whose field equals the
+# legacy value is hashed without it, so keys computed before the field existed stay valid.
+LEGACY_DEFAULTS: dict[str, dict[str, Any]] = {
+    "dense": {"init": None},
+    "retrain": {"sam_rho": 0.0},
+}
+
+
+def job_key(kind: str, spec: dict) -> str:
+    """sha256 of the canonical JSON of (kind, spec, science version), legacy fields dropped."""
+    legacy = LEGACY_DEFAULTS.get(kind, {})
+    hashed = {k: v for k, v in spec.items() if not (k in legacy and v == legacy[k])}
+    payload = json.dumps({"kind": kind, "spec": hashed, "science": SCIENCE_VERSION},
+                         sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(payload.encode()).hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class Job:
+    hash: str
+    kind: str
+    label: str
+    spec: dict
+    deps: tuple[str, ...] = ()
+
+    def record(self) -> dict:
+        return {"hash": self.hash, "kind": self.kind, "label": self.label,
+                "spec": self.spec, "deps": list(self.deps)}
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One (temperature, density, dense seed) point and the jobs that measure it."""
+    temperature: float
+    density: float
+    dense_seed: int
+    dense: str
+    epoch: int
+    prune: str
+    retrains: tuple[str, ...]
+    pairs: str
+    hessians: tuple[str, ...] = ()
+
+
+@dataclass
+class Plan:
+    recipe_name: str
+    jobs: dict[str, Job] = field(default_factory=dict)
+    cells: list[Cell] = field(default_factory=list)
+
+    def add(self, job: Job) -> str:
+        self.jobs.setdefault(job.hash, job)
+        return job.hash
+
+    def by_kind(self) -> dict[str, list[Job]]:
+        out: dict[str, list[Job]] = {k: [] for k in KINDS}
+        for job in self.jobs.values():
+            out[job.kind].append(job)
+        return out
+
+    def ordered(self) -> list[Job]:
+        """Jobs in dependency order (kinds are layered, so kind order is a topological order)."""
+        return [j for k in KINDS for j in self.by_kind()[k]]
+
+
+def _schedule(section, **override) -> dict:
+    sched = {
+        "lr": float(section.lr), "batch_size": int(section.batch_size),
+        "epochs": section.epochs, "iterations": section.iterations,
+        "momentum": float(section.momentum), "weight_decay": float(section.weight_decay),
+        "milestones": [float(m) for m in section.milestones], "gamma": float(section.gamma),
+        "sam_rho": float(section.sam_rho),
+    }
+    sched.update(override)
+    return sched
+
+
+def _fmt(value) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def build_plan(recipe, data_identity: dict, init_checksum: str | None = None) -> Plan:
+    """Expand a validated recipe into its job graph (no I/O besides what the caller passes in)."""
+    plan = Plan(recipe.name)
+    knob = recipe.temperature.knob
+    model = {"name": recipe.model.name, "import": recipe.model.import_,
+             "kwargs": dict(recipe.model.kwargs)}
+    data = recipe.data_spec()
+    data_fields = {k: getattr(data, k) for k in data.__dataclass_fields__}
+    common = {"model": model, "data": data_fields, "data_identity": data_identity,
+              "precision": recipe.execution.precision}
+    pruning = {"method": recipe.pruning.method, "scope": recipe.pruning.scope,
+               "layers": recipe.pruning.layers}
+    if recipe.pruning.method == "imp":
+        pruning["rounds"] = recipe.pruning.imp_rounds
+        pruning["schedule"] = _schedule(recipe.retrain)
+    retrain_sched = _schedule(recipe.retrain)
+    m = recipe.metrics
+
+    for seed in recipe.dense_seeds:
+        if knob == "epochs":
+            every = recipe.dense.checkpoint_every
+            checkpoints = list(range(every, recipe.dense.epochs + 1, every))
+            spec = {**common, "schedule": _schedule(recipe.dense), "seed": seed,
+                    "checkpoints": checkpoints, "init": init_checksum}
+            dense_hash = plan.add(Job(job_key("dense", spec), "dense", f"dense seed={seed}", spec))
+            points = [(t, dense_hash, int(t)) for t in recipe.temperature.values]
+        else:
+            points = []
+            for t in recipe.temperature.values:
+                sched = _schedule(recipe.dense, **{knob: t})
+                final = sched["epochs"] if sched["epochs"] else -1  # -1: the end of an iteration budget
+                spec = {**common, "schedule": sched, "seed": seed, "checkpoints": [final],
+                        "init": init_checksum}
+                label = f"dense {knob}={_fmt(t)} seed={seed}"
+                points.append((t, plan.add(Job(job_key("dense", spec), "dense", label, spec)), final))
+
+        for t, dense_hash, epoch in points:
+            for d in recipe.densities:
+                pspec = {**common, "dense": dense_hash, "epoch": epoch, "density": float(d),
+                         "pruning": pruning, "seed": seed}
+                tag = f"T={_fmt(t)} d={d:.3g} seed={seed}"
+                prune_hash = plan.add(Job(job_key("prune", pspec), "prune", f"prune {tag}", pspec,
+                                          (dense_hash,)))
+                retrains = []
+                for rs in recipe.retrain.seeds:
+                    rspec = {**common, "pruned": prune_hash, "schedule": retrain_sched, "seed": rs,
+                             "last_epochs": recipe.retrain.last_epochs}
+                    retrains.append(plan.add(Job(job_key("retrain", rspec), "retrain",
+                                                 f"retrain {tag} r={rs}", rspec, (prune_hash,))))
+                qspec = {**common, "retrains": retrains,
+                         "pairs": [list(p) for p in combinations(range(len(retrains)), 2)],
+                         "lmc": {"points": m.lmc.points, "bn_batch_size": m.lmc.bn_batch_size,
+                                 "test": m.lmc.test},
+                         "cka": {"samples": m.cka.samples}}
+                pairs_hash = plan.add(Job(job_key("pairs", qspec), "pairs", f"pairs {tag}", qspec,
+                                          tuple(retrains)))
+                hessians = []
+                if m.hessian.enabled:
+                    for rs, rh in zip(recipe.retrain.seeds, retrains):
+                        hspec = {**common, "model_job": rh, "samples": m.hessian.samples,
+                                 "probes": m.hessian.probes, "power_iters": m.hessian.power_iters}
+                        hessians.append(plan.add(Job(job_key("hessian", hspec), "hessian",
+                                                     f"hessian {tag} r={rs}", hspec, (rh,))))
+                plan.cells.append(Cell(t, float(d), seed, dense_hash, epoch, prune_hash,
+                                       tuple(retrains), pairs_hash, tuple(hessians)))
+    return plan

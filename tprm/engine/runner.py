@@ -1,0 +1,256 @@
+"""Schedule a plan's jobs: claim ready groups under the store lock, execute them, record results.
+
+Resuming is running the recipe again: done jobs are skipped, jobs left `running` by a dead runner
+(or with an expired lease) are stale and claimed again. Two runners on one store never run the
+same job: claims are atomic, leases are renewed by a heartbeat thread.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import threading
+import time
+from collections import defaultdict
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Callable
+
+from tprm.engine.artifacts import Artifacts
+from tprm.engine.executors.local import execute_group
+from tprm.engine.plan import Job, Plan
+from tprm.engine.store import Store
+
+TERMINAL_OK = {"done"}
+FINISHED = {"done", "diverged", "failed"}
+LEASE_S = 60.0
+
+
+@dataclass
+class RunSummary:
+    run_id: str
+    state: str                      # done | failed | cancelled
+    counts: dict[str, int] = field(default_factory=dict)
+    executed: int = 0
+    failed: list[dict] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if self.state == "done" else 1
+
+
+def group_key(job: Job) -> str:
+    """Jobs with equal keys can run as one fused computation."""
+    spec = job.spec
+    if job.kind == "dense":
+        sched = {k: v for k, v in spec["schedule"].items() if k not in ("lr", "weight_decay", "sam_rho")}
+        shared = [spec["model"], spec["data"], spec["precision"], sched, spec["checkpoints"],
+                  spec.get("init")]
+    elif job.kind == "retrain":
+        shared = [spec["model"], spec["data"], spec["precision"], spec["schedule"]]
+    else:
+        shared = [spec["model"], spec["data"], spec["precision"]]
+    return job.kind + json.dumps(shared, sort_keys=True, default=str)
+
+
+class Runner:
+    """Runs one recipe's plan against a store. `display(snapshot)` is called about twice a second."""
+
+    def __init__(self, store: Store, plan: Plan, recipe_name: str, recipe_hash: str, *,
+                 device: str = "auto", jobs: int = 1, on_error: str = "continue",
+                 fuse: bool = True, max_fused: int = 128, log_path: str | None = None,
+                 display: Callable[[dict], None] | None = None, runtime: dict | None = None):
+        self.store, self.plan = store, plan
+        self.recipe_name, self.recipe_hash = recipe_name, recipe_hash
+        self.device, self.workers = device, max(1, jobs)
+        self.on_error, self.fuse, self.max_fused = on_error, fuse, max(1, max_fused)
+        self.log_path, self.display, self.runtime = log_path, display, runtime or {}
+        self.artifacts = Artifacts(store.root)
+        self._held: set[str] = set()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+
+    # -- helpers -------------------------------------------------------------------------------
+    def _ready_groups(self, states: dict[str, dict]) -> list[list[Job]]:
+        groups: dict[str, list[Job]] = defaultdict(list)
+        for job in self.plan.ordered():
+            rec = states.get(job.hash, {})
+            if rec.get("state") not in ("queued", "stale", "cancelled"):
+                continue
+            if all(states.get(d, {}).get("state") == "done" for d in job.deps):
+                groups[group_key(job)].append(job)
+        out = []
+        for members in groups.values():
+            for i in range(0, len(members), self.max_fused):
+                out.append(members[i:i + self.max_fused])
+        return out
+
+    def _heartbeat(self, owner: dict, cancel_path: Path) -> None:
+        while not self._stop.wait(min(5.0, LEASE_S / 4)):
+            with self._lock:
+                held = list(self._held)
+            try:
+                self.store.heartbeat(held, owner, LEASE_S)
+                if self.store.cancel_requested(owner["run_id"]):
+                    cancel_path.touch()
+            except Exception:  # noqa: BLE001 -- a missed heartbeat only shortens the lease
+                pass
+
+    def _snapshot(self, progress_dir: Path, started: float) -> dict:
+        states = self.store.get_jobs(list(self.plan.jobs))
+        counts: dict[str, int] = defaultdict(int)
+        for h in self.plan.jobs:
+            counts[states.get(h, {}).get("state", "queued")] += 1
+        running = []
+        for f in sorted(progress_dir.glob("*.json")):
+            try:
+                running.append(json.loads(f.read_text()))
+            except (OSError, ValueError):
+                continue
+        return {"recipe": self.recipe_name, "total": len(self.plan.jobs), "counts": dict(counts),
+                "running": running, "elapsed": time.time() - started}
+
+    def _log_job(self, job: Job, res: dict) -> None:
+        path = self.artifacts.log_path(job.hash)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a") as fh:
+            stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+            fh.write(f"{stamp} {job.label}: {res['state']}\n")
+            if res.get("result"):
+                fh.write(f"  result: {json.dumps(res['result'], default=str)[:2000]}\n")
+            if res.get("error"):
+                fh.write(f"  error: {res['error']}\n")
+            if res.get("traceback"):
+                fh.write(res["traceback"] + "\n")
+
+    # -- main loop -----------------------------------------------------------------------------
+    def run(self) -> RunSummary:
+        host = socket.gethostname()
+        self.store.add_jobs([self._record(j) for j in self.plan.ordered()], self.recipe_hash)
+        run_id = self.store.start_run(self.recipe_name, self.recipe_hash, os.getpid(), host,
+                                      self.log_path)
+        owner = {"pid": os.getpid(), "host": host, "run_id": run_id}
+        run_dir = self.store.root / "runs" / run_id
+        progress_dir = run_dir / "progress"
+        progress_dir.mkdir(parents=True, exist_ok=True)
+        cancel_path = run_dir / "cancel"
+        ctx = {"store_root": str(self.store.root), "device": self.device, "fuse": self.fuse,
+               "progress_dir": str(progress_dir), "cancel_path": str(cancel_path)}
+        beat = threading.Thread(target=self._heartbeat, args=(owner, cancel_path), daemon=True)
+        beat.start()
+        started = time.time()
+        summary = RunSummary(run_id, "done")
+        if self.workers == 1:
+            pool = ThreadPoolExecutor(max_workers=1)
+        else:
+            pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=get_context("spawn"))
+            ctx["threads"] = max(1, (os.cpu_count() or 1) // self.workers)
+        running: dict[Future, list[Job]] = {}
+        slot = 0
+        stop_claiming = False
+        try:
+            while True:
+                states = self.store.get_jobs(list(self.plan.jobs))
+                cancelled = cancel_path.exists()
+                if cancelled:
+                    stop_claiming = True
+                if not stop_claiming and len(running) < self.workers:
+                    busy = {j.hash for js in running.values() for j in js}
+                    for group in self._ready_groups(states):
+                        if len(running) >= self.workers:
+                            break
+                        group = [j for j in group if j.hash not in busy]
+                        claimed = set(self.store.claim([j.hash for j in group], owner, LEASE_S))
+                        group = [j for j in group if j.hash in claimed]
+                        if not group:
+                            continue
+                        with self._lock:
+                            self._held.update(j.hash for j in group)
+                        gctx = dict(ctx, worker_index=slot % self.workers)
+                        slot += 1
+                        fut = pool.submit(execute_group, gctx, group[0].kind,
+                                          [self._record(j, with_spec=True) for j in group])
+                        running[fut] = group
+                if not running:
+                    if self._blocked(states) or stop_claiming:
+                        break
+                    time.sleep(1.0)  # another runner holds what we wait for
+                    continue
+                done, _ = wait(list(running), timeout=0.5, return_when=FIRST_COMPLETED)
+                if self.display:
+                    self.display(self._snapshot(progress_dir, started))
+                for fut in done:
+                    group = running.pop(fut)
+                    results = self._collect(fut, group)
+                    finishes = []
+                    for job, res in zip(group, results):
+                        self._log_job(job, res)
+                        finishes.append({"hash": job.hash, "owner": owner,
+                                         "state": res["state"], "result": res.get("result"),
+                                         "error": res.get("error"),
+                                         "traceback": res.get("traceback"),
+                                         "provenance": res.get("provenance")})
+                        if res["state"] == "done":
+                            summary.executed += 1
+                        elif res["state"] in ("failed", "diverged"):
+                            summary.failed.append({"label": job.label, "error": res.get("error")})
+                            if self.on_error == "stop":
+                                stop_claiming = True
+                    self.store.finish_many(finishes)
+                    with self._lock:
+                        self._held.difference_update(j.hash for j in group)
+        except KeyboardInterrupt:
+            cancel_path.touch()
+            for fut, group in running.items():
+                try:
+                    fut.result()
+                except Exception:  # noqa: BLE001
+                    pass
+                self.store.release([j.hash for j in group], owner, "cancelled")
+            summary.state = "cancelled"
+            raise
+        finally:
+            self._stop.set()
+            pool.shutdown(wait=True, cancel_futures=True)
+            states = self.store.get_jobs(list(self.plan.jobs))
+            counts: dict[str, int] = defaultdict(int)
+            for h in self.plan.jobs:
+                counts[states.get(h, {}).get("state", "queued")] += 1
+            summary.counts = dict(counts)
+            if summary.state != "cancelled":
+                if cancel_path.exists():
+                    summary.state = "cancelled"
+                elif counts.get("done", 0) != len(self.plan.jobs):
+                    summary.state = "failed"
+            self.store.update_run(run_id, state=summary.state, ended=time.time(),
+                                  counts=summary.counts)
+            if self.display:
+                self.display(self._snapshot(progress_dir, started))
+        return summary
+
+    def _record(self, job: Job, with_spec: bool = True) -> dict:
+        rec = job.record()
+        if job.kind == "dense" and self.runtime.get("init_path"):
+            rec["runtime"] = {"init_path": self.runtime["init_path"]}
+        return rec
+
+    def _collect(self, fut: Future, group: list[Job]) -> list[dict]:
+        try:
+            return fut.result()
+        except Exception as exc:  # noqa: BLE001 -- a dead worker fails its group, not the run
+            msg = f"worker died: {type(exc).__name__}: {exc}".splitlines()[0][:300]
+            return [{"hash": j.hash, "state": "failed", "error": msg} for j in group]
+
+    def _blocked(self, states: dict[str, dict]) -> bool:
+        """True when nothing more can happen: every job is finished or sits behind a failed one."""
+        dead: set[str] = set()
+        for job in self.plan.ordered():
+            state = states.get(job.hash, {}).get("state")
+            if state in ("failed", "diverged") or any(d in dead for d in job.deps):
+                dead.add(job.hash)
+            elif state in ("running", "queued", "stale", "cancelled"):
+                return False  # runnable now or later, or another runner is on it
+        return True

@@ -1,0 +1,933 @@
+"""The experiment store: one TinyDB JSON file behind one file lock; the only module that opens the db.
+
+Why not plain TinyDB: its JSONStorage is not multi-process safe (two writers corrupt the file, and
+CachingMiddleware silently drops another process's writes). So here
+
+* every write is a *transaction*: take ``root/tprm.lock`` (filelock), read the current file, apply the
+  change through a fresh TinyDB over that in-memory copy, and write the result ONCE to a temp file
+  in the same directory, fsync, ``os.replace`` -- readers never see half a file;
+* plain reads skip the lock (the atomic replace makes that safe) and tolerate a missing file;
+* a file that does not parse raises StoreError naming the file and line, and is never overwritten.
+
+Tables (small records only; checkpoints and curves are artifact files, see ``artifacts.py``):
+
+* ``meta``: schema_version, created, tprm_version
+* ``recipes``: name, hash, path, yaml, added, updated
+* ``runs``: run_id, recipe_name, recipe_hash, state (running/done/failed/cancelled), pid, host, log,
+  started, ended, heartbeat, cancel_requested (+ whatever small fields update_run sets, e.g. counts)
+* ``jobs``: hash, kind, label, deps, spec, recipes (hashes of recipes that added it), state, owner
+  {pid, host, run_id}, lease_until, attempts, error (one line), traceback, provenance, created,
+  started, ended
+* ``results``: hash, values (the job's scalar result dict), updated
+
+Times are unix seconds. Job states stored: queued, running, done, failed, diverged, cancelled;
+"stale" is derived on read for a running job whose lease expired or whose owner process is gone from
+this host (and for a running run whose process is gone or whose heartbeat is old).
+
+Store location (``default_store_dir``): an explicit path (``--store``), else ``$TPRM_HOME``, else
+``$XDG_DATA_HOME/tprm``, else ``~/.local/share/tprm``.
+"""
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import secrets
+import shutil
+import socket
+import tarfile
+import time
+import zipfile
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Any
+
+import filelock
+from tinydb import TinyDB
+from tinydb.storages import Storage
+
+from tprm import __version__
+from tprm.engine.artifacts import (
+    HASH_RE,
+    TEMP_SUFFIX,
+    ArtifactError,
+    Artifacts,
+    check_name,
+    fsync_dir,
+    parse_file_name,
+    temp_path_for,
+)
+
+SCHEMA_VERSION = 2
+DB_NAME = "tprm.db.json"
+LOCK_NAME = "tprm.lock"
+TABLES = ("meta", "recipes", "runs", "jobs", "results")
+JOB_STATES = ("queued", "running", "done", "failed", "diverged", "cancelled")
+FINISH_STATES = ("done", "failed", "diverged", "cancelled")
+RELEASE_STATES = ("queued", "cancelled")
+RUN_STATES = ("running", "done", "failed", "cancelled")
+BUNDLE_FORMAT = 1
+LOCK_TIMEOUT_S = 60.0       # how long a write waits for another process's transaction
+LOCK_POLL_S = 0.002         # retry interval while waiting; short, or a busy writer starves the others
+RUN_STALE_AFTER_S = 120.0   # a running run whose heartbeat is older than this is shown as stale
+TEMP_MAX_AGE_S = 3600.0     # gc removes temp files older than this (younger ones may be in flight)
+ERROR_MAX_CHARS = 300
+JOB_LOG_RE = re.compile(r"[0-9a-f]{8,128}")  # per-job log names are hex job hashes
+
+
+class StoreError(Exception):
+    """A store problem a user can act on; str() is one line."""
+
+
+def default_store_dir(explicit: Path | str | None = None) -> Path:
+    """The store directory: `explicit` (--store), else $TPRM_HOME, else $XDG_DATA_HOME/tprm (when
+    absolute), else ~/.local/share/tprm. Nothing is created here; Store(root) creates the directory."""
+    if explicit is not None and str(explicit) != "":
+        return Path(explicit).expanduser()
+    home = os.environ.get("TPRM_HOME")
+    if home:
+        return Path(home).expanduser()
+    xdg = os.environ.get("XDG_DATA_HOME")
+    if xdg and os.path.isabs(xdg):  # the XDG spec says relative values are to be ignored
+        return Path(xdg) / "tprm"
+    return Path.home() / ".local" / "share" / "tprm"
+
+
+def make_owner(run_id: str | None = None) -> dict:
+    """The owner record of this process: {pid, host, run_id}."""
+    return {"pid": os.getpid(), "host": socket.gethostname(), "run_id": run_id}
+
+
+# -- helpers --------------------------------------------------------------------------------------
+def _pid_alive(pid: Any) -> bool:
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True  # exists but belongs to someone else, or we cannot tell: assume alive
+    return True
+
+
+def _json_default(value: Any) -> Any:
+    """Store paths as strings and numpy / torch scalars as plain numbers; anything else is an error."""
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    item = getattr(value, "item", None)
+    if callable(item) and getattr(value, "ndim", 0) == 0:
+        return item()
+    raise TypeError(f"{type(value).__name__} is not JSON-serialisable")
+
+
+def _jsonable(value: Any, what: str) -> Any:
+    """`value` as plain JSON data (numpy/torch scalars converted); StoreError naming `what` otherwise."""
+    try:
+        return json.loads(json.dumps(value, default=_json_default))
+    except (TypeError, ValueError) as exc:
+        raise StoreError(f"{what}: {exc}; only JSON values (dict, list, str, number, bool, null) "
+                         "can be stored") from None
+
+
+def _one_line(text: Any) -> str | None:
+    if text is None:
+        return None
+    lines = [ln.strip() for ln in str(text).strip().splitlines() if ln.strip()]
+    return (lines[0] if lines else "")[:ERROR_MAX_CHARS]
+
+
+def _check_hash(value: Any, what: str) -> str:
+    if not isinstance(value, str) or not HASH_RE.fullmatch(value):
+        raise StoreError(f"{what}: {value!r} is not a job hash (1-128 characters from [0-9A-Za-z_-])")
+    return value
+
+
+def _check_owner(owner: Any) -> dict:
+    if not isinstance(owner, Mapping) or not isinstance(owner.get("pid"), int) \
+            or not isinstance(owner.get("host"), str):
+        raise StoreError(f"owner: {owner!r} is not an owner; expected {{'pid': int, 'host': str, "
+                         "'run_id': str | None}} (see make_owner())")
+    return {"pid": owner["pid"], "host": owner["host"], "run_id": owner.get("run_id")}
+
+
+def _same_owner(a: Any, b: dict) -> bool:
+    return isinstance(a, Mapping) and a.get("pid") == b["pid"] and a.get("host") == b["host"] \
+        and a.get("run_id") == b["run_id"]
+
+
+def _check_lease(lease_s: Any) -> float:
+    if not isinstance(lease_s, (int, float)) or isinstance(lease_s, bool) or not lease_s > 0:
+        raise StoreError(f"lease_s: {lease_s!r} must be a positive number of seconds")
+    return float(lease_s)
+
+
+def _schema_version(data: dict) -> int | None:
+    """Stored schema version; 1 for an old store without one; None for a new (empty) store."""
+    for rec in (data.get("meta") or {}).values():
+        if isinstance(rec, Mapping) and "schema_version" in rec:
+            try:
+                return int(rec["schema_version"])
+            except (TypeError, ValueError):
+                raise StoreError(f"meta.schema_version: {rec['schema_version']!r} is not an "
+                                 "integer") from None
+    return 1 if any(data.get(t) for t in TABLES) else None
+
+
+def _new_meta() -> dict:
+    return {"schema_version": SCHEMA_VERSION, "created": time.time(), "tprm_version": __version__}
+
+
+def _v1_to_v2(data: dict) -> dict:
+    """v1 stored finished jobs as state "finished" and had no `attempts` counter or schema version."""
+    for job in (data.get("jobs") or {}).values():
+        if job.get("state") == "finished":
+            job["state"] = "done"
+        job.setdefault("attempts", 0)
+    meta = data.setdefault("meta", {})
+    rec = next(iter(meta.values()), None)
+    if rec is None:
+        rec = meta["1"] = {"created": time.time()}
+    rec.update(schema_version=2, tprm_version=__version__, migrated_from=1)
+    return data
+
+
+_MIGRATIONS = {1: _v1_to_v2}  # version v -> function upgrading v to v + 1
+
+
+def _upgrade(data: dict, version: int) -> dict:
+    for v in range(version, SCHEMA_VERSION):
+        data = _MIGRATIONS[v](data)
+    return data
+
+
+def _by_hash(table) -> dict[str, Any]:
+    """{hash: Document} for a TinyDB table (Documents carry doc_id)."""
+    return {doc["hash"]: doc for doc in table.all()}
+
+
+def _apply(table, docs: Mapping[str, Any], changes: Mapping[str, dict]) -> None:
+    """Set new fields on many documents (keyed by hash) with ONE pass over the table.
+
+    `docs` is the {hash: Document} map of the same transaction (it supplies the doc ids).
+    """
+    if changes:
+        table.update(lambda raw: raw.update(changes[raw["hash"]]),
+                     doc_ids=[docs[h].doc_id for h in changes])
+
+
+class _MemoryStorage(Storage):
+    """TinyDB storage over one in-memory copy of the file; the Store writes it back once."""
+
+    def __init__(self, data: dict, read_only: bool = False):
+        self.data, self.read_only, self.dirty = data, read_only, False
+
+    def read(self) -> dict:
+        return self.data
+
+    def write(self, data: dict) -> None:
+        if self.read_only:
+            raise StoreError("internal error: write through a read-only store view")
+        self.data, self.dirty = data, True
+
+
+# -- the store ------------------------------------------------------------------------------------
+class Store:
+    """All persistent state of tprm under one directory; every public write is one atomic transaction."""
+
+    def __init__(self, root: Path | str, *, lock_timeout: float = LOCK_TIMEOUT_S,
+                 run_stale_after: float = RUN_STALE_AFTER_S):
+        self.root = Path(root).expanduser()
+        if self.root.exists() and not self.root.is_dir():
+            raise StoreError(f"{self.root}: store path exists and is not a directory")
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.db_path = self.root / DB_NAME
+        self.lock_path = self.root / LOCK_NAME
+        self.lock_timeout = lock_timeout
+        self.run_stale_after = run_stale_after
+        self._lock = filelock.FileLock(self.lock_path, timeout=lock_timeout,
+                                       poll_interval=LOCK_POLL_S)
+        self.artifacts = Artifacts(self.root)
+        self.host = socket.gethostname()
+
+    def __repr__(self) -> str:
+        return f"Store({str(self.root)!r})"
+
+    # -- file level ------------------------------------------------------------------------------
+    def _read_data(self) -> dict | None:
+        """Parsed file contents, None if there is no file yet; StoreError if it does not parse."""
+        try:
+            raw = self.db_path.read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise StoreError(f"{self.db_path}: cannot read store ({exc.strerror})") from None
+        if not raw.strip():
+            return None
+        try:
+            data = json.loads(raw)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            line = getattr(exc, "lineno", 1)
+            raise StoreError(f"{self.db_path}: not a valid tprm store (JSON error at line {line}): "
+                             "restore it from a backup or move it away to start an empty store"
+                             ) from None
+        if not isinstance(data, dict) or not all(isinstance(t, dict) and
+                                                 all(isinstance(d, dict) for d in t.values())
+                                                 for t in data.values()):
+            raise StoreError(f"{self.db_path}: not a valid tprm store (expected a JSON object of "
+                             "tables of records); move it away to start an empty store")
+        return data
+
+    def _write_data(self, data: dict) -> None:
+        try:
+            text = json.dumps(data, separators=(",", ":"), default=_json_default)
+        except (TypeError, ValueError) as exc:
+            raise StoreError(f"{self.db_path}: refusing to write a non-JSON value ({exc})") from None
+        tmp = temp_path_for(self.db_path)
+        try:
+            with open(tmp, "w", encoding="utf-8") as fh:
+                fh.write(text)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, self.db_path)
+        finally:
+            tmp.unlink(missing_ok=True)
+        fsync_dir(self.root)
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        try:
+            self._lock.acquire()
+        except filelock.Timeout:
+            raise StoreError(f"{self.lock_path}: another process held the store lock for more than "
+                             f"{self.lock_timeout:g} s; retry, or check for a hung tprm process"
+                             ) from None
+        try:
+            yield
+        finally:
+            self._lock.release()
+
+    def _snapshot(self) -> dict:
+        """Current data for reading (no lock); an older schema is upgraded in memory only."""
+        data = self._read_data() or {}
+        version = _schema_version(data)
+        if version is not None and version > SCHEMA_VERSION:
+            raise self._newer_error(version)
+        if version is not None and version < SCHEMA_VERSION:
+            data = _upgrade(data, version)
+        return data
+
+    def _view(self) -> TinyDB:
+        return TinyDB(storage=_MemoryStorage, data=self._snapshot(), read_only=True)
+
+    def _newer_error(self, version: int) -> StoreError:
+        return StoreError(f"{self.db_path}: store schema version {version} is newer than this tprm "
+                          f"understands ({SCHEMA_VERSION}); upgrade tprm")
+
+    @contextmanager
+    def _transaction(self) -> Iterator[TinyDB]:
+        """Lock, read, yield a TinyDB over the data, and write it back once if anything changed."""
+        with self._locked():
+            data = self._read_data() or {}
+            version = _schema_version(data)
+            if version is None:
+                data = {"meta": {"1": _new_meta()}}
+            elif version > SCHEMA_VERSION:
+                raise self._newer_error(version)
+            elif version < SCHEMA_VERSION:
+                raise StoreError(f"{self.db_path}: store schema version {version} is older than "
+                                 f"{SCHEMA_VERSION}; run `tprm store migrate` before writing to it")
+            storage = _MemoryStorage(data)
+            yield TinyDB(storage=lambda: storage)
+            if storage.dirty:
+                self._write_data(storage.data)
+
+    # -- meta / migration ------------------------------------------------------------------------
+    def meta(self) -> dict:
+        """{schema_version, created, tprm_version, ...} of the file as stored ({} for a new store)."""
+        data = self._read_data() or {}
+        version = _schema_version(data)
+        rec = next(iter((data.get("meta") or {}).values()), {})
+        return {**rec, "schema_version": version} if version is not None else {}
+
+    def migrate(self) -> tuple[int, int]:
+        """Upgrade an older store file in place (a copy is kept as tprm.db.json.v<N>.bak).
+
+        Returns (from_version, to_version); equal when nothing had to be done.
+        """
+        with self._locked():
+            data = self._read_data()
+            version = _schema_version(data or {})
+            if version is None or version == SCHEMA_VERSION:
+                return (version or SCHEMA_VERSION, SCHEMA_VERSION)
+            if version > SCHEMA_VERSION:
+                raise self._newer_error(version)
+            backup = self.root / f"{DB_NAME}.v{version}.bak"
+            if backup.exists():
+                backup = backup.with_name(f"{backup.name}.{int(time.time())}")
+            shutil.copy2(self.db_path, backup)
+            self._write_data(_upgrade(data, version))
+            return (version, SCHEMA_VERSION)
+
+    # -- recipes ---------------------------------------------------------------------------------
+    def put_recipe(self, name: str, hash: str, path: Path | str | None, text: str) -> dict:
+        """Record (or update) a recipe by name: its content hash, source path and YAML text."""
+        if not isinstance(name, str) or not name:
+            raise StoreError(f"recipe name: {name!r} must be a non-empty string")
+        if not isinstance(hash, str) or not hash:
+            raise StoreError(f"recipe {name}: hash {hash!r} must be a non-empty string")
+        now = time.time()
+        rec = {"name": name, "hash": hash, "path": None if path is None else str(path),
+               "yaml": str(text), "updated": now}
+        with self._transaction() as db:
+            table = db.table("recipes")
+            old = next((d for d in table.all() if d.get("name") == name), None)
+            if old is None:
+                table.insert({**rec, "added": now})
+            else:
+                table.update(rec, doc_ids=[old.doc_id])
+                rec = {**old, **rec}
+        return {**rec, "added": rec.get("added", now)}
+
+    def get_recipe(self, name: str) -> dict | None:
+        return next((dict(d) for d in self._view().table("recipes").all() if d.get("name") == name),
+                    None)
+
+    def list_recipes(self) -> list[dict]:
+        return sorted((dict(d) for d in self._view().table("recipes").all()),
+                      key=lambda r: r.get("name", ""))
+
+    # -- jobs ------------------------------------------------------------------------------------
+    def add_jobs(self, jobs: Iterable[Mapping], recipe_hash: str) -> int:
+        """Insert new jobs as "queued" and tag existing ones with `recipe_hash`; returns how many are new.
+
+        A job is a mapping with `hash` and `kind` (required), `label`, `deps` and `spec` (small JSON);
+        other keys are not stored. One transaction however many jobs.
+        """
+        if not isinstance(recipe_hash, str) or not recipe_hash:
+            raise StoreError(f"recipe_hash: {recipe_hash!r} must be a non-empty string")
+        now = time.time()
+        incoming: dict[str, dict] = {}
+        for i, job in enumerate(jobs):
+            if not isinstance(job, Mapping):
+                raise StoreError(f"jobs[{i}]: expected a mapping with hash and kind, got "
+                                 f"{type(job).__name__}")
+            h = _check_hash(job.get("hash"), f"jobs[{i}].hash")
+            kind = job.get("kind")
+            if not isinstance(kind, str) or not kind:
+                raise StoreError(f"job {h}: kind {kind!r} must be a non-empty string")
+            deps = job.get("deps") or []
+            if not isinstance(deps, (list, tuple)):
+                raise StoreError(f"job {h}: deps must be a list of job hashes, got {type(deps).__name__}")
+            deps = list(deps)
+            for d in deps:
+                _check_hash(d, f"job {h}: deps")
+            if h not in incoming:
+                incoming[h] = {"hash": h, "kind": kind, "label": str(job.get("label") or ""),
+                               "deps": deps, "spec": _jsonable(job.get("spec") or {}, f"job {h}: spec"),
+                               "recipes": [recipe_hash], "state": "queued", "owner": None,
+                               "lease_until": None, "attempts": 0, "error": None, "traceback": None,
+                               "provenance": None, "created": now, "started": None, "ended": None}
+        with self._transaction() as db:
+            table = db.table("jobs")
+            existing = _by_hash(table)
+            tag = {h: {"recipes": [*d.get("recipes", []), recipe_hash]}
+                   for h, d in existing.items()
+                   if h in incoming and recipe_hash not in d.get("recipes", [])}
+            _apply(table, existing, tag)
+            new = [rec for h, rec in incoming.items() if h not in existing]
+            if new:
+                table.insert_multiple(new)
+        return len(new)
+
+    def _derive(self, job: dict, now: float, alive: dict) -> dict:
+        job = dict(job)
+        if job.get("state") == "running":
+            owner = job.get("owner") or {}
+            lease = job.get("lease_until")
+            dead = False
+            if owner.get("host") == self.host:
+                pid = owner.get("pid")
+                if pid not in alive:
+                    alive[pid] = _pid_alive(pid)
+                dead = not alive[pid]
+            if lease is None or lease < now or dead:
+                job["state"] = "stale"
+        return job
+
+    def get_jobs(self, hashes: Iterable[str] | None = None, *,
+                 recipe_hash: str | None = None) -> dict[str, dict]:
+        """{hash: job record} (one file read), with state "stale" derived for abandoned running jobs.
+
+        `hashes` selects jobs (unknown ones are absent from the answer); `recipe_hash` keeps only
+        jobs a recipe with that hash has added.
+        """
+        now, alive = time.time(), {}
+        wanted = None if hashes is None else set(hashes)
+        out = {}
+        for doc in self._view().table("jobs").all():
+            h = doc.get("hash")
+            if wanted is not None and h not in wanted:
+                continue
+            if recipe_hash is not None and recipe_hash not in doc.get("recipes", []):
+                continue
+            out[h] = self._derive(doc, now, alive)
+        return out
+
+    def claim(self, hashes: Iterable[str], owner: Mapping, lease_s: float = 60.0, *,
+              retry_failed: bool = False) -> list[str]:
+        """Atomically take the claimable jobs among `hashes`; returns those claimed (input order).
+
+        Claimable: queued, cancelled or stale (plus failed and diverged with retry_failed=True).
+        A claimed job is running, owned by `owner`, leased until now + lease_s, attempts += 1.
+        """
+        own = _check_owner(owner)
+        lease_s = _check_lease(lease_s)
+        ok_states = {"queued", "cancelled", "stale"} | ({"failed", "diverged"} if retry_failed else set())
+        order = list(dict.fromkeys(hashes))
+        with self._transaction() as db:
+            table = db.table("jobs")
+            now, alive = time.time(), {}
+            existing = _by_hash(table)
+            claimed, changes = [], {}
+            for h in order:
+                doc = existing.get(h)
+                if doc is None or self._derive(doc, now, alive)["state"] not in ok_states:
+                    continue
+                claimed.append(h)
+                changes[h] = {"state": "running", "owner": own, "lease_until": now + lease_s,
+                              "attempts": int(doc.get("attempts") or 0) + 1, "started": now,
+                              "ended": None, "error": None, "traceback": None}
+            _apply(table, existing, changes)
+        return claimed
+
+    def heartbeat(self, hashes: Iterable[str], owner: Mapping, lease_s: float = 60.0) -> list[str]:
+        """Renew the leases of the jobs `owner` still holds (and its run's heartbeat); returns those."""
+        own = _check_owner(owner)
+        lease_s = _check_lease(lease_s)
+        wanted_order = list(hashes)
+        wanted = set(wanted_order)
+        with self._transaction() as db:
+            now = time.time()
+            table = db.table("jobs")
+            existing = _by_hash(table)
+            held = {h for h, d in existing.items()
+                    if h in wanted and d.get("state") == "running" and _same_owner(d.get("owner"), own)}
+            _apply(table, existing, {h: {"lease_until": now + lease_s} for h in held})
+            if own["run_id"] is not None:
+                runs = db.table("runs")
+                ids = [d.doc_id for d in runs.all() if d.get("run_id") == own["run_id"]]
+                if ids:
+                    runs.update({"heartbeat": now}, doc_ids=ids)
+        return [h for h in dict.fromkeys(wanted_order) if h in held]
+
+    def finish(self, hash: str, owner: Mapping, state: str, result: Mapping | None = None,
+               error: str | None = None, traceback: str | None = None,
+               provenance: Mapping | None = None) -> bool:
+        """Record a job's outcome (state + result row in one write) if `owner` still holds it."""
+        return self.finish_many([{"hash": hash, "owner": owner, "state": state, "result": result,
+                                  "error": error, "traceback": traceback,
+                                  "provenance": provenance}])[0]
+
+    def finish_many(self, items: Iterable[Mapping]) -> list[bool]:
+        """Several finish() calls (dicts of its keyword arguments) in ONE write; a bool per item.
+
+        An item whose job is no longer running under its owner (someone reclaimed a stale lease)
+        writes nothing and gets False.
+        """
+        prepared = []
+        for i, item in enumerate(items):
+            unknown = set(item) - {"hash", "owner", "state", "result", "error", "traceback",
+                                   "provenance"}
+            if unknown:
+                raise StoreError(f"finish item {i}: unknown keys {sorted(unknown)}")
+            h = _check_hash(item.get("hash"), f"finish item {i}: hash")
+            state = item.get("state")
+            if state not in FINISH_STATES:
+                raise StoreError(f"job {h}: finish state {state!r} must be one of {FINISH_STATES}")
+            result = item.get("result")
+            if result is not None and not isinstance(result, Mapping):
+                raise StoreError(f"job {h}: result must be a dict of scalars, got "
+                                 f"{type(result).__name__}")
+            prepared.append((h, _check_owner(item.get("owner")), state,
+                             None if result is None else _jsonable(dict(result), f"job {h}: result"),
+                             _one_line(item.get("error")),
+                             None if item.get("traceback") is None else str(item["traceback"]),
+                             _jsonable(item.get("provenance"), f"job {h}: provenance")))
+        with self._transaction() as db:
+            now = time.time()
+            jobs, results = db.table("jobs"), db.table("results")
+            existing = _by_hash(jobs)
+            old_results = _by_hash(results)
+            job_changes, result_changes, result_new, result_drop, out = {}, {}, [], [], []
+            for h, own, state, result, error, tb, prov in prepared:
+                doc = existing.get(h)
+                if doc is None or doc.get("state") != "running" or not _same_owner(doc.get("owner"), own) \
+                        or h in job_changes:
+                    out.append(False)
+                    continue
+                out.append(True)
+                job_changes[h] = {"state": state, "ended": now, "lease_until": None,
+                                  "error": error, "traceback": tb, "provenance": prov}
+                old = old_results.get(h)
+                if result is None:
+                    if old is not None:
+                        result_drop.append(old.doc_id)
+                elif old is None:
+                    result_new.append({"hash": h, "values": result, "updated": now})
+                else:
+                    result_changes[h] = {"values": result, "updated": now}
+            _apply(jobs, existing, job_changes)
+            _apply(results, old_results, result_changes)
+            if result_drop:
+                results.remove(doc_ids=result_drop)
+            if result_new:
+                results.insert_multiple(result_new)
+        return out
+
+    def release(self, hashes: Iterable[str], owner: Mapping, state: str = "queued") -> list[str]:
+        """Give back jobs `owner` still holds, as `state` (queued or cancelled); returns those released."""
+        own = _check_owner(owner)
+        if state not in RELEASE_STATES:
+            raise StoreError(f"release state {state!r} must be one of {RELEASE_STATES}")
+        order = list(dict.fromkeys(hashes))
+        with self._transaction() as db:
+            table = db.table("jobs")
+            existing = _by_hash(table)
+            released = [h for h in order if h in existing and existing[h].get("state") == "running"
+                        and _same_owner(existing[h].get("owner"), own)]
+            _apply(table, existing, {h: {"state": state, "lease_until": None, "ended": time.time()}
+                                     for h in released})
+        return released
+
+    def results(self, hashes: Iterable[str] | None = None) -> dict[str, dict]:
+        """{hash: result dict} of finished jobs (all of them when `hashes` is None)."""
+        wanted = None if hashes is None else set(hashes)
+        return {d["hash"]: d.get("values", {}) for d in self._view().table("results").all()
+                if wanted is None or d.get("hash") in wanted}
+
+    # -- runs ------------------------------------------------------------------------------------
+    def start_run(self, recipe_name: str, recipe_hash: str, pid: int, host: str,
+                  log_path: Path | str | None) -> str:
+        """Record a new running run and return its id (sortable by start time)."""
+        if not isinstance(pid, int) or not isinstance(host, str):
+            raise StoreError(f"start_run: pid {pid!r} must be an int and host {host!r} a string")
+        now = time.time()
+        run_id = time.strftime("%Y%m%d-%H%M%S", time.localtime(now)) + "-" + secrets.token_hex(3)
+        rec = {"run_id": run_id, "recipe_name": recipe_name, "recipe_hash": recipe_hash,
+               "state": "running", "pid": pid, "host": host,
+               "log": None if log_path is None else str(log_path), "started": now,
+               "ended": None, "heartbeat": now, "cancel_requested": False}
+        with self._transaction() as db:
+            db.table("runs").insert(rec)
+        return run_id
+
+    def update_run(self, run_id: str, **fields: Any) -> dict:
+        """Set fields of a run (state, ended, heartbeat, counts, ...); a final state fills `ended`."""
+        if "run_id" in fields:
+            raise StoreError(f"run {run_id}: run_id cannot be changed")
+        if "state" in fields and fields["state"] not in RUN_STATES:
+            raise StoreError(f"run {run_id}: state {fields['state']!r} must be one of {RUN_STATES}")
+        fields = _jsonable(fields, f"run {run_id}")
+        if fields.get("state") in ("done", "failed", "cancelled") and fields.get("ended") is None:
+            fields["ended"] = time.time()
+        with self._transaction() as db:
+            runs = db.table("runs")
+            doc = next((d for d in runs.all() if d.get("run_id") == run_id), None)
+            if doc is None:
+                raise StoreError(f"run {run_id!r}: no such run in {self.db_path}")
+            runs.update(fields, doc_ids=[doc.doc_id])
+        return {**doc, **fields}
+
+    def get_runs(self, recipe_name: str | None = None) -> list[dict]:
+        """Runs oldest first; a running run whose process is gone or heartbeat is old reads "stale"."""
+        now, out = time.time(), []
+        for doc in self._view().table("runs").all():
+            if recipe_name is not None and doc.get("recipe_name") != recipe_name:
+                continue
+            run = dict(doc)
+            if run.get("state") == "running":
+                dead = run.get("host") == self.host and not _pid_alive(run.get("pid"))
+                old = (run.get("heartbeat") or 0) < now - self.run_stale_after
+                if dead or old:
+                    run["state"] = "stale"
+            out.append(run)
+        return sorted(out, key=lambda r: (r.get("started") or 0, r.get("run_id", "")))
+
+    def request_cancel(self, recipe_name: str) -> int:
+        """Ask every running run of a recipe to stop; returns how many were asked."""
+        with self._transaction() as db:
+            runs = db.table("runs")
+            ids = [d.doc_id for d in runs.all() if d.get("recipe_name") == recipe_name
+                   and d.get("state") == "running" and not d.get("cancel_requested")]
+            if ids:
+                runs.update({"cancel_requested": True, "cancel_requested_at": time.time()},
+                            doc_ids=ids)
+        return len(ids)
+
+    def cancel_requested(self, run_id: str) -> bool:
+        return any(d.get("run_id") == run_id and d.get("cancel_requested")
+                   for d in self._view().table("runs").all())
+
+    # -- maintenance -----------------------------------------------------------------------------
+    def gc(self, dry_run: bool = False) -> list[Path]:
+        """Remove artifact and log files of jobs not in the store, and temp files older than an hour.
+
+        Only per-job logs (``logs/<hex job hash>.log``) are candidates; run logs are never touched.
+        Returns what was (or, with dry_run, would be) removed.
+        """
+        with self._locked():
+            view = self._view()
+            known = {d.get("hash") for d in view.table("jobs").all()}
+            run_logs = {d.get("log") for d in view.table("runs").all()}
+            cutoff = time.time() - TEMP_MAX_AGE_S
+            doomed = [p for p in self.artifacts.all_files() if parse_file_name(p)[0] not in known]
+            if self.artifacts.logs_dir.is_dir():
+                doomed += [p for p in sorted(self.artifacts.logs_dir.glob("*.log"))
+                           if JOB_LOG_RE.fullmatch(p.stem) and p.stem not in known
+                           and str(p) not in run_logs]
+            temps = self.artifacts.temp_files() + sorted(self.root.glob(f".*{TEMP_SUFFIX}"))
+            for p in temps:
+                try:
+                    if p.stat().st_mtime < cutoff:
+                        doomed.append(p)
+                except FileNotFoundError:
+                    continue
+            if not dry_run:
+                for p in doomed:
+                    p.unlink(missing_ok=True)
+                    if p.parent.parent == self.artifacts.dir:
+                        try:
+                            p.parent.rmdir()  # only succeeds once the shard directory is empty
+                        except OSError:
+                            pass
+        return doomed
+
+    def export_recipe(self, recipe_name: str, out_path: Path | str) -> Path:
+        """Write a bundle (.tar.gz/.tgz or .zip) of a recipe, its jobs (with deps), results and artifacts."""
+        out = Path(out_path)
+        kind = _bundle_kind(out)
+        view = self._view()
+        recipe = next((dict(d) for d in view.table("recipes").all() if d.get("name") == recipe_name),
+                      None)
+        if recipe is None:
+            known = sorted(d.get("name", "") for d in view.table("recipes").all())
+            raise StoreError(f"recipe {recipe_name!r}: not in store {self.root} "
+                             f"(known: {', '.join(known) or 'none'})")
+        jobs = {d["hash"]: dict(d) for d in view.table("jobs").all()}
+        todo = [h for h, j in jobs.items() if recipe["hash"] in j.get("recipes", [])]
+        chosen: dict[str, dict] = {}
+        while todo:  # the recipe's jobs plus the jobs they depend on
+            h = todo.pop()
+            if h in chosen or h not in jobs:
+                continue
+            chosen[h] = jobs[h]
+            todo.extend(jobs[h].get("deps", []))
+        results = {d["hash"]: d.get("values", {}) for d in view.table("results").all()
+                   if d.get("hash") in chosen}
+        bundle = {"format": BUNDLE_FORMAT, "tprm_version": __version__,
+                  "schema_version": SCHEMA_VERSION, "exported": time.time(), "recipe": recipe,
+                  "jobs": [chosen[h] for h in sorted(chosen)], "results": results}
+        files = [(p, f"artifacts/{p.parent.name}/{p.name}")
+                 for h in sorted(chosen) for p in self.artifacts.files_of(h)]
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = temp_path_for(out)
+        payload = json.dumps(bundle, indent=1, default=_json_default).encode()
+        try:
+            if kind == "tar":
+                with tarfile.open(tmp, "w:gz", compresslevel=1) as tar:
+                    info = tarfile.TarInfo("bundle.json")
+                    info.size, info.mtime = len(payload), int(time.time())
+                    tar.addfile(info, io.BytesIO(payload))
+                    for path, arc in files:
+                        tar.add(path, arcname=arc, recursive=False)
+            else:
+                with zipfile.ZipFile(tmp, "w") as zf:
+                    zf.writestr("bundle.json", payload, compress_type=zipfile.ZIP_DEFLATED)
+                    for path, arc in files:
+                        zf.write(path, arc, compress_type=zipfile.ZIP_STORED)
+            with open(tmp, "rb+") as fh:
+                os.fsync(fh.fileno())
+            os.replace(tmp, out)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return out
+
+    def import_bundle(self, path: Path | str) -> dict:
+        """Merge an exported bundle into this store; returns counts and a list of conflicts.
+
+        Rules: a job done here is kept (a differing result in the bundle is a conflict); a job
+        done in the bundle replaces a local queued/failed/cancelled/stale one, with its result and
+        artifacts; a job running here under a live lease is left alone (conflict); jobs running in
+        the bundle arrive as queued. A recipe already here under another hash is kept (conflict).
+        """
+        src = Path(path)
+        counts = {"recipes_added": 0, "jobs_added": 0, "jobs_updated": 0, "jobs_kept": 0,
+                  "results_added": 0, "artifacts_copied": 0, "conflicts": []}
+        with _open_bundle(src) as (bundle, members):
+            recipe, jobs, results = _check_bundle(bundle, src)
+            with self._transaction() as db:
+                now, alive = time.time(), {}
+                rtable = db.table("recipes")
+                local_recipe = next((d for d in rtable.all() if d.get("name") == recipe["name"]), None)
+                if local_recipe is None:
+                    rtable.insert(recipe)
+                    counts["recipes_added"] = 1
+                elif local_recipe.get("hash") != recipe["hash"]:
+                    counts["conflicts"].append(
+                        f"recipe {recipe['name']}: store has hash {local_recipe.get('hash')}, bundle "
+                        f"has {recipe['hash']}; kept the store's")
+                jtable, restable = db.table("jobs"), db.table("results")
+                local_jobs, local_results = _by_hash(jtable), _by_hash(restable)
+                take: set[str] = set()
+                inserts, changes = [], {}
+                for job in jobs:
+                    h = job["hash"]
+                    if job.get("state") == "running":
+                        job.update(state="queued", owner=None, lease_until=None)
+                    here = local_jobs.get(h)
+                    if here is None:
+                        inserts.append(job)
+                        take.add(h)
+                        counts["jobs_added"] += 1
+                        continue
+                    recipes = list(dict.fromkeys([*here.get("recipes", []), *job.get("recipes", [])]))
+                    local_state = self._derive(here, now, alive)["state"]
+                    if job.get("state") == "done" and local_state not in ("done", "running"):
+                        changes[h] = {**job, "recipes": recipes}
+                        take.add(h)
+                        counts["jobs_updated"] += 1
+                        continue
+                    if job.get("state") == "done" and local_state == "running":
+                        counts["conflicts"].append(f"job {h} ({job.get('label', '')}): running here, "
+                                                   "bundle has it done; kept the running one")
+                    elif job.get("state") == "done" and h in results and h in local_results \
+                            and local_results[h].get("values") != results[h]:
+                        counts["conflicts"].append(f"job {h} ({job.get('label', '')}): done in both "
+                                                   "with different results; kept the store's")
+                    counts["jobs_kept"] += 1
+                    if recipes != here.get("recipes", []):
+                        changes[h] = {"recipes": recipes}
+                _apply(jtable, local_jobs, changes)
+                if inserts:
+                    jtable.insert_multiple(inserts)
+                res_new, res_change = [], {}
+                for h in sorted(take & set(results)):
+                    rec = {"hash": h, "values": results[h], "updated": now}
+                    if h in local_results:
+                        res_change[h] = rec
+                    else:
+                        res_new.append(rec)
+                    counts["results_added"] += 1
+                _apply(restable, local_results, res_change)
+                if res_new:
+                    restable.insert_multiple(res_new)
+                # Files go in place before the db write commits; if it fails they are harmless
+                # (they belong to jobs that were not done here) and gc or a rerun replaces them.
+                for arcname, fileobj in members:
+                    parsed = _artifact_member(arcname)
+                    if parsed is None or parsed[0] not in take:
+                        continue
+                    self.artifacts.put_file(parsed[0], parsed[1], fileobj)
+                    counts["artifacts_copied"] += 1
+        return counts
+
+
+# -- bundles --------------------------------------------------------------------------------------
+def _bundle_kind(path: Path) -> str:
+    name = path.name.lower()
+    if name.endswith((".tar.gz", ".tgz")):
+        return "tar"
+    if name.endswith(".zip"):
+        return "zip"
+    raise StoreError(f"{path}: bundle file name must end in .tar.gz, .tgz or .zip")
+
+
+def _artifact_member(arcname: str) -> tuple[str, str] | None:
+    """(hash, name) for a well-formed `artifacts/<hash[:2]>/<hash>.<name>.pt` member, else None."""
+    m = re.fullmatch(r"artifacts/([0-9A-Za-z_-]{1,2})/([^/]+)", arcname)
+    parsed = parse_file_name(m.group(2)) if m else None
+    if parsed is None or parsed[0][:2] != m.group(1):
+        return None
+    try:
+        check_name(parsed[1])
+    except ArtifactError:
+        return None
+    return parsed
+
+
+@contextmanager
+def _open_bundle(path: Path) -> Iterator[tuple[dict, Iterator[tuple[str, IO[bytes]]]]]:
+    """Yield (bundle JSON, iterator of (member name, binary stream)) without extracting anything."""
+    kind = _bundle_kind(path)
+    if not path.is_file():
+        raise StoreError(f"{path}: no such bundle file")
+    try:
+        if kind == "tar":
+            with tarfile.open(path, "r:gz") as tar:
+                first = tar.next()
+                if first is None or first.name != "bundle.json" or not first.isfile():
+                    raise StoreError(f"{path}: not a tprm bundle (bundle.json must come first)")
+                bundle = _parse_bundle_json(tar.extractfile(first).read(), path)
+
+                def tar_members() -> Iterator[tuple[str, IO[bytes]]]:
+                    for member in tar:
+                        if member.isfile():
+                            yield member.name, tar.extractfile(member)
+                yield bundle, tar_members()
+        else:
+            with zipfile.ZipFile(path) as zf:
+                try:
+                    raw = zf.read("bundle.json")
+                except KeyError:
+                    raise StoreError(f"{path}: not a tprm bundle (no bundle.json)") from None
+                bundle = _parse_bundle_json(raw, path)
+
+                def zip_members() -> Iterator[tuple[str, IO[bytes]]]:
+                    for info in zf.infolist():
+                        if not info.is_dir():
+                            with zf.open(info) as fh:
+                                yield info.filename, fh
+                yield bundle, zip_members()
+    except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError) as exc:
+        raise StoreError(f"{path}: unreadable bundle ({type(exc).__name__}: "
+                         f"{_one_line(exc)})") from None
+
+
+def _parse_bundle_json(raw: bytes, path: Path) -> dict:
+    try:
+        bundle = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise StoreError(f"{path}: bundle.json is not valid JSON (line "
+                         f"{getattr(exc, 'lineno', 1)})") from None
+    if not isinstance(bundle, dict):
+        raise StoreError(f"{path}: bundle.json must be an object")
+    return bundle
+
+
+def _check_bundle(bundle: dict, path: Path) -> tuple[dict, list[dict], dict]:
+    if bundle.get("format") != BUNDLE_FORMAT:
+        raise StoreError(f"{path}: bundle format {bundle.get('format')!r} is not supported "
+                         f"(this tprm reads {BUNDLE_FORMAT}); upgrade tprm")
+    if not isinstance(bundle.get("schema_version"), int) or bundle["schema_version"] > SCHEMA_VERSION:
+        raise StoreError(f"{path}: bundle schema version {bundle.get('schema_version')!r} is newer "
+                         f"than this tprm understands ({SCHEMA_VERSION}); upgrade tprm")
+    recipe, jobs, results = bundle.get("recipe"), bundle.get("jobs"), bundle.get("results")
+    if not isinstance(recipe, dict) or not isinstance(recipe.get("name"), str) \
+            or not isinstance(recipe.get("hash"), str):
+        raise StoreError(f"{path}: bundle.json recipe must be an object with name and hash")
+    if not isinstance(jobs, list) or not isinstance(results, dict):
+        raise StoreError(f"{path}: bundle.json needs a jobs list and a results object")
+    for i, job in enumerate(jobs):
+        if not isinstance(job, dict):
+            raise StoreError(f"{path}: bundle.json jobs[{i}] must be an object")
+        _check_hash(job.get("hash"), f"{path}: bundle.json jobs[{i}].hash")
+        if job.get("state") not in JOB_STATES:
+            raise StoreError(f"{path}: bundle.json jobs[{i}].state {job.get('state')!r} must be one "
+                             f"of {JOB_STATES}")
+    for h, values in results.items():
+        if not isinstance(values, dict):
+            raise StoreError(f"{path}: bundle.json results[{h!r}] must be an object")
+    return recipe, jobs, results

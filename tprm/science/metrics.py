@@ -1,0 +1,455 @@
+"""Loss-landscape metrics of trained models: evaluation, LMC, CKA and local curvature.
+
+These are the measurements behind the three-regime model (see PAPER.md "Metrics"):
+linear mode connectivity (mc) between two retrained models, linear CKA between their
+outputs, and optional Hessian trace / top eigenvalue. Everything works on any
+``nn.Module`` and any data object with the TensorData methods ``plain``,
+``plain_batches``, ``n_train`` and ``n_test``. Error values are fractions (0.12 = 12 %).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.nn.modules.batchnorm import _BatchNorm
+
+SPLITS = ("train", "test")
+OUTPUT_KINDS = ("softmax", "logits")
+MC_CURVES = ("error", "loss")
+
+HvpFn = Callable[[list[Tensor]], list[Tensor]]
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+@contextmanager
+def _eval_mode(model: nn.Module) -> Iterator[None]:
+    """Put every submodule in eval mode and restore each one's own training flag afterwards."""
+    saved = [(module, module.training) for module in model.modules()]
+    try:
+        for module, _ in saved:
+            module.training = False
+        yield
+    finally:
+        for module, flag in saved:
+            module.training = flag
+
+
+def _device(model: nn.Module) -> torch.device:
+    """Device of the model's first parameter or buffer (cpu for a stateless model)."""
+    for tensor in model.parameters():
+        return tensor.device
+    for tensor in model.buffers():
+        return tensor.device
+    return torch.device("cpu")
+
+
+def _check_split(split: str) -> None:
+    if split not in SPLITS:
+        raise ValueError(f"split: {split!r} is not valid; use one of {', '.join(SPLITS)}")
+
+
+def _check_positive(name: str, value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name}: must be a positive integer, got {value!r}")
+
+
+def _split_size(data: Any, split: str) -> int:
+    return int(data.n_train if split == "train" else data.n_test)
+
+
+def batch_norm_layers(model: nn.Module) -> list[_BatchNorm]:
+    """BatchNorm layers of ``model`` that keep running statistics (the ones LMC must recompute)."""
+    return [m for m in model.modules() if isinstance(m, _BatchNorm) and m.track_running_stats]
+
+
+# ----------------------------------------------------------------------------- evaluation
+
+
+def evaluate(model: nn.Module, data: Any, split: str = "test", batch_size: int = 1000) -> dict[str, float]:
+    """Mean cross-entropy and error fraction of ``model`` on an un-augmented split.
+
+    Runs in eval mode without gradients; each submodule's training flag is restored.
+    """
+    _check_split(split)
+    _check_positive("batch_size", batch_size)
+    if _split_size(data, split) < 1:
+        raise ValueError(f"split: the {split} split of the data is empty")
+    device = _device(model)
+    total_loss = 0.0
+    wrong = 0
+    count = 0
+    with _eval_mode(model), torch.no_grad():
+        for x, y in data.plain_batches(split, batch_size):
+            x, y = x.to(device), y.to(device)
+            logits = model(x)
+            total_loss += float(F.cross_entropy(logits, y, reduction="sum"))
+            wrong += int((logits.argmax(dim=1) != y).sum())
+            count += int(y.numel())
+    return {"loss": total_loss / count, "error": wrong / count}
+
+
+def recompute_bn(model: nn.Module, data: Any, batch_size: int = 64) -> None:
+    """Reset every BatchNorm's running statistics and recompute them on the un-augmented train set.
+
+    Running stats are a cumulative average over batches (``momentum=None``) in data order, so
+    with equal batches ``running_mean`` is the exact data mean and ``running_var`` the average
+    of the per-batch unbiased variances (the paper's convention). Only the BatchNorm layers are
+    in train mode during the passes; every other module (dropout, ...) is in eval mode, so the
+    passes are deterministic. A batch of a single sample is skipped (its unbiased variance is
+    undefined). Momentum and every module's mode are restored. No-op for models without BN.
+    """
+    _check_positive("batch_size", batch_size)
+    layers = batch_norm_layers(model)
+    if not layers:
+        return
+    if data.n_train < 2:
+        raise ValueError("data: BatchNorm recompute needs at least 2 training samples")
+    device = _device(model)
+    momenta = [layer.momentum for layer in layers]
+    with _eval_mode(model), torch.no_grad():
+        try:
+            for layer in layers:
+                layer.reset_running_stats()
+                layer.momentum = None
+                layer.training = True
+            for x, _ in data.plain_batches("train", batch_size):
+                if x.shape[0] < 2:
+                    continue
+                model(x.to(device))
+        finally:
+            for layer, momentum in zip(layers, momenta):
+                layer.momentum = momentum
+
+
+# ----------------------------------------------------------------------------- LMC
+
+
+def mc_from_curve(values: Sequence[float] | Tensor) -> float:
+    """Mode connectivity of an interpolation curve: ``m - v(t*)`` with ``m`` the endpoint mean.
+
+    ``t* = argmax_t |m - v(t)|`` over all points, endpoints included (first on ties).
+    Negative: a barrier above the endpoints; ~0: well connected; positive: a dip below them.
+    A curve with a non-finite value gives NaN (the metric is undefined there).
+    """
+    curve = [float(v) for v in (values.tolist() if isinstance(values, Tensor) else values)]
+    if len(curve) < 2:
+        raise ValueError(f"values: need at least 2 curve points, got {len(curve)}")
+    if not all(math.isfinite(v) for v in curve):
+        return float("nan")
+    middle = (curve[0] + curve[-1]) / 2
+    deviations = [abs(middle - v) for v in curve]
+    t_star = deviations.index(max(deviations))
+    return middle - curve[t_star]
+
+
+def _interpolated_entries(
+    scratch: nn.Module, model_a: nn.Module, model_b: nn.Module
+) -> list[tuple[Tensor, Tensor, Tensor]]:
+    """(scratch, a, b) tensors for every state entry on the line; checks that the models match.
+
+    On the line: every floating-point parameter and every floating-point buffer that is not a
+    BatchNorm running statistic (those are recomputed). Non-floating entries such as
+    ``num_batches_tracked`` keep model_a's values (already in the scratch copy).
+    """
+    state_a = model_a.state_dict()
+    state_b = model_b.state_dict()
+    if state_a.keys() != state_b.keys():
+        missing = sorted(set(state_a) ^ set(state_b))
+        raise ValueError(f"model_b: state entries differ from model_a's (e.g. {missing[0]!r}); "
+                         "use two models of the same architecture")
+    recomputed = set()
+    for name, module in scratch.named_modules():
+        if isinstance(module, _BatchNorm) and module.track_running_stats:
+            prefix = f"{name}." if name else ""
+            recomputed |= {f"{prefix}running_mean", f"{prefix}running_var"}
+    state_s = scratch.state_dict()
+    entries = []
+    for key, a in state_a.items():
+        b = state_b[key]
+        if a.shape != b.shape or a.dtype != b.dtype:
+            raise ValueError(f"model_b: entry {key!r} has shape {tuple(b.shape)} {b.dtype}, model_a has "
+                             f"{tuple(a.shape)} {a.dtype}; use two models of the same architecture")
+        if a.is_floating_point() and key not in recomputed:
+            entries.append((state_s[key], a, b.to(a.device)))
+    return entries
+
+
+def lmc(
+    model_a: nn.Module,
+    model_b: nn.Module,
+    data: Any,
+    points: int = 11,
+    bn_batch_size: int = 64,
+    test: bool = True,
+    on: str = "error",
+    eval_batch_size: int = 1000,
+) -> dict[str, Any]:
+    """Linear mode connectivity of two models along ``w(t) = (1 - t) w_a + t w_b``.
+
+    At each of ``points`` evenly spaced t in [0, 1] the interpolated weights go into one
+    scratch copy of model_a (updated in place), BatchNorm statistics are recomputed on the
+    un-augmented train set (``bn_batch_size``), and train (and, with ``test``, test) error
+    and loss are measured. ``mc``/``mc_loss`` come from the train error/loss curves;
+    ``on`` ("error" | "loss") picks which of the two is also returned as ``mc_selected``.
+    ``endpoint_gap`` is |e(0) - e(1)| on train error. The input models are not modified.
+    Without ``test`` the test curves are empty lists.
+    """
+    _check_positive("points", points)
+    if points < 2:
+        raise ValueError(f"points: need at least 2 interpolation points, got {points}")
+    _check_positive("bn_batch_size", bn_batch_size)
+    if on not in MC_CURVES:
+        raise ValueError(f"on: {on!r} is not valid; use one of {', '.join(MC_CURVES)}")
+    scratch = copy.deepcopy(model_a)
+    for parameter in scratch.parameters():
+        parameter.requires_grad_(False)
+    entries = _interpolated_entries(scratch, model_a, model_b)
+    ts = [i / (points - 1) for i in range(points)]
+    curves: dict[str, list[float]] = {"train_error": [], "train_loss": [], "test_error": [], "test_loss": []}
+    with torch.no_grad():
+        for t in ts:
+            for target, a, b in entries:
+                torch.lerp(a, b, t, out=target)
+            recompute_bn(scratch, data, bn_batch_size)
+            splits = SPLITS if test else ("train",)
+            for split in splits:
+                result = evaluate(scratch, data, split, eval_batch_size)
+                curves[f"{split}_error"].append(result["error"])
+                curves[f"{split}_loss"].append(result["loss"])
+    mc = mc_from_curve(curves["train_error"])
+    mc_loss = mc_from_curve(curves["train_loss"])
+    return {
+        "t": ts,
+        **curves,
+        "mc": mc,
+        "mc_loss": mc_loss,
+        "on": on,
+        "mc_selected": mc if on == "error" else mc_loss,
+        "endpoint_gap": abs(curves["train_error"][0] - curves["train_error"][-1]),
+        "points": points,
+    }
+
+
+# ----------------------------------------------------------------------------- CKA
+
+
+def _as_features(name: str, x: Tensor) -> Tensor:
+    if not isinstance(x, Tensor):
+        raise ValueError(f"{name}: expected a torch.Tensor of shape [n, d], got {type(x).__name__}")
+    if x.dim() < 2:
+        raise ValueError(f"{name}: expected shape [n, d], got {tuple(x.shape)}")
+    return x.detach().reshape(x.shape[0], -1).to("cpu", torch.float64)
+
+
+def linear_cka(x: Tensor, y: Tensor) -> float:
+    """Linear CKA (Kornblith et al. 2019) between feature matrices ``x`` [n, d1] and ``y`` [n, d2].
+
+    Biased HSIC on centred Gram matrices, computed in float64 in the cheaper of the two equal
+    forms: ``||Y^T X||_F^2 / (||X^T X||_F ||Y^T Y||_F)`` on column-centred features when
+    n >= d, else the centred Gram matrices. Extra dims are flattened. NaN when either input
+    has zero variance (CKA is undefined).
+    """
+    fx, fy = _as_features("x", x), _as_features("y", y)
+    if fx.shape[0] != fy.shape[0]:
+        raise ValueError(f"y: has {fy.shape[0]} samples but x has {fx.shape[0]}; use the same samples")
+    if fx.shape[0] < 2:
+        raise ValueError(f"x: need at least 2 samples, got {fx.shape[0]}")
+    fx = fx - fx.mean(dim=0, keepdim=True)
+    fy = fy - fy.mean(dim=0, keepdim=True)
+    n = fx.shape[0]
+    if n >= max(fx.shape[1], fy.shape[1]):
+        cross = torch.linalg.matrix_norm(fy.T @ fx) ** 2
+        norm_x = torch.linalg.matrix_norm(fx.T @ fx)
+        norm_y = torch.linalg.matrix_norm(fy.T @ fy)
+    else:
+        gram_x, gram_y = fx @ fx.T, fy @ fy.T  # centred features give centred Gram matrices
+        cross = (gram_x * gram_y).sum()
+        norm_x = torch.linalg.matrix_norm(gram_x)
+        norm_y = torch.linalg.matrix_norm(gram_y)
+    denominator = float(norm_x * norm_y)
+    if denominator == 0.0:
+        return float("nan")
+    return float(cross) / denominator
+
+
+def model_outputs(
+    model: nn.Module, data: Any, samples: int = 6400, kind: str = "softmax", batch_size: int = 1000
+) -> Tensor:
+    """Softmax probabilities or logits on the first ``samples`` un-augmented training samples.
+
+    Eval mode, no gradients; ``samples`` is capped at the training-set size.
+    """
+    if kind not in OUTPUT_KINDS:
+        raise ValueError(f"kind: {kind!r} is not valid; use one of {', '.join(OUTPUT_KINDS)}")
+    _check_positive("samples", samples)
+    _check_positive("batch_size", batch_size)
+    count = min(samples, int(data.n_train))
+    if count < 1:
+        raise ValueError("data: the training split is empty")
+    device = _device(model)
+    chunks = []
+    with _eval_mode(model), torch.no_grad():
+        for start in range(0, count, batch_size):
+            x, _ = data.plain("train", start, min(start + batch_size, count))
+            chunks.append(model(x.to(device)))
+    logits = torch.cat(chunks)
+    return torch.softmax(logits, dim=1) if kind == "softmax" else logits
+
+
+def cka_outputs(model_a: nn.Module, model_b: nn.Module, data: Any, samples: int = 6400) -> dict[str, Any]:
+    """Linear CKA between two models' softmax outputs and logits on the same training samples."""
+    logits_a = model_outputs(model_a, data, samples, kind="logits")
+    logits_b = model_outputs(model_b, data, samples, kind="logits")
+    return {
+        "cka_softmax": linear_cka(torch.softmax(logits_a, dim=1), torch.softmax(logits_b, dim=1)),
+        "cka_logits": linear_cka(logits_a, logits_b),
+        "samples": int(logits_a.shape[0]),
+    }
+
+
+# ----------------------------------------------------------------------------- Hessian
+
+
+def hvp(loss_fn: Callable[[], Tensor], params: Sequence[Tensor], vec: Sequence[Tensor]) -> list[Tensor]:
+    """Hessian-vector product ``H v`` of the scalar ``loss_fn()`` w.r.t. ``params`` (double backprop)."""
+    loss = loss_fn()
+    grads = torch.autograd.grad(loss, list(params), create_graph=True, allow_unused=True, materialize_grads=True)
+    dot = sum((g * v).sum() for g, v in zip(grads, vec))
+    return [h.detach() for h in torch.autograd.grad(dot, list(params), allow_unused=True, materialize_grads=True)]
+
+
+def _random_vectors(
+    shapes: Sequence[torch.Size | tuple[int, ...]], generator: torch.Generator, rademacher: bool,
+    dtype: torch.dtype, device: torch.device | str,
+) -> list[Tensor]:
+    """Probe vectors drawn on the generator's device (cpu by default), then moved."""
+    vectors = []
+    for shape in shapes:
+        if rademacher:
+            v = torch.randint(0, 2, tuple(shape), generator=generator, device=generator.device) * 2 - 1
+        else:
+            v = torch.randn(tuple(shape), generator=generator, device=generator.device)
+        vectors.append(v.to(device=device, dtype=dtype))
+    return vectors
+
+
+def _dot(u: Sequence[Tensor], v: Sequence[Tensor]) -> float:
+    return float(sum((a.double() * b.double()).sum() for a, b in zip(u, v)))
+
+
+def hutchinson_trace(
+    hvp_fn: HvpFn, shapes: Sequence[torch.Size | tuple[int, ...]], probes: int, generator: torch.Generator,
+    *, dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu",
+) -> tuple[float, float]:
+    """Hutchinson estimate of tr(H) with Rademacher probes: (mean of v^T H v, its standard error).
+
+    ``hvp_fn`` maps a list of tensors shaped like ``shapes`` to H times them. The standard
+    error is NaN with a single probe.
+    """
+    _check_positive("probes", probes)
+    samples = []
+    for _ in range(probes):
+        v = _random_vectors(shapes, generator, True, dtype, device)
+        samples.append(_dot(v, hvp_fn(v)))
+    mean = sum(samples) / probes
+    if probes == 1:
+        return mean, float("nan")
+    variance = sum((s - mean) ** 2 for s in samples) / (probes - 1)
+    return mean, math.sqrt(variance / probes)
+
+
+def power_iteration(
+    matvec: HvpFn, shapes: Sequence[torch.Size | tuple[int, ...]], iters: int, generator: torch.Generator,
+    *, dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu",
+) -> float:
+    """Eigenvalue of largest magnitude of a symmetric operator by ``iters`` power iterations.
+
+    Starts from a Gaussian vector; returns the Rayleigh quotient of the last iterate
+    (0.0 if the operator maps it to zero).
+    """
+    _check_positive("iters", iters)
+    v = _random_vectors(shapes, generator, False, dtype, device)
+    norm = math.sqrt(_dot(v, v))
+    v = [t / norm for t in v]
+    eigenvalue = 0.0
+    for _ in range(iters):
+        w = matvec(v)
+        eigenvalue = _dot(v, w)
+        norm = math.sqrt(_dot(w, w))
+        if norm == 0.0:
+            return 0.0
+        v = [t / norm for t in w]
+    return eigenvalue
+
+
+def _subset_hvp(model: nn.Module, data: Any, samples: int, batch_size: int | None) -> tuple[HvpFn, list[Tensor], int]:
+    """HVP of the mean cross-entropy over the first ``samples`` un-augmented train samples.
+
+    With ``batch_size`` the subset is processed in chunks whose HVPs are summed with weights
+    chunk_size / samples (the same mean loss, less memory).
+    """
+    _check_positive("samples", samples)
+    count = min(samples, int(data.n_train))
+    if count < 1:
+        raise ValueError("data: the training split is empty")
+    chunk = count if batch_size is None else batch_size
+    _check_positive("batch_size", chunk)
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise ValueError("model: has no parameters that require gradients")
+    device = _device(model)
+    batches = []
+    for start in range(0, count, chunk):
+        x, y = data.plain("train", start, min(start + chunk, count))
+        batches.append((x.to(device), y.to(device)))
+
+    def hvp_fn(vec: list[Tensor]) -> list[Tensor]:
+        total = [torch.zeros_like(p) for p in params]
+        for x, y in batches:
+            weight = x.shape[0] / count
+            part = hvp(lambda: F.cross_entropy(model(x), y), params, vec)
+            for acc, h in zip(total, part):
+                acc.add_(h, alpha=weight)
+        return total
+
+    return hvp_fn, params, count
+
+
+def hessian_trace(
+    model: nn.Module, data: Any, samples: int = 512, probes: int = 64, seed: int = 0,
+    batch_size: int | None = None,
+) -> dict[str, Any]:
+    """Hutchinson trace of the loss Hessian w.r.t. all trainable parameters (Yang et al. 2021).
+
+    Loss: mean cross-entropy over the first ``samples`` un-augmented training samples with the
+    model in eval mode (BN uses running stats). Probes come from a cpu generator seeded with
+    ``seed``. ``batch_size`` (None = one batch) only trades memory for time.
+    """
+    with _eval_mode(model):
+        hvp_fn, params, count = _subset_hvp(model, data, samples, batch_size)
+        generator = torch.Generator().manual_seed(seed)
+        trace, std_error = hutchinson_trace(hvp_fn, [p.shape for p in params], probes, generator,
+                                            dtype=params[0].dtype, device=params[0].device)
+    return {"trace": trace, "trace_std_error": std_error, "samples": count, "probes": probes}
+
+
+def hessian_top_eigenvalue(
+    model: nn.Module, data: Any, samples: int = 512, iters: int = 20, seed: int = 0,
+    batch_size: int | None = None,
+) -> dict[str, Any]:
+    """Top (largest-magnitude) Hessian eigenvalue by power iteration, same loss as ``hessian_trace``."""
+    with _eval_mode(model):
+        hvp_fn, params, count = _subset_hvp(model, data, samples, batch_size)
+        generator = torch.Generator().manual_seed(seed)
+        eigenvalue = power_iteration(hvp_fn, [p.shape for p in params], iters, generator,
+                                     dtype=params[0].dtype, device=params[0].device)
+    return {"eigenvalue": eigenvalue, "iters": iters, "samples": count}

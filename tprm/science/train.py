@@ -1,0 +1,574 @@
+"""SGD (+ momentum, weight decay, optional SAM) training of K models side by side, fused when possible.
+
+Why fused: the models of a pruning study are small and many (retrain seeds x densities x
+temperatures). When K models share an architecture, batch size and budget and have no BatchNorm
+running statistics, their parameters are stacked into ``[K, ...]`` tensors and one step of all K is
+ONE batched computation (``torch.func.vmap`` over ``functional_call`` + ``grad``), followed by one
+vectorised SGD update with per-model lr / weight decay / SAM rho. Otherwise each model is trained on
+its own (the loop path). Both paths run the same update code on ``[K, ...]`` tensors (the loop path
+with K = 1 views of the module's parameters), so they give the same weights to float tolerance.
+
+Update rule (as ``torch.optim.SGD`` with dampening 0, no Nesterov, one parameter group, so weight decay
+also applies to biases and BatchNorm affine parameters): ``d = g + wd * w; buf = momentum * buf + d;
+w = w - lr * buf``. Masked weights: the gradient is zeroed at masked positions before anything else and
+``w`` is reset to exactly 0.0 there after every update, so they stay 0.0 through momentum, weight decay
+and SAM's perturbed pass.
+
+SAM (Foret et al. 2021), when ``sam_rho > 0``: gradient g at w (masked); ``e = rho * g / (||g|| + 1e-12)``
+with the global L2 norm over all of the model's parameters; gradient at ``w + e`` with BatchNorm running
+statistics frozen (saved and restored); w restored exactly; SGD step with that second gradient. The
+train loss/error recorded for a step are those of the first pass (at w).
+
+Randomness: model k's data order (a fresh ``randperm`` each epoch, last partial batch dropped) and its
+augmentation come from two generators seeded from ``seeds[k]`` through :func:`stream_seed`, so a model
+sees the same batches whether it is trained alone, in a loop or inside a fused group.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.func import functional_call, grad, vmap
+
+__all__ = ["CURVE_KEYS", "SAM_EPS", "Schedule", "TrainResult", "sam_perturbation", "stream_seed", "train"]
+
+SAM_EPS = 1e-12  # added to SAM's gradient norm
+CURVE_KEYS = ("epoch", "lr", "train_loss", "train_error", "test_loss", "test_error")
+Masks = dict[str, Tensor]
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """One model's optimiser settings and budget.
+
+    The budget is ``epochs`` (iterations = epochs * (n_train // batch_size)) or ``iterations`` (the
+    batch-size knob: a fixed number of SGD steps; epochs follow, the last one possibly partial).
+    The LR is multiplied by ``gamma`` at every milestone: from the first iteration ``i`` (0-based) with
+    ``i >= milestone * total_iterations`` on (a per-iteration schedule).
+    """
+
+    lr: float
+    batch_size: int
+    epochs: int | None = None
+    iterations: int | None = None
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    milestones: tuple[float, ...] = (0.5, 0.75)
+    gamma: float = 0.1
+    sam_rho: float = 0.0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "milestones", tuple(float(m) for m in self.milestones))
+        if (self.epochs is None) == (self.iterations is None):
+            raise ValueError(
+                f"Schedule: give exactly one of epochs / iterations, got epochs={self.epochs!r}, "
+                f"iterations={self.iterations!r}"
+            )
+        for name in ("batch_size", "epochs", "iterations"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise ValueError(f"Schedule.{name}: must be an integer >= 1, got {value!r}")
+        checks = (
+            ("lr", self.lr, lambda v: v > 0, "> 0"),
+            ("momentum", self.momentum, lambda v: 0 <= v < 1, "in [0, 1)"),
+            ("weight_decay", self.weight_decay, lambda v: v >= 0, ">= 0"),
+            ("gamma", self.gamma, lambda v: v > 0, "> 0"),
+            ("sam_rho", self.sam_rho, lambda v: v >= 0, ">= 0"),
+        )
+        for name, value, ok, allowed in checks:
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or not ok(value):
+                raise ValueError(f"Schedule.{name}: must be a finite number {allowed}, got {value!r}")
+        if any(not 0 <= m <= 1 for m in self.milestones):
+            raise ValueError(f"Schedule.milestones: fractions of the budget in [0, 1], got {list(self.milestones)}")
+
+    def iterations_per_epoch(self, n_train: int) -> int:
+        """Full batches per pass over ``n_train`` samples (drop_last)."""
+        if self.batch_size > n_train:
+            raise ValueError(
+                f"Schedule.batch_size: {self.batch_size} exceeds the {n_train} training samples; "
+                f"use at most {n_train}"
+            )
+        return n_train // self.batch_size
+
+    def total_iterations(self, n_train: int) -> int:
+        """SGD steps in the whole budget."""
+        per_epoch = self.iterations_per_epoch(n_train)
+        return self.epochs * per_epoch if self.epochs is not None else int(self.iterations)
+
+    def num_epochs(self, n_train: int) -> int:
+        """Epochs (curve points) in the budget; a final partial epoch counts."""
+        return -(-self.total_iterations(n_train) // self.iterations_per_epoch(n_train))
+
+    def lr_at(self, step: int, total: int) -> float:
+        """Learning rate of iteration ``step`` (0-based) out of ``total``."""
+        decays = sum(1 for m in self.milestones if step >= m * total)
+        return self.lr * self.gamma**decays
+
+
+@dataclass
+class TrainResult:
+    """What one model's training produced (tensors on the CPU)."""
+
+    state: dict[str, Tensor]
+    checkpoints: dict[int, dict[str, Tensor]] = field(default_factory=dict)
+    curves: dict[str, list[float]] = field(default_factory=lambda: {key: [] for key in CURVE_KEYS})
+    diverged: bool = False
+    diverged_at: int | None = None
+
+
+def stream_seed(seed: int, stream: str) -> int:
+    """A 63-bit seed for one named random stream of a training seed (e.g. "order", "augment")."""
+    digest = hashlib.sha256(f"tprm/{int(seed)}/{stream}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
+
+
+class _BatchStream:
+    """Model k's batches: a fresh permutation each epoch (drop_last) plus its augmentation generator."""
+
+    def __init__(self, seed: int, n_train: int, batch_size: int) -> None:
+        self.order = torch.Generator().manual_seed(stream_seed(seed, "order"))
+        self.augment = torch.Generator().manual_seed(stream_seed(seed, "augment"))
+        self.n_train, self.batch_size = n_train, batch_size
+        self.per_epoch = n_train // batch_size
+        self.perm = torch.empty(0, dtype=torch.long)
+
+    def batch(self, step: int, data) -> tuple[Tensor, Tensor]:
+        """The batch of iteration ``step``; steps must be asked for in order."""
+        i = step % self.per_epoch
+        if i == 0:
+            self.perm = torch.randperm(self.n_train, generator=self.order)
+        idx = self.perm[i * self.batch_size : (i + 1) * self.batch_size]
+        return data.train_batch(idx, self.augment)
+
+
+# --- the update math, on [K, ...] tensors (shared by the fused and the loop path) ---------------------
+
+
+def _per_model(vec: Tensor, like: Tensor) -> Tensor:
+    """Broadcast a [K] vector against a [K, ...] tensor."""
+    return vec.view((-1,) + (1,) * (like.dim() - 1))
+
+
+def _mask_(tensors: dict[str, Tensor], masks: Masks) -> None:
+    """Set masked positions to exactly 0.0, in place (also over NaN/inf)."""
+    for name, mask in masks.items():
+        tensors[name].masked_fill_(~mask, 0.0)
+
+
+def sam_perturbation(grads: dict[str, Tensor], rho: Tensor, masks: Masks) -> dict[str, Tensor]:
+    """SAM's ascent step ``e = rho * g / (||g|| + SAM_EPS)`` for each of K models ([K, ...] tensors).
+
+    ``grads`` must already be masked; ``e`` is additionally zeroed at masked positions so that
+    ``w + e`` is exactly 0.0 there even if the norm is not finite.
+    """
+    squares = [g.flatten(1).pow(2).sum(1) for g in grads.values()]
+    norm = torch.stack(squares).sum(0).sqrt()
+    scale = rho / (norm + SAM_EPS)
+    e = {name: g * _per_model(scale, g) for name, g in grads.items()}
+    _mask_(e, masks)
+    return e
+
+
+def _sgd_update_(
+    params: dict[str, Tensor],
+    grads: dict[str, Tensor],
+    bufs: dict[str, Tensor],
+    lr: Tensor,
+    weight_decay: Tensor,
+    momentum: float,
+    masks: Masks,
+    alive: Tensor,
+) -> None:
+    """One SGD step in place for K models; models with ``alive == False`` keep their weights/buffers."""
+    for name, p in params.items():
+        d_p = grads[name] + _per_model(weight_decay, p) * p
+        if momentum:
+            d_p = bufs[name] * momentum + d_p
+            bufs[name].copy_(torch.where(_per_model(alive, p), d_p, bufs[name]))
+        p.copy_(torch.where(_per_model(alive, p), p - _per_model(lr, p) * d_p, p))
+    _mask_(params, masks)
+
+
+# --- the K model slots: fused (one vmapped model) or one module ----------------------------------------
+
+
+class _Slots:
+    """K models' weights as [K, ...] tensors plus optimiser state; subclasses compute gradients."""
+
+    def __init__(self, params: dict[str, Tensor], masks: Masks, schedules: Sequence[Schedule]) -> None:
+        self.params = params
+        self.masks = masks
+        first = next(iter(params.values()))
+        self.k = first.shape[0]
+        self.device, self.dtype = first.device, first.dtype
+        self.momentum = schedules[0].momentum
+        self.wd = self._vector([s.weight_decay for s in schedules])
+        self.rho = self._vector([s.sam_rho for s in schedules])
+        self.sam = any(s.sam_rho > 0 for s in schedules)
+        self.bufs = {n: torch.zeros_like(p) for n, p in params.items()} if self.momentum else {}
+        self.alive = torch.ones(self.k, dtype=torch.bool, device=self.device)
+        _mask_(self.params, self.masks)
+
+    def _vector(self, values: Sequence[float]) -> Tensor:
+        return torch.tensor(values, dtype=self.dtype, device=self.device)
+
+    def _grads(self, params: dict[str, Tensor], x: Tensor, y: Tensor, perturbed: bool):
+        raise NotImplementedError
+
+    def _sam_params(self, e: dict[str, Tensor]) -> dict[str, Tensor]:
+        return {name: p + e[name] for name, p in self.params.items()}
+
+    def _after_sam(self) -> None:
+        """Undo what the perturbed pass changed (nothing when the perturbed weights were a copy)."""
+
+    def step(self, x: Tensor, y: Tensor, lr: Tensor) -> tuple[Tensor, Tensor]:
+        """One SGD (or SAM) step of all K models on x [K, B, ...], y [K, B]; returns loss, error [K]."""
+        grads, loss, wrong = self._grads(self.params, x, y, perturbed=False)
+        _mask_(grads, self.masks)
+        finite = torch.isfinite(loss)
+        if self.sam:
+            e = sam_perturbation(grads, self.rho, self.masks)
+            grads, loss2, _ = self._grads(self._sam_params(e), x, y, perturbed=True)
+            self._after_sam()
+            _mask_(grads, self.masks)
+            finite &= torch.isfinite(loss2)
+        self.alive &= finite
+        _sgd_update_(self.params, grads, self.bufs, lr, self.wd, self.momentum, self.masks, self.alive)
+        return loss, wrong
+
+    def evaluate(self, data, batch_size: int) -> tuple[Tensor, Tensor]:
+        """Test loss and error [K] over the whole test split (un-augmented, eval mode)."""
+        loss_sum = torch.zeros(self.k, dtype=torch.float64, device=self.device)
+        wrong_sum = torch.zeros(self.k, dtype=torch.float64, device=self.device)
+        with torch.no_grad():
+            for x, y in data.plain_batches("test", batch_size):
+                x, y = x.to(self.device, self.dtype), y.to(self.device)
+                logits = self._eval_logits(x)  # [K, N, C]
+                losses = F.cross_entropy(logits.flatten(0, 1), y.repeat(self.k), reduction="none")
+                loss_sum += losses.view(self.k, -1).sum(1).double()
+                wrong_sum += (logits.argmax(-1) != y).sum(1).double()
+        return loss_sum / data.n_test, wrong_sum / data.n_test
+
+    def _eval_logits(self, x: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def state_dict(self, k: int) -> dict[str, Tensor]:
+        """Model k's current state_dict on the CPU."""
+        raise NotImplementedError
+
+
+def _loss_and_error(logits: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+    loss = F.cross_entropy(logits, y)
+    return loss, (logits.argmax(-1) != y).to(logits.dtype).mean()
+
+
+def _cpu_state(model: nn.Module) -> dict[str, Tensor]:
+    return {name: t.detach().to("cpu", copy=True) for name, t in model.state_dict().items()}
+
+
+class _FusedSlots(_Slots):
+    """K same-architecture, buffer-free models as one vmapped computation on stacked parameters."""
+
+    def __init__(self, models: Sequence[nn.Module], masks: Sequence[Masks], schedules: Sequence[Schedule]) -> None:
+        self.models = list(models)
+        self.base = models[0]
+        names = [name for name, _ in self.base.named_parameters()]
+        per_model = [dict(m.named_parameters()) for m in models]
+        params = {n: torch.stack([pm[n].detach() for pm in per_model]).clone() for n in names}
+        stacked_masks: Masks = {}
+        for n in names:
+            if any(n in m for m in masks):
+                stacked_masks[n] = torch.stack(
+                    [m[n] if n in m else torch.ones_like(per_model[0][n], dtype=torch.bool) for m in masks]
+                )
+        super().__init__(params, stacked_masks, schedules)
+        base = self.base
+
+        def loss_fn(p: dict[str, Tensor], x: Tensor, y: Tensor):
+            loss, wrong = _loss_and_error(functional_call(base, p, (x,)), y)
+            return loss, (loss, wrong)
+
+        self._grad_fn = vmap(grad(loss_fn, has_aux=True))
+        self._forward = vmap(lambda p, x: functional_call(base, p, (x,)), in_dims=(0, None))
+
+    def _grads(self, params, x, y, perturbed):
+        self.base.train()
+        grads, (loss, wrong) = self._grad_fn(params, x, y)
+        return grads, loss.detach(), wrong.detach()
+
+    def _eval_logits(self, x):
+        was_training = self.base.training
+        self.base.eval()
+        try:
+            return self._forward(self.params, x)
+        finally:
+            self.base.train(was_training)
+
+    def load_into_models(self) -> None:
+        """Copy the stacked weights back into the nn.Module objects."""
+        with torch.no_grad():
+            for k, model in enumerate(self.models):
+                for name, p in model.named_parameters():
+                    p.copy_(self.params[name][k])
+
+    def state_dict(self, k):
+        model = self.models[k]
+        with torch.no_grad():
+            for name, p in model.named_parameters():
+                p.copy_(self.params[name][k])
+        return _cpu_state(model)
+
+
+class _ModuleSlot(_Slots):
+    """One model trained through its own module (any architecture, BatchNorm included): K = 1 views."""
+
+    def __init__(self, model: nn.Module, masks: Masks, schedule: Schedule) -> None:
+        self.model = model
+        self.plist = [p for _, p in model.named_parameters()]
+        params = {name: p.detach().unsqueeze(0) for name, p in model.named_parameters()}  # views
+        super().__init__(params, {n: m.unsqueeze(0) for n, m in masks.items()}, [schedule])
+        self._saved_weights: dict[str, Tensor] = {}
+        self._saved_buffers: list[Tensor] = []
+
+    def _grads(self, params, x, y, perturbed):
+        self.model.train()
+        logits = self.model(x[0])
+        loss, wrong = _loss_and_error(logits, y[0])
+        grads = torch.autograd.grad(loss, self.plist, allow_unused=True)
+        out = {
+            name: (torch.zeros_like(p) if g is None else g).unsqueeze(0)
+            for (name, p), g in zip(self.params.items(), grads)
+        }
+        return out, loss.detach().view(1), wrong.detach().view(1)
+
+    def _sam_params(self, e):
+        # The module computes with its own weights: perturb them in place, remember what to restore
+        # (weights exactly, BatchNorm running statistics frozen for the perturbed pass).
+        self._saved_weights = {name: p.clone() for name, p in self.params.items()}
+        self._saved_buffers = [b.clone() for b in self.model.buffers()]
+        with torch.no_grad():
+            for name, p in self.params.items():
+                p.add_(e[name])
+        return self.params
+
+    def _after_sam(self):
+        with torch.no_grad():
+            for name, p in self.params.items():
+                p.copy_(self._saved_weights[name])
+            for b, saved in zip(self.model.buffers(), self._saved_buffers):
+                b.copy_(saved)
+        self._saved_weights, self._saved_buffers = {}, []
+
+    def _eval_logits(self, x):
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            return self.model(x).unsqueeze(0)
+        finally:
+            self.model.train(was_training)
+
+    def state_dict(self, k):
+        return _cpu_state(self.model)
+
+
+# --- driver ------------------------------------------------------------------------------------------
+
+
+def _run(
+    slots: _Slots,
+    schedules: Sequence[Schedule],
+    streams: Sequence[_BatchStream],
+    data,
+    *,
+    checkpoint_epochs: frozenset[int],
+    eval_every: int,
+    eval_batch_size: int,
+    tick: Callable[[int], None],
+) -> list[TrainResult]:
+    """Train the K slots over their (shared) budget, recording curves, checkpoints and divergence."""
+    k_models, n_train = slots.k, data.n_train
+    total = schedules[0].total_iterations(n_train)
+    per_epoch = schedules[0].iterations_per_epoch(n_train)
+    n_epochs = schedules[0].num_epochs(n_train)
+    results = [TrainResult(state={}) for _ in range(k_models)]
+    if 0 in checkpoint_epochs:
+        for k in range(k_models):
+            results[k].checkpoints[0] = slots.state_dict(k)
+    dead: set[int] = set()
+    lr_values: tuple[float, ...] = ()
+    lr = slots._vector([0.0] * k_models)
+    step = 0
+    for epoch in range(1, n_epochs + 1):
+        end = min(epoch * per_epoch, total)
+        epoch_lr = [s.lr_at(step, total) for s in schedules]
+        steps_in_epoch = end - step
+        loss_sum = torch.zeros(k_models, dtype=torch.float64, device=slots.device)
+        wrong_sum = torch.zeros_like(loss_sum)
+        while step < end:
+            values = tuple(s.lr_at(step, total) for s in schedules)
+            if values != lr_values:
+                lr_values, lr = values, slots._vector(values)
+            batches = [stream.batch(step, data) for stream in streams]
+            x = torch.stack([b[0] for b in batches]).to(slots.device, slots.dtype)
+            y = torch.stack([b[1] for b in batches]).to(slots.device)
+            loss, wrong = slots.step(x, y, lr)
+            loss_sum += loss.double()
+            wrong_sum += wrong.double()
+            step += 1
+            tick(k_models - len(dead))
+        alive = slots.alive.tolist()
+        test_loss = test_error = [math.nan] * k_models
+        if (epoch % eval_every == 0 or epoch == n_epochs) and any(alive):
+            t_loss, t_error = slots.evaluate(data, eval_batch_size)
+            test_loss, test_error = t_loss.tolist(), t_error.tolist()
+        train_loss = (loss_sum / steps_in_epoch).tolist()
+        train_error = (wrong_sum / steps_in_epoch).tolist()
+        for k in range(k_models):
+            if k in dead:
+                continue
+            curves = results[k].curves
+            for key, value in zip(
+                CURVE_KEYS,
+                (epoch, epoch_lr[k], train_loss[k], train_error[k], test_loss[k], test_error[k]),
+            ):
+                curves[key].append(float(value) if key != "epoch" else value)
+            if not alive[k]:
+                curves["test_loss"][-1] = curves["test_error"][-1] = math.nan
+                results[k].diverged, results[k].diverged_at = True, epoch
+                dead.add(k)
+            elif epoch in checkpoint_epochs:
+                results[k].checkpoints[epoch] = slots.state_dict(k)
+        if len(dead) == k_models:
+            break
+    for k in range(k_models):
+        results[k].state = slots.state_dict(k)
+    return results
+
+
+def _check_inputs(models, data, schedules, seeds, masks, checkpoint_epochs, eval_every) -> list[Masks]:
+    k = len(models)
+    if k == 0:
+        raise ValueError("train: models is empty; give at least one nn.Module")
+    for name, seq in (("schedules", schedules), ("seeds", seeds)) + ((("masks", masks),) if masks is not None else ()):
+        if len(seq) != k:
+            raise ValueError(f"train: {name} has {len(seq)} entries, expected one per model ({k})")
+    if len({id(m) for m in models}) != k:
+        raise ValueError("train: models: the same nn.Module object appears more than once")
+    for i, s in enumerate(schedules):
+        if not isinstance(s, Schedule):
+            raise TypeError(f"train: schedules[{i}] must be a Schedule, got {type(s).__name__}")
+        s.total_iterations(data.n_train)  # validates batch_size against the data
+    for i, seed in enumerate(seeds):
+        if isinstance(seed, bool) or not isinstance(seed, int):
+            raise TypeError(f"train: seeds[{i}] must be an int, got {seed!r}")
+    if isinstance(eval_every, bool) or not isinstance(eval_every, int) or eval_every < 1:
+        raise ValueError(f"train: eval_every must be an integer >= 1, got {eval_every!r}")
+    for i, (model, s) in enumerate(zip(models, schedules)):
+        for e in checkpoint_epochs:
+            n_epochs = s.num_epochs(data.n_train)
+            if isinstance(e, bool) or not isinstance(e, int) or not 0 <= e <= n_epochs:
+                raise ValueError(f"train: checkpoint_epochs: {e!r} is not an epoch in 0..{n_epochs} of model {i}")
+    out: list[Masks] = []
+    for i, model in enumerate(models):
+        mask = (masks[i] if masks is not None else None) or {}
+        params = dict(model.named_parameters())
+        checked: Masks = {}
+        for name, m in mask.items():
+            if name not in params:
+                raise ValueError(f"train: masks[{i}]: {name!r} is not a parameter; valid: {', '.join(params)}")
+            if not isinstance(m, Tensor) or m.dtype != torch.bool or m.shape != params[name].shape:
+                raise ValueError(
+                    f"train: masks[{i}][{name!r}]: must be a bool tensor of shape {tuple(params[name].shape)}"
+                )
+            checked[name] = m.to(params[name].device)
+        out.append(checked)
+    return out
+
+
+def _signature(model: nn.Module) -> tuple:
+    params = [(n, tuple(p.shape), p.dtype, p.device) for n, p in model.named_parameters()]
+    return type(model), str(model), tuple(params)
+
+
+def fusable(models: Sequence[nn.Module], schedules: Sequence[Schedule], n_train: int) -> bool:
+    """Whether ``models`` can be trained as one vmapped computation.
+
+    Needs: 2+ models with the same type, module tree (``str``) and parameter names/shapes/dtypes/device;
+    no buffers (BatchNorm running statistics would be mutated under vmap) and no active dropout (its
+    randomness would differ from separate training); the same batch size, number of iterations and
+    momentum. lr, weight decay, milestones, gamma and SAM rho may differ.
+    """
+    if len(models) < 2:
+        return False
+    first = _signature(models[0])
+    if any(_signature(m) != first for m in models[1:]):
+        return False
+    for m in models:
+        if next(m.buffers(), None) is not None:
+            return False
+        if any(isinstance(mod, nn.modules.dropout._DropoutNd) and mod.p > 0 for mod in m.modules()):
+            return False
+    keys = {(s.batch_size, s.total_iterations(n_train), s.momentum) for s in schedules}
+    return len(keys) == 1
+
+
+def train(
+    models: list[nn.Module],
+    data,
+    schedules: list[Schedule],
+    seeds: list[int],
+    masks: list[Masks | None] | None = None,
+    *,
+    checkpoint_epochs: Sequence[int] = (),
+    fuse: bool = True,
+    progress: Callable[[int, int], None] | None = None,
+    eval_every: int = 1,
+    eval_batch_size: int = 1000,
+) -> list[TrainResult]:
+    """Train ``models[k]`` with ``schedules[k]`` on ``data`` (a TensorData) from seed ``seeds[k]``.
+
+    ``masks[k]`` (param name -> bool tensor, True = keep) is applied at the start and kept exactly.
+    Curves per epoch: lr at the epoch's first step, running mean train loss/error over the epoch's
+    batches, test loss/error every ``eval_every`` epochs and at the last one (NaN when not evaluated).
+    A model whose loss becomes non-finite stops there (``diverged_at`` = that epoch, its curves end
+    there, no later checkpoints; its state is the last weights before the failing step).
+    ``progress(done, total)`` counts model-steps and is called after every step; an exception raised
+    by it propagates (cancel). Final weights are also left in the modules passed in.
+    """
+    checked_masks = _check_inputs(models, data, schedules, seeds, masks, checkpoint_epochs, eval_every)
+    ckpt = frozenset(checkpoint_epochs)
+    n_train = data.n_train
+    total_all = sum(s.total_iterations(n_train) for s in schedules)
+    done = 0
+
+    def tick(n: int) -> None:
+        nonlocal done
+        done += n
+        if progress is not None:
+            progress(done, total_all)
+
+    common = dict(checkpoint_epochs=ckpt, eval_every=eval_every, eval_batch_size=eval_batch_size, tick=tick)
+    if fuse and fusable(models, schedules, n_train):
+        streams = [_BatchStream(seed, n_train, s.batch_size) for seed, s in zip(seeds, schedules)]
+        slots = _FusedSlots(models, checked_masks, schedules)
+        results = _run(slots, schedules, streams, data, **common)
+        slots.load_into_models()
+        done = total_all
+        if progress is not None:
+            progress(done, total_all)
+        return results
+    results = []
+    for model, mask, s, seed in zip(models, checked_masks, schedules, seeds):
+        start = done
+        slot = _ModuleSlot(model, mask, s)
+        results += _run(slot, [s], [_BatchStream(seed, n_train, s.batch_size)], data, **common)
+        done = start + s.total_iterations(n_train)
+        if progress is not None:
+            progress(done, total_all)
+    return results

@@ -1,0 +1,92 @@
+"""Case studies: a guided walk through the three questions the regime model answers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from textual.binding import Binding
+from textual.widget import Widget
+from textual.widgets import Button, Select, TabbedContent, TabPane
+
+from tprm.tui.screens.base import TaskScreen
+from tprm.tui.widgets.case_panel import CASES, CasePanel
+
+KINDS = tuple(CASES)
+
+
+def fetch_grid_values(svc: Any, recipe: str) -> tuple[list[Any], list[Any]]:
+    """The recipe's temperature values and densities (the choices the case inputs offer)."""
+    loaded = svc.load_recipe(recipe)
+    return list(loaded.temperature.values), list(loaded.densities)
+
+
+class CasesScreen(TaskScreen):
+    """Three tabs (direction, select, SAM rho); each runs its case study in a worker thread."""
+
+    MODE = "cases"
+    HELP_TITLE = "5 Cases"
+    BINDINGS = [
+        Binding("r", "run_case", "Run case", tooltip="run the case study of the open tab"),
+        Binding("n", "next_case", "Next case", tooltip="next case study tab"),
+        Binding("x", "cancel_case", "Stop", show=False, tooltip="stop the running case study"),
+    ]
+
+    def compose_body(self) -> Iterable[Widget]:
+        with TabbedContent(id="case-tabs", initial="tab-direction"):
+            for kind in KINDS:
+                with TabPane(CASES[kind]["title"], id=f"tab-{kind}"):
+                    yield CasePanel(kind)
+
+    @property
+    def panel(self) -> CasePanel:
+        active = self.query_one("#case-tabs", TabbedContent).active
+        return self.query_one(f"#case-{active.removeprefix('tab-')}", CasePanel)
+
+    def reload(self) -> None:
+        self.call_service(self.tprm.svc.list_recipes, done=self._recipes_loaded, group="cases-recipes")
+
+    def _recipes_loaded(self, recipes: list[dict[str, Any]]) -> None:
+        names = [r["name"] for r in recipes if r.get("valid", True)]
+        for panel in self.query(CasePanel):
+            current = panel.recipe or self.tprm.recipe
+            panel.set_recipes(names, current)
+            if panel.recipe:
+                self._load_values(panel)
+
+    def _load_values(self, panel: CasePanel) -> None:
+        recipe = panel.recipe
+        if recipe is None:
+            return
+        self.call_service(fetch_grid_values, self.tprm.svc, recipe, group=f"cases-values-{panel.kind}",
+                          done=lambda tv: panel.recipe == recipe and panel.set_recipe_values(*tv))
+
+    def on_select_changed(self, event: Select.Changed) -> None:
+        select_id = event.select.id or ""
+        if select_id.endswith("-recipe"):
+            panel = self.query_one(f"#case-{select_id.removesuffix('-recipe')}", CasePanel)
+            self._load_values(panel)
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if (event.button.id or "").endswith("-run"):
+            event.stop()
+            self.action_run_case()
+
+    def action_run_case(self) -> None:
+        self.panel.start(self.tprm.svc, self.tprm.call_service, self.tprm.show_error)
+
+    def action_cancel_case(self) -> None:
+        self.panel.cancel()
+
+    def action_next_case(self) -> None:
+        tabs = self.query_one("#case-tabs", TabbedContent)
+        kind = tabs.active.removeprefix("tab-")
+        tabs.active = f"tab-{KINDS[(KINDS.index(kind) + 1) % len(KINDS)]}"
+
+    def on_case_panel_finished(self, event: CasePanel.Finished) -> None:
+        self.query_one(f"#{event.kind}-result").focus()
+
+    def cancel_all(self) -> None:
+        """Stop every running case study (used when the app quits)."""
+        for panel in self.query(CasePanel):
+            panel.cancel()

@@ -1,0 +1,207 @@
+"""Phase plot: a metric (or the regime map) over temperature x density, with a cell inspector."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from rich.text import Text
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.widget import Widget
+from textual.widgets import DataTable, Label, Select, Static
+
+from tprm.tui.screens.base import TaskScreen
+from tprm.tui.viewmodel import PLOT_METRICS, aggregate_cells, cell_details, fmt_num, fmt_value, grid_lookup
+
+
+def fetch_cells(svc: Any, recipe: str) -> dict[str, Any]:
+    """Everything the inspector needs, independent of the plotted metric."""
+    records = svc.results(recipe)
+    try:
+        regimes = svc.regimes(recipe)
+    except Exception:  # no pair metrics yet: the inspector still shows what there is
+        regimes = None
+    return {"cells": aggregate_cells(records), "regime": grid_lookup(regimes, "regime"),
+            "reason": grid_lookup(regimes, "reason"), "regime_grid": regimes}
+
+
+def fetch_plot(svc: Any, recipe: str, metric: str, width: int, height: int) -> dict[str, Any]:
+    """The plot text at this size and the metric's grid values for the inspector table."""
+    text = svc.plot(recipe, metric, width=width, height=height, table=False, color=True)
+    grid = svc.regimes(recipe) if metric == "regime" else svc.grid(recipe, metric)
+    field = "regime" if metric == "regime" else "mean"
+    temps = [float(t) for t in _field(grid, "temperatures") or []]
+    dens = [float(d) for d in _field(grid, "densities") or []]
+    return {"text": text, "values": grid_lookup(grid, field), "temperatures": temps, "densities": dens,
+            "metric": metric}
+
+
+def _field(grid: Any, name: str) -> Any:
+    return grid.get(name) if isinstance(grid, dict) else getattr(grid, name, None)
+
+
+class PlotScreen(TaskScreen):
+    """The plot comes from the service as text; the grid below it is the inspector's cursor."""
+
+    MODE = "plot"
+    HELP_TITLE = "4 Plot"
+    BINDINGS = [
+        Binding("m", "pick_metric", "Metric", tooltip="choose the metric (regime, test_error, mc, cka, ...)"),
+        Binding("right_square_bracket", "next_metric(1)", "Next metric", show=False,
+                tooltip="next metric"),
+        Binding("left_square_bracket", "next_metric(-1)", "Prev metric", show=False,
+                tooltip="previous metric"),
+        Binding("i", "inspect", "Inspector", tooltip="move the cell cursor (arrow keys) over the grid"),
+        Binding("z", "zoom", "Zoom", tooltip="hide/show the inspector (a taller plot)"),
+        Binding("f5", "reload", "Reload", show=False, tooltip="reload the plot"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.metric = "regime"
+        self.cells: dict[str, Any] = {}
+        self.plot_data: dict[str, Any] = {}
+        self.plot_text = ""
+        self._size: tuple[int, int] = (0, 0)
+
+    def compose_body(self) -> Iterable[Widget]:
+        with Horizontal(id="plot-bar"):
+            yield Label("metric ", id="metric-label")
+            yield Select([(m, m) for m in PLOT_METRICS], value=self.metric, allow_blank=False,
+                         id="metric-select", compact=True)
+            yield Static("", id="plot-note", markup=False)
+        yield Static("", id="plot-view")
+        with Horizontal(id="inspector"):
+            grid: DataTable[str] = DataTable(id="cell-grid", cursor_type="cell")
+            yield grid
+            yield Static("", id="cell-info", markup=False)
+
+    def on_mount(self) -> None:
+        super().on_mount()
+        self.query_one("#cell-grid", DataTable).focus()
+
+    def reload(self) -> None:
+        recipe = self.tprm.recipe
+        if recipe is None:
+            return
+        self.call_service(fetch_cells, self.tprm.svc, recipe, done=self._cells_loaded, group="plot-cells")
+        self.call_after_refresh(self._load_plot)
+
+    def action_reload(self) -> None:
+        self.reload()
+
+    def on_resize(self) -> None:
+        self.call_after_refresh(self._load_plot, only_if_resized=True)
+
+    def _load_plot(self, only_if_resized: bool = False) -> None:
+        recipe = self.tprm.recipe
+        view = self.query_one("#plot-view", Static)
+        size = (max(view.content_size.width, 20), max(view.content_size.height, 4))
+        if recipe is None or (only_if_resized and size == self._size):
+            return
+        self._size = size
+        self.query_one("#plot-note", Static).update(f"building {self.metric} plot...")
+        self.call_service(fetch_plot, self.tprm.svc, recipe, self.metric, size[0], size[1],
+                          done=self._plot_loaded, group="plot-build",
+                          on_error=self._plot_failed)
+
+    def _plot_failed(self, exc: BaseException) -> None:
+        self.query_one("#plot-note", Static).update("")
+        self.tprm.show_error(exc, title=f"Cannot plot {self.metric}")
+
+    def _plot_loaded(self, data: dict[str, Any]) -> None:
+        if data["metric"] != self.metric:
+            return
+        self.plot_data = data
+        self.plot_text = data["text"]
+        text = Text.from_ansi(data["text"], no_wrap=True, overflow="crop")
+        self.query_one("#plot-view", Static).update(text)
+        self.query_one("#plot-note", Static).update(
+            "  arrows: inspect a cell   [ ]: metric   z: zoom")
+        self._fill_grid()
+
+    def _cells_loaded(self, cells: dict[str, Any]) -> None:
+        self.cells = cells
+        self._show_cell()
+
+    def _fill_grid(self) -> None:
+        """Inspector grid: rows = densities (highest first, like the plot), columns = temperatures."""
+        table = self.query_one("#cell-grid", DataTable)
+        cursor = table.cursor_coordinate
+        table.clear(columns=True)
+        temps, dens, values = self.plot_data["temperatures"], self.plot_data["densities"], self.plot_data["values"]
+        table.add_column("dens", key="density")
+        for t in temps:
+            table.add_column(fmt_value(t), key=str(t))
+        for d in sorted(dens, reverse=True):
+            cells = [_grid_text(values.get((t, d))) for t in temps]
+            table.add_row(f"{100 * d:.4g}%", *cells, key=str(d))
+        table.cursor_coordinate = cursor if cursor.column > 0 else cursor._replace(column=1)
+        self._show_cell()
+
+    def on_data_table_cell_highlighted(self, event: DataTable.CellHighlighted) -> None:
+        if event.data_table.id == "cell-grid":
+            if event.coordinate.column == 0 and len(event.data_table.columns) > 1:
+                event.data_table.cursor_coordinate = event.coordinate._replace(column=1)
+                return
+            self._show_cell()
+
+    def selected_cell(self) -> tuple[float, float] | None:
+        """(temperature, density) under the inspector's cursor."""
+        table = self.query_one("#cell-grid", DataTable)
+        if not self.plot_data or table.row_count == 0:
+            return None
+        row, col = table.cursor_coordinate
+        temps = self.plot_data["temperatures"]
+        dens = sorted(self.plot_data["densities"], reverse=True)
+        if col < 1 or col > len(temps) or row >= len(dens):
+            return None
+        return temps[col - 1], dens[row]
+
+    def _show_cell(self) -> None:
+        point = self.selected_cell()
+        info = self.query_one("#cell-info", Static)
+        if point is None or not self.cells:
+            info.update("move the cursor over the grid to inspect a cell")
+            return
+        cell = self.cells["cells"].get(point)
+        value = self.plot_data["values"].get(point)
+        text = cell_details(cell, self.cells["regime"].get(point), self.cells["reason"].get(point))
+        if self.metric not in ("regime", "test_error", "mc", "cka"):
+            text = f"{self.metric} {_grid_text(value)}\n" + text
+        info.update(text)
+
+    def on_select_changed(self, event: Select.Changed) -> None:
+        if event.select.id == "metric-select" and event.value != self.metric and isinstance(event.value, str):
+            self.metric = event.value
+            self._size = (0, 0)
+            self._load_plot()
+
+    def action_pick_metric(self) -> None:
+        select = self.query_one("#metric-select", Select)
+        select.focus()
+        select.expanded = True
+
+    def action_next_metric(self, step: int) -> None:
+        index = (PLOT_METRICS.index(self.metric) + step) % len(PLOT_METRICS)
+        self.query_one("#metric-select", Select).value = PLOT_METRICS[index]
+
+    def action_inspect(self) -> None:
+        self.query_one("#inspector").display = True
+        self.query_one("#cell-grid", DataTable).focus()
+
+    def action_zoom(self) -> None:
+        inspector = self.query_one("#inspector")
+        inspector.display = not inspector.display
+        if not inspector.display:
+            self.query_one("#plot-view").focus()
+        self.call_after_refresh(self._load_plot, only_if_resized=True)
+
+
+def _grid_text(value: Any) -> str:
+    if value is None:
+        return "·"
+    if isinstance(value, str):
+        return value
+    return fmt_num(value)

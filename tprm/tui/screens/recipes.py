@@ -1,0 +1,251 @@
+"""Recipes screen: list, YAML details with the expanded plan, validate, new, edit, launch."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from rich.syntax import Syntax
+from rich.text import Text
+from textual.binding import Binding
+from textual.containers import Horizontal, ScrollableContainer, Vertical
+from textual.widget import Widget
+from textual.widgets import DataTable, Static
+
+from tprm.tui.screens.base import TaskScreen
+from tprm.tui.screens.editor import EditorScreen
+from tprm.tui.screens.new_recipe import NewRecipeModal
+
+PLAN_KINDS = ("dense", "prune", "retrain", "pairs", "hessian")
+NAME_WIDTH = 18
+
+
+def _cut(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+class RecipesScreen(TaskScreen):
+    """Pick the recipe the other screens show; create, edit, validate and launch recipes."""
+
+    MODE = "recipes"
+    HELP_TITLE = "1 Recipes"
+    BINDINGS = [
+        Binding("r", "run", "Run", tooltip="launch the recipe as a detached run (or resume it)"),
+        Binding("e", "edit", "Edit", tooltip="edit the YAML in the built-in editor (saved only if valid)"),
+        Binding("E", "edit_external", "$EDITOR", show=False,
+                tooltip="edit the YAML in $EDITOR (saved only if valid)"),
+        Binding("n", "new", "New", tooltip="new recipe from a template"),
+        Binding("v", "validate", "Validate", tooltip="validate every recipe"),
+        Binding("f5", "reload", "Reload", show=False, tooltip="reload the recipe list"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.recipes: list[dict[str, Any]] = []
+        self._rejected_text: dict[str, str] = {}
+        self._filling = False
+        self._detail_name: str | None = None
+
+    def compose_body(self) -> Iterable[Widget]:
+        with Horizontal(id="recipes-body"):
+            with Vertical(id="recipes-left"):
+                table: DataTable[str] = DataTable(id="recipe-table", cursor_type="row", zebra_stripes=True)
+                table.add_column("name", width=NAME_WIDTH)
+                table.add_column("knob", width=10)
+                table.add_column("grid", width=5)
+                table.add_column("jobs", width=7)
+                yield table
+                yield Static("", id="plan-summary")
+            with ScrollableContainer(id="recipe-yaml-box"):
+                yield Static("", id="recipe-yaml")
+
+    # ---------------------------------------------------------------- data
+
+    def reload(self) -> None:
+        self.call_service(self.tprm.svc.list_recipes, done=self._show_recipes, group="recipes-list")
+
+    def action_reload(self) -> None:
+        self.reload()
+
+    def _show_recipes(self, recipes: list[dict[str, Any]]) -> None:
+        self.recipes = recipes
+        table = self.query_one("#recipe-table", DataTable)
+        self._filling = True  # the highlight events of a refill are not user choices
+        table.clear()
+        for rec in recipes:
+            table.add_row(*recipe_cells(rec), key=rec["name"])
+        if not recipes:
+            self.query_one("#plan-summary", Static).update(
+                "No recipes yet: press n to create one from a template.")
+            return
+        names = [r["name"] for r in recipes]
+        if self.tprm.recipe not in names:
+            valid = [r["name"] for r in recipes if r.get("valid", True)] or names
+            self.tprm.recipe = "quickstart" if "quickstart" in valid else valid[0]
+        table.move_cursor(row=names.index(self.tprm.recipe))
+        self.call_after_refresh(self._filled)
+        self._show_details(self.tprm.recipe)
+
+    def _filled(self) -> None:
+        self._filling = False
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        if event.data_table.id != "recipe-table" or event.row_key.value is None or self._filling:
+            return
+        name = str(event.row_key.value)
+        if name != self.tprm.recipe:
+            self.tprm.recipe = name  # the other screens follow
+        self._show_details(name)
+
+    def _current(self) -> dict[str, Any] | None:
+        return next((r for r in self.recipes if r["name"] == self.tprm.recipe), None)
+
+    def _show_details(self, name: str) -> None:
+        rec = next((r for r in self.recipes if r["name"] == name), None)
+        if rec is None:
+            return
+        self._detail_name = name
+        path = rec.get("path") or name
+        current = lambda fn: (lambda arg: self._detail_name == name and fn(arg))  # noqa: E731 - drop late replies
+        self.call_service(self.tprm.svc.recipe_text, path, done=current(self._show_yaml), group="recipes-yaml")
+        self.query_one("#plan-summary", Static).update(f"{name}: expanding the plan...")
+        if rec.get("valid", True):
+            self.call_service(self.tprm.svc.plan_summary, name, done=current(lambda s: self._show_plan(rec, s)),
+                              group="recipes-plan", on_error=current(lambda e: self._show_plan_error(rec, e)))
+        else:
+            self._show_plan_error(rec, rec.get("error") or "invalid recipe")
+
+    def _show_yaml(self, text: str) -> None:
+        theme = "ansi_dark" if self.app.current_theme.dark else "ansi_light"
+        self.query_one("#recipe-yaml", Static).update(
+            Syntax(text, "yaml", theme=theme, background_color="default", line_numbers=False, word_wrap=False))
+
+    def _show_plan(self, rec: dict[str, Any], summary: dict[str, Any]) -> None:
+        lines = [Text(f"{rec['name']}", style="bold"),
+                 Text(f"knob {rec.get('knob', '?')} (hotter: {rec.get('hotter', '?')}), grid {rec.get('grid', '?')}")]
+        total = done = 0
+        parts = []
+        kinds = summary.get("kinds", summary)
+        for kind in PLAN_KINDS:
+            counts = kinds.get(kind)
+            if isinstance(counts, dict) and counts.get("total"):
+                parts.append(f"{kind} {counts.get('done', 0)}/{counts['total']}")
+                total += int(counts["total"])
+                done += int(counts.get("done", 0))
+        lines.append(Text(f"plan: {done}/{total} jobs done"))
+        lines.append(Text(" " + ", ".join(parts)))
+        lines.append(Text("r runs it detached; ? shows every key", style="dim"))
+        self.query_one("#plan-summary", Static).update(Text("\n").join(lines))
+
+    def _show_plan_error(self, rec: dict[str, Any], error: Any) -> None:
+        from tprm.tui.viewmodel import one_line
+
+        self.query_one("#plan-summary", Static).update(
+            Text(f"{rec['name']} does not validate:\n{one_line(error)}\npress e to fix it"))
+
+    # ---------------------------------------------------------------- actions
+
+    def action_run(self) -> None:
+        name = self.tprm.recipe
+        if not name:
+            self.tprm.show_error("no recipe selected: pick one in the list first")
+            return
+        self.call_service(self.tprm.svc.start_detached, name, done=lambda info: self._started(name, info),
+                          group="recipes-run")
+
+    def _started(self, name: str, info: dict[str, Any]) -> None:
+        self.app.notify(f"{name}: run started (pid {info.get('pid', '?')}). It is detached: quitting the "
+                        "UI or closing SSH does not stop it.", title="Run started", timeout=8)
+        self.tprm.action_show("runs")
+
+    def action_new(self) -> None:
+        templates = [r["name"] for r in self.recipes if r.get("valid", True)]
+
+        def create(answer: tuple[str, str] | None) -> None:
+            if answer:
+                name, template = answer
+                self.call_service(self.tprm.svc.new_recipe, name, template=template,
+                                  done=lambda path: self._created(name, path), group="recipes-new")
+
+        self.app.push_screen(NewRecipeModal(templates), create)
+
+    def _created(self, name: str, path: Path) -> None:
+        self.app.notify(f"created {path}", title="New recipe")
+        self.tprm.recipe = name
+        self.reload()
+        self._open_editor(str(path))
+
+    def action_edit(self) -> None:
+        rec = self._current()
+        if rec is not None:
+            self._open_editor(str(rec.get("path") or rec["name"]))
+
+    def _open_editor(self, path: str) -> None:
+        def loaded(text: str) -> None:
+            self.app.push_screen(EditorScreen(path, text), lambda saved: saved and self.reload())
+
+        self.call_service(self.tprm.svc.recipe_text, path, done=loaded, group="recipes-edit")
+
+    def action_edit_external(self) -> None:
+        """Edit in $EDITOR (app suspended); the text is saved only if it validates."""
+        rec = self._current()
+        if rec is None:
+            return
+        path = str(rec.get("path") or rec["name"])
+        editor = os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi"
+        self.call_service(self.tprm.svc.recipe_text, path,
+                          done=lambda text: self._external_edit(path, editor, text), group="recipes-edit")
+
+    def _external_edit(self, path: str, editor: str, text: str) -> None:
+        draft = self._rejected_text.pop(path, text)
+        with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as handle:
+            handle.write(draft)
+            tmp = handle.name
+        try:
+            with self.app.suspend():
+                subprocess.run([*shlex.split(editor), tmp], check=False)
+            new_text = Path(tmp).read_text()
+        except Exception as exc:
+            self.tprm.show_error(exc)
+            return
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+        if new_text == text:
+            return
+
+        def rejected(exc: BaseException) -> None:
+            self._rejected_text[path] = new_text  # E again reopens the rejected draft
+            self.tprm.show_error(exc, title="Not saved: the recipe does not validate")
+
+        self.call_service(self.tprm.svc.save_recipe, path, new_text, group="recipes-save",
+                          done=lambda _r: (self.app.notify(f"saved {path}"), self.reload()), on_error=rejected)
+
+    def action_validate(self) -> None:
+        paths = [str(r.get("path") or r["name"]) for r in self.recipes]
+        self.call_service(self.tprm.svc.validate, paths, done=self._validated, group="recipes-validate")
+
+    def _validated(self, reports: list[dict[str, Any]]) -> None:
+        bad = [r for r in reports if not r.get("ok")]
+        if not bad:
+            self.app.notify(f"{len(reports)} recipe(s) valid", title="Validate")
+        else:
+            self.tprm.show_error("; ".join(str(r.get("error")) for r in bad),
+                                 title=f"{len(bad)} of {len(reports)} recipe(s) do not validate")
+        self.reload()
+
+
+def recipe_cells(rec: dict[str, Any]) -> tuple[str, str, str, str]:
+    """The table cells of one list_recipes() entry."""
+    if not rec.get("valid", True):
+        jobs = "invalid"
+    elif rec.get("jobs_total") is None:
+        jobs = "-"  # the plan needs the data identity, computed on first use
+    else:
+        jobs = f"{rec.get('jobs_done', 0)}/{rec['jobs_total']}"
+    return (_cut(rec["name"], NAME_WIDTH), _cut(str(rec.get("knob") or "-"), 10),
+            str(rec.get("grid") or "-"), jobs)

@@ -1,0 +1,145 @@
+"""Results screen: sortable, filterable table of cell records; export to CSV or JSON."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from textual.binding import Binding
+from textual.widget import Widget
+from textual.widgets import DataTable, Input, Static
+
+from tprm.tui.screens.base import TaskScreen
+from tprm.tui.screens.prompt import PromptModal
+from tprm.tui.viewmodel import (
+    RESULT_COLUMNS, RESULT_HEADERS, display_cells, export_rows, filter_rows, grid_lookup, sort_rows,
+)
+
+
+def fetch_results(svc: Any, recipe: str) -> tuple[list[dict[str, Any]], str | None]:
+    """The screen's whole data path: service calls -> display rows (+ a note when regimes are unavailable)."""
+    from tprm.tui.viewmodel import result_rows
+
+    records = svc.results(recipe)
+    note = None
+    try:
+        regimes = grid_lookup(svc.regimes(recipe), "regime")
+        normalized = grid_lookup(svc.grid(recipe, "normalized_error"))
+    except Exception as exc:  # regimes need pair metrics; the table is still useful without them
+        from tprm.tui.viewmodel import one_line
+
+        regimes, normalized, note = {}, {}, f"no regimes yet: {one_line(exc)}"
+    return result_rows(records, regimes, normalized), note
+
+
+class ResultsScreen(TaskScreen):
+    """One row per (temperature, density, dense seed) cell, as measured so far."""
+
+    MODE = "results"
+    HELP_TITLE = "3 Results"
+    BINDINGS = [
+        Binding("s", "sort", "Sort", tooltip="sort by the cursor's column (again: reverse)"),
+        Binding("slash", "filter", "Filter", tooltip="filter: text, or column<op>value (e.g. mc<0 T>=16)"),
+        Binding("x", "export", "Export", tooltip="export the rows shown to a .csv or .json file"),
+        Binding("escape", "leave_filter", "Table", show=False, tooltip="from the filter back to the table"),
+        Binding("f5", "reload", "Reload", show=False, tooltip="reload the results"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rows: list[dict[str, Any]] = []
+        self.shown: list[dict[str, Any]] = []
+        self.sort_column: str | None = None
+        self.sort_reverse = False
+        self.note: str | None = None
+
+    def compose_body(self) -> Iterable[Widget]:
+        yield Input(placeholder="/ filter: text or column<op>value, e.g. density<0.5 mc<0", id="results-filter",
+                    compact=True)
+        table: DataTable[str] = DataTable(id="results-table", cursor_type="cell", zebra_stripes=True)
+        for col in RESULT_COLUMNS:
+            table.add_column(RESULT_HEADERS[col], key=col)
+        yield table
+        yield Static("", id="results-status", markup=False)
+
+    def on_mount(self) -> None:
+        super().on_mount()
+        self.query_one("#results-table", DataTable).focus()
+
+    def reload(self) -> None:
+        recipe = self.tprm.recipe
+        if recipe is None:
+            return
+        self.call_service(fetch_results, self.tprm.svc, recipe, done=self._loaded, group="results-load")
+
+    def action_reload(self) -> None:
+        self.reload()
+
+    def _loaded(self, data: tuple[list[dict[str, Any]], str | None]) -> None:
+        self.rows, self.note = data
+        self.refresh_table()
+
+    def refresh_table(self) -> None:
+        """Apply the filter and sort to the rows and rebuild the table."""
+        query = self.query_one("#results-filter", Input).value
+        shown = filter_rows(self.rows, query)
+        if self.sort_column:
+            shown = sort_rows(shown, self.sort_column, self.sort_reverse)
+        self.shown = list(shown)
+        table = self.query_one("#results-table", DataTable)
+        cursor = table.cursor_coordinate
+        table.clear()
+        table.add_rows([display_cells(r) for r in self.shown])
+        if self.shown:
+            table.cursor_coordinate = cursor
+        sort = (f"sorted by {RESULT_HEADERS[self.sort_column]} {'desc' if self.sort_reverse else 'asc'}"
+                if self.sort_column else "unsorted")
+        status = f"{len(self.shown)} of {len(self.rows)} cells, {sort}"
+        if self.note:
+            status += f"; {self.note}"
+        self.query_one("#results-status", Static).update(status)
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        if event.input.id == "results-filter":
+            self.refresh_table()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if event.input.id == "results-filter":
+            self.query_one("#results-table", DataTable).focus()
+
+    def on_data_table_header_selected(self, event: DataTable.HeaderSelected) -> None:
+        self._sort_by(str(event.column_key.value))
+
+    def action_sort(self) -> None:
+        table = self.query_one("#results-table", DataTable)
+        self._sort_by(RESULT_COLUMNS[table.cursor_column])
+
+    def _sort_by(self, column: str) -> None:
+        if column == self.sort_column:
+            self.sort_reverse = not self.sort_reverse
+        else:
+            self.sort_column, self.sort_reverse = column, False
+        self.refresh_table()
+
+    def action_filter(self) -> None:
+        self.query_one("#results-filter", Input).focus()
+
+    def action_leave_filter(self) -> None:
+        self.query_one("#results-table", DataTable).focus()
+
+    def action_export(self) -> None:
+        recipe = self.tprm.recipe or "results"
+        default = str(Path.cwd() / f"{recipe}-results.csv")
+
+        def chosen(path: str | None) -> None:
+            if path:
+                rows = list(self.shown)
+                self.call_service(export_rows, rows, path, group="results-export",
+                                  done=lambda p: self.app.notify(f"{len(rows)} rows written to {p}",
+                                                                 title="Export"))
+
+        self.app.push_screen(PromptModal(
+            "Export results", value=default,
+            hint=f"Writes the {len(self.shown)} rows shown (the filter applies). "
+                 "The file name decides the format: .csv or .json."), chosen)

@@ -1,0 +1,212 @@
+"""Run monitor: launch/resume a detached run, live job table, overall progress and ETA, log tail."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.timer import Timer
+from textual.widget import Widget
+from textual.widgets import DataTable, Log, ProgressBar, Static
+
+from tprm.tui.screens.base import TaskScreen
+from tprm.tui.screens.confirm import ConfirmModal
+from tprm.tui.viewmodel import (
+    EtaEstimator, active_runs, fmt_duration, job_rows, latest_run, one_line, overall_progress, run_summary,
+    state_counts,
+)
+
+LOG_LINES = 200
+
+
+class RunsScreen(TaskScreen):
+    """Polls the service about once a second (in a worker thread) while it is on screen."""
+
+    MODE = "runs"
+    HELP_TITLE = "2 Runs"
+    BINDINGS = [
+        Binding("r", "launch", "Run/resume", tooltip="launch or resume the recipe as a detached run"),
+        Binding("c", "cancel", "Cancel run", tooltip="cancel the recipe's running run (asks first)"),
+        Binding("l", "run_log", "Run log", tooltip="show the whole run's log instead of the job's"),
+        Binding("f5", "poll", "Refresh", show=False, tooltip="refresh now"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._timer: Timer | None = None
+        self._polling = False
+        self._rows: dict[str, tuple[str, ...]] = {}
+        self._log_job: str | None = None
+        self._log_text: str | None = None
+        self._eta = EtaEstimator()
+        self.last_status: dict[str, Any] = {}
+
+    def compose_body(self) -> Iterable[Widget]:
+        yield Static("", id="run-line", markup=False)
+        with Horizontal(id="run-progress-row"):
+            yield ProgressBar(total=1, show_eta=False, id="run-progress")
+            yield Static("", id="run-eta", markup=False)
+        table: DataTable[str] = DataTable(id="job-table", cursor_type="row")
+        table.add_column("kind", key="kind", width=7)
+        table.add_column("job", key="label", width=44)
+        table.add_column("state", key="state", width=9)
+        table.add_column("prog", key="progress", width=5)
+        yield table
+        yield Static("log: select a job (l: whole run)", id="log-title", markup=False)
+        yield Log(id="job-log", max_lines=LOG_LINES, auto_scroll=True)
+
+    def on_mount(self) -> None:
+        super().on_mount()
+        self._timer = self.set_interval(self.tprm.poll_interval, self.action_poll, pause=True)
+
+    def on_screen_resume(self) -> None:
+        super().on_screen_resume()
+        if self._timer is not None:
+            self._timer.resume()
+
+    def on_screen_suspend(self) -> None:
+        if self._timer is not None:
+            self._timer.pause()
+
+    def _recipe_changed(self, recipe: str | None) -> None:
+        self._rows.clear()
+        self._log_job, self._log_text = None, None
+        self._eta = EtaEstimator()
+        if self.is_mounted:
+            self.query_one("#job-table", DataTable).clear()
+        super()._recipe_changed(recipe)
+
+    # ---------------------------------------------------------------- polling
+
+    def reload(self) -> None:
+        self.action_poll()
+
+    def action_poll(self) -> None:
+        """One refresh: status and the log tail, fetched off the event loop (skipped if one is running)."""
+        recipe = self.tprm.recipe
+        if self._polling or recipe is None:
+            return
+        self._polling = True
+        log_job = self._log_job
+        svc = self.tprm.svc
+
+        def fetch() -> tuple[dict[str, Any], str]:
+            status = svc.status(recipe)
+            try:
+                log = svc.logs(recipe, job=log_job)
+            except Exception as exc:  # a missing log is not worth a modal every second
+                log = f"(no log: {one_line(exc)})"
+            return status, log
+
+        self.tprm.call_service(fetch, done=lambda res: self._apply(recipe, *res), on_error=self._poll_failed,
+                               group="runs-poll")
+
+    def _poll_failed(self, exc: BaseException) -> None:
+        self._polling = False
+        self.query_one("#run-line", Static).update(f"cannot read status: {one_line(exc)}")
+
+    def _apply(self, recipe: str, status: dict[str, Any], log: str) -> None:
+        self._polling = False
+        if recipe != self.tprm.recipe or not self.is_mounted:
+            return
+        self.last_status = status
+        jobs = [j for j in status.get("jobs") or [] if j.get("recipe") in (None, recipe)]
+        run = latest_run(status, recipe)
+        summary, stale = run_summary(run)
+        line = self.query_one("#run-line", Static)
+        line.update(summary)
+        line.set_class(stale, "stale")
+        fraction, done, total = overall_progress({"jobs": jobs})
+        bar = self.query_one("#run-progress", ProgressBar)
+        bar.update(total=1, progress=fraction)
+        running = bool(active_runs({"runs": [run] if run else []}))
+        eta = self._eta.update(time.monotonic(), fraction) if running else None
+        counts = " ".join(f"{n} {s}" for s, n in state_counts(jobs).items())
+        eta_text = f"ETA {fmt_duration(eta)}" if running else ("finished" if total and done == total else "idle")
+        self.query_one("#run-eta", Static).update(f"{done}/{total} jobs  {eta_text}  {counts}".strip())
+        self._update_table(jobs)
+        self._update_log(log)
+
+    def _update_table(self, jobs: list[dict[str, Any]]) -> None:
+        """Incremental: only changed cells are rewritten, so a 1 s poll of thousands of jobs stays cheap."""
+        table = self.query_one("#job-table", DataTable)
+        rows = job_rows(jobs)
+        keys = [k for k, _ in rows]
+        if list(self._rows) != keys:
+            table.clear()
+            for key, cells in rows:
+                table.add_row(*cells, key=key)
+            self._rows = dict(rows)
+            return
+        columns = ("kind", "label", "state", "progress")
+        for key, cells in rows:
+            old = self._rows[key]
+            if old != cells:
+                for col, a, b in zip(columns, old, cells):
+                    if a != b:
+                        table.update_cell(key, col, b)
+                self._rows[key] = cells
+
+    def _update_log(self, text: str) -> None:
+        if text == self._log_text:
+            return
+        self._log_text = text
+        log = self.query_one("#job-log", Log)
+        log.clear()
+        lines = text.splitlines()[-LOG_LINES:] or ["(log is empty)"]
+        log.write_lines(lines)
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        key = event.row_key.value
+        if event.data_table.id != "job-table" or key is None or key == self._log_job:
+            return
+        self._log_job = str(key)
+        label = self._rows.get(self._log_job, ("", self._log_job))[1]
+        self.query_one("#log-title", Static).update(f"log of {label}  (l: whole run)")
+        self.action_poll()
+
+    def action_run_log(self) -> None:
+        self._log_job = None
+        self.query_one("#log-title", Static).update("log of the whole run")
+        self.action_poll()
+
+    # ---------------------------------------------------------------- actions
+
+    def action_launch(self) -> None:
+        recipe = self.tprm.recipe
+        if recipe is None:
+            self.tprm.show_error("no recipe selected: pick one on the Recipes screen (1)")
+            return
+        if active_runs({"runs": [latest_run(self.last_status, recipe)] if self.last_status.get("runs") else []}):
+            self.app.notify(f"{recipe} is already running", title="Run")
+            return
+
+        def started(info: dict[str, Any]) -> None:
+            self._eta = EtaEstimator()
+            self.app.notify(f"{recipe}: run started (pid {info.get('pid', '?')}); detached, so it keeps "
+                            "running if you quit the UI or lose SSH.", title="Run started", timeout=8)
+            self.action_poll()
+
+        self.call_service(self.tprm.svc.start_detached, recipe, done=started)
+
+    def action_cancel(self) -> None:
+        recipe = self.tprm.recipe
+        if recipe is None:
+            return
+
+        def confirmed(yes: bool | None) -> None:
+            if yes:
+                self.call_service(self.tprm.svc.cancel, recipe, done=cancelled)
+
+        def cancelled(count: int) -> None:
+            msg = (f"asked {count} run(s) of {recipe} to stop; finished jobs are kept, r resumes"
+                   if count else f"{recipe} has no running run to cancel")
+            self.app.notify(msg, title="Cancel")
+            self.action_poll()
+
+        self.app.push_screen(ConfirmModal(
+            f"Cancel the running run of {recipe}? Finished jobs are kept; r resumes later.",
+            title="Cancel run", yes="Cancel run", no="Keep running"), confirmed)

@@ -1,0 +1,394 @@
+"""Pure view-model helpers for the TUI: service data in, display rows/text out.
+
+Kept free of Textual so the screens stay thin, the benchmark can time the exact data path
+the screens use, and the logic can be tested without a terminal.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import re
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+# Metrics offered by the phase-plot selector, in menu order (names as the service's grid/plot take them).
+PLOT_METRICS: tuple[str, ...] = (
+    "regime", "test_error", "normalized_error", "mc", "cka", "train_loss", "train_error",
+    "test_loss", "mc_loss", "cka_logits", "endpoint_gap", "dense_test_error",
+    "hessian_trace", "hessian_top",
+)
+
+# Job states in the order the run monitor lists them (what needs attention first).
+STATE_ORDER = {"running": 0, "stale": 1, "failed": 2, "diverged": 3, "queued": 4,
+               "cancelled": 5, "done": 6}
+FINISHED_STATES = frozenset({"done", "diverged", "failed", "cancelled"})
+ACTIVE_RUN_STATES = frozenset({"running", "starting", "queued"})
+
+RESULT_COLUMNS: tuple[str, ...] = (
+    "temperature", "density", "dense_seed", "state", "regime", "test_error", "spread",
+    "normalized_error", "mc", "cka", "train_loss", "dense_test_error",
+)
+# Short headers so the results table fits an 80-column terminal.
+RESULT_HEADERS = {
+    "temperature": "T", "density": "dens", "dense_seed": "seed", "state": "state",
+    "regime": "regime", "test_error": "test_err", "spread": "±", "normalized_error": "norm",
+    "mc": "mc", "cka": "cka", "train_loss": "trn_loss", "dense_test_error": "dense_err",
+}
+
+
+def fmt_num(value: Any, digits: int = 3) -> str:
+    """A number as a short fixed-width string; blanks for missing values."""
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "nan"
+        if value == int(value) and abs(value) >= 1 and abs(value) < 1e6:
+            return str(int(value))
+        if abs(value) >= 1000 or (value != 0 and abs(value) < 10 ** -digits):
+            return f"{value:.{max(digits - 1, 1)}g}" if abs(value) < 1000 else f"{value:.3g}"
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def fmt_value(value: Any) -> str:
+    """A temperature/density/rho value as the user wrote it (0.05, 16, 1e-4)."""
+    if isinstance(value, float) and value == int(value) and abs(value) < 1e6:
+        return str(int(value)) if abs(value) >= 1 else repr(value)
+    return str(value)
+
+
+def fmt_duration(seconds: float | None) -> str:
+    """Seconds as '1h02m', '3m05s', '12s'; '-' when unknown."""
+    if seconds is None or seconds < 0 or math.isinf(seconds) or math.isnan(seconds):
+        return "-"
+    seconds = int(round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h{minutes:02d}m"
+    if minutes:
+        return f"{minutes}m{secs:02d}s"
+    return f"{secs}s"
+
+
+def one_line(exc: BaseException | str) -> str:
+    """The one-line message of a service error (first line, class name when the message is empty)."""
+    if isinstance(exc, str):
+        text = exc
+    else:
+        text = str(exc) or type(exc).__name__
+        if not _is_tprm_error(exc):
+            text = f"{type(exc).__name__}: {text}"
+    return text.strip().splitlines()[0] if text.strip() else "unknown error"
+
+
+def _is_tprm_error(exc: BaseException) -> bool:
+    return any(cls.__name__ in {"TprmError", "BadInput", "RunFailed"} for cls in type(exc).__mro__) \
+        or type(exc).__name__ == "RecipeError"
+
+
+# ---------------------------------------------------------------------------- run monitor
+
+def job_progress(job: Mapping[str, Any]) -> float:
+    """A job's progress as a fraction 0..1 (done jobs 1, unknown 0)."""
+    if job.get("state") in FINISHED_STATES:
+        return 1.0
+    progress = job.get("progress")
+    if isinstance(progress, Mapping):
+        done, total = progress.get("done") or 0, progress.get("total") or 0
+        return min(max(done / total, 0.0), 1.0) if total else 0.0
+    if isinstance(progress, (int, float)) and not isinstance(progress, bool):
+        return min(max(float(progress), 0.0), 1.0)
+    return 0.0
+
+
+def job_rows(jobs: Iterable[Mapping[str, Any]]) -> list[tuple[str, tuple[str, str, str, str]]]:
+    """Rows (key, (kind, label, state, progress)) for the job table, in the service's (plan) order.
+
+    The order is stable while states change, so the table can be updated in place and the
+    cursor stays on the job the user selected.
+    """
+    rows = []
+    for job in jobs:
+        state = str(job.get("state", "?"))
+        frac = job_progress(job)
+        progress = "" if state in FINISHED_STATES or (state != "running" and frac == 0) else f"{frac:4.0%}"
+        rows.append((str(job.get("hash", job.get("label"))),
+                     (str(job.get("kind", "")), str(job.get("label", "")), state, progress)))
+    return rows
+
+
+def overall_progress(status: Mapping[str, Any]) -> tuple[float, int, int]:
+    """(fraction, finished jobs, total jobs) of a status snapshot; the service's numbers when it gives them."""
+    jobs = status.get("jobs") or []
+    progress = status.get("progress") or {}
+    total = progress.get("total") if isinstance(progress, Mapping) else None
+    done = progress.get("done") if isinstance(progress, Mapping) else None
+    if total is None:
+        total = len(jobs)
+    if done is None:
+        done = sum(1 for j in jobs if j.get("state") in FINISHED_STATES)
+    if jobs:
+        fraction = sum(job_progress(j) for j in jobs) / len(jobs)
+    else:
+        fraction = (done / total) if total else 0.0
+    return fraction, int(done), int(total)
+
+
+def state_counts(jobs: Iterable[Mapping[str, Any]]) -> dict[str, int]:
+    """Job count per state, in display order."""
+    counts: dict[str, int] = defaultdict(int)
+    for job in jobs:
+        counts[str(job.get("state", "?"))] += 1
+    return dict(sorted(counts.items(), key=lambda kv: STATE_ORDER.get(kv[0], 9)))
+
+
+class EtaEstimator:
+    """Estimates time left from successive (time, fraction) samples of one run.
+
+    Uses the rate over the samples seen since the fraction last moved backwards (a new run),
+    so it needs two polls before it says anything.
+    """
+
+    def __init__(self) -> None:
+        self._samples: list[tuple[float, float]] = []
+
+    def update(self, now: float, fraction: float) -> float | None:
+        """Record a sample; return the estimated seconds left, or None when unknown."""
+        if self._samples and fraction < self._samples[-1][1]:
+            self._samples.clear()
+        self._samples.append((now, fraction))
+        self._samples = self._samples[-120:]
+        if fraction >= 1.0:
+            return 0.0
+        (t0, f0), (t1, f1) = self._samples[0], self._samples[-1]
+        if t1 <= t0 or f1 <= f0:
+            return None
+        return (1.0 - f1) * (t1 - t0) / (f1 - f0)
+
+
+def run_name(run: Mapping[str, Any]) -> str:
+    """The recipe name of a run record."""
+    return str(run.get("recipe_name") or run.get("recipe") or "?")
+
+
+def run_summary(run: Mapping[str, Any] | None) -> tuple[str, bool]:
+    """(one-line description of a run, whether it is stale); no clock values, so snapshots stay stable."""
+    if not run:
+        return "no run yet: press r to launch this recipe (detached: it survives quitting or SSH loss)", False
+    state = str(run.get("state", "?"))
+    stale = bool(run.get("stale")) or state == "stale"
+    where = f"pid {run.get('pid', '?')} on {run.get('host', '?')}"
+    if stale:
+        return f"last run is STALE: its process ({where}) stopped reporting; r resumes it", True
+    if state in ACTIVE_RUN_STATES:
+        return f"running ({where}), detached: it keeps going if you quit or lose SSH; c cancels", False
+    return f"last run: {state}; r runs it again (only unfinished jobs run)", False
+
+
+def latest_run(status: Mapping[str, Any], recipe: str | None) -> Mapping[str, Any] | None:
+    """The newest run of `recipe` in a status snapshot (the service lists runs oldest first)."""
+    runs = [r for r in status.get("runs") or [] if r and (recipe is None or run_name(r) in (recipe, "?"))]
+    return runs[-1] if runs else None
+
+
+def active_runs(status: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """Runs whose process is still working (not finished, not stale)."""
+    return [r for r in status.get("runs") or []
+            if str(r.get("state")) in ACTIVE_RUN_STATES and not r.get("stale")]
+
+
+# ---------------------------------------------------------------------------- results
+
+def grid_lookup(grid: Any, field: str = "mean") -> dict[tuple[float, float], Any]:
+    """Map (temperature, density) -> value of a service Grid/RegimeGrid (or its to_json dict).
+
+    Grids index ``field[i][j]`` by temperature i and density j; cells without a value are left out.
+    """
+    if grid is None:
+        return {}
+    get = (lambda k: grid.get(k)) if isinstance(grid, Mapping) else (lambda k: getattr(grid, k, None))
+    temps, dens, values = get("temperatures"), get("densities"), get(field)
+    if temps is None or dens is None or values is None:
+        return {}
+    out = {}
+    for i, t in enumerate(temps):
+        for j, d in enumerate(dens):
+            v = values[i][j]
+            if v is not None:
+                out[(float(t), float(d))] = v
+    return out
+
+
+def aggregate_cells(records: Sequence[Mapping[str, Any]]) -> dict[tuple[float, float], dict[str, Any]]:
+    """Cell records (one per dense seed) grouped by (temperature, density) with means and spread."""
+    groups: dict[tuple[float, float], list[Mapping[str, Any]]] = defaultdict(list)
+    for rec in records:
+        groups[(float(rec["temperature"]), float(rec["density"]))].append(rec)
+    out = {}
+    for key, recs in groups.items():
+        seeds_err = [e for r in recs for e in (r.get("test_error_seeds") or [])]
+        cell: dict[str, Any] = {
+            "temperature": recs[0]["temperature"], "density": recs[0]["density"],
+            "dense_seeds": [r.get("dense_seed") for r in recs],
+            "states": [str(r.get("state")) for r in recs],
+            "test_error_seeds": seeds_err,
+            "spread": (max(seeds_err) - min(seeds_err)) if len(seeds_err) > 1 else None,
+            "job_counts": state_counts({"state": st} for r in recs
+                                       for st in (r.get("job_states") or {}).values()),
+        }
+        for name in ("test_error", "normalized_error", "train_loss", "train_error", "test_loss", "mc",
+                     "mc_loss", "cka", "cka_logits", "endpoint_gap", "dense_test_error",
+                     "hessian_trace", "hessian_top"):
+            vals = [r.get(name) for r in recs if isinstance(r.get(name), (int, float))]
+            cell[name] = sum(vals) / len(vals) if vals else None
+        out[key] = cell
+    return out
+
+
+def result_rows(records: Sequence[Mapping[str, Any]], regimes: Mapping[tuple[float, float], str] | None = None,
+                normalized: Mapping[tuple[float, float], float] | None = None) -> list[dict[str, Any]]:
+    """One display row per cell record: raw values (for sort/filter/export) under RESULT_COLUMNS.
+
+    `regimes` and `normalized` are per-(temperature, density) lookups from the service's regime map
+    and normalized-error grid (see grid_lookup); the spread is max-min over retrain seeds.
+    """
+    regimes, normalized = regimes or {}, normalized or {}
+    rows = []
+    for rec in records:
+        seeds = [e for e in rec.get("test_error_seeds") or [] if isinstance(e, (int, float))]
+        row = {col: rec.get(col) for col in RESULT_COLUMNS}
+        row["spread"] = (max(seeds) - min(seeds)) if len(seeds) > 1 else None
+        key = (float(rec["temperature"]), float(rec["density"]))
+        row["regime"] = rec.get("regime") or regimes.get(key)
+        if row.get("normalized_error") is None:
+            row["normalized_error"] = normalized.get(key)
+        rows.append(row)
+    return rows
+
+
+def display_cells(row: Mapping[str, Any]) -> tuple[str, ...]:
+    """A result row as table cell strings."""
+    return tuple(fmt_value(row[c]) if c in ("temperature", "density") else fmt_num(row.get(c))
+                 for c in RESULT_COLUMNS)
+
+
+_TERM = re.compile(r"^(?P<col>[a-z_]+)(?P<op><=|>=|!=|=|<|>)(?P<val>.+)$")
+
+
+def parse_filter(query: str) -> list[tuple[str | None, str, str]]:
+    """Filter terms: `col<op>value` (op one of < <= > >= = !=) or free text matched anywhere.
+
+    Column names may be the full name or the short header (T, dens, test_err...).
+    """
+    terms: list[tuple[str | None, str, str]] = []
+    aliases = {v.lower(): k for k, v in RESULT_HEADERS.items()}
+    for token in query.split():
+        m = _TERM.match(token.lower()) if not token.startswith("=") else None
+        if m and (m["col"] in RESULT_COLUMNS or m["col"] in aliases):
+            terms.append((aliases.get(m["col"], m["col"]), m["op"], m["val"]))
+        else:
+            terms.append((None, "~", token.lower()))
+    return terms
+
+
+def filter_rows(rows: Sequence[Mapping[str, Any]], query: str) -> list[Mapping[str, Any]]:
+    """Rows that satisfy every term of the filter query (see parse_filter)."""
+    terms = parse_filter(query)
+    if not terms:
+        return list(rows)
+    return [row for row in rows if all(_match(row, t) for t in terms)]
+
+
+def _match(row: Mapping[str, Any], term: tuple[str | None, str, str]) -> bool:
+    col, op, val = term
+    if col is None:
+        return any(val in fmt_num(v).lower() or val in str(v).lower() for v in row.values())
+    cell = row.get(col)
+    try:
+        a, b = float(cell), float(val)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        a, b = str(cell).lower(), val  # type: ignore[assignment]
+    try:
+        return {"<": a < b, "<=": a <= b, ">": a > b, ">=": a >= b, "=": a == b, "!=": a != b}[op]
+    except TypeError:
+        return False
+
+
+def sort_rows(rows: Sequence[Mapping[str, Any]], column: str, reverse: bool = False) -> list[Mapping[str, Any]]:
+    """Rows sorted by one column; missing values always last, numbers before text."""
+    present = [r for r in rows if r.get(column) is not None]
+    missing = [r for r in rows if r.get(column) is None]
+
+    def key(r: Mapping[str, Any]) -> tuple[int, Any]:
+        v = r[column]
+        return (0, float(v)) if isinstance(v, (int, float)) else (1, str(v))
+    return sorted(present, key=key, reverse=reverse) + missing
+
+
+def export_rows(rows: Sequence[Mapping[str, Any]], path: str | Path) -> Path:
+    """Write rows as CSV or JSON (by the file suffix); returns the resolved path.
+
+    Raises ValueError with a one-line message when the suffix is neither .csv nor .json.
+    """
+    target = Path(path).expanduser()
+    suffix = target.suffix.lower()
+    if suffix not in (".csv", ".json"):
+        raise ValueError(f"export path {str(target)!r}: use a .csv or .json file name")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if suffix == ".json":
+        target.write_text(json.dumps(list(rows), indent=1, default=str) + "\n")
+    else:
+        with target.open("w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(RESULT_COLUMNS), extrasaction="ignore")
+            writer.writeheader()
+            for row in rows:
+                writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in RESULT_COLUMNS})
+    return target.resolve()
+
+
+# ---------------------------------------------------------------------------- cell inspector
+
+def cell_details(cell: Mapping[str, Any] | None, regime: str | None = None, reason: str | None = None) -> str:
+    """Multi-line text describing one (temperature, density) cell for the inspector pane.
+
+    `cell` is an aggregate_cells() entry (job counts come from the records' `job_states`).
+    """
+    if not cell:
+        return "no results for this cell yet"
+    seeds = " ".join(fmt_num(e) for e in cell.get("test_error_seeds") or []) or "-"
+    dense_seeds = ", ".join(str(s) for s in cell.get("dense_seeds", []))
+    jobs = ", ".join(f"{n} {s}" for s, n in (cell.get("job_counts") or {}).items()) or "-"
+    lines = [
+        f"T={fmt_value(cell['temperature'])} density={fmt_value(cell['density'])} regime {regime or '-'}",
+        f"test error {fmt_num(cell.get('test_error'))} spread {fmt_num(cell.get('spread'))}",
+        f" per retrain seed: {seeds}",
+        f"mc {fmt_num(cell.get('mc'))}  cka {fmt_num(cell.get('cka'))}",
+        f"dense error {fmt_num(cell.get('dense_test_error'))} (dense seeds {dense_seeds})",
+        f"jobs: {jobs}",
+    ]
+    if reason:
+        lines.append(f"why: {reason}")
+    return "\n".join(lines)
+
+
+def scalar_items(report: Mapping[str, Any], limit: int = 16) -> list[tuple[str, str]]:
+    """Top-level scalar fields of a case-study report as (name, value) pairs for the key-numbers table."""
+    items = []
+    for key, value in report.items():
+        if key == "text":
+            continue
+        if isinstance(value, (str, int, float, bool)) or value is None:
+            items.append((key, fmt_num(value)))
+        if len(items) >= limit:
+            break
+    return items

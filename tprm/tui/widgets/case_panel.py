@@ -1,0 +1,226 @@
+"""One case study as a guided panel: the question, its inputs, a run with progress, the decision."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from rich.table import Table
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.message import Message
+from textual.widgets import Button, Checkbox, Input, Label, ProgressBar, Select, Static
+
+from tprm.tui.viewmodel import fmt_value, one_line, scalar_items
+
+CASES: dict[str, dict[str, str]] = {
+    "direction": {
+        "title": "1 Direction",
+        "question": (
+            "Which way should I move a hyperparameter? Pick a point of the grid (temperature T, density). "
+            "tprm prunes and retrains it with two seeds, measures connectivity (mc) and similarity (CKA) "
+            "and classifies the regime: I -> make training hotter, II-A -> colder, II-B -> keep. "
+            "'check neighbours' also trains the colder and hotter neighbours and scores the advice "
+            "against always-hotter/colder/keep and the dense model's error."),
+    },
+    "select": {
+        "title": "2 Select",
+        "question": (
+            "Which model of a family should I prune? The recipe's dense models (one per temperature) are "
+            "the candidates; the target is a density. The regime rule picks a well-connected model, then "
+            "the one with the higher CKA; it is compared with picking by dense accuracy and by the pruned "
+            "error of the same retrains: the error of each pick, its regret and the trainings used."),
+    },
+    "sam": {
+        "title": "3 SAM rho",
+        "question": (
+            "How should I tune SAM's rho for pruning? rho acts as the temperature. Starting from rho, tprm "
+            "reads the regime at the target density and moves rho up (Regime I) or down (II-A) until the "
+            "regime is II-B, a value repeats or the regime flips back; it reports the rho found, its "
+            "pruned error and trainings, next to a grid search over rho."),
+    },
+}
+
+
+class CaseCancelled(Exception):
+    """Raised from the progress callback to stop a case study (the service lets it propagate)."""
+
+
+class CasePanel(Vertical):
+    """Inputs -> svc.case_<kind>(...) in a worker thread -> report text and key numbers."""
+
+    class Finished(Message):
+        """Posted when a case study produced a report."""
+
+        def __init__(self, kind: str, report: dict[str, Any]) -> None:
+            super().__init__()
+            self.kind, self.report = kind, report
+
+    def __init__(self, kind: str) -> None:
+        super().__init__(id=f"case-{kind}", classes="case-panel")
+        self.kind = kind
+        self.recipe_values: dict[str, Any] = {}
+        self.report: dict[str, Any] | None = None
+        self.running = False
+        self._cancel = threading.Event()
+
+    def compose(self) -> ComposeResult:
+        yield Static(CASES[self.kind]["question"], classes="case-question", markup=False)
+        with Horizontal(classes="case-inputs"):
+            yield Select([], prompt="recipe", id=f"{self.kind}-recipe", compact=True, classes="case-recipe")
+            if self.kind == "direction":
+                yield Select([], prompt="T", id="direction-temperature", compact=True, classes="case-value")
+            yield Select([], prompt="density", id=f"{self.kind}-density", compact=True, classes="case-value")
+            if self.kind == "sam":
+                yield Label(" rho", classes="case-label")
+                yield Input("0.1", id="sam-rho", compact=True, classes="case-rho", type="number")
+            if self.kind == "direction":
+                yield Checkbox("check neighbours", id="direction-evaluate", compact=True)
+            yield Button("Run", id=f"{self.kind}-run", compact=True, variant="primary")
+        with Horizontal(classes="case-progress-row"):
+            yield ProgressBar(total=1, show_eta=False, id=f"{self.kind}-progress")
+            yield Static("press r (or Run) to answer", id=f"{self.kind}-status", markup=False,
+                         classes="case-status")
+        with VerticalScroll(id=f"{self.kind}-result", classes="case-result"):
+            yield Static("", id=f"{self.kind}-report", markup=False)
+            yield Static("", id=f"{self.kind}-numbers")
+
+    # ---------------------------------------------------------------- inputs
+
+    def set_recipes(self, names: list[str], current: str | None) -> None:
+        select = self.query_one(f"#{self.kind}-recipe", Select)
+        select.set_options([(n, n) for n in names])
+        if current in names:
+            select.value = current
+
+    def set_recipe_values(self, temperatures: list[Any], densities: list[Any]) -> None:
+        """Offer the recipe's grid values; defaults: the coldest T and the lowest density."""
+        self.recipe_values = {"temperatures": temperatures, "densities": densities}
+        dens = self.query_one(f"#{self.kind}-density", Select)
+        dens.set_options([(fmt_value(d), d) for d in densities])
+        if densities:
+            dens.value = min(densities)
+        if self.kind == "direction":
+            temps = self.query_one("#direction-temperature", Select)
+            temps.set_options([(fmt_value(t), t) for t in temperatures])
+            if temperatures:
+                temps.value = temperatures[len(temperatures) // 2]
+
+    @property
+    def recipe(self) -> str | None:
+        value = self.query_one(f"#{self.kind}-recipe", Select).value
+        return value if isinstance(value, str) else None
+
+    def arguments(self) -> dict[str, Any]:
+        """The service call's arguments; ValueError with a one-line message when an input is missing."""
+        recipe = self.recipe
+        if recipe is None:
+            raise ValueError("recipe: choose a recipe first")
+        density = self.query_one(f"#{self.kind}-density", Select).value
+        if not isinstance(density, (int, float)):
+            raise ValueError("density: choose one of the recipe's densities")
+        args: dict[str, Any] = {"recipe": recipe, "density": density}
+        if self.kind == "direction":
+            temperature = self.query_one("#direction-temperature", Select).value
+            if not isinstance(temperature, (int, float)):
+                raise ValueError("temperature: choose one of the recipe's temperature values")
+            args["temperature"] = temperature
+            args["evaluate"] = self.query_one("#direction-evaluate", Checkbox).value
+        if self.kind == "sam":
+            text = self.query_one("#sam-rho", Input).value.strip()
+            try:
+                rho = float(text)
+            except ValueError:
+                raise ValueError(f"rho: {text!r} is not a number; give a positive value such as 0.1") from None
+            if rho <= 0:
+                raise ValueError(f"rho: {rho:g} must be > 0 (e.g. 0.1)")
+            args["rho"] = rho
+        return args
+
+    # ---------------------------------------------------------------- running
+
+    def start(self, svc: Any, call: Callable[..., None], on_error: Callable[[BaseException], None]) -> None:
+        """Run the case study in a worker thread (through the app's service caller)."""
+        if self.running:
+            return
+        try:
+            args = self.arguments()
+        except ValueError as exc:
+            on_error(exc)
+            return
+        method = getattr(svc, f"case_{self.kind}")
+        self.running = True
+        self._cancel.clear()
+        self._set_status("running: training or reusing the jobs it needs...", 0.0)
+        self.query_one(f"#{self.kind}-run", Button).disabled = True
+
+        def failed(exc: BaseException) -> None:
+            self._done()
+            if isinstance(exc, CaseCancelled):
+                self._set_status("cancelled", None)
+                return
+            self._set_status(f"failed: {one_line(exc)}", None)
+            on_error(exc)
+
+        call(method, done=self._finished, on_error=failed, progress=self._progress_from_thread, **args)
+
+    def cancel(self) -> None:
+        """Ask a running case study to stop at its next progress report."""
+        self._cancel.set()
+
+    def _progress_from_thread(self, *args: Any, **kwargs: Any) -> None:
+        if self._cancel.is_set():
+            raise CaseCancelled("case study cancelled")
+        fraction, text = _progress_fraction(args, kwargs)
+        try:
+            self.app.call_from_thread(self._set_status, text, fraction)
+        except RuntimeError:
+            pass
+
+    def _set_status(self, text: str, fraction: float | None) -> None:
+        self.query_one(f"#{self.kind}-status", Static).update(text)
+        if fraction is not None:
+            self.query_one(f"#{self.kind}-progress", ProgressBar).update(total=1, progress=fraction)
+
+    def _done(self) -> None:
+        self.running = False
+        self.query_one(f"#{self.kind}-run", Button).disabled = False
+
+    def _finished(self, report: dict[str, Any]) -> None:
+        self._done()
+        self.report = report
+        self._set_status("done: the decision and its evidence are below", 1.0)
+        self.query_one(f"#{self.kind}-report", Static).update(str(report.get("text", "")).rstrip())
+        self.query_one(f"#{self.kind}-numbers", Static).update(_numbers_table(report))
+        self.post_message(self.Finished(self.kind, report))
+
+
+def _progress_fraction(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[float | None, str]:
+    """Understand a service progress report: (done, total) numbers or a snapshot dict."""
+    snap = args[0] if len(args) == 1 and isinstance(args[0], dict) else kwargs
+    if snap:
+        done = snap.get("done", snap.get("finished"))
+        total = snap.get("total")
+        stage = snap.get("stage") or snap.get("message") or snap.get("label") or ""
+        if isinstance(done, (int, float)) and isinstance(total, (int, float)) and total:
+            return done / total, f"{stage} {int(done)}/{int(total)}".strip()
+        if isinstance(snap.get("fraction"), (int, float)):
+            return float(snap["fraction"]), str(stage or "running")
+        return None, str(stage or "running")
+    if len(args) >= 2 and all(isinstance(a, (int, float)) for a in args[:2]) and args[1]:
+        return args[0] / args[1], f"{int(args[0])}/{int(args[1])}"
+    return None, "running"
+
+
+def _numbers_table(report: dict[str, Any]) -> Table | Text:
+    items = scalar_items(report)
+    if not items:
+        return Text("")
+    table = Table(show_header=False, box=None, pad_edge=False, title="key numbers", title_justify="left")
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column()
+    for name, value in items:
+        table.add_row(name, value)
+    return table
