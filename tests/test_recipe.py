@@ -218,6 +218,8 @@ def test_with_overrides_clears_the_partner_key_like_a_file():
 
 
 def test_with_overrides_rejects_unwritable_values():
+    with pytest.raises(RecipeError, match=r"^<overrides>:1: overrides: expected a mapping"):
+        parse_recipe("name: a").with_overrides([("dense", 1)])
     message = str(pytest.raises(RecipeError, parse_recipe("name: a").with_overrides, {"dense": {"lr": object()}})
                   .value)
     assert message.startswith("<overrides>:1: overrides: cannot write") and len(message.splitlines()) == 1

@@ -155,29 +155,34 @@ def test_sam_perturbation_is_masked_and_has_norm_rho():
 
 
 def test_sam_second_pass_sees_zero_masked_weights_and_frozen_bn_stats(data32):
-    """Inside training: both passes see masked weights at 0.0; BN running stats move once per step."""
+    """Inside training: both passes see masked weights at 0.0, the perturbed pass is at distance rho
+    (global norm of the masked gradient), and BN running stats move once per step (first pass only)."""
     model = tiny("conv1d", 0, data32, dtype=torch.float32, batchnorm=True)
     assert not fusable([model, clone(model)], [Schedule(lr=0.1, batch_size=50, epochs=1)] * 2, data32.n_train)
-    conv, bn = model.features[0], model.features[1]
+    bn = model.features[1]
     masks = magnitude_masks(model, 0.25, prunable_parameters(model))
     seen = []
-    conv.register_forward_pre_hook(lambda mod, inp: seen.append(
-        ("conv", mod.weight.detach().clone(), bn.running_mean.clone(), int(bn.num_batches_tracked))
-    ) if mod.training else None)
-    s = Schedule(lr=0.1, batch_size=50, epochs=1, sam_rho=0.5)
+    model.register_forward_pre_hook(lambda mod, inp: seen.append((
+        {n: p.detach().clone() for n, p in mod.named_parameters()},
+        bn.running_mean.clone(),
+        int(bn.num_batches_tracked),
+    )) if mod.training else None)
+    rho = 0.5
+    s = Schedule(lr=0.1, batch_size=50, epochs=1, sam_rho=rho)
     steps = s.total_iterations(data32.n_train)
-    [result] = train([model], data32, [s], [0], [masks], eval_every=1)
+    [result] = train([model], data32, [s], [0], [masks])
     assert len(seen) == 2 * steps  # first pass + perturbed pass per step
-    keep = masks["features.0.weight"]
-    for _, weight, _, _ in seen:
-        assert (weight[~keep] == 0.0).all()
+    for weights, _, _ in seen:
+        for name, keep in masks.items():
+            assert (weights[name][~keep] == 0.0).all()
     for t in range(steps):
-        (_, w1, mean1, n1), (_, w2, mean2, n2) = seen[2 * t], seen[2 * t + 1]
-        assert not torch.equal(w1[keep], w2[keep])  # the second pass ran at w + e
-        assert n2 == n1 + 1 == t + 1  # first pass updated the running stats once
+        (w1, mean1, n1), (w2, mean2, n2) = seen[2 * t], seen[2 * t + 1]
+        distance = torch.sqrt(sum((w2[n] - w1[n]).double().pow(2).sum() for n in w1))
+        assert distance.item() == pytest.approx(rho, rel=1e-4)  # e = rho * g / ||g||, g masked
+        assert n2 == n1 + 1 == t + 1  # the first pass updated the running stats once
         if t + 1 < steps:
-            _, _, mean_next, n_next = seen[2 * t + 2]
-            assert n_next == n2 and torch.equal(mean_next, mean2)  # second pass changed nothing
+            _, mean_next, n_next = seen[2 * t + 2]
+            assert n_next == n2 and torch.equal(mean_next, mean2)  # the perturbed pass changed nothing
     assert int(result.state["features.1.num_batches_tracked"]) == steps
     assert torch.equal(result.state["features.1.running_mean"], bn.running_mean)
     assert_masked_zero(result.state, masks)

@@ -191,7 +191,7 @@ def status(recipe: Annotated[Optional[str], typer.Argument(help="Recipe name or 
         out.print(f"{name}: {r['total']} jobs ({counts})")
     for run_ in s["runs"][-5:]:
         started = time.strftime("%Y-%m-%d %H:%M", time.localtime(run_.get("started", 0)))
-        out.print(f"  run {run_['run_id']} {run_['recipe']}: {run_['state']} since {started} "
+        out.print(f"  run {run_['run_id']} {run_['recipe_name']}: {run_['state']} since {started} "
                   f"(pid {run_.get('pid')} on {run_.get('host')})")
     for j in s["jobs"]:
         if j["state"] == "running" and j.get("progress"):

@@ -49,6 +49,28 @@ def _input_errors():
     return (RecipeError, StoreError, ArtifactError, DataMissingError)
 
 
+def _converting_input_errors(cls):
+    """Wrap every public method so recipe/store/data/artifact errors surface as BadInput."""
+    import functools
+
+    def wrap(fn):
+        @functools.wraps(fn)
+        def call(*args, **kwargs):
+            try:
+                return fn(*args, **kwargs)
+            except TprmError:
+                raise
+            except _input_errors() as exc:
+                raise _bad_input(exc) from None
+        return call
+
+    for name, fn in list(vars(cls).items()):
+        if callable(fn) and not name.startswith("_") and not isinstance(fn, type):
+            setattr(cls, name, wrap(fn))
+    return cls
+
+
+@_converting_input_errors
 class Service:
     """Recipes, runs, results, plots and case studies over one store directory."""
 
@@ -79,14 +101,6 @@ class Service:
                 out.append(d)
         return out
 
-    def _guard(self, fn, *args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except TprmError:
-            raise
-        except _input_errors() as exc:
-            raise _bad_input(exc) from None
-
     # -- recipes -------------------------------------------------------------------------------
     def recipe_path(self, name_or_path: str | Path) -> Path:
         from tprm.engine.recipe import find_recipe
@@ -110,7 +124,7 @@ class Service:
         if isinstance(recipe, Recipe):
             return recipe
         path = self.recipe_path(recipe)
-        r = self._guard(load_recipe, path)
+        r = load_recipe(path)
         object.__setattr__(r, "_path", str(path)) if not hasattr(r, "_path") else None
         return r
 
@@ -176,14 +190,14 @@ class Service:
         else:
             lines.insert(0, f"name: {name}")
         text = "\n".join(lines) + "\n"
-        self._guard(parse_recipe, text, str(target))
+        parse_recipe(text, str(target))
         return self._write_atomic(target, text)
 
     def save_recipe(self, path: str | Path, text: str):
         """Validate `text` and only then replace the file: a bad recipe never overwrites a good one."""
         from tprm.engine.recipe import parse_recipe
 
-        recipe = self._guard(parse_recipe, text, str(path))
+        recipe = parse_recipe(text, str(path))
         self._write_atomic(Path(path), text)
         return recipe
 
@@ -213,7 +227,7 @@ class Service:
             from dataclasses import replace
 
             spec = replace(spec, root=str(self.store_dir / "data"))
-        ident = self._guard(data_identity, spec)
+        ident = data_identity(spec)
         self._write_atomic(cache, json.dumps(ident, sort_keys=True))
         return ident
 
@@ -667,17 +681,17 @@ class Service:
 
     # -- store maintenance ---------------------------------------------------------------------
     def migrate(self) -> dict:
-        return self._guard(self.store.migrate)
+        return self.store.migrate()
 
     def gc(self, dry_run: bool = False) -> list[str]:
-        return [str(p) for p in self._guard(self.store.gc, dry_run=dry_run)]
+        return [str(p) for p in self.store.gc(dry_run=dry_run)]
 
     def export(self, recipe, path: str | Path) -> Path:
         recipe = self.load_recipe(recipe)
-        self._guard(self.store.export_recipe, recipe.name, Path(path))
+        self.store.export_recipe(recipe.name, Path(path))
         return Path(path)
 
     def import_bundle(self, path: str | Path) -> dict:
         if not Path(path).exists():
             raise BadInput(f"{path}: no such file; give a bundle written by `tprm export`")
-        return self._guard(self.store.import_bundle, Path(path))
+        return self.store.import_bundle(Path(path))

@@ -589,6 +589,9 @@ class Recipe:
         Setting one of epochs/iterations clears the other, and setting model.import clears the
         label in model.name (and vice versa), as when the key is left out of a file.
         """
+        if not isinstance(overrides, Mapping):
+            raise RecipeError(f"expected a mapping of settings, got {type(overrides).__name__}, allowed: a nested "
+                              "dict such as {'dense': {'lr': 0.1}}", source="<overrides>", line=1, field="overrides")
         merged = _merge(self.to_dict(), _plain_overrides(overrides))
         try:
             text = yaml.dump(merged, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=100)

@@ -47,8 +47,10 @@ class CasesScreen(TaskScreen):
         self.call_service(self.tprm.svc.list_recipes, done=self._recipes_loaded, group="cases-recipes")
 
     def _recipes_loaded(self, recipes: list[dict[str, Any]]) -> None:
-        names = [r["name"] for r in recipes if r.get("valid", True)]
+        valid = [r for r in recipes if r.get("valid", True)]
         for panel in self.query(CasePanel):
+            # the SAM walk moves rho, so it needs a recipe whose temperature knob is sam_rho
+            names = [r["name"] for r in valid if panel.kind != "sam" or r.get("knob") == "sam_rho"]
             current = panel.recipe or self.tprm.recipe
             panel.set_recipes(names, current)
             if panel.recipe:

@@ -15,26 +15,32 @@ from tprm.tui.screens.base import TaskScreen
 from tprm.tui.viewmodel import PLOT_METRICS, aggregate_cells, cell_details, fmt_num, fmt_value, grid_lookup
 
 
+def plot_metrics(svc: Any) -> tuple[str, ...]:
+    """The metrics the service can plot, the regime map first."""
+    metrics = tuple(getattr(svc, "METRICS", PLOT_METRICS))
+    return ("regime", *[m for m in metrics if m != "regime"]) if "regime" in metrics else metrics
+
+
 def fetch_cells(svc: Any, recipe: str) -> dict[str, Any]:
     """Everything the inspector needs, independent of the plotted metric."""
     records = svc.results(recipe)
     try:
-        regimes = svc.regimes(recipe)
-    except Exception:  # no pair metrics yet: the inspector still shows what there is
+        regimes = svc.grid(recipe, "regime", cells=records)
+    except Exception:  # e.g. no pair metrics yet: the inspector still shows what there is
         regimes = None
     return {"cells": aggregate_cells(records), "regime": grid_lookup(regimes, "regime"),
-            "reason": grid_lookup(regimes, "reason"), "regime_grid": regimes}
+            "reason": grid_lookup(regimes, "reason")}
 
 
-def fetch_plot(svc: Any, recipe: str, metric: str, width: int, height: int) -> dict[str, Any]:
+def fetch_plot(svc: Any, recipe: str, metric: str, width: int, height: int, page: int = 0) -> dict[str, Any]:
     """The plot text at this size and the metric's grid values for the inspector table."""
-    text = svc.plot(recipe, metric, width=width, height=height, table=False, color=True)
-    grid = svc.regimes(recipe) if metric == "regime" else svc.grid(recipe, metric)
+    text = svc.plot(recipe, metric, width=width, height=height, table=False, color=True, page=page)
+    grid = svc.grid(recipe, metric)
     field = "regime" if metric == "regime" else "mean"
     temps = [float(t) for t in _field(grid, "temperatures") or []]
     dens = [float(d) for d in _field(grid, "densities") or []]
     return {"text": text, "values": grid_lookup(grid, field), "temperatures": temps, "densities": dens,
-            "metric": metric}
+            "metric": metric, "page": page}
 
 
 def _field(grid: Any, name: str) -> Any:
@@ -48,27 +54,30 @@ class PlotScreen(TaskScreen):
     HELP_TITLE = "4 Plot"
     BINDINGS = [
         Binding("m", "pick_metric", "Metric", tooltip="choose the metric (regime, test_error, mc, cka, ...)"),
-        Binding("right_square_bracket", "next_metric(1)", "Next metric", show=False,
-                tooltip="next metric"),
+        Binding("right_square_bracket", "next_metric(1)", "Next metric", show=False, tooltip="next metric"),
         Binding("left_square_bracket", "next_metric(-1)", "Prev metric", show=False,
                 tooltip="previous metric"),
-        Binding("i", "inspect", "Inspector", tooltip="move the cell cursor (arrow keys) over the grid"),
+        Binding("i", "inspect", "Inspect", tooltip="move the cell cursor (arrow keys) over the grid"),
         Binding("z", "zoom", "Zoom", tooltip="hide/show the inspector (a taller plot)"),
+        Binding("p", "next_page", "Page", show=False, tooltip="next page of a grid too large for the screen"),
         Binding("f5", "reload", "Reload", show=False, tooltip="reload the plot"),
     ]
 
     def __init__(self) -> None:
         super().__init__()
         self.metric = "regime"
+        self.page = 0
+        self.metrics: tuple[str, ...] = PLOT_METRICS
         self.cells: dict[str, Any] = {}
         self.plot_data: dict[str, Any] = {}
         self.plot_text = ""
-        self._size: tuple[int, int] = (0, 0)
+        self._plot_size: tuple[int, int] = (0, 0)
 
     def compose_body(self) -> Iterable[Widget]:
+        self.metrics = plot_metrics(self.tprm.svc)
         with Horizontal(id="plot-bar"):
             yield Label("metric ", id="metric-label")
-            yield Select([(m, m) for m in PLOT_METRICS], value=self.metric, allow_blank=False,
+            yield Select([(m, m) for m in self.metrics], value=self.metric, allow_blank=False,
                          id="metric-select", compact=True)
             yield Static("", id="plot-note", markup=False)
         yield Static("", id="plot-view")
@@ -85,29 +94,35 @@ class PlotScreen(TaskScreen):
         recipe = self.tprm.recipe
         if recipe is None:
             return
-        self.call_service(fetch_cells, self.tprm.svc, recipe, done=self._cells_loaded, group="plot-cells")
+        self.call_service(fetch_cells, self.tprm.svc, recipe, done=self._cells_loaded, group="plot-cells",
+                          on_error=lambda _exc: None)  # the plot call reports the same problem
+        self._plot_size = (0, 0)
         self.call_after_refresh(self._load_plot)
 
     def action_reload(self) -> None:
         self.reload()
 
     def on_resize(self) -> None:
-        self.call_after_refresh(self._load_plot, only_if_resized=True)
+        self.call_after_refresh(self._load_plot, True)
 
     def _load_plot(self, only_if_resized: bool = False) -> None:
         recipe = self.tprm.recipe
         view = self.query_one("#plot-view", Static)
         size = (max(view.content_size.width, 20), max(view.content_size.height, 4))
-        if recipe is None or (only_if_resized and size == self._size):
+        if recipe is None or (only_if_resized and size == self._plot_size):
             return
-        self._size = size
-        self.query_one("#plot-note", Static).update(f"building {self.metric} plot...")
-        self.call_service(fetch_plot, self.tprm.svc, recipe, self.metric, size[0], size[1],
-                          done=self._plot_loaded, group="plot-build",
-                          on_error=self._plot_failed)
+        self._plot_size = size
+        self.query_one("#plot-note", Static).update(f" building the {self.metric} plot...")
+        self.call_service(fetch_plot, self.tprm.svc, recipe, self.metric, size[0], size[1], self.page,
+                          done=self._plot_loaded, group="plot-build", on_error=self._plot_failed)
 
     def _plot_failed(self, exc: BaseException) -> None:
-        self.query_one("#plot-note", Static).update("")
+        if self.page and "page" in str(exc):  # went past the last page: wrap around
+            self.page = 0
+            self._plot_size = (0, 0)
+            self._load_plot()
+            return
+        self.query_one("#plot-note", Static).update(f" cannot plot {self.metric}")
         self.tprm.show_error(exc, title=f"Cannot plot {self.metric}")
 
     def _plot_loaded(self, data: dict[str, Any]) -> None:
@@ -117,8 +132,7 @@ class PlotScreen(TaskScreen):
         self.plot_text = data["text"]
         text = Text.from_ansi(data["text"], no_wrap=True, overflow="crop")
         self.query_one("#plot-view", Static).update(text)
-        self.query_one("#plot-note", Static).update(
-            "  arrows: inspect a cell   [ ]: metric   z: zoom")
+        self.query_one("#plot-note", Static).update(" m metric  arrows inspect  z zoom")
         self._fill_grid()
 
     def _cells_loaded(self, cells: dict[str, Any]) -> None:
@@ -135,17 +149,18 @@ class PlotScreen(TaskScreen):
         for t in temps:
             table.add_column(fmt_value(t), key=str(t))
         for d in sorted(dens, reverse=True):
-            cells = [_grid_text(values.get((t, d))) for t in temps]
-            table.add_row(f"{100 * d:.4g}%", *cells, key=str(d))
-        table.cursor_coordinate = cursor if cursor.column > 0 else cursor._replace(column=1)
+            table.add_row(f"{100 * d:.4g}%", *[_grid_text(values.get((t, d))) for t in temps], key=str(d))
+        if table.row_count:
+            table.cursor_coordinate = cursor if cursor.column > 0 else cursor._replace(column=1)
         self._show_cell()
 
     def on_data_table_cell_highlighted(self, event: DataTable.CellHighlighted) -> None:
-        if event.data_table.id == "cell-grid":
-            if event.coordinate.column == 0 and len(event.data_table.columns) > 1:
-                event.data_table.cursor_coordinate = event.coordinate._replace(column=1)
-                return
-            self._show_cell()
+        if event.data_table.id != "cell-grid":
+            return
+        if event.coordinate.column == 0 and len(event.data_table.columns) > 1:
+            event.data_table.cursor_coordinate = event.coordinate._replace(column=1)  # labels are not cells
+            return
+        self._show_cell()
 
     def selected_cell(self) -> tuple[float, float] | None:
         """(temperature, density) under the inspector's cursor."""
@@ -165,17 +180,17 @@ class PlotScreen(TaskScreen):
         if point is None or not self.cells:
             info.update("move the cursor over the grid to inspect a cell")
             return
-        cell = self.cells["cells"].get(point)
-        value = self.plot_data["values"].get(point)
-        text = cell_details(cell, self.cells["regime"].get(point), self.cells["reason"].get(point))
+        text = cell_details(self.cells["cells"].get(point), self.cells["regime"].get(point),
+                            self.cells["reason"].get(point))
         if self.metric not in ("regime", "test_error", "mc", "cka"):
-            text = f"{self.metric} {_grid_text(value)}\n" + text
+            text = f"{self.metric} {_grid_text(self.plot_data['values'].get(point))}\n" + text
         info.update(text)
 
     def on_select_changed(self, event: Select.Changed) -> None:
-        if event.select.id == "metric-select" and event.value != self.metric and isinstance(event.value, str):
+        if event.select.id == "metric-select" and isinstance(event.value, str) and event.value != self.metric:
             self.metric = event.value
-            self._size = (0, 0)
+            self.page = 0
+            self._plot_size = (0, 0)
             self._load_plot()
 
     def action_pick_metric(self) -> None:
@@ -184,8 +199,13 @@ class PlotScreen(TaskScreen):
         select.expanded = True
 
     def action_next_metric(self, step: int) -> None:
-        index = (PLOT_METRICS.index(self.metric) + step) % len(PLOT_METRICS)
-        self.query_one("#metric-select", Select).value = PLOT_METRICS[index]
+        index = (self.metrics.index(self.metric) + step) % len(self.metrics)
+        self.query_one("#metric-select", Select).value = self.metrics[index]
+
+    def action_next_page(self) -> None:
+        self.page += 1
+        self._plot_size = (0, 0)
+        self._load_plot()
 
     def action_inspect(self) -> None:
         self.query_one("#inspector").display = True
@@ -194,9 +214,7 @@ class PlotScreen(TaskScreen):
     def action_zoom(self) -> None:
         inspector = self.query_one("#inspector")
         inspector.display = not inspector.display
-        if not inspector.display:
-            self.query_one("#plot-view").focus()
-        self.call_after_refresh(self._load_plot, only_if_resized=True)
+        self.call_after_refresh(self._load_plot, True)
 
 
 def _grid_text(value: Any) -> str:

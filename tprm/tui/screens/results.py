@@ -13,24 +13,24 @@ from textual.widgets import DataTable, Input, Static
 from tprm.tui.screens.base import TaskScreen
 from tprm.tui.screens.prompt import PromptModal
 from tprm.tui.viewmodel import (
-    RESULT_COLUMNS, RESULT_HEADERS, display_cells, export_rows, filter_rows, grid_lookup, sort_rows,
+    RESULT_COLUMNS, RESULT_HEADERS, display_cells, export_rows, filter_rows, grid_lookup, one_line, result_rows,
+    sort_rows,
 )
 
 
 def fetch_results(svc: Any, recipe: str) -> tuple[list[dict[str, Any]], str | None]:
-    """The screen's whole data path: service calls -> display rows (+ a note when regimes are unavailable)."""
-    from tprm.tui.viewmodel import result_rows
+    """The screen's whole data path: service calls -> display rows (+ a note when a part is missing).
 
-    records = svc.results(recipe)
+    Each row carries its own dense seed's regime (svc.results_table) and its cell's normalized
+    error (the service's normalized_error grid built from the same records).
+    """
+    records = svc.results_table(recipe)
     note = None
     try:
-        regimes = grid_lookup(svc.regimes(recipe), "regime")
-        normalized = grid_lookup(svc.grid(recipe, "normalized_error"))
-    except Exception as exc:  # regimes need pair metrics; the table is still useful without them
-        from tprm.tui.viewmodel import one_line
-
-        regimes, normalized, note = {}, {}, f"no regimes yet: {one_line(exc)}"
-    return result_rows(records, regimes, normalized), note
+        normalized = grid_lookup(svc.grid(recipe, "normalized_error", cells=records))
+    except Exception as exc:  # e.g. no test errors yet: the table is still useful without it
+        normalized, note = {}, f"no normalized error: {one_line(exc)}"
+    return result_rows(records, None, normalized), note
 
 
 class ResultsScreen(TaskScreen):

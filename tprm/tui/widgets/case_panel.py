@@ -13,7 +13,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
 from textual.widgets import Button, Checkbox, Input, Label, ProgressBar, Select, Static
 
-from tprm.tui.viewmodel import fmt_value, one_line, scalar_items
+from tprm.tui.viewmodel import FINISHED_STATES, fmt_value, one_line, scalar_items
 
 CASES: dict[str, dict[str, str]] = {
     "direction": {
@@ -22,8 +22,8 @@ CASES: dict[str, dict[str, str]] = {
             "Which way should I move a hyperparameter? Pick a point of the grid (temperature T, density). "
             "tprm prunes and retrains it with two seeds, measures connectivity (mc) and similarity (CKA) "
             "and classifies the regime: I -> make training hotter, II-A -> colder, II-B -> keep. "
-            "'check neighbours' also trains the colder and hotter neighbours and scores the advice "
-            "against always-hotter/colder/keep and the dense model's error."),
+            "'score on grid' instead runs the whole grid and scores the rule (accuracy with an interval) "
+            "against always hotter / colder / keep and following the dense model's error."),
     },
     "select": {
         "title": "2 Select",
@@ -77,7 +77,7 @@ class CasePanel(Vertical):
                 yield Label(" rho", classes="case-label")
                 yield Input("0.1", id="sam-rho", compact=True, classes="case-rho", type="number")
             if self.kind == "direction":
-                yield Checkbox("check neighbours", id="direction-evaluate", compact=True)
+                yield Checkbox("score on grid", id="direction-evaluate", compact=True)
             yield Button("Run", id=f"{self.kind}-run", compact=True, variant="primary")
         with Horizontal(classes="case-progress-row"):
             yield ProgressBar(total=1, show_eta=False, id=f"{self.kind}-progress")
@@ -94,6 +94,10 @@ class CasePanel(Vertical):
         select.set_options([(n, n) for n in names])
         if current in names:
             select.value = current
+        elif len(names) == 1:
+            select.value = names[0]
+        if not names and self.kind == "sam":
+            self._set_status("needs a recipe whose knob is sam_rho: on Recipes (1), n creates one", None)
 
     def set_recipe_values(self, temperatures: list[Any], densities: list[Any]) -> None:
         """Offer the recipe's grid values; defaults: the coldest T and the lowest density."""
@@ -107,6 +111,8 @@ class CasePanel(Vertical):
             temps.set_options([(fmt_value(t), t) for t in temperatures])
             if temperatures:
                 temps.value = temperatures[len(temperatures) // 2]
+        if self.kind == "sam" and temperatures:  # start the walk on the recipe's own rho ladder
+            self.query_one("#sam-rho", Input).value = fmt_value(temperatures[len(temperatures) // 2])
 
     @property
     def recipe(self) -> str | None:
@@ -198,24 +204,38 @@ class CasePanel(Vertical):
 
 
 def _progress_fraction(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[float | None, str]:
-    """Understand a service progress report: (done, total) numbers or a snapshot dict."""
+    """Understand a service progress report: a runner snapshot dict, or (done, total) numbers.
+
+    A runner snapshot is {"total": jobs, "counts": {state: n}, "running": [{"done", "total",
+    "hashes"}, ...]}: finished jobs count whole, running ones by their step progress.
+    """
     snap = args[0] if len(args) == 1 and isinstance(args[0], dict) else kwargs
     if snap:
-        done = snap.get("done", snap.get("finished"))
         total = snap.get("total")
-        stage = snap.get("stage") or snap.get("message") or snap.get("label") or ""
+        counts = snap.get("counts")
+        if isinstance(counts, dict) and isinstance(total, (int, float)) and total:
+            finished = sum(n for state, n in counts.items() if state in FINISHED_STATES)
+            partial = 0.0
+            for job in snap.get("running") or []:
+                if isinstance(job, dict) and job.get("total"):
+                    partial += len(job.get("hashes") or [0]) * min(job.get("done", 0) / job["total"], 1.0)
+            return min((finished + partial) / total, 1.0), f"jobs {finished}/{int(total)} finished"
+        done = snap.get("done")
         if isinstance(done, (int, float)) and isinstance(total, (int, float)) and total:
-            return done / total, f"{stage} {int(done)}/{int(total)}".strip()
-        if isinstance(snap.get("fraction"), (int, float)):
-            return float(snap["fraction"]), str(stage or "running")
-        return None, str(stage or "running")
+            return done / total, f"{int(done)}/{int(total)}"
+        return None, "running"
     if len(args) >= 2 and all(isinstance(a, (int, float)) for a in args[:2]) and args[1]:
         return args[0] / args[1], f"{int(args[0])}/{int(args[1])}"
     return None, "running"
 
 
+# Report fields that the text already explains, or that are too long for the key-numbers table.
+_NOT_KEY_NUMBERS = {"text", "kind", "recipe", "reason", "knob", "thresholds", "sources"}
+
+
 def _numbers_table(report: dict[str, Any]) -> Table | Text:
-    items = scalar_items(report)
+    items = [(k, v) for k, v in scalar_items({k: v for k, v in report.items() if k not in _NOT_KEY_NUMBERS})
+             if len(v) <= 40]
     if not items:
         return Text("")
     table = Table(show_header=False, box=None, pad_edge=False, title="key numbers", title_justify="left")

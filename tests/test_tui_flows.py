@@ -1,0 +1,316 @@
+"""Pilot-driven flows through every TUI screen at 80x24, on real stores and real (tiny) runs.
+
+Nothing is mocked: the app talks to a real `Service`, runs are real detached `tprm run`
+processes, and case studies train what they need.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import re
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, TINY_RECIPE
+from rich.text import Text
+from textual.pilot import Pilot
+from textual.widgets import DataTable, Input, Static, TextArea
+
+from tprm.service import Service
+from tprm.tui.app import TprmApp
+from tprm.tui.screens.confirm import ConfirmModal
+from tprm.tui.screens.editor import EditorScreen
+from tprm.tui.screens.error import ErrorModal
+from tprm.tui.screens.help import HelpScreen
+from tprm.tui.screens.plot import PlotScreen
+from tprm.tui.screens.prompt import PromptModal
+from tprm.tui.screens.results import ResultsScreen
+from tprm.tui.screens.runs import RunsScreen
+from tprm.tui.widgets.case_panel import CasePanel
+
+SIZE = (80, 24)
+# A run long enough (its dense job trains for a few seconds) to be cancelled while it runs.
+SLOW_RECIPE = (TINY_RECIPE.replace("name: tiny", "name: slow")
+               .replace("num_samples: 500", "num_samples: 2000")
+               .replace("dense: {epochs: 2,", "dense: {epochs: 60,")
+               .replace("values: [1, 2]", "values: [30, 60]"))
+# The SAM case study walks rho, so it needs a recipe whose temperature knob is sam_rho.
+SAM_RECIPE = (TINY_RECIPE.replace("name: tiny", "name: tiny-sam")
+              .replace("temperature: {knob: epochs, values: [1, 2]}",
+                       "temperature: {knob: sam_rho, values: [0.05, 0.2]}"))
+
+
+def plain(renderable: object) -> str:
+    """Visible text of a Static's content (ANSI and styles dropped)."""
+    if isinstance(renderable, Text):
+        return renderable.plain
+    return Text.from_ansi(str(renderable)).plain
+
+
+def static_text(app: TprmApp, selector: str) -> str:
+    return plain(app.screen.query_one(selector, Static).render())
+
+
+async def wait_for(pilot: Pilot, condition: Callable[[], object], timeout: float = 60.0, what: str = "") -> None:
+    """Let the app run until `condition()` is true (fail after `timeout` seconds)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if condition():
+                return
+        except Exception:  # the widget may not be mounted yet
+            pass
+        await pilot.pause(0.1)
+    pytest.fail(f"timed out after {timeout:.0f}s waiting for {what or condition}")
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory: pytest.TempPathFactory):
+    """A working directory (new recipes land in its recipes/) with a store holding three recipes."""
+    work = tmp_path_factory.mktemp("tui-flows")
+    store = work / "store"
+    (store / "recipes").mkdir(parents=True)
+    for name, text in (("tiny", TINY_RECIPE), ("slow", SLOW_RECIPE), ("tiny-sam", SAM_RECIPE)):
+        (store / "recipes" / f"{name}.yaml").write_text(text)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(work)
+        # detached runs are `python -m tprm run` in this cwd: make the package importable there
+        mp.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
+        yield work, store
+        svc = Service(store)
+        for recipe in ("slow", "tiny"):  # never leave a detached run behind
+            svc.cancel(recipe)
+
+
+@pytest.fixture(scope="module")
+def finished(workdir):
+    """The store after foreground runs of tiny and tiny-sam (for the screens that read results)."""
+    _, store = workdir
+    svc = Service(store)
+    for recipe in ("tiny", "tiny-sam"):
+        assert svc.run(recipe)["state"] == "done"
+    return store
+
+
+async def select_recipe(pilot: Pilot, app: TprmApp, name: str) -> None:
+    """Move the Recipes screen's cursor to `name` with the arrow keys."""
+    table = app.screen.query_one("#recipe-table", DataTable)
+    await wait_for(pilot, lambda: table.row_count > 0 and app.recipe is not None, 30, "the recipe list")
+    names = [str(key.value) for key in table.rows]
+    steps = names.index(name) - table.cursor_row
+    for _ in range(abs(steps)):
+        await pilot.press("down" if steps > 0 else "up")
+    await wait_for(pilot, lambda: app.recipe == name, 10, f"recipe {name} selected")
+
+
+def run_line(app: TprmApp) -> str:
+    return static_text(app, "#run-line")
+
+
+async def test_launch_cancel_resume_and_plot(workdir) -> None:
+    """Recipes -> run (detached) -> quit asks -> cancel -> resume -> done -> phase plot + inspector."""
+    _, store = workdir
+    app = TprmApp(str(store), poll_interval=0.25)
+    async with app.run_test(size=SIZE) as pilot:
+        await select_recipe(pilot, app, "slow")
+        await wait_for(pilot, lambda: "plan: 0/17 jobs done" in static_text(app, "#plan-summary"), 30,
+                       "the expanded plan")
+        await pilot.press("r")
+        await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen), 30, "the run monitor")
+        runs = app.screen
+        await wait_for(pilot, lambda: any(c[2] == "running" for c in runs._rows.values()), 60,
+                       "a running job")
+        assert "detached" in run_line(app) and "keeps going" in run_line(app)
+
+        # quitting while it runs says so and asks; "n" stays
+        await pilot.press("q")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmModal), 10, "the quit question")
+        assert "keeps running in the background" in app.screen.question
+        await pilot.press("n")
+        assert app.is_running and app.screen is runs
+
+        # cancel (confirmed) stops the run before it is done
+        await pilot.press("c")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmModal), 10, "the cancel question")
+        await pilot.press("y")
+        await wait_for(pilot, lambda: "last run: cancelled" in run_line(app), 60, "the cancelled run")
+        assert [c[2] for c in runs._rows.values()].count("done") < 17
+
+        # resume: the same key starts it again; it finishes every job
+        await pilot.press("r")
+        await wait_for(pilot, lambda: "last run: done" in run_line(app), 180, "the resumed run to finish")
+        await wait_for(pilot, lambda: [c[2] for c in runs._rows.values()] == ["done"] * 17, 10, "17 done jobs")
+        assert runs.query_one("#run-progress").percentage == 1.0
+        assert "17/17 jobs" in static_text(app, "#run-eta")
+        await pilot.press("l")  # the whole run's log: the detached runner wrote it
+        await wait_for(pilot, lambda: "slow" in "\n".join(runs.query_one("#job-log").lines), 10, "the run log")
+
+        # the phase plot: real temperature ticks, density labels and regime letters
+        await pilot.press("4")
+        await wait_for(pilot, lambda: isinstance(app.screen, PlotScreen) and app.screen.plot_text, 30, "a plot")
+        plot = app.screen
+        text = plain(plot.plot_text)
+        tick_line = next(line for line in text.splitlines() if line.strip().startswith("density"))
+        assert re.search(r"\b30\b.*\b60\b|\b60\b.*\b30\b", tick_line), tick_line
+        assert "80%" in text and "20%" in text
+        assert "II-B" in text or "II-A" in text or "Regime I" in text
+
+        # the inspector: arrows move over (temperature, density), the pane follows
+        await wait_for(pilot, lambda: plot.selected_cell() is not None, 10, "the inspector cursor")
+        first = plot.selected_cell()
+        await pilot.press("right", "down")
+        second = plot.selected_cell()
+        assert second != first and second[1] == 0.2 and second[0] != first[0]
+        info = static_text(app, "#cell-info")
+        assert f"density={second[1]:g}" in info and "test error" in info and "jobs: 5 done" in info
+
+        # another metric through the selector's keys
+        await pilot.press("right_square_bracket")
+        await wait_for(pilot, lambda: plot.metric != "regime" and plot.plot_data.get("metric") == plot.metric,
+                       30, "the next metric's plot")
+        assert plot.metric in plain(plot.plot_text)
+
+
+async def test_case_studies_give_decisions(finished) -> None:
+    """All three case studies run from the Cases screen and show a decision with its evidence."""
+    app = TprmApp(str(finished))
+    async with app.run_test(size=SIZE) as pilot:
+        await select_recipe(pilot, app, "tiny")
+        await pilot.press("5")
+        panel = lambda kind: app.screen.query_one(f"#case-{kind}", CasePanel)  # noqa: E731
+        await wait_for(pilot, lambda: panel("direction").recipe_values, 30, "the direction inputs")
+
+        await pilot.press("r")
+        await wait_for(pilot, lambda: panel("direction").report is not None, 120, "the direction decision")
+        report = panel("direction").report
+        assert report["regime"] in ("I", "II-A", "II-B") and report["recommendation"]
+        shown = static_text(app, "#direction-report")
+        assert f"regime {report['regime']}" in shown and "->" in shown
+        assert "regime" in plain(app.screen.query_one("#direction-numbers", Static).render())
+
+        await pilot.press("n")  # next case: which model to prune
+        await wait_for(pilot, lambda: panel("select").recipe_values, 30, "the select inputs")
+        await pilot.press("r")
+        await wait_for(pilot, lambda: panel("select").report is not None, 120, "the select decision")
+        assert "pick" in static_text(app, "#select-report").lower()
+
+        await pilot.press("n")  # SAM's rho: only sam_rho recipes are offered
+        await wait_for(pilot, lambda: panel("sam").recipe == "tiny-sam" and panel("sam").recipe_values, 30,
+                       "the SAM inputs")
+        await pilot.press("r")
+        await wait_for(pilot, lambda: panel("sam").report is not None, 180, "the SAM walk")
+        sam = static_text(app, "#sam-report")
+        assert "rho" in sam and "grid search" in sam.lower()
+
+
+async def test_recipe_new_edit_rejects_invalid_then_saves(workdir) -> None:
+    """n creates from a template; the editor never saves an invalid recipe and shows the error."""
+    work, store = workdir
+    app = TprmApp(str(store))
+    async with app.run_test(size=SIZE) as pilot:
+        await select_recipe(pilot, app, "tiny")
+        await pilot.press("n")
+        await wait_for(pilot, lambda: app.screen.query_one("#name", Input), 10, "the new-recipe dialog")
+        await pilot.press(*"mine", "enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, EditorScreen), 30, "the editor")
+        path = work / "recipes" / "mine.yaml"
+        good = path.read_text()
+        assert "name: mine" in good
+
+        editor = app.screen.query_one("#editor", TextArea)
+        editor.text = good.replace("densities: [0.2, 0.8]", "densities: [0.2, 1.8]")
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: isinstance(app.screen, ErrorModal), 30, "the validation error")
+        assert "densities" in app.screen.message and "\n" not in app.screen.message
+        assert path.read_text() == good  # the bad text never replaced the good file
+        await pilot.press("escape")
+        assert isinstance(app.screen, EditorScreen)
+
+        editor.text = good.replace("densities: [0.2, 0.8]", "densities: [0.4, 0.8]")
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: not isinstance(app.screen, EditorScreen), 30, "the saved recipe")
+        assert "densities: [0.4, 0.8]" in path.read_text()
+        table = app.screen.query_one("#recipe-table", DataTable)
+        await wait_for(pilot, lambda: "mine" in [k.value for k in table.rows], 30, "mine in the list")
+
+        await pilot.press("v")
+        await wait_for(pilot, lambda: any("valid" in n.message for n in app._notifications), 60, "validation")
+
+
+async def test_results_sort_filter_export(finished, tmp_path) -> None:
+    """s sorts by the cursor column (again: reverse), / filters, x exports CSV/JSON; bad paths -> modal."""
+    app = TprmApp(str(finished))
+    async with app.run_test(size=SIZE) as pilot:
+        await select_recipe(pilot, app, "tiny")
+        await pilot.press("3")
+        await wait_for(pilot, lambda: isinstance(app.screen, ResultsScreen) and len(app.screen.rows) == 4, 30,
+                       "four result rows")
+        results = app.screen
+        assert {r["regime"] for r in results.rows} <= {"I", "II-A", "II-B"}
+        table = results.query_one("#results-table", DataTable)
+
+        await pilot.press("s")  # cursor starts on column T
+        assert [r["temperature"] for r in results.shown] == [1, 1, 2, 2]
+        await pilot.press("s")
+        assert [r["temperature"] for r in results.shown] == [2, 2, 1, 1]
+        assert table.get_row_at(0)[0] == "2"
+
+        await pilot.press("slash", *"density<0.5", "enter")
+        assert [r["density"] for r in results.shown] == [0.2, 0.2]
+        assert table.row_count == 2
+        assert "2 of 4 cells" in static_text(app, "#results-status")
+
+        for name in ("out.csv", "out.json"):
+            await pilot.press("x")
+            await wait_for(pilot, lambda: isinstance(app.screen, PromptModal), 10, "the export dialog")
+            app.screen.query_one(Input).value = str(tmp_path / name)
+            await pilot.press("enter")
+            await wait_for(pilot, lambda: (tmp_path / name).exists(), 10, f"{name} written")
+        with open(tmp_path / "out.csv") as handle:
+            rows = list(csv.DictReader(handle))
+        assert [float(r["density"]) for r in rows] == [0.2, 0.2] and rows[0]["regime"]
+        assert len(json.loads((tmp_path / "out.json").read_text())) == 2
+
+        await pilot.press("x")
+        await wait_for(pilot, lambda: isinstance(app.screen, PromptModal), 10, "the export dialog")
+        app.screen.query_one(Input).value = str(tmp_path / "out.txt")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, ErrorModal), 10, "the error modal")
+        assert ".csv or .json" in app.screen.message
+        await pilot.press("enter")
+        assert app.is_running and app.screen is results
+
+
+async def test_help_palette_and_errors(finished) -> None:
+    """? lists every screen's bindings; the palette reaches actions by name; service errors are modals."""
+    app = TprmApp(str(finished))
+    async with app.run_test(size=SIZE) as pilot:
+        await select_recipe(pilot, app, "tiny")
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        sections = dict(app.binding_sections())
+        for title in ("1 Recipes", "2 Runs", "3 Results", "4 Plot", "5 Cases"):
+            assert sections[title], title
+        listed = plain(app.screen.query_one("#help-bindings", Static).render())
+        assert "cancel the recipe's running run" in listed and "ctrl+p" in listed
+        await pilot.press("escape")
+        assert not isinstance(app.screen, HelpScreen)
+
+        await pilot.press("ctrl+p")
+        await pilot.press(*"Plot: mc_loss")
+        await pilot.pause(0.5)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, PlotScreen) and app.screen.metric == "mc_loss", 30,
+                       "the palette's plot command")
+        await wait_for(pilot, lambda: app.screen.plot_data.get("metric") == "mc_loss", 30, "the mc_loss plot")
+
+        # a service error (a recipe whose data file is missing) shows a modal, never a crash
+        app.recipe = "cifar10-preresnet20-epochs-quick"
+        await wait_for(pilot, lambda: isinstance(app.screen, ErrorModal), 60, "an error modal")
+        assert app.screen.message and "\n" not in app.screen.message
+        await pilot.press("escape")
+        assert app.is_running
