@@ -246,7 +246,7 @@ def test_iteration_budget_sets_the_number_of_steps(data64):
     assert r.curves["epoch"] == [1, 2, 3]
     for name in r.state:
         assert torch.equal(r.checkpoints[3][name], r.state[name])
-    assert calls[-1] == (17, 17) and all(t == 17 for _, t in calls)
+    assert calls[-1] == (17, 17) and all(t == 17 for _, t in calls) and len(calls) == 17
     assert [d for d, _ in calls] == sorted(d for d, _ in calls)
 
 

@@ -36,7 +36,16 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.func import functional_call, grad, vmap
 
-__all__ = ["CURVE_KEYS", "SAM_EPS", "Schedule", "TrainResult", "sam_perturbation", "stream_seed", "train"]
+__all__ = [
+    "CURVE_KEYS",
+    "SAM_EPS",
+    "Schedule",
+    "TrainResult",
+    "fusable",
+    "sam_perturbation",
+    "stream_seed",
+    "train",
+]
 
 SAM_EPS = 1e-12  # added to SAM's gradient norm
 CURVE_KEYS = ("epoch", "lr", "train_loss", "train_error", "test_loss", "test_error")
@@ -64,7 +73,12 @@ class Schedule:
     sam_rho: float = 0.0
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "milestones", tuple(float(m) for m in self.milestones))
+        try:
+            object.__setattr__(self, "milestones", tuple(float(m) for m in self.milestones))
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"Schedule.milestones: a list of fractions in [0, 1], got {self.milestones!r}"
+            ) from None
         if (self.epochs is None) == (self.iterations is None):
             raise ValueError(
                 f"Schedule: give exactly one of epochs / iterations, got epochs={self.epochs!r}, "
@@ -82,10 +96,13 @@ class Schedule:
             ("sam_rho", self.sam_rho, lambda v: v >= 0, ">= 0"),
         )
         for name, value, ok, allowed in checks:
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or not ok(value):
+            number = not isinstance(value, bool) and isinstance(value, (int, float))
+            if not number or not math.isfinite(value) or not ok(value):
                 raise ValueError(f"Schedule.{name}: must be a finite number {allowed}, got {value!r}")
         if any(not 0 <= m <= 1 for m in self.milestones):
-            raise ValueError(f"Schedule.milestones: fractions of the budget in [0, 1], got {list(self.milestones)}")
+            raise ValueError(
+                f"Schedule.milestones: fractions of the budget in [0, 1], got {list(self.milestones)}"
+            )
 
     def iterations_per_epoch(self, n_train: int) -> int:
         """Full batches per pass over ``n_train`` samples (drop_last)."""
@@ -218,7 +235,8 @@ class _Slots:
     def _vector(self, values: Sequence[float]) -> Tensor:
         return torch.tensor(values, dtype=self.dtype, device=self.device)
 
-    def _grads(self, params: dict[str, Tensor], x: Tensor, y: Tensor, perturbed: bool):
+    def _grads(self, params: dict[str, Tensor], x: Tensor, y: Tensor) -> tuple[dict[str, Tensor], Tensor, Tensor]:
+        """Unmasked gradients [K, ...] at ``params`` (train mode), loss [K] and error [K] of the batch."""
         raise NotImplementedError
 
     def _sam_params(self, e: dict[str, Tensor]) -> dict[str, Tensor]:
@@ -229,12 +247,12 @@ class _Slots:
 
     def step(self, x: Tensor, y: Tensor, lr: Tensor) -> tuple[Tensor, Tensor]:
         """One SGD (or SAM) step of all K models on x [K, B, ...], y [K, B]; returns loss, error [K]."""
-        grads, loss, wrong = self._grads(self.params, x, y, perturbed=False)
+        grads, loss, wrong = self._grads(self.params, x, y)
         _mask_(grads, self.masks)
         finite = torch.isfinite(loss)
         if self.sam:
             e = sam_perturbation(grads, self.rho, self.masks)
-            grads, loss2, _ = self._grads(self._sam_params(e), x, y, perturbed=True)
+            grads, loss2, _ = self._grads(self._sam_params(e), x, y)
             self._after_sam()
             _mask_(grads, self.masks)
             finite &= torch.isfinite(loss2)
@@ -275,7 +293,9 @@ def _cpu_state(model: nn.Module) -> dict[str, Tensor]:
 class _FusedSlots(_Slots):
     """K same-architecture, buffer-free models as one vmapped computation on stacked parameters."""
 
-    def __init__(self, models: Sequence[nn.Module], masks: Sequence[Masks], schedules: Sequence[Schedule]) -> None:
+    def __init__(
+        self, models: Sequence[nn.Module], masks: Sequence[Masks], schedules: Sequence[Schedule]
+    ) -> None:
         self.models = list(models)
         self.base = models[0]
         names = [name for name, _ in self.base.named_parameters()]
@@ -297,7 +317,7 @@ class _FusedSlots(_Slots):
         self._grad_fn = vmap(grad(loss_fn, has_aux=True))
         self._forward = vmap(lambda p, x: functional_call(base, p, (x,)), in_dims=(0, None))
 
-    def _grads(self, params, x, y, perturbed):
+    def _grads(self, params, x, y):
         self.base.train()
         grads, (loss, wrong) = self._grad_fn(params, x, y)
         return grads, loss.detach(), wrong.detach()
@@ -336,7 +356,7 @@ class _ModuleSlot(_Slots):
         self._saved_weights: dict[str, Tensor] = {}
         self._saved_buffers: list[Tensor] = []
 
-    def _grads(self, params, x, y, perturbed):
+    def _grads(self, params, x, y):
         self.model.train()
         logits = self.model(x[0])
         loss, wrong = _loss_and_error(logits, y[0])
@@ -455,7 +475,8 @@ def _check_inputs(models, data, schedules, seeds, masks, checkpoint_epochs, eval
     k = len(models)
     if k == 0:
         raise ValueError("train: models is empty; give at least one nn.Module")
-    for name, seq in (("schedules", schedules), ("seeds", seeds)) + ((("masks", masks),) if masks is not None else ()):
+    lists = [("schedules", schedules), ("seeds", seeds)] + ([("masks", masks)] if masks is not None else [])
+    for name, seq in lists:
         if len(seq) != k:
             raise ValueError(f"train: {name} has {len(seq)} entries, expected one per model ({k})")
     if len({id(m) for m in models}) != k:
@@ -469,15 +490,22 @@ def _check_inputs(models, data, schedules, seeds, masks, checkpoint_epochs, eval
             raise TypeError(f"train: seeds[{i}] must be an int, got {seed!r}")
     if isinstance(eval_every, bool) or not isinstance(eval_every, int) or eval_every < 1:
         raise ValueError(f"train: eval_every must be an integer >= 1, got {eval_every!r}")
-    for i, (model, s) in enumerate(zip(models, schedules)):
+    for i, s in enumerate(schedules):
+        n_epochs = s.num_epochs(data.n_train)
         for e in checkpoint_epochs:
-            n_epochs = s.num_epochs(data.n_train)
             if isinstance(e, bool) or not isinstance(e, int) or not 0 <= e <= n_epochs:
-                raise ValueError(f"train: checkpoint_epochs: {e!r} is not an epoch in 0..{n_epochs} of model {i}")
+                raise ValueError(
+                    f"train: checkpoint_epochs: {e!r} is not an epoch in 0..{n_epochs} of model {i}"
+                )
     out: list[Masks] = []
     for i, model in enumerate(models):
         mask = (masks[i] if masks is not None else None) or {}
         params = dict(model.named_parameters())
+        frozen = [name for name, p in params.items() if not p.requires_grad]
+        if frozen:
+            raise ValueError(
+                f"train: models[{i}]: {frozen[0]!r} has requires_grad=False; every parameter is trained"
+            )
         checked: Masks = {}
         for name, m in mask.items():
             if name not in params:
@@ -542,33 +570,47 @@ def train(
     by it propagates (cancel). Final weights are also left in the modules passed in.
     """
     checked_masks = _check_inputs(models, data, schedules, seeds, masks, checkpoint_epochs, eval_every)
-    ckpt = frozenset(checkpoint_epochs)
     n_train = data.n_train
-    total_all = sum(s.total_iterations(n_train) for s in schedules)
-    done = 0
-
-    def tick(n: int) -> None:
-        nonlocal done
-        done += n
-        if progress is not None:
-            progress(done, total_all)
-
-    common = dict(checkpoint_epochs=ckpt, eval_every=eval_every, eval_batch_size=eval_batch_size, tick=tick)
-    if fuse and fusable(models, schedules, n_train):
-        streams = [_BatchStream(seed, n_train, s.batch_size) for seed, s in zip(seeds, schedules)]
-        slots = _FusedSlots(models, checked_masks, schedules)
-        results = _run(slots, schedules, streams, data, **common)
-        slots.load_into_models()
-        done = total_all
-        if progress is not None:
-            progress(done, total_all)
+    counter = _Progress(progress, sum(s.total_iterations(n_train) for s in schedules))
+    common = dict(
+        checkpoint_epochs=frozenset(checkpoint_epochs),
+        eval_every=eval_every,
+        eval_batch_size=eval_batch_size,
+        tick=counter.tick,
+    )
+    modes = [m.training for m in models]
+    try:
+        if fuse and fusable(models, schedules, n_train):
+            streams = [_BatchStream(seed, n_train, s.batch_size) for seed, s in zip(seeds, schedules)]
+            slots = _FusedSlots(models, checked_masks, schedules)
+            results = _run(slots, schedules, streams, data, **common)
+            slots.load_into_models()
+            counter.settle(counter.total)
+            return results
+        results = []
+        for model, mask, s, seed in zip(models, checked_masks, schedules, seeds):
+            end = counter.done + s.total_iterations(n_train)
+            stream = _BatchStream(seed, n_train, s.batch_size)
+            results += _run(_ModuleSlot(model, mask, s), [s], [stream], data, **common)
+            counter.settle(end)  # a diverged model stops early: count its skipped steps as done
         return results
-    results = []
-    for model, mask, s, seed in zip(models, checked_masks, schedules, seeds):
-        start = done
-        slot = _ModuleSlot(model, mask, s)
-        results += _run(slot, [s], [_BatchStream(seed, n_train, s.batch_size)], data, **common)
-        done = start + s.total_iterations(n_train)
-        if progress is not None:
-            progress(done, total_all)
-    return results
+    finally:
+        for model, mode in zip(models, modes):
+            model.train(mode)
+
+
+class _Progress:
+    """Counts model-steps and reports them to the caller's callback (which may raise to cancel)."""
+
+    def __init__(self, callback: Callable[[int, int], None] | None, total: int) -> None:
+        self.callback, self.total, self.done = callback, total, 0
+
+    def tick(self, n: int) -> None:
+        self.settle(self.done + n)
+
+    def settle(self, done: int) -> None:
+        if done == self.done:
+            return
+        self.done = done
+        if self.callback is not None:
+            self.callback(done, self.total)

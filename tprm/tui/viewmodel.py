@@ -382,7 +382,7 @@ def cell_details(cell: Mapping[str, Any] | None, regime: str | None = None, reas
 
 
 def scalar_items(report: Mapping[str, Any], limit: int = 16) -> list[tuple[str, str]]:
-    """Top-level scalar fields of a case-study report as (name, value) pairs for the key-numbers table."""
+    """Top-level scalar fields of a report as (name, value) pairs (the generic key numbers)."""
     items = []
     for key, value in report.items():
         if key == "text":
@@ -392,3 +392,61 @@ def scalar_items(report: Mapping[str, Any], limit: int = 16) -> list[tuple[str, 
         if len(items) >= limit:
             break
     return items
+
+
+def _pct(value: Any) -> str:
+    return f"{value:.0%}" if isinstance(value, (int, float)) else "-"
+
+
+def decision_headline(report: Mapping[str, Any]) -> str:
+    """The answer of a case-study report in one line (its evidence is in the report's text)."""
+    kind = report.get("kind")
+    if kind == "direction":
+        flag = ", uncertain" if report.get("uncertain") else ""
+        return f"Decision: {report.get('recommendation')} (regime {report.get('regime')}{flag})"
+    if kind == "direction-evaluation":
+        scores = report.get("scores") or {}
+        rule = scores.get("regime rule") or {}
+        others = {k: v for k, v in scores.items() if k != "regime rule" and v.get("accuracy") is not None}
+        best = max(others.items(), key=lambda kv: kv[1]["accuracy"], default=None)
+        text = (f"Regime rule right in {_pct(rule.get('accuracy'))} of {rule.get('n', 0)} cells "
+                f"[{_pct(rule.get('ci_low'))}, {_pct(rule.get('ci_high'))}]")
+        return text + (f"; best baseline {best[0]}: {_pct(best[1]['accuracy'])}" if best else "")
+    if kind == "select":
+        picks = report.get("picks") or {}
+        pick, oracle = picks.get("regime-aware") or {}, picks.get("oracle") or {}
+        return (f"Decision: prune {pick.get('label')} (error {fmt_num(pick.get('test_error'), 4)}, "
+                f"regret {fmt_num(pick.get('regret'), 4)}); the oracle picks {oracle.get('label')}")
+    if kind == "sam":
+        best, grid = report.get("best") or {}, report.get("grid_search") or {}
+        text = (f"Decision: rho={fmt_value(best.get('rho'))} (pruned error {fmt_num(best.get('test_error'), 4)}, "
+                f"{report.get('trainings', '?')} trainings; {report.get('stop', '')})")
+        if grid.get("best_rho") is not None:
+            text += f"; grid search: rho={fmt_value(grid['best_rho'])} ({grid.get('trainings')} trainings)"
+        return text
+    return "Decision: see below"
+
+
+def key_numbers(report: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(name, value) rows summarising a case-study report: the comparison against the baselines."""
+    kind = report.get("kind")
+    if kind == "direction":
+        keys = ("regime", "direction", "mc", "cka", "endpoint_gap", "test_error", "trainings_run")
+        return [(k, fmt_num(report.get(k))) for k in keys if k in report]
+    if kind == "direction-evaluation":
+        return [(name, f"{_pct(s.get('accuracy'))} [{_pct(s.get('ci_low'))}, {_pct(s.get('ci_high'))}] "
+                       f"({s.get('correct')}/{s.get('n')})")
+                for name, s in (report.get("scores") or {}).items()]
+    if kind == "select":
+        return [(name, f"{p.get('label')}  error {fmt_num(p.get('test_error'), 4)}  regret "
+                       f"{fmt_num(p.get('regret'), 4)}  {p.get('trainings')} trainings")
+                for name, p in (report.get("picks") or {}).items()]
+    if kind == "sam":
+        rows = [(f"rho {fmt_value(p.get('rho'))}", f"{p.get('regime')}  error {fmt_num(p.get('test_error'), 4)}")
+                for p in report.get("path") or []]
+        grid = report.get("grid_search") or {}
+        if grid:
+            rows.append(("grid search", f"rho {fmt_value(grid.get('best_rho'))}  error "
+                                        f"{fmt_num(grid.get('best_test_error'), 4)}  {grid.get('trainings')} trainings"))
+        return rows
+    return scalar_items(report)

@@ -94,6 +94,16 @@ class RecipesScreen(TaskScreen):
     def _filled(self) -> None:
         self._filling = False
 
+    def _recipe_changed(self, recipe: str | None) -> None:
+        """Another screen (or the palette) chose a recipe: follow it without reloading the list."""
+        names = [r["name"] for r in self.recipes]
+        if recipe in names:
+            table = self.query_one("#recipe-table", DataTable)
+            if table.cursor_row != names.index(recipe):
+                table.move_cursor(row=names.index(recipe))
+            if recipe != self._detail_name:
+                self._show_details(recipe)
+
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         if event.data_table.id != "recipe-table" or event.row_key.value is None or self._filling:
             return

@@ -13,7 +13,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
 from textual.widgets import Button, Checkbox, Input, Label, ProgressBar, Select, Static
 
-from tprm.tui.viewmodel import FINISHED_STATES, fmt_value, one_line, scalar_items
+from tprm.tui.viewmodel import FINISHED_STATES, decision_headline, fmt_value, key_numbers, one_line
 
 CASES: dict[str, dict[str, str]] = {
     "direction": {
@@ -84,6 +84,7 @@ class CasePanel(Vertical):
             yield Static("press r (or Run) to answer", id=f"{self.kind}-status", markup=False,
                          classes="case-status")
         with VerticalScroll(id=f"{self.kind}-result", classes="case-result"):
+            yield Static("", id=f"{self.kind}-decision", markup=False, classes="case-decision")
             yield Static("", id=f"{self.kind}-report", markup=False)
             yield Static("", id=f"{self.kind}-numbers")
 
@@ -198,6 +199,7 @@ class CasePanel(Vertical):
         self._done()
         self.report = report
         self._set_status("done: the decision and its evidence are below", 1.0)
+        self.query_one(f"#{self.kind}-decision", Static).update(decision_headline(report))
         self.query_one(f"#{self.kind}-report", Static).update(str(report.get("text", "")).rstrip())
         self.query_one(f"#{self.kind}-numbers", Static).update(_numbers_table(report))
         self.post_message(self.Finished(self.kind, report))
@@ -229,17 +231,13 @@ def _progress_fraction(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[f
     return None, "running"
 
 
-# Report fields that the text already explains, or that are too long for the key-numbers table.
-_NOT_KEY_NUMBERS = {"text", "kind", "recipe", "reason", "knob", "thresholds", "sources"}
-
-
 def _numbers_table(report: dict[str, Any]) -> Table | Text:
-    items = [(k, v) for k, v in scalar_items({k: v for k, v in report.items() if k not in _NOT_KEY_NUMBERS})
-             if len(v) <= 40]
+    items = key_numbers(report)
     if not items:
         return Text("")
-    table = Table(show_header=False, box=None, pad_edge=False, title="key numbers", title_justify="left")
-    table.add_column(style="bold", no_wrap=True)
+    table = Table(show_header=False, box=None, pad_edge=False, title="key numbers", title_justify="left",
+                  title_style="bold")
+    table.add_column(no_wrap=True)
     table.add_column()
     for name, value in items:
         table.add_row(name, value)
