@@ -134,3 +134,64 @@ def test_status_json_polled_while_a_run_writes(tiny_recipe, store_dir):
     assert proc.returncode == 0 and polls >= 2
     s = json.loads(run_tprm("status", "--json", "--store", str(store_dir)).stdout)
     assert s["recipes"]["tiny"]["counts"] == {"done": 17}
+
+
+def _wait_for(predicate, timeout=120.0, every=0.3):
+    end = time.time() + timeout
+    while time.time() < end:
+        if predicate():
+            return True
+        time.sleep(every)
+    return False
+
+
+@pytest.mark.slow
+def test_cancel_stops_cleanly_and_resume_finishes(tmp_path, store_dir):
+    slow = tmp_path / "slow.yaml"
+    slow.write_text(TINY_RECIPE.replace("name: tiny", "name: slow")
+                    .replace("retrain: {epochs: 1,", "retrain: {epochs: 40,"))
+    proc = subprocess.Popen(tprm_cmd("run", str(slow), "--store", str(store_dir)),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    svc = Service(store_dir)
+    assert _wait_for(lambda: any(j["kind"] == "retrain" and j["state"] == "running"
+                                 for j in svc.status(slow)["jobs"]))
+    r = run_tprm("cancel", str(slow), "--store", str(store_dir))
+    assert r.returncode == 0 and "1 running run" in r.stdout
+    assert proc.wait(timeout=120) == 1
+    status = svc.status(slow)
+    states = {j["state"] for j in status["jobs"]}
+    assert "cancelled" in states and "running" not in states
+    assert status["runs"][-1]["state"] == "cancelled"
+    assert svc.run(slow)["state"] == "done"
+
+
+@pytest.mark.slow
+def test_detached_run_outlives_its_caller(tiny_recipe, store_dir):
+    r = run_tprm("run", str(tiny_recipe), "--detach", "--store", str(store_dir))
+    assert r.returncode == 0 and "log:" in r.stdout
+    log = Path(r.stdout.split("log:")[1].split()[0])
+    svc = Service(store_dir)
+    assert _wait_for(lambda: svc.status(tiny_recipe)["recipes"].get("tiny", {}).get("counts") == {"done": 17},
+                     timeout=240)
+    assert log.exists() and "run " in log.read_text()
+
+
+@pytest.mark.slow
+def test_spawned_workers_run_the_recipe(tiny_recipe, store_dir):
+    r = run_tprm("run", str(tiny_recipe), "--jobs", "2", "--store", str(store_dir))
+    assert r.returncode == 0, r.stderr[-2000:]
+    svc = Service(store_dir)
+    assert all(c["state"] == "done" for c in svc.results(tiny_recipe))
+    provs = [j.get("provenance") or {} for j in Store(store_dir).get_jobs().values()]
+    assert all(p.get("torch") == torch.__version__ and "host" in p for p in provs)
+
+
+def test_export_then_import_into_a_fresh_store(tiny_recipe, tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    Service(a).run(tiny_recipe)
+    bundle = tmp_path / "tiny.tar.gz"
+    assert run_tprm("export", str(tiny_recipe), str(bundle), "--store", str(a)).returncode == 0
+    r = run_tprm("import", str(bundle), "--store", str(b))
+    assert r.returncode == 0, r.stderr
+    assert Service(b).run(tiny_recipe)["executed"] == 0  # everything arrived
+    assert Service(b).results(tiny_recipe) == Service(a).results(tiny_recipe)

@@ -134,7 +134,8 @@ class TrainResult:
 
     state: dict[str, Tensor]
     checkpoints: dict[int, dict[str, Tensor]] = field(default_factory=dict)
-    curves: dict[str, list[float]] = field(default_factory=lambda: {key: [] for key in CURVE_KEYS})
+    # per epoch, keys CURVE_KEYS; test values are None for epochs that were not evaluated
+    curves: dict[str, list] = field(default_factory=lambda: {key: [] for key in CURVE_KEYS})
     diverged: bool = False
     diverged_at: int | None = None
 
@@ -443,7 +444,8 @@ def _run(
             step += 1
             tick(k_models - len(dead))
         alive = slots.alive.tolist()
-        test_loss = test_error = [math.nan] * k_models
+        test_loss: list[float | None] = [None] * k_models
+        test_error: list[float | None] = [None] * k_models
         if (epoch % eval_every == 0 or epoch == n_epochs) and any(alive):
             t_loss, t_error = slots.evaluate(data, eval_batch_size)
             test_loss, test_error = t_loss.tolist(), t_error.tolist()
@@ -457,9 +459,9 @@ def _run(
                 CURVE_KEYS,
                 (epoch, epoch_lr[k], train_loss[k], train_error[k], test_loss[k], test_error[k]),
             ):
-                curves[key].append(float(value) if key != "epoch" else value)
+                curves[key].append(value if key == "epoch" or value is None else float(value))
             if not alive[k]:
-                curves["test_loss"][-1] = curves["test_error"][-1] = math.nan
+                curves["test_loss"][-1] = curves["test_error"][-1] = None
                 results[k].diverged, results[k].diverged_at = True, epoch
                 dead.add(k)
             elif epoch in checkpoint_epochs:
@@ -563,7 +565,7 @@ def train(
 
     ``masks[k]`` (param name -> bool tensor, True = keep) is applied at the start and kept exactly.
     Curves per epoch: lr at the epoch's first step, running mean train loss/error over the epoch's
-    batches, test loss/error every ``eval_every`` epochs and at the last one (NaN when not evaluated).
+    batches, test loss/error every ``eval_every`` epochs and at the last one (None when not evaluated).
     A model whose loss becomes non-finite stops there (``diverged_at`` = that epoch, its curves end
     there, no later checkpoints; its state is the last weights before the failing step).
     ``progress(done, total)`` counts model-steps and is called after every step; an exception raised

@@ -95,7 +95,7 @@ class CasePanel(Vertical):
         select.set_options([(n, n) for n in names])
         if current in names:
             select.value = current
-        elif len(names) == 1:
+        elif names:  # e.g. the SAM tab when the current recipe's knob is not sam_rho
             select.value = names[0]
         if not names and self.kind == "sam":
             self._set_status("needs a recipe whose knob is sam_rho: on Recipes (1), n creates one", None)
