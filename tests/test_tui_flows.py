@@ -62,14 +62,19 @@ def static_text(app: TprmApp, selector: str) -> str:
 async def wait_for(pilot: Pilot, condition: Callable[[], object], timeout: float = 60.0, what: str = "") -> None:
     """Let the app run until `condition()` is true (fail after `timeout` seconds)."""
     deadline = time.monotonic() + timeout
+    t0 = time.monotonic()
     while time.monotonic() < deadline:
         try:
             if condition():
+                print(f"TIMING {what}: {time.monotonic() - t0:.1f}s")
                 return
         except Exception:  # the widget may not be mounted yet
             pass
         await pilot.pause(0.1)
-    pytest.fail(f"timed out after {timeout:.0f}s waiting for {what or condition}")
+    modal = pilot.app.screen
+    detail = f"; error modal: {modal.message}" if isinstance(modal, ErrorModal) else ""
+    pytest.fail(f"timed out after {timeout:.0f}s waiting for {what or condition} "
+                f"(screens {pilot.app.screen_stack}{detail})")
 
 
 @pytest.fixture(scope="module")
@@ -232,7 +237,7 @@ async def test_recipe_new_edit_rejects_invalid_then_saves(workdir) -> None:
         assert "name: mine" in good
 
         editor = app.screen.query_one("#editor", TextArea)
-        editor.text = good.replace("densities: [0.2, 0.8]", "densities: [0.2, 1.8]")
+        editor.text = re.sub(r"(?m)^densities:.*$", "densities: [0.2, 1.8]", good)
         await pilot.press("ctrl+s")
         await wait_for(pilot, lambda: isinstance(app.screen, ErrorModal), 30, "the validation error")
         assert "densities" in app.screen.message and "\n" not in app.screen.message
@@ -240,7 +245,7 @@ async def test_recipe_new_edit_rejects_invalid_then_saves(workdir) -> None:
         await pilot.press("escape")
         assert isinstance(app.screen, EditorScreen)
 
-        editor.text = good.replace("densities: [0.2, 0.8]", "densities: [0.4, 0.8]")
+        editor.text = re.sub(r"(?m)^densities:.*$", "densities: [0.4, 0.8]", good)
         await pilot.press("ctrl+s")
         await wait_for(pilot, lambda: not isinstance(app.screen, EditorScreen), 30, "the saved recipe")
         assert "densities: [0.4, 0.8]" in path.read_text()

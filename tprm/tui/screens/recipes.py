@@ -105,7 +105,8 @@ class RecipesScreen(TaskScreen):
                 self._show_details(recipe)
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
-        if event.data_table.id != "recipe-table" or event.row_key.value is None or self._filling:
+        if (event.data_table.id != "recipe-table" or event.row_key.value is None or self._filling
+                or event.cursor_row != event.data_table.cursor_row):  # a stale event: the cursor moved on
             return
         name = str(event.row_key.value)
         if name != self.tprm.recipe:
