@@ -1,0 +1,63 @@
+"""The three case studies through the real CLI on a tiny real grid."""
+
+from __future__ import annotations
+
+import json
+
+from conftest import TINY_RECIPE, run_tprm
+
+TINY_SAM = (TINY_RECIPE.replace("name: tiny", "name: tiny-sam")
+            .replace("temperature: {knob: epochs, values: [1, 2]}",
+                     "temperature: {knob: sam_rho, values: [0.05, 0.1, 0.2]}"))
+
+
+def case(*args):
+    r = run_tprm("case", *args, "--json")
+    assert r.returncode == 0, r.stderr[-2000:]
+    return json.loads(r.stdout)
+
+
+def test_direction_measures_only_the_cell_then_scores_the_grid(tiny_recipe, store_dir):
+    one = case("direction", str(tiny_recipe), "-t", "2", "-d", "20", "--store", str(store_dir))
+    assert one["regime"] in ("I", "II-A", "II-B") and one["direction"] in ("raise", "lower", "keep")
+    assert one["trainings_run"] == 5  # dense, prune, two retrains, pairs: nothing else
+    assert "cka_threshold" in one["thresholds"] and one["sources"]
+    ev = case("direction", str(tiny_recipe), "--evaluate", "--store", str(store_dir))
+    assert set(ev["scores"]) == {"regime rule", "always hotter", "always colder", "always keep",
+                                 "dense test error"}
+    for score in ev["scores"].values():
+        lo, hi = score["ci_low"], score["ci_high"]
+        assert score["n"] == len(ev["rows"]) and 0 <= lo <= score["accuracy"] <= hi <= 1
+
+
+def test_direction_rejects_a_point_off_the_grid(tiny_recipe, store_dir):
+    r = run_tprm("case", "direction", str(tiny_recipe), "-t", "3", "-d", "0.2", "--store", str(store_dir))
+    assert r.returncode == 2 and "temperature" in r.stderr and "valid: " in r.stderr
+
+
+def test_select_reports_every_picker_with_regret_and_cost(tiny_recipe, store_dir):
+    sel = case("select", str(tiny_recipe), "-d", "0.8", "--store", str(store_dir))
+    picks = sel["picks"]
+    assert {"regime-aware", "dense accuracy", "pruned error", "oracle"} <= set(picks)
+    assert picks["oracle"]["regret"] == 0
+    assert all(p["regret"] >= 0 for p in picks.values())
+    assert picks["dense accuracy"]["trainings"] < picks["regime-aware"]["trainings"]
+
+
+def test_sam_walk_then_grid_comparison(tmp_path, store_dir):
+    path = tmp_path / "tiny-sam.yaml"
+    path.write_text(TINY_SAM)
+    walk = case("sam", str(path), "-d", "0.2", "--rho", "0.1", "--store", str(store_dir))
+    assert walk["path"][0]["rho"] == 0.1 and 1 <= len(walk["path"]) <= 3
+    assert walk["stop"] and walk["jobs"]["run"] > 0 and walk["grid_search"] is None
+    assert run_tprm("run", str(path), "--store", str(store_dir)).returncode == 0
+    again = case("sam", str(path), "-d", "0.2", "--rho", "0.1", "--store", str(store_dir))
+    assert again["jobs"]["run"] == 0  # everything reused
+    assert again["grid_search"]["best_rho"] in (0.05, 0.1, 0.2)
+    r = run_tprm("case", "sam", str(path), "-d", "0.2", "--rho", "0.1", "--store", str(store_dir))
+    assert "grid" in r.stdout.lower()
+
+
+def test_sam_needs_a_sam_recipe(tiny_recipe, store_dir):
+    r = run_tprm("case", "sam", str(tiny_recipe), "-d", "0.2", "--rho", "0.1", "--store", str(store_dir))
+    assert r.returncode == 2 and "sam_rho" in r.stderr
