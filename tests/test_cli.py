@@ -142,3 +142,16 @@ def test_mutated_recipes_exit_0_or_2_with_one_line(tmp_path, capsys, monkeypatch
 def test_entry_point_runs_as_a_process(tmp_path):
     r = run_tprm("recipes", "validate", "quickstart", "--store", str(tmp_path))
     assert r.returncode == 0 and "ok" in r.stdout
+
+
+def test_store_migrate_through_the_cli(tmp_path, capsys, monkeypatch):
+    from test_store import write_v1_store
+
+    store = tmp_path / "old"
+    write_v1_store(store)
+    code, out, _ = call(capsys, monkeypatch, "store", "migrate", "--store", str(store))
+    assert code == 0 and "(1, 2)" in out
+    doc = json.loads((store / "tprm.db.json").read_text())
+    assert all(j["state"] != "finished" for j in doc["jobs"].values())
+    code, out, _ = call(capsys, monkeypatch, "store", "gc", "--dry-run", "--store", str(store))
+    assert code == 0 and "would remove" in out

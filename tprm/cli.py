@@ -315,7 +315,7 @@ def case_sam(recipe: RecipeArg, density: Annotated[float, typer.Option("--densit
 def store_migrate(store: StoreOpt = None):
     """Upgrade an older store to this version's schema."""
     info = _svc(store).migrate()
-    out.print(f"store migrated: {info}")
+    out.print(f"store schema version {info[0]} -> {info[1]} ({info})")
 
 
 @store_app.command("gc")

@@ -79,6 +79,7 @@ class Service:
 
         self.store_dir = Path(default_store_dir(store_dir)).expanduser()
         self._store = None
+        self._sources: dict[tuple[str, str], str | None] = {}
 
     # -- plumbing ------------------------------------------------------------------------------
     @property
@@ -125,7 +126,7 @@ class Service:
             return recipe
         path = self.recipe_path(recipe)
         r = load_recipe(path)
-        object.__setattr__(r, "_path", str(path)) if not hasattr(r, "_path") else None
+        self._sources[(r.name, r.hash)] = str(path)
         return r
 
     def recipe_text(self, recipe) -> str:
@@ -231,22 +232,18 @@ class Service:
         self._write_atomic(cache, json.dumps(ident, sort_keys=True))
         return ident
 
-    def _init_checksum(self, recipe) -> str | None:
-        init = getattr(recipe.dense, "init", None)
-        if not init:
+    @staticmethod
+    def _init_checksum(recipe) -> str | None:
+        """Content hash of the dense init file (recipes store its path absolute)."""
+        if not recipe.dense.init:
             return None
         import hashlib
 
-        return hashlib.sha256(Path(self._init_path(recipe)).read_bytes()).hexdigest()
+        return hashlib.sha256(Path(recipe.dense.init).read_bytes()).hexdigest()
 
-    def _init_path(self, recipe) -> str | None:
-        init = getattr(recipe.dense, "init", None)
-        if not init:
-            return None
-        p = Path(init)
-        if not p.is_absolute() and getattr(recipe, "_path", None):
-            p = Path(recipe._path).parent / p
-        return str(p)
+    def source_path(self, recipe) -> str | None:
+        """The YAML file a loaded recipe (or a sub-grid of it) came from, if any."""
+        return self._sources.get((recipe.name, recipe.hash))
 
     def plan(self, recipe, compute_identity: bool = True):
         from tprm.engine.plan import build_plan
@@ -279,18 +276,23 @@ class Service:
     def run(self, recipe, device: str | None = None, jobs: int | None = None,
             progress: Callable[[dict], None] | None = None, log_path: str | None = None) -> dict:
         """Run (or resume) a recipe in the foreground; returns the run summary."""
+        recipe = self.load_recipe(recipe)
+        return self._run_plan(recipe, recipe, device, jobs, progress, log_path)
+
+    def _run_plan(self, recipe, owner, device=None, jobs=None, progress=None, log_path=None) -> dict:
+        """Run `recipe`'s jobs, recorded as part of `owner` (the recipe itself, or the full
+        recipe a case study measures a sub-grid of)."""
         from tprm.engine.runner import Runner
 
-        recipe = self.load_recipe(recipe)
         plan = self.plan(recipe)
-        path = getattr(recipe, "_path", None)
-        self.store.put_recipe(recipe.name, recipe.hash, path,
-                              Path(path).read_text() if path else recipe.to_yaml())
+        path = self.source_path(owner)
+        self.store.put_recipe(owner.name, owner.hash, path,
+                              Path(path).read_text() if path else owner.to_yaml())
         ex = recipe.execution
-        runner = Runner(self.store, plan, recipe.name, recipe.hash,
+        runner = Runner(self.store, plan, owner.name, owner.hash,
                         device=device or ex.device, jobs=jobs or ex.jobs, on_error=ex.on_error,
                         fuse=ex.fuse, max_fused=ex.max_fused, log_path=log_path,
-                        display=progress, runtime={"init_path": self._init_path(recipe)})
+                        display=progress, runtime={"init_path": recipe.dense.init})
         summary = runner.run()
         return {"run_id": summary.run_id, "state": summary.state, "counts": summary.counts,
                 "executed": summary.executed, "failed": summary.failed,
@@ -299,7 +301,7 @@ class Service:
     def start_detached(self, recipe, device: str | None = None, jobs: int | None = None) -> dict:
         """Start `tprm run` in its own session so it survives the terminal (and the SSH link)."""
         recipe = self.load_recipe(recipe)
-        path = getattr(recipe, "_path", None) or str(self.recipe_path(recipe.name))
+        path = self.source_path(recipe) or str(self.recipe_path(recipe.name))
         logs = self.store_dir / "logs"
         logs.mkdir(parents=True, exist_ok=True)
         log = logs / f"run-{recipe.name}-{time.strftime('%Y%m%d-%H%M%S')}.log"
@@ -463,7 +465,7 @@ class Service:
         from tprm.analysis.regimes import RegimeSettings
 
         recipe = self.load_recipe(recipe)
-        path = getattr(recipe, "_path", None)
+        path = self.source_path(recipe)
         explicit: dict = {}
         if path:
             try:
@@ -540,8 +542,8 @@ class Service:
     def _measure(self, recipe, overrides: dict, progress=None) -> tuple[list[dict], dict]:
         """Run (or reuse) the jobs of a sub-grid of `recipe`; its cell records and run summary."""
         sub = recipe.with_overrides(overrides)
-        object.__setattr__(sub, "_path", getattr(recipe, "_path", None))
-        summary = self.run(sub, progress=progress)
+        self._sources[(sub.name, sub.hash)] = self.source_path(recipe)
+        summary = self._run_plan(sub, recipe, progress=progress)
         return self.results(sub), summary
 
     @staticmethod

@@ -9,7 +9,7 @@ from typing import Any
 from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.containers import Horizontal, ScrollableContainer, Vertical
 from textual.message import Message
 from textual.widgets import Button, Checkbox, Input, Label, ProgressBar, Select, Static
 
@@ -83,10 +83,10 @@ class CasePanel(Vertical):
             yield ProgressBar(total=1, show_eta=False, id=f"{self.kind}-progress")
             yield Static("press r (or Run) to answer", id=f"{self.kind}-status", markup=False,
                          classes="case-status")
-        with VerticalScroll(id=f"{self.kind}-result", classes="case-result"):
+        with ScrollableContainer(id=f"{self.kind}-result", classes="case-result"):
             yield Static("", id=f"{self.kind}-decision", markup=False, classes="case-decision")
-            yield Static("", id=f"{self.kind}-report", markup=False)
-            yield Static("", id=f"{self.kind}-numbers")
+            yield Static("", id=f"{self.kind}-numbers", classes="case-numbers")
+            yield Static("", id=f"{self.kind}-report", markup=False, classes="case-report")
 
     # ---------------------------------------------------------------- inputs
 
@@ -198,9 +198,10 @@ class CasePanel(Vertical):
     def _finished(self, report: dict[str, Any]) -> None:
         self._done()
         self.report = report
-        self._set_status("done: the decision and its evidence are below", 1.0)
+        self._set_status("done: the answer is below", 1.0)
         self.query_one(f"#{self.kind}-decision", Static).update(decision_headline(report))
-        self.query_one(f"#{self.kind}-report", Static).update(str(report.get("text", "")).rstrip())
+        self.query_one(f"#{self.kind}-report", Static).update(
+            Text(str(report.get("text", "")).rstrip(), no_wrap=True, overflow="ignore"))
         self.query_one(f"#{self.kind}-numbers", Static).update(_numbers_table(report))
         self.post_message(self.Finished(self.kind, report))
 

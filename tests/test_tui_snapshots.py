@@ -1,0 +1,81 @@
+"""SVG snapshots of the main TUI screens at 80x24 on a prepared store (pytest-textual-snapshot).
+
+The store is prepared once per module by a real foreground run of the tiny recipe. Screens
+are captured after every worker has finished, with no clock or ETA text on screen (the run
+is finished; the run log of a foreground run is empty), so the pictures are deterministic.
+Update them with `pytest tests/test_tui_snapshots.py --snapshot-update` after a deliberate
+UI change, and look at the report before committing.
+"""
+
+from __future__ import annotations
+
+import pytest
+from conftest import TINY_RECIPE
+from textual.pilot import Pilot
+
+from tprm.service import Service
+from tprm.tui.app import TprmApp
+
+SIZE = (80, 24)
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory: pytest.TempPathFactory):
+    """A store where the tiny recipe ran to the end (and a cwd without recipes of its own)."""
+    work = tmp_path_factory.mktemp("tui-snapshots")
+    store = work / "store"
+    (store / "recipes").mkdir(parents=True)
+    (store / "recipes" / "tiny.yaml").write_text(TINY_RECIPE)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(work)
+        assert Service(store).run("tiny")["state"] == "done"
+        yield store
+
+
+async def settle(pilot: Pilot) -> None:
+    """Wait until no worker runs and the screen has repainted (twice in a row, as callbacks chain)."""
+    quiet = 0
+    while quiet < 3:
+        await pilot.app.workers.wait_for_complete()
+        await pilot.pause(0.1)
+        quiet = quiet + 1 if not any(w.is_running for w in pilot.app.workers) else 0
+
+
+def app_on(store, recipe: str = "tiny") -> TprmApp:
+    app = TprmApp(str(store), poll_interval=3600)  # one poll on entry, then none during the capture
+    app.recipe = recipe
+    return app
+
+
+def before(*keys: str):
+    """run_before: settle, press keys (settling after each), settle."""
+    async def run(pilot: Pilot) -> None:
+        await settle(pilot)
+        for key in keys:
+            await pilot.press(key)
+            await settle(pilot)
+    return run
+
+
+def test_recipes_screen(snap_compare, prepared) -> None:
+    assert snap_compare(app_on(prepared), terminal_size=SIZE, run_before=before())
+
+
+def test_runs_screen(snap_compare, prepared) -> None:
+    assert snap_compare(app_on(prepared), terminal_size=SIZE, run_before=before("2", "l"))
+
+
+def test_results_screen(snap_compare, prepared) -> None:
+    assert snap_compare(app_on(prepared), terminal_size=SIZE, run_before=before("3"))
+
+
+def test_plot_screen(snap_compare, prepared) -> None:
+    assert snap_compare(app_on(prepared), terminal_size=SIZE, run_before=before("4", "down"))
+
+
+def test_cases_screen(snap_compare, prepared) -> None:
+    assert snap_compare(app_on(prepared), terminal_size=SIZE, run_before=before("5"))
+
+
+def test_help_screen(snap_compare, prepared) -> None:
+    assert snap_compare(app_on(prepared), terminal_size=SIZE, run_before=before("question_mark"))
