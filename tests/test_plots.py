@@ -41,7 +41,7 @@ def row_of(lines, density_label):
 
 def test_format_helpers():
     assert format_value(0.21349) == "0.213"
-    assert format_value(-0.1234) == "-0.12"
+    assert format_value(-0.1234) == "-.123"  # the leading zero goes before a decimal does
     assert format_value(12.345) == "12.35"
     assert format_value(123456.0) == "1e5"
     assert format_value(0.0) == "0.000"
@@ -129,7 +129,7 @@ def test_regime_map_letters_flags_and_thresholds():
     footer = " ".join(" ".join(lines).split())
     assert "< -0.05 [default]" in footer and ">= 0.96 [recipe quickstart.yaml" in footer
     table = strip_ansi(render_table(rg))
-    assert "A~ 0.000 0.900" in table and "I  -0.40 0.970" in table
+    assert "A~ 0.000 0.900" in table and "I  -.400 0.970" in table
 
 
 def test_table_lists_mean_spread_and_n_per_cell():

@@ -13,7 +13,6 @@ import os
 import re
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 from conftest import ROOT, TINY_RECIPE
@@ -32,6 +31,7 @@ from tprm.tui.screens.plot import PlotScreen
 from tprm.tui.screens.prompt import PromptModal
 from tprm.tui.screens.results import ResultsScreen
 from tprm.tui.screens.runs import RunsScreen
+from tprm.tui.viewmodel import EtaEstimator, filter_rows, sort_rows
 from tprm.tui.widgets.case_panel import CasePanel
 
 SIZE = (80, 24)
@@ -339,3 +339,22 @@ async def test_help_palette_and_errors(finished) -> None:
         assert app.screen.message and "\n" not in app.screen.message
         await pilot.press("escape")
         assert app.is_running
+
+
+def test_filter_sort_and_eta_rules() -> None:
+    """The filter language (free text, column aliases, comparisons), sort order and the ETA estimate."""
+    rows = [{"temperature": 16, "density": 0.1, "state": "done", "regime": "I", "mc": -0.2},
+            {"temperature": 4, "density": 0.8, "state": "done", "regime": "II-B", "mc": 0.0},
+            {"temperature": 8, "density": 0.1, "state": "missing", "regime": None, "mc": None}]
+    assert [r["temperature"] for r in filter_rows(rows, "T>=8 dens=0.1")] == [16, 8]
+    assert [r["temperature"] for r in filter_rows(rows, "ii-b")] == [4]
+    assert [r["temperature"] for r in filter_rows(rows, "mc<0")] == [16]  # missing values never match
+    assert [r["temperature"] for r in sort_rows(rows, "mc")] == [16, 4, 8]  # missing last, either way
+    assert [r["temperature"] for r in sort_rows(rows, "mc", reverse=True)] == [4, 16, 8]
+
+    eta = EtaEstimator()
+    assert eta.update(0.0, 0.0) is None  # one sample says nothing
+    assert eta.update(10.0, 0.25) == pytest.approx(30.0)
+    assert eta.update(20.0, 0.5) == pytest.approx(20.0)
+    assert eta.update(21.0, 0.1) is None  # progress went back: a new run, start over
+    assert eta.update(30.0, 1.0) == 0.0

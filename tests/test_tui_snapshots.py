@@ -47,14 +47,25 @@ def app_on(store, recipe: str = "tiny") -> TprmApp:
     return app
 
 
-def before(*keys: str):
-    """run_before: settle, press keys (settling after each), settle."""
+def before(*keys: str, ready=lambda screen: True):
+    """run_before: settle, press keys (settling after each, and until `ready(screen)` holds), settle."""
     async def run(pilot: Pilot) -> None:
         await settle(pilot)
         for key in keys:
             await pilot.press(key)
             await settle(pilot)
+            for _ in range(100):
+                if ready(pilot.app.screen):
+                    break
+                await pilot.pause(0.1)
+            await settle(pilot)
     return run
+
+
+def plot_ready(screen) -> bool:
+    """The plot, the inspector grid and the cell details are all in."""
+    return bool(getattr(screen, "plot_data", None) and getattr(screen, "cells", None)
+                and screen.query_one("#cell-grid").row_count)
 
 
 def test_recipes_screen(snap_compare, prepared) -> None:
@@ -70,7 +81,7 @@ def test_results_screen(snap_compare, prepared) -> None:
 
 
 def test_plot_screen(snap_compare, prepared) -> None:
-    assert snap_compare(app_on(prepared), terminal_size=SIZE, run_before=before("4", "down"))
+    assert snap_compare(app_on(prepared), terminal_size=SIZE, run_before=before("4", "down", ready=plot_ready))
 
 
 def test_cases_screen(snap_compare, prepared) -> None:

@@ -48,14 +48,18 @@ def recipes_list(store: StoreOpt = None, as_json: JsonOpt = False):
         return
     from rich.table import Table
 
-    t = Table("name", "knob", "grid TxD", "jobs done", "path", box=None)
+    t = Table(box=None)
+    t.add_column("name", no_wrap=True)
+    t.add_column("knob", no_wrap=True)
+    t.add_column("hotter", no_wrap=True)
+    t.add_column("TxD", no_wrap=True)
+    t.add_column("jobs", no_wrap=True)
     for r in rows:
         if not r["valid"]:
             t.add_row(r["name"], "[red]invalid[/]", "", "", r["error"])
             continue
-        total = "?" if r["jobs_total"] is None else r["jobs_total"]
-        t.add_row(r["name"], f"{r['knob']} ({r['hotter']}=hotter)", r["grid"],
-                  f"{r['jobs_done']}/{total}", r["path"])
+        done = "-" if r["jobs_total"] is None else f"{r['jobs_done']}/{r['jobs_total']}"
+        t.add_row(r["name"], r["knob"], r["hotter"], r["grid"], done)
     out.print(t)
 
 
@@ -242,7 +246,7 @@ def results(recipe: RecipeArg, store: StoreOpt = None, as_json: JsonOpt = False,
               box=None)
     f = lambda v, spec: "" if v is None else format(v, spec)  # noqa: E731
     for r in rows:
-        t.add_row(f(r["temperature"], "g"), f"{r['density']:.0%}" if r["density"] >= 0.1 else f"{r['density']:.1%}",
+        t.add_row(f(r["temperature"], "g"), f"{r['density'] * 100:g}%",
                   str(r["dense_seed"]), r["state"], f(r["test_error"], ".3f"),
                   f(r["train_loss"], ".3f"), f(r["mc"], "+.3f"), f(r["cka"], ".3f"),
                   r.get("regime") or "")
@@ -344,7 +348,7 @@ def tui(store: StoreOpt = None):
     """Open the terminal UI."""
     from tprm.tui.app import run_app
 
-    run_app(store)
+    raise typer.Exit(run_app(store) or 0)
 
 
 @app.command()

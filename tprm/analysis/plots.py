@@ -41,6 +41,8 @@ def format_value(value: float | None, width: int = 5) -> str:
         return "·"
     for decimals in (3, 2, 1, 0):
         text = f"{value:.{decimals}f}"
+        if len(text) > width and -1 < value < 1 and decimals:
+            text = text.replace("0.", ".", 1)  # -0.004 -> -.004: keep the third decimal
         if len(text) <= width and not (decimals == 0 and value != 0 and text in ("0", "-0")):
             return text
     mantissa, exponent = f"{value:.0e}".split("e")

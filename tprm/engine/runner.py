@@ -129,7 +129,8 @@ class Runner:
     # -- main loop -----------------------------------------------------------------------------
     def run(self) -> RunSummary:
         host = socket.gethostname()
-        self.store.add_jobs([self._record(j) for j in self.plan.ordered()], self.recipe_hash)
+        self.store.add_jobs([{k: v for k, v in j.record().items() if k != "spec"}
+                             for j in self.plan.ordered()], self.recipe_hash)
         run_id = self.store.start_run(self.recipe_name, self.recipe_hash, os.getpid(), host,
                                       self.log_path)
         owner = {"pid": os.getpid(), "host": host, "run_id": run_id}
@@ -172,7 +173,7 @@ class Runner:
                         gctx = dict(ctx, worker_index=slot % self.workers)
                         slot += 1
                         fut = pool.submit(execute_group, gctx, group[0].kind,
-                                          [self._record(j, with_spec=True) for j in group])
+                                          [self._record(j) for j in group])
                         running[fut] = group
                 if not running:
                     if self._blocked(states) or stop_claiming:
@@ -231,7 +232,8 @@ class Runner:
                 self.display(self._snapshot(progress_dir, started))
         return summary
 
-    def _record(self, job: Job, with_spec: bool = True) -> dict:
+    def _record(self, job: Job) -> dict:
+        """What a worker needs to execute a job: its key, label and full spec."""
         rec = job.record()
         if job.kind == "dense" and self.runtime.get("init_path"):
             rec["runtime"] = {"init_path": self.runtime["init_path"]}

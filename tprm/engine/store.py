@@ -251,6 +251,8 @@ class Store:
                                        poll_interval=LOCK_POLL_S)
         self.artifacts = Artifacts(self.root)
         self.host = socket.gethostname()
+        self._cache_key: tuple | None = None
+        self._cache: dict = {}
 
     def __repr__(self) -> str:
         return f"Store({str(self.root)!r})"
@@ -310,13 +312,25 @@ class Store:
             self._lock.release()
 
     def _snapshot(self) -> dict:
-        """Current data for reading (no lock); an older schema is upgraded in memory only."""
+        """Current data for reading (no lock); an older schema is upgraded in memory only.
+
+        Writes replace the file atomically, so an unchanged (inode, mtime, size) means unchanged
+        contents: polls of an idle store parse nothing. Callers must not mutate the result.
+        """
+        try:
+            st = self.db_path.stat()
+            key = (st.st_ino, st.st_mtime_ns, st.st_size)
+        except FileNotFoundError:
+            key = None
+        if key is not None and key == self._cache_key:
+            return self._cache
         data = self._read_data() or {}
         version = _schema_version(data)
         if version is not None and version > SCHEMA_VERSION:
             raise self._newer_error(version)
         if version is not None and version < SCHEMA_VERSION:
             data = _upgrade(data, version)
+        self._cache_key, self._cache = key, data
         return data
 
     def _view(self) -> TinyDB:

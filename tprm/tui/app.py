@@ -64,6 +64,7 @@ class TprmApp(App[None]):
         self.svc = service if service is not None else Service(store_dir)
         self.poll_interval = poll_interval
         self.left_running: list[dict[str, Any]] = []
+        self.case_panels: set[Any] = set()  # CasePanels register here, so quitting can stop their studies
 
     # ------------------------------------------------------------------ service calls
 
@@ -118,20 +119,27 @@ class TprmApp(App[None]):
 
     def _quit_checked(self, status: dict[str, Any]) -> None:
         running = active_runs(status)
-        if not running:
+        studies = [p.kind for p in self.case_panels if p.running]
+        if not running and not studies:
             self.exit()
             return
-        names = ", ".join(sorted({run_name(r) for r in running}))
-        question = (f"The run of {names} keeps running in the background after you quit: it is detached, "
-                    "so closing the UI or the SSH connection does not stop it. Run `tprm tui` again to "
-                    "watch it, or cancel it on the Runs screen (c). Quit the UI now?")
+        parts = []
+        if running:
+            names = ", ".join(sorted({run_name(r) for r in running}))
+            parts.append(f"The run of {names} keeps running in the background after you quit: it is "
+                         "detached, so closing the UI or the SSH connection does not stop it. Run `tprm tui` "
+                         "again to watch it, or cancel it on the Runs screen (c).")
+        if studies:
+            parts.append(f"The {', '.join(studies)} case study runs inside this window: quitting stops it "
+                         "after the job in progress (finished jobs are kept).")
+        question = " ".join(parts) + " Quit the UI now?"
 
         def answer(quit_now: bool | None) -> None:
             if quit_now:
                 self.left_running = list(running)
                 self.exit()
 
-        self.push_screen(ConfirmModal(question, title="A run is still going", yes="Quit", no="Stay"), answer)
+        self.push_screen(ConfirmModal(question, title="Still working", yes="Quit", no="Stay"), answer)
 
     # ------------------------------------------------------------------ help
 

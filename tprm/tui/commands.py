@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
-from tprm.tui.viewmodel import PLOT_METRICS
+from tprm.tui.screens.plot import plot_metrics
 
 if TYPE_CHECKING:
     from tprm.tui.app import TprmApp
@@ -40,7 +40,7 @@ def palette_commands(app: "TprmApp") -> list[tuple[str, str, Callable[[], Awaita
         ("Results: export CSV/JSON", "write the rows shown to a file", partial(go, "results", "export")),
         ("Plot: regime map", "regimes I / II-A / II-B over temperature x density", partial(go, "plot")),
     ]
-    for metric in PLOT_METRICS:
+    for metric in plot_metrics(app.svc):
         commands.append((f"Plot: {metric}", f"phase plot of {metric}", partial(_plot_metric, app, metric)))
     for kind, title in (("direction", "which way to move a hyperparameter"),
                         ("select", "which model of a family to prune"), ("sam", "tuning SAM's rho")):

@@ -22,11 +22,12 @@ PLOT_METRICS: tuple[str, ...] = (
     "hessian_trace", "hessian_top",
 )
 
-# Job states in the order the run monitor lists them (what needs attention first).
+# Job states in the order the run monitor counts them (what needs attention first).
 STATE_ORDER = {"running": 0, "stale": 1, "failed": 2, "diverged": 3, "queued": 4,
                "cancelled": 5, "done": 6}
-FINISHED_STATES = frozenset({"done", "diverged", "failed", "cancelled"})
-ACTIVE_RUN_STATES = frozenset({"running", "starting", "queued"})
+# States a job does not leave by itself (a cancelled or stale job runs again on resume).
+FINISHED_STATES = frozenset({"done", "diverged", "failed"})
+ACTIVE_RUN_STATES = frozenset({"running"})
 
 RESULT_COLUMNS: tuple[str, ...] = (
     "temperature", "density", "dense_seed", "state", "regime", "test_error", "spread",
@@ -49,12 +50,14 @@ def fmt_num(value: Any, digits: int = 3) -> str:
     if isinstance(value, int):
         return str(value)
     if isinstance(value, float):
-        if math.isnan(value):
-            return "nan"
-        if value == int(value) and abs(value) >= 1 and abs(value) < 1e6:
+        if not math.isfinite(value):
+            return str(value)
+        if value == int(value) and 1 <= abs(value) < 1e6:
             return str(int(value))
-        if abs(value) >= 1000 or (value != 0 and abs(value) < 10 ** -digits):
-            return f"{value:.{max(digits - 1, 1)}g}" if abs(value) < 1000 else f"{value:.3g}"
+        if abs(value) >= 1000:
+            return f"{value:.0f}" if abs(value) < 1e6 else f"{value:.3g}"
+        if value != 0 and abs(value) < 10 ** -digits:
+            return f"{value:.2g}"
         return f"{value:.{digits}f}"
     return str(value)
 
@@ -81,19 +84,20 @@ def fmt_duration(seconds: float | None) -> str:
 
 
 def one_line(exc: BaseException | str) -> str:
-    """The one-line message of a service error (first line, class name when the message is empty)."""
+    """The first line of an error's message.
+
+    Service errors (TprmError) and input errors (ValueError) are written for users and shown
+    as they are; anything else is a bug somewhere, so its class name is kept in front.
+    """
+    from tprm.service import TprmError
+
     if isinstance(exc, str):
         text = exc
     else:
         text = str(exc) or type(exc).__name__
-        if not _is_tprm_error(exc):
+        if not isinstance(exc, (TprmError, ValueError)):
             text = f"{type(exc).__name__}: {text}"
     return text.strip().splitlines()[0] if text.strip() else "unknown error"
-
-
-def _is_tprm_error(exc: BaseException) -> bool:
-    return any(cls.__name__ in {"TprmError", "BadInput", "RunFailed"} for cls in type(exc).__mro__) \
-        or type(exc).__name__ == "RecipeError"
 
 
 # ---------------------------------------------------------------------------- run monitor
@@ -229,30 +233,12 @@ def grid_lookup(grid: Any, field: str = "mean") -> dict[tuple[float, float], Any
     return out
 
 
-def aggregate_cells(records: Sequence[Mapping[str, Any]]) -> dict[tuple[float, float], dict[str, Any]]:
-    """Cell records (one per dense seed) grouped by (temperature, density) with means and spread."""
+def group_records(records: Sequence[Mapping[str, Any]]) -> dict[tuple[float, float], list[Mapping[str, Any]]]:
+    """Cell records (one per dense seed) grouped by (temperature, density)."""
     groups: dict[tuple[float, float], list[Mapping[str, Any]]] = defaultdict(list)
     for rec in records:
         groups[(float(rec["temperature"]), float(rec["density"]))].append(rec)
-    out = {}
-    for key, recs in groups.items():
-        seeds_err = [e for r in recs for e in (r.get("test_error_seeds") or [])]
-        cell: dict[str, Any] = {
-            "temperature": recs[0]["temperature"], "density": recs[0]["density"],
-            "dense_seeds": [r.get("dense_seed") for r in recs],
-            "states": [str(r.get("state")) for r in recs],
-            "test_error_seeds": seeds_err,
-            "spread": (max(seeds_err) - min(seeds_err)) if len(seeds_err) > 1 else None,
-            "job_counts": state_counts({"state": st} for r in recs
-                                       for st in (r.get("job_states") or {}).values()),
-        }
-        for name in ("test_error", "normalized_error", "train_loss", "train_error", "test_loss", "mc",
-                     "mc_loss", "cka", "cka_logits", "endpoint_gap", "dense_test_error",
-                     "hessian_trace", "hessian_top"):
-            vals = [r.get(name) for r in recs if isinstance(r.get(name), (int, float))]
-            cell[name] = sum(vals) / len(vals) if vals else None
-        out[key] = cell
-    return out
+    return dict(groups)
 
 
 def result_rows(records: Sequence[Mapping[str, Any]], regimes: Mapping[tuple[float, float], str] | None = None,
@@ -358,24 +344,34 @@ def export_rows(rows: Sequence[Mapping[str, Any]], path: str | Path) -> Path:
 
 # ---------------------------------------------------------------------------- cell inspector
 
-def cell_details(cell: Mapping[str, Any] | None, regime: str | None = None, reason: str | None = None) -> str:
-    """Multi-line text describing one (temperature, density) cell for the inspector pane.
+def cell_details(point: tuple[float, float], cells: Mapping[str, Any]) -> str:
+    """Multi-line text about one (temperature, density) cell for the plot's inspector.
 
-    `cell` is an aggregate_cells() entry (job counts come from the records' `job_states`).
+    `cells` holds per-metric lookups of the service's grids ("mean"/"spread": {metric: {point: v}}),
+    the regime map ("regime", "reason") and the raw records per point ("records"): means and the
+    spread over dense seeds come from the same grids the plot shows; retrain-seed errors and job
+    states from the records.
     """
-    if not cell:
+    records = cells.get("records", {}).get(point) or []
+    if not records:
         return "no results for this cell yet"
-    seeds = " ".join(fmt_num(e) for e in cell.get("test_error_seeds") or []) or "-"
-    dense_seeds = ", ".join(str(s) for s in cell.get("dense_seeds", []))
-    jobs = ", ".join(f"{n} {s}" for s, n in (cell.get("job_counts") or {}).items()) or "-"
+
+    def mean(metric: str) -> str:
+        return fmt_num(cells["mean"].get(metric, {}).get(point))
+
+    spread = cells["spread"].get("test_error", {}).get(point)
+    retrain = [e for r in records for e in (r.get("test_error_seeds") or [])]
+    states = state_counts({"state": s} for r in records for s in (r.get("job_states") or {}).values())
     lines = [
-        f"T={fmt_value(cell['temperature'])} density={fmt_value(cell['density'])} regime {regime or '-'}",
-        f"test error {fmt_num(cell.get('test_error'))} spread {fmt_num(cell.get('spread'))}",
-        f" per retrain seed: {seeds}",
-        f"mc {fmt_num(cell.get('mc'))}  cka {fmt_num(cell.get('cka'))}",
-        f"dense error {fmt_num(cell.get('dense_test_error'))} (dense seeds {dense_seeds})",
-        f"jobs: {jobs}",
+        f"T={fmt_value(point[0])} density={fmt_value(point[1])} regime {cells['regime'].get(point, '-')}",
+        f"test error {mean('test_error')}" + (f" sd {fmt_num(spread)} over dense seeds" if spread is not None
+                                              else ""),
+        f" per retrain: {' '.join(fmt_num(e) for e in retrain[:4]) or '-'}" + (" ..." if len(retrain) > 4 else ""),
+        f"mc {mean('mc')}  cka {mean('cka')}  dense error {mean('dense_test_error')}",
+        f"dense seeds: {', '.join(str(r.get('dense_seed')) for r in records)}",
+        "jobs: " + (", ".join(f"{n} {s}" for s, n in states.items()) or "-"),
     ]
+    reason = cells.get("reason", {}).get(point)
     if reason:
         lines.append(f"why: {reason}")
     return "\n".join(lines)

@@ -27,7 +27,8 @@ GETTING_STARTED: tuple[tuple[str, str], ...] = (
     ("4 Plot", "the regime map and every metric; m picks the metric, arrow keys move the cell "
                "inspector."),
     ("5 Cases", "the three case studies: which way to move a hyperparameter, which model to prune, "
-                "how to tune SAM's rho."),
+                "how to tune SAM's rho (on a recipe whose temperature is rho, e.g. quickstart-sam; "
+                "run it on Runs first to compare with a grid search)."),
 )
 
 

@@ -12,7 +12,7 @@ from textual.widget import Widget
 from textual.widgets import DataTable, Label, Select, Static
 
 from tprm.tui.screens.base import TaskScreen
-from tprm.tui.viewmodel import PLOT_METRICS, aggregate_cells, cell_details, fmt_num, fmt_value, grid_lookup
+from tprm.tui.viewmodel import PLOT_METRICS, cell_details, fmt_num, fmt_value, grid_lookup, group_records
 
 
 def plot_metrics(svc: Any) -> tuple[str, ...]:
@@ -21,15 +21,22 @@ def plot_metrics(svc: Any) -> tuple[str, ...]:
     return ("regime", *[m for m in metrics if m != "regime"]) if "regime" in metrics else metrics
 
 
+INSPECTED_METRICS = ("test_error", "mc", "cka", "dense_test_error")
+
+
 def fetch_cells(svc: Any, recipe: str) -> dict[str, Any]:
-    """Everything the inspector needs, independent of the plotted metric."""
+    """What the inspector shows, from one read of the results: the grids the plot uses, and the records."""
     records = svc.results(recipe)
+    means, spreads = {}, {}
+    for metric in INSPECTED_METRICS:
+        grid = svc.grid(recipe, metric, cells=records)
+        means[metric], spreads[metric] = grid_lookup(grid, "mean"), grid_lookup(grid, "spread")
     try:
         regimes = svc.grid(recipe, "regime", cells=records)
-    except Exception:  # e.g. no pair metrics yet: the inspector still shows what there is
+    except Exception:  # e.g. a median split on an incomplete grid: the inspector still shows the numbers
         regimes = None
-    return {"cells": aggregate_cells(records), "regime": grid_lookup(regimes, "regime"),
-            "reason": grid_lookup(regimes, "reason")}
+    return {"mean": means, "spread": spreads, "regime": grid_lookup(regimes, "regime"),
+            "reason": grid_lookup(regimes, "reason"), "records": group_records(records)}
 
 
 def fetch_plot(svc: Any, recipe: str, metric: str, width: int, height: int, page: int = 0) -> dict[str, Any]:
@@ -180,9 +187,8 @@ class PlotScreen(TaskScreen):
         if point is None or not self.cells:
             info.update("move the cursor over the grid to inspect a cell")
             return
-        text = cell_details(self.cells["cells"].get(point), self.cells["regime"].get(point),
-                            self.cells["reason"].get(point))
-        if self.metric not in ("regime", "test_error", "mc", "cka"):
+        text = cell_details(point, self.cells)
+        if self.metric not in ("regime", *INSPECTED_METRICS):
             text = f"{self.metric} {_grid_text(self.plot_data['values'].get(point))}\n" + text
         info.update(text)
 
@@ -217,9 +223,13 @@ class PlotScreen(TaskScreen):
         self.call_after_refresh(self._load_plot, True)
 
 
+_REGIME_SHORT = {"unknown": "?", "diverged": "x"}
+
+
 def _grid_text(value: Any) -> str:
+    """A grid cell as the inspector table shows it: regime names short, numbers to 3 decimals."""
     if value is None:
         return "·"
     if isinstance(value, str):
-        return value
+        return _REGIME_SHORT.get(value, value)
     return fmt_num(value)

@@ -50,6 +50,7 @@ class RecipesScreen(TaskScreen):
         self._rejected_text: dict[str, str] = {}
         self._filling = False
         self._detail_name: str | None = None
+        self._yaml_text = ""
 
     def compose_body(self) -> Iterable[Widget]:
         with Horizontal(id="recipes-body"):
@@ -60,7 +61,7 @@ class RecipesScreen(TaskScreen):
                 table.add_column("grid", width=5)
                 table.add_column("jobs", width=7)
                 yield table
-                yield Static("", id="plan-summary")
+                yield Static("loading the recipes...", id="plan-summary")
             with ScrollableContainer(id="recipe-yaml-box"):
                 yield Static("", id="recipe-yaml")
 
@@ -131,7 +132,13 @@ class RecipesScreen(TaskScreen):
         else:
             self._show_plan_error(rec, rec.get("error") or "invalid recipe")
 
+    def on_mount(self) -> None:
+        super().on_mount()
+        self.watch(self.app, "theme", lambda _theme: self._yaml_text and self._show_yaml(self._yaml_text), init=False)
+
     def _show_yaml(self, text: str) -> None:
+        """The recipe's YAML, highlighted with the terminal's own palette (light or dark theme)."""
+        self._yaml_text = text
         theme = "ansi_dark" if self.app.current_theme.dark else "ansi_light"
         self.query_one("#recipe-yaml", Static).update(
             Syntax(text, "yaml", theme=theme, background_color="default", line_numbers=False, word_wrap=False))

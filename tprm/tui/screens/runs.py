@@ -42,6 +42,8 @@ class RunsScreen(TaskScreen):
         self._log_job: str | None = None
         self._log_text: str | None = None
         self._eta = EtaEstimator()
+        self._log_key: tuple[Any, ...] | None = None
+        self._next_poll = 0.0
         self.last_status: dict[str, Any] = {}
 
     def compose_body(self) -> Iterable[Widget]:
@@ -60,7 +62,7 @@ class RunsScreen(TaskScreen):
 
     def on_mount(self) -> None:
         super().on_mount()
-        self._timer = self.set_interval(self.tprm.poll_interval, self.action_poll, pause=True)
+        self._timer = self.set_interval(self.tprm.poll_interval, self._timer_poll, pause=True)
 
     def on_screen_resume(self) -> None:
         super().on_screen_resume()
@@ -73,7 +75,7 @@ class RunsScreen(TaskScreen):
 
     def _recipe_changed(self, recipe: str | None) -> None:
         self._rows.clear()
-        self._log_job, self._log_text = None, None
+        self._log_job, self._log_text, self._log_key = None, None, None
         self._eta = EtaEstimator()
         if self.is_mounted:
             self.query_one("#job-table", DataTable).clear()
@@ -84,31 +86,47 @@ class RunsScreen(TaskScreen):
     def reload(self) -> None:
         self.action_poll()
 
-    def action_poll(self) -> None:
-        """One refresh: status and the log tail, fetched off the event loop (skipped if one is running)."""
+    def action_poll(self, forced: bool = True) -> None:
+        """One refresh: status (and the log tail when it can have changed), fetched off the event loop.
+
+        Skipped while a poll is in flight. Timer polls back off on big stores: the next one waits
+        at least twice as long as the last took, so polling never eats more than a third of a core.
+        """
         recipe = self.tprm.recipe
-        if self._polling or recipe is None:
+        now = time.monotonic()
+        if self._polling or recipe is None or (not forced and now < self._next_poll):
             return
         self._polling = True
-        log_job = self._log_job
+        log_job, log_key = self._log_job, self._log_key
         svc = self.tprm.svc
 
-        def fetch() -> tuple[dict[str, Any], str]:
+        def fetch() -> tuple[dict[str, Any], str | None, tuple[Any, ...]]:
             status = svc.status(recipe)
+            key = _log_key(status, recipe, log_job)
+            if key == log_key and key[-1] not in ("running", "stale"):
+                return status, None, key  # the log cannot have changed: do not read it again
             try:
                 log = svc.logs(recipe, job=log_job)
             except Exception as exc:  # a missing log is not worth a modal every second
                 log = f"(no log: {one_line(exc)})"
-            return status, log
+            return status, log, key
 
-        self.tprm.call_service(fetch, done=lambda res: self._apply(recipe, *res), on_error=self._poll_failed,
-                               group="runs-poll")
+        def done(result: tuple[dict[str, Any], str | None, tuple[Any, ...]]) -> None:
+            elapsed = time.monotonic() - now
+            self._next_poll = time.monotonic() + max(self.tprm.poll_interval, 2 * elapsed)
+            self._apply(recipe, *result)
+
+        self.tprm.call_service(fetch, done=done, on_error=self._poll_failed, group="runs-poll")
+
+    def _timer_poll(self) -> None:
+        self.action_poll(forced=False)
 
     def _poll_failed(self, exc: BaseException) -> None:
         self._polling = False
         self.query_one("#run-line", Static).update(f"cannot read status: {one_line(exc)}")
 
-    def _apply(self, recipe: str, status: dict[str, Any], log: str) -> None:
+    def _apply(self, recipe: str, status: dict[str, Any], log: str | None = None,
+               log_key: tuple[Any, ...] | None = None) -> None:
         self._polling = False
         if recipe != self.tprm.recipe or not self.is_mounted:
             return
@@ -128,7 +146,9 @@ class RunsScreen(TaskScreen):
         eta_text = f"ETA {fmt_duration(eta)}" if running else ("finished" if total and done == total else "idle")
         self.query_one("#run-eta", Static).update(f"{done}/{total} jobs  {eta_text}  {counts}".strip())
         self._update_table(jobs)
-        self._update_log(log)
+        if log is not None:
+            self._log_key = log_key
+            self._update_log(log)
 
     def _update_table(self, jobs: list[dict[str, Any]]) -> None:
         """Incremental: only changed cells are rewritten, so a 1 s poll of thousands of jobs stays cheap."""
@@ -210,3 +230,12 @@ class RunsScreen(TaskScreen):
         self.app.push_screen(ConfirmModal(
             f"Cancel the running run of {recipe}? Finished jobs are kept; r resumes later.",
             title="Cancel run", yes="Cancel run", no="Keep running"), confirmed)
+
+
+def _log_key(status: dict[str, Any], recipe: str, job: str | None) -> tuple[Any, ...]:
+    """What decides whether a log can have changed: the job's (or the latest run's) identity and state."""
+    if job is None:
+        run = latest_run(status, recipe) or {}
+        return (run.get("run_id"), run.get("state"))
+    state = next((j.get("state") for j in status.get("jobs") or [] if j.get("hash") == job), None)
+    return (job, state)

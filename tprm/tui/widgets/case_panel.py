@@ -12,6 +12,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, ScrollableContainer, Vertical
 from textual.message import Message
 from textual.widgets import Button, Checkbox, Input, Label, ProgressBar, Select, Static
+from textual.worker import NoActiveWorker, get_current_worker
 
 from tprm.tui.viewmodel import FINISHED_STATES, decision_headline, fmt_value, key_numbers, one_line
 
@@ -44,6 +45,10 @@ CASES: dict[str, dict[str, str]] = {
 }
 
 
+NO_RECIPE = {"sam": "recipe: the SAM walk needs a recipe whose temperature knob is sam_rho; "
+                   "create one on Recipes (1) with n"}
+
+
 class CaseCancelled(Exception):
     """Raised from the progress callback to stop a case study (the service lets it propagate)."""
 
@@ -64,6 +69,8 @@ class CasePanel(Vertical):
         self.recipe_values: dict[str, Any] = {}
         self.report: dict[str, Any] | None = None
         self.running = False
+        self.has_recipes = True
+        self.pending: tuple[Any, Callable[..., None], Callable[[BaseException | str], None]] | None = None
         self._cancel = threading.Event()
 
     def compose(self) -> ComposeResult:
@@ -85,23 +92,29 @@ class CasePanel(Vertical):
                          classes="case-status")
         with ScrollableContainer(id=f"{self.kind}-result", classes="case-result"):
             yield Static("", id=f"{self.kind}-decision", markup=False, classes="case-decision")
-            yield Static("", id=f"{self.kind}-numbers", classes="case-numbers")
             yield Static("", id=f"{self.kind}-report", markup=False, classes="case-report")
+            yield Static("", id=f"{self.kind}-numbers", classes="case-numbers")
+
+    def on_mount(self) -> None:
+        registry = getattr(self.app, "case_panels", None)
+        if registry is not None:
+            registry.add(self)
 
     # ---------------------------------------------------------------- inputs
 
     def set_recipes(self, names: list[str], current: str | None) -> None:
         select = self.query_one(f"#{self.kind}-recipe", Select)
         select.set_options([(n, n) for n in names])
-        if current in names:
-            select.value = current
-        elif names:  # e.g. the SAM tab when the current recipe's knob is not sam_rho
-            select.value = names[0]
-        if not names and self.kind == "sam":
-            self._set_status("needs a recipe whose knob is sam_rho: on Recipes (1), n creates one", None)
+        # the SAM tab offers only sam_rho recipes: prefer the current recipe's SAM sibling
+        preferred = [n for n in (current, f"{current}-sam", "quickstart-sam") if n in names]
+        if preferred or names:
+            select.value = (preferred or names)[0]
+        self.has_recipes = bool(names)
+        if not names:
+            self._set_status(NO_RECIPE.get(self.kind, "no valid recipe yet"), None)
 
     def set_recipe_values(self, temperatures: list[Any], densities: list[Any]) -> None:
-        """Offer the recipe's grid values; defaults: the coldest T and the lowest density."""
+        """Offer the recipe's grid values; defaults: the middle temperature and the lowest density."""
         self.recipe_values = {"temperatures": temperatures, "densities": densities}
         dens = self.query_one(f"#{self.kind}-density", Select)
         dens.set_options([(fmt_value(d), d) for d in densities])
@@ -114,6 +127,9 @@ class CasePanel(Vertical):
                 temps.value = temperatures[len(temperatures) // 2]
         if self.kind == "sam" and temperatures:  # start the walk on the recipe's own rho ladder
             self.query_one("#sam-rho", Input).value = fmt_value(temperatures[len(temperatures) // 2])
+        if self.pending is not None:
+            pending, self.pending = self.pending, None
+            self.start(*pending)
 
     @property
     def recipe(self) -> str | None:
@@ -148,14 +164,24 @@ class CasePanel(Vertical):
 
     # ---------------------------------------------------------------- running
 
-    def start(self, svc: Any, call: Callable[..., None], on_error: Callable[[BaseException], None]) -> None:
-        """Run the case study in a worker thread (through the app's service caller)."""
+    def start(self, svc: Any, call: Callable[..., None], on_error: Callable[[BaseException | str], None]) -> None:
+        """Run the case study in a worker thread (through the app's service caller).
+
+        Pressed before the recipe's values have loaded, the run starts as soon as they arrive.
+        """
         if self.running:
+            return
+        if not self.recipe_values:
+            if not self.has_recipes:
+                on_error(NO_RECIPE.get(self.kind, "recipe: there is no valid recipe; create one on Recipes (1)"))
+                return
+            self.pending = (svc, call, on_error)
+            self._set_status("loading the recipe's values; the case runs as soon as they are in", None)
             return
         try:
             args = self.arguments()
         except ValueError as exc:
-            on_error(exc)
+            on_error(str(exc))
             return
         method = getattr(svc, f"case_{self.kind}")
         self.running = True
@@ -178,7 +204,11 @@ class CasePanel(Vertical):
         self._cancel.set()
 
     def _progress_from_thread(self, *args: Any, **kwargs: Any) -> None:
-        if self._cancel.is_set():
+        try:
+            quitting = get_current_worker().is_cancelled  # the app cancels its workers when it exits
+        except NoActiveWorker:
+            quitting = False
+        if self._cancel.is_set() or quitting:
             raise CaseCancelled("case study cancelled")
         fraction, text = _progress_fraction(args, kwargs)
         try:
