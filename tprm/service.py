@@ -607,27 +607,27 @@ class Service:
         short = recipe.cases.select_retrain_epochs
         if short:
             short_cells, _ = self._measure(recipe, {"densities": [d], "retrain": {
-                "epochs": short, "iterations": None}}, progress)
+                "epochs": short, "iterations": None,
+                "last_epochs": min(short, recipe.retrain.last_epochs)}}, progress)
         epochs = recipe.retrain.epochs or 0
-        candidates = []
+        candidates, dense_seen = [], set()
         for t in ax["temperatures"]:
             full = [c for c in cells if c["temperature"] == t]
             probe = [c for c in (short_cells or cells) if c["temperature"] == t]
             n_retrains = sum(len(c["test_error_seeds"]) for c in probe)
             cand = {"label": f"{ax['knob']}={t:g}",
-                    "mc": aggregate(probe, settings.mc_metric)[0] if settings.mc_on == "error"
-                    else None,
+                    "mc": aggregate(probe, "mc")[0],
                     "mc_loss": aggregate(probe, "mc_loss")[0],
                     "cka": aggregate(probe, settings.cka_metric)[0],
                     "endpoint_gap": aggregate(probe, "endpoint_gap")[0],
                     "test_error": aggregate(probe, "test_error")[0],
                     "dense_test_error": aggregate(full, "dense_test_error")[0],
                     "trainings": n_retrains,
-                    "dense_trainings": len({c["dense_seed"] for c in full}),
+                    # checkpoints of one run (epochs knob) share it: count each dense job once
+                    "dense_trainings": len({c["jobs"]["dense"] for c in full} - dense_seen),
                     "true_test_error": aggregate(full, "test_error")[0],
                     "true_trainings": sum(len(c["test_error_seeds"]) for c in full)}
-            if settings.mc_on == "error":
-                cand["mc"] = aggregate(probe, "mc")[0]
+            dense_seen |= {c["jobs"]["dense"] for c in full}
             candidates.append(cand)
         try:
             sel = select_model(candidates, settings)
