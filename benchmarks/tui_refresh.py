@@ -80,7 +80,7 @@ def build_store(root: Path, done_fraction: float = 0.9, running: int = 8) -> tup
     store = svc.store
     store.put_recipe(recipe.name, recipe.hash, str(recipes / "bench.yaml"), RECIPE)
     jobs = list(plan.ordered())
-    store.add_jobs([j.record() for j in jobs], recipe.hash)
+    store.add_jobs([{k: v for k, v in j.record().items() if k != "spec"} for j in jobs], recipe.hash)  # as the runner does
     run_id = store.start_run(recipe.name, recipe.hash, os.getpid(), socket.gethostname(), None)
     owner = {"pid": os.getpid(), "host": socket.gethostname(), "run_id": run_id}
     n_done = int(len(jobs) * done_fraction)

@@ -80,6 +80,7 @@ class Service:
         self.store_dir = Path(default_store_dir(store_dir)).expanduser()
         self._store = None
         self._sources: dict[tuple[str, str], str | None] = {}
+        self._plans: dict[tuple, object] = {}
 
     # -- plumbing ------------------------------------------------------------------------------
     @property
@@ -252,7 +253,11 @@ class Service:
         ident = self.data_identity(recipe, compute=compute_identity)
         if ident is None:
             return None
-        return build_plan(recipe, ident, self._init_checksum(recipe))
+        init = self._init_checksum(recipe)
+        key = (recipe.name, recipe.hash, json.dumps(ident, sort_keys=True), init)
+        if key not in self._plans:  # plans are pure functions of these: polls reuse them
+            self._plans[key] = build_plan(recipe, ident, init)
+        return self._plans[key]
 
     def _job_hashes(self, recipe) -> list[str] | None:
         plan = self.plan(recipe, compute_identity=False)
