@@ -166,8 +166,9 @@ def run(recipe: RecipeArg, store: StoreOpt = None,
                   f"after this terminal closes.\nlog: {info['log']}\nwatch: tprm status {info['recipe']}")
         return
     console = Console(stderr=True) if log else err
+    loaded = svc.load_recipe(recipe)  # a bad recipe fails here, before any progress display
     with RunDisplay(console) as display:
-        summary = svc.run(recipe, device=device, jobs=jobs, progress=display, log_path=log)
+        summary = svc.run(loaded, device=device, jobs=jobs, progress=display, log_path=log)
     _print_run_summary(summary)
     raise typer.Exit(summary["exit_code"])
 

@@ -339,23 +339,38 @@ class Service:
         runs = self.store.get_runs(names[0] if names else None)
         all_jobs = self.store.get_jobs()
         out = {"store": str(self.store_dir), "runs": runs, "recipes": {}, "jobs": []}
-        stored = self.store.list_recipes()
+        stored = {r["name"]: r for r in self.store.list_recipes()}
         progress = self._progress(runs)
-        for rec in stored:
-            if names and rec["name"] not in names:
-                continue
-            hashes = [h for h, j in all_jobs.items() if rec["hash"] in (j.get("recipes") or [])]
+        for name in names or sorted(stored):
+            rec = stored.get(name, {})
+            hashes = self._status_hashes(recipe if names else None, rec, all_jobs)
             counts: dict[str, int] = {}
             for h in hashes:
-                counts[all_jobs[h]["state"]] = counts.get(all_jobs[h]["state"], 0) + 1
-            out["recipes"][rec["name"]] = {"hash": rec["hash"], "total": len(hashes),
-                                           "counts": counts}
+                state = all_jobs.get(h, {}).get("state", "new")
+                counts[state] = counts.get(state, 0) + 1
+            out["recipes"][name] = {"hash": rec.get("hash"), "total": len(hashes), "counts": counts}
             for h in hashes:
-                j = all_jobs[h]
-                out["jobs"].append({"hash": h, "recipe": rec["name"], "kind": j["kind"],
-                                    "label": j.get("label"), "state": j["state"],
-                                    "error": j.get("error"), "progress": progress.get(h)})
+                j = all_jobs.get(h)
+                if j is not None:
+                    out["jobs"].append({"hash": h, "recipe": name, "kind": j["kind"],
+                                        "label": j.get("label"), "state": j["state"],
+                                        "error": j.get("error"), "progress": progress.get(h)})
         return out
+
+    def _status_hashes(self, recipe, rec: dict, all_jobs: dict) -> list[str]:
+        """A recipe's jobs: its plan (the file as it is now, else the text stored at its last
+        run); jobs tagged with its hash when no plan can be made without reading data."""
+        from tprm.engine.recipe import parse_recipe
+
+        try:
+            r = self.load_recipe(recipe) if recipe is not None else parse_recipe(
+                rec["yaml"], rec.get("path") or rec["name"])
+            plan = self.plan(r, compute_identity=False)
+        except (TprmError, *_input_errors(), KeyError):
+            plan = None
+        if plan is not None:
+            return list(plan.jobs)
+        return [h for h, j in all_jobs.items() if rec.get("hash") in (j.get("recipes") or [])]
 
     def _progress(self, runs: list[dict]) -> dict[str, dict]:
         out = {}
