@@ -195,3 +195,18 @@ def test_export_then_import_into_a_fresh_store(tiny_recipe, tmp_path):
     assert r.returncode == 0, r.stderr
     assert Service(b).run(tiny_recipe)["executed"] == 0  # everything arrived
     assert Service(b).results(tiny_recipe) == Service(a).results(tiny_recipe)
+
+
+def test_hessian_metrics_when_enabled(tmp_path, store_dir):
+    path = tmp_path / "hess.yaml"
+    path.write_text(TINY_RECIPE.replace("name: tiny", "name: hess").replace(
+        "metrics: {lmc: {points: 5}, cka: {samples: 200}}",
+        "metrics: {lmc: {points: 3}, cka: {samples: 100}, "
+        "hessian: {enabled: true, samples: 64, probes: 4, power_iters: 3}}"))
+    svc = Service(store_dir)
+    summary = svc.run(path)
+    assert summary["state"] == "done" and summary["counts"]["done"] == 17 + 8
+    rows = svc.results(path)
+    assert all(r["hessian_trace"] is not None and r["hessian_top"] is not None for r in rows)
+    grid = svc.grid(path, "hessian_top")
+    assert all(v is not None for row in grid.mean for v in row)

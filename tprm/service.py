@@ -205,11 +205,9 @@ class Service:
 
     @staticmethod
     def _write_atomic(path: Path, text: str) -> Path:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(text)
-        os.replace(tmp, path)
-        return path
+        from tprm.engine.artifacts import atomic_write
+
+        return atomic_write(path, lambda fh: fh.write(text.encode("utf-8")))
 
     # -- plans ---------------------------------------------------------------------------------
     def _identity_cache(self, recipe) -> Path:

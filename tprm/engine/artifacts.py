@@ -15,7 +15,7 @@ import re
 import secrets
 import shutil
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Callable
 
 FORMAT_VERSION = 1
 HASH_RE = re.compile(r"[0-9A-Za-z][0-9A-Za-z_-]{0,127}")
@@ -70,6 +70,23 @@ def fsync_dir(directory: Path) -> None:
 def temp_path_for(target: Path) -> Path:
     """A unique hidden temp name next to `target` (same directory, so os.replace is atomic)."""
     return target.with_name(f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}{TEMP_SUFFIX}")
+
+
+def atomic_write(target: Path, write: Callable[[IO[bytes]], Any]) -> Path:
+    """Write a file through `write(fh)` to a temp name beside it, fsync, then rename over
+    `target`: readers see the old file or the whole new one, never a part."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temp_path_for(target)
+    try:
+        with open(tmp, "wb") as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+    fsync_dir(target.parent)
+    return target
 
 
 def _plain(obj: Any, where: str) -> Any:
@@ -156,34 +173,13 @@ class Artifacts:
 
         target = self.path(job_hash, name)
         payload = _plain(obj, f"artifact {job_hash}.{name}")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = temp_path_for(target)
-        try:
-            with open(tmp, "wb") as fh:
-                torch.save({"format": FORMAT_VERSION, "payload": payload}, fh)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, target)
-        finally:
-            tmp.unlink(missing_ok=True)
-        fsync_dir(target.parent)
-        return target
+        return atomic_write(target, lambda fh: torch.save({"format": FORMAT_VERSION,
+                                                            "payload": payload}, fh))
 
     def put_file(self, job_hash: str, name: str, src: IO[bytes]) -> Path:
         """Atomically install an artifact file copied from a binary stream (used by bundle import)."""
-        target = self.path(job_hash, name)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = temp_path_for(target)
-        try:
-            with open(tmp, "wb") as fh:
-                shutil.copyfileobj(src, fh, 1 << 20)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, target)
-        finally:
-            tmp.unlink(missing_ok=True)
-        fsync_dir(target.parent)
-        return target
+        return atomic_write(self.path(job_hash, name),
+                            lambda fh: shutil.copyfileobj(src, fh, 1 << 20))
 
     def remove(self, job_hash: str, name: str | None = None) -> list[Path]:
         """Delete one artifact, or every artifact of the job when `name` is None; returns what went."""

@@ -54,8 +54,8 @@ from tprm.engine.artifacts import (
     TEMP_SUFFIX,
     ArtifactError,
     Artifacts,
+    atomic_write,
     check_name,
-    fsync_dir,
     parse_file_name,
     temp_path_for,
 )
@@ -287,16 +287,7 @@ class Store:
             text = json.dumps(data, separators=(",", ":"), default=_json_default)
         except (TypeError, ValueError) as exc:
             raise StoreError(f"{self.db_path}: refusing to write a non-JSON value ({exc})") from None
-        tmp = temp_path_for(self.db_path)
-        try:
-            with open(tmp, "w", encoding="utf-8") as fh:
-                fh.write(text)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, self.db_path)
-        finally:
-            tmp.unlink(missing_ok=True)
-        fsync_dir(self.root)
+        atomic_write(self.db_path, lambda fh: fh.write(text.encode("utf-8")))
 
     @contextmanager
     def _locked(self) -> Iterator[None]:

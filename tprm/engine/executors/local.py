@@ -152,32 +152,37 @@ def _run_dense(jobs, ctx, progress):
     return out
 
 
-def _run_prune(jobs, ctx, progress):
+def _one_by_one(measure):
+    """A group runner for cheap jobs: each in turn, with progress per job."""
+    def run(jobs, ctx, progress):
+        out = []
+        for i, job in enumerate(jobs):
+            data = _data(job["spec"], ctx["store_root"], ctx["device"])
+            out.append(_result(job, "done", measure(job, job["spec"], data, ctx)))
+            progress(i + 1, len(jobs))
+        return out
+    return run
+
+
+@_one_by_one
+def _run_prune(job, spec, data, ctx):
     from tprm.science import prune
 
-    out = []
-    for i, job in enumerate(jobs):
-        spec = job["spec"]
-        data = _data(spec, ctx["store_root"], ctx["device"])
-        model = _model(spec, data, spec["seed"], ctx["device"])
-        states = ctx["artifacts"].load(spec["dense"], "checkpoints")
-        model.load_state_dict(states[spec["epoch"]])
-        p = spec["pruning"]
-        params = prune.prunable_parameters(model, p["layers"])
-        if p["method"] == "magnitude":
-            masks = prune.magnitude_masks(model, spec["density"], params, scope=p["scope"])
-        elif p["method"] == "random":
-            masks = prune.random_masks(model, spec["density"], params, seed=spec["seed"])
-        else:
-            masks = prune.imp_rewind(model, data, spec["density"], params,
-                                     _schedule(p["schedule"]), p["rounds"], spec["seed"],
-                                     scope=p["scope"])
-        prune.apply_masks(model, masks)
-        ctx["artifacts"].save(job["hash"], "pruned", {"state": _cpu(model.state_dict()),
-                                                      "masks": {k: v.cpu() for k, v in masks.items()}})
-        out.append(_result(job, "done", prune.density_report(model, masks)))
-        progress(i + 1, len(jobs))
-    return out
+    model = _model(spec, data, spec["seed"], ctx["device"])
+    model.load_state_dict(ctx["artifacts"].load(spec["dense"], "checkpoints")[spec["epoch"]])
+    p = spec["pruning"]
+    params = prune.prunable_parameters(model, p["layers"])
+    if p["method"] == "magnitude":
+        masks = prune.magnitude_masks(model, spec["density"], params, scope=p["scope"])
+    elif p["method"] == "random":
+        masks = prune.random_masks(model, spec["density"], params, seed=spec["seed"])
+    else:
+        masks = prune.imp_rewind(model, data, spec["density"], params, _schedule(p["schedule"]),
+                                 p["rounds"], spec["seed"], scope=p["scope"])
+    prune.apply_masks(model, masks)
+    ctx["artifacts"].save(job["hash"], "pruned", {"state": _cpu(model.state_dict()),
+                                                  "masks": {k: v.cpu() for k, v in masks.items()}})
+    return prune.density_report(model, masks)
 
 
 def _run_retrain(jobs, ctx, progress):
@@ -215,50 +220,39 @@ def _load_trained(job_hash, spec, data, ctx):
     return model
 
 
-def _run_pairs(jobs, ctx, progress):
+def _mean(xs: list[float]) -> float:
+    return float(sum(xs) / len(xs))
+
+
+@_one_by_one
+def _run_pairs(job, spec, data, ctx):
     from tprm.science.metrics import cka_outputs, lmc
 
-    out = []
-    for i, job in enumerate(jobs):
-        spec = job["spec"]
-        data = _data(spec, ctx["store_root"], ctx["device"])
-        models = [_load_trained(h, spec, data, ctx) for h in spec["retrains"]]
-        curves, mcs, mc_losses, gaps, ckas, cka_logits = [], [], [], [], [], []
-        for a, b in spec["pairs"]:
-            cur = lmc(models[a], models[b], data, points=spec["lmc"]["points"],
-                      bn_batch_size=spec["lmc"]["bn_batch_size"], test=spec["lmc"]["test"])
-            sim = cka_outputs(models[a], models[b], data, samples=spec["cka"]["samples"])
-            curves.append({**cur, "pair": [a, b]})
-            mcs.append(cur["mc"]); mc_losses.append(cur["mc_loss"]); gaps.append(cur["endpoint_gap"])
-            ckas.append(sim["cka_softmax"]); cka_logits.append(sim["cka_logits"])
-        ctx["artifacts"].save(job["hash"], "lmc", curves)
-        mean = lambda xs: float(sum(xs) / len(xs))  # noqa: E731
-        out.append(_result(job, "done", {
-            "mc": mean(mcs), "mc_pairs": mcs, "mc_loss": mean(mc_losses),
-            "endpoint_gap": mean(gaps), "cka": mean(ckas), "cka_pairs": ckas,
-            "cka_logits": mean(cka_logits)}))
-        progress(i + 1, len(jobs))
-    return out
+    models = [_load_trained(h, spec, data, ctx) for h in spec["retrains"]]
+    curves, sims = [], []
+    for a, b in spec["pairs"]:
+        curves.append({**lmc(models[a], models[b], data, points=spec["lmc"]["points"],
+                             bn_batch_size=spec["lmc"]["bn_batch_size"], test=spec["lmc"]["test"]),
+                       "pair": [a, b]})
+        sims.append(cka_outputs(models[a], models[b], data, samples=spec["cka"]["samples"]))
+    ctx["artifacts"].save(job["hash"], "lmc", curves)
+    mcs, ckas = [c["mc"] for c in curves], [x["cka_softmax"] for x in sims]
+    return {"mc": _mean(mcs), "mc_pairs": mcs, "mc_loss": _mean([c["mc_loss"] for c in curves]),
+            "endpoint_gap": _mean([c["endpoint_gap"] for c in curves]),
+            "cka": _mean(ckas), "cka_pairs": ckas,
+            "cka_logits": _mean([x["cka_logits"] for x in sims])}
 
 
-def _run_hessian(jobs, ctx, progress):
+@_one_by_one
+def _run_hessian(job, spec, data, ctx):
     from tprm.science.metrics import hessian_top_eigenvalue, hessian_trace
 
-    out = []
-    for i, job in enumerate(jobs):
-        spec = job["spec"]
-        data = _data(spec, ctx["store_root"], ctx["device"])
-        model = _load_trained(spec["model_job"], spec, data, ctx)
-        tr = hessian_trace(model, data, samples=spec["samples"], probes=spec["probes"])
-        top = hessian_top_eigenvalue(model, data, samples=spec["samples"],
-                                     iters=spec["power_iters"])
-        out.append(_result(job, "done", {"hessian_trace": tr["trace"],
-                                         "hessian_trace_se": tr.get("trace_std_error"),
-                                         "hessian_top": top["eigenvalue"],
-                                         "hessian_samples": spec["samples"],
-                                         "hessian_probes": spec["probes"]}))
-        progress(i + 1, len(jobs))
-    return out
+    model = _load_trained(spec["model_job"], spec, data, ctx)
+    tr = hessian_trace(model, data, samples=spec["samples"], probes=spec["probes"])
+    top = hessian_top_eigenvalue(model, data, samples=spec["samples"], iters=spec["power_iters"])
+    return {"hessian_trace": tr["trace"], "hessian_trace_se": tr.get("trace_std_error"),
+            "hessian_top": top["eigenvalue"], "hessian_samples": spec["samples"],
+            "hessian_probes": spec["probes"]}
 
 
 RUNNERS = {"dense": _run_dense, "prune": _run_prune, "retrain": _run_retrain,
