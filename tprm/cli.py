@@ -261,14 +261,15 @@ def plot(recipe: RecipeArg, store: StoreOpt = None,
          table: Annotated[bool, typer.Option("--table/--no-table", help="Print the numbers under the plot.")] = True,
          width: Annotated[int, typer.Option(min=40, max=400)] = 80,
          height: Annotated[int, typer.Option(min=10, max=200)] = 20,
-         color: Annotated[bool, typer.Option("--color/--no-color")] = True):
+         color: Annotated[bool, typer.Option("--color/--no-color")] = True,
+         page: Annotated[int, typer.Option(min=0, help="Page of a grid too large for the terminal.")] = 0):
     """Plot a metric over the temperature x density plane in the terminal."""
     svc = _svc(store)
     if as_json:
         _json(svc.grid_json(recipe, metric))
         return
     sys.stdout.write(svc.plot(recipe, metric, width=width, height=height, table=table,
-                              color=color and sys.stdout.isatty()) + "\n")
+                              color=color and sys.stdout.isatty(), page=page) + "\n")
 
 
 # -- case studies --------------------------------------------------------------------------------
