@@ -184,6 +184,8 @@ def test_spawned_workers_run_the_recipe(tiny_recipe, store_dir):
     assert all(c["state"] == "done" for c in svc.results(tiny_recipe))
     provs = [j.get("provenance") or {} for j in Store(store_dir).get_jobs().values()]
     assert all(p.get("torch") == torch.__version__ and "host" in p for p in provs)
+    dense = [j["provenance"] for j in Store(store_dir).get_jobs().values() if j["kind"] == "dense"]
+    assert dense[0]["seeds"]["init"] == 0 and dense[0]["seeds"]["order"] != dense[0]["seeds"]["augment"]
 
 
 def test_export_then_import_into_a_fresh_store(tiny_recipe, tmp_path):

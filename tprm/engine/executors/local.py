@@ -263,6 +263,23 @@ def _result(job, state, result):
     return {"hash": job["hash"], "state": state, "result": result}
 
 
+def _stream_seeds(kind: str, spec: dict) -> dict:
+    """The seed of every random stream a job drew from."""
+    from tprm.science.train import stream_seed
+
+    seed = spec.get("seed")
+    if seed is None or kind in ("pairs", "hessian"):
+        return {"hutchinson_and_power_iteration": 0} if kind == "hessian" else {}
+    seeds = {"job_seed": seed}
+    if kind == "dense":
+        seeds["init"] = seed
+    if kind in ("dense", "retrain"):
+        seeds.update(order=stream_seed(seed, "order"), augment=stream_seed(seed, "augment"))
+    if kind == "prune" and spec["pruning"]["method"] == "random":
+        seeds["random_masks"] = seed
+    return seeds
+
+
 def provenance(device: str, jobs: list[dict], wall: float) -> dict:
     """What a job's numbers depend on besides its settings (recorded, not hashed)."""
     prov = {
@@ -312,7 +329,7 @@ def execute_group(ctx: dict, kind: str, jobs: list[dict]) -> list[dict]:
     wall = time.time() - started
     prov = provenance(worker["device"], jobs, wall)
     for job, res in zip(jobs, results):
-        res["provenance"] = dict(prov, seed=job["spec"].get("seed"))
+        res["provenance"] = dict(prov, seeds=_stream_seeds(kind, job["spec"]))
         if res["state"] == "diverged":
             res["error"] = "diverged: non-finite loss"
     if state_error is None and ctx.get("progress_dir"):
