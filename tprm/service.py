@@ -367,7 +367,7 @@ class Service:
         except (TprmError, *_input_errors(), KeyError):
             plan = None
         if plan is not None:
-            return list(plan.jobs)
+            return [j.hash for j in plan.ordered()]
         return [h for h, j in all_jobs.items() if rec.get("hash") in (j.get("recipes") or [])]
 
     def _progress(self, runs: list[dict]) -> dict[str, dict]:
