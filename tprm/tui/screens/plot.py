@@ -153,8 +153,8 @@ class PlotScreen(TaskScreen):
         table.clear(columns=True)
         temps, dens, values = self.plot_data["temperatures"], self.plot_data["densities"], self.plot_data["values"]
         table.add_column("dens", key="density")
-        for t in temps:
-            table.add_column(fmt_value(t), key=str(t))
+        for t in temps:  # fixed widths: the layout must not depend on when the cells arrive
+            table.add_column(fmt_value(t), key=str(t), width=max(5, len(fmt_value(t))))
         for d in sorted(dens, reverse=True):
             table.add_row(f"{100 * d:.4g}%", *[_grid_text(values.get((t, d))) for t in temps], key=str(d))
         if table.row_count:
