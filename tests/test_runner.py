@@ -82,6 +82,10 @@ def test_failed_job_is_recorded_and_the_rest_still_runs(tmp_path, store_dir, mon
     assert len(failed) == 1 and "broken on purpose" in failed[0]["error"]
     log = Artifacts(store_dir).log_path(failed[0]["hash"]).read_text()
     assert "Traceback" in log
+    again = svc.run(path)  # a new run retries a failed job once (it fails again) and redoes nothing else
+    assert again["executed"] == 0 and len(again["failed"]) == 1 and again["exit_code"] == 1
+    log = Artifacts(store_dir).log_path(failed[0]["hash"]).read_text()
+    assert sum(line.endswith(": failed") for line in log.splitlines()) == 2
 
 
 def _spawn_run(recipe: Path, store: Path) -> subprocess.Popen:
@@ -173,7 +177,8 @@ def test_detached_run_outlives_its_caller(tiny_recipe, store_dir):
     svc = Service(store_dir)
     assert _wait_for(lambda: svc.status(tiny_recipe)["recipes"].get("tiny", {}).get("counts") == {"done": 17},
                      timeout=240)
-    assert log.exists() and "run " in log.read_text()
+    # the detached process ends by writing its summary to its log
+    assert _wait_for(lambda: log.exists() and ": done (done 17" in log.read_text(), timeout=60)
 
 
 @pytest.mark.slow

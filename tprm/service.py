@@ -447,33 +447,23 @@ class Service:
         rec["job_states"] = dict(zip(("dense", "prune", *[f"retrain{i}" for i in range(len(cell.retrains))], "pairs"), all_states))
         return rec
 
-    def results_csv(self, recipe) -> str:
-        rows = self.results(recipe)
-        cols = ["temperature", "density", "dense_seed", "state", "test_error", "train_loss",
-                "mc", "cka", "regime", "dense_test_error"]
-        regimes = self._regime_lookup(recipe, rows)
-        buf = io.StringIO()
-        w = csv.writer(buf)
-        w.writerow(cols)
-        for r in rows:
-            r = dict(r, regime=regimes.get((r["temperature"], r["density"], r["dense_seed"])))
-            w.writerow(["" if r.get(c) is None else r.get(c) for c in cols])
-        return buf.getvalue()
-
-    def _regime_lookup(self, recipe, rows) -> dict:
-        """(T, density, dense seed) -> regime label of that seed's own measurements."""
+    def results_table(self, recipe) -> list[dict]:
+        """Cell records, each with the regime of that dense seed's own measurements."""
         from tprm.analysis.regimes import classify_records
 
         settings = self.regime_settings(recipe)
-        return {(r["temperature"], r["density"], r["dense_seed"]):
-                classify_records(r, settings)["regime"] for r in rows}
+        return [dict(r, regime=classify_records(r, settings)["regime"])
+                for r in self.results(recipe)]
 
-    def results_table(self, recipe) -> list[dict]:
-        """Cell records with each dense seed's own regime (for `tprm results`)."""
-        rows = self.results(recipe)
-        regimes = self._regime_lookup(recipe, rows)
-        return [dict(r, regime=regimes[(r["temperature"], r["density"], r["dense_seed"])])
-                for r in rows]
+    def results_csv(self, recipe) -> str:
+        cols = ["temperature", "density", "dense_seed", "state", "test_error", "train_loss",
+                "mc", "cka", "regime", "dense_test_error"]
+        buf = io.StringIO()
+        w = csv.writer(buf)
+        w.writerow(cols)
+        for r in self.results_table(recipe):
+            w.writerow(["" if r.get(c) is None else r.get(c) for c in cols])
+        return buf.getvalue()
 
     # -- analysis ------------------------------------------------------------------------------
     def regime_settings(self, recipe):

@@ -24,8 +24,6 @@ from tprm.engine.executors.local import execute_group
 from tprm.engine.plan import Job, Plan
 from tprm.engine.store import Store
 
-TERMINAL_OK = {"done"}
-FINISHED = {"done", "diverged", "failed"}
 LEASE_S = 60.0
 
 
@@ -70,6 +68,7 @@ class Runner:
         self.log_path, self.display, self.runtime = log_path, display, runtime or {}
         self.artifacts = Artifacts(store.root)
         self._held: set[str] = set()
+        self._retry: set[str] = set()
         self._lock = threading.Lock()
         self._stop = threading.Event()
 
@@ -78,7 +77,7 @@ class Runner:
         groups: dict[str, list[Job]] = defaultdict(list)
         for job in self.plan.ordered():
             rec = states.get(job.hash, {})
-            if rec.get("state") not in ("queued", "stale", "cancelled"):
+            if not self._runnable(job.hash, rec.get("state")):
                 continue
             if all(states.get(d, {}).get("state") == "done" for d in job.deps):
                 groups[group_key(job)].append(job)
@@ -140,6 +139,8 @@ class Runner:
         cancel_path = run_dir / "cancel"
         ctx = {"store_root": str(self.store.root), "device": self.device, "fuse": self.fuse,
                "progress_dir": str(progress_dir), "cancel_path": str(cancel_path)}
+        self._retry = {h for h, rec in self.store.get_jobs(list(self.plan.jobs)).items()
+                       if rec.get("state") == "failed"}
         beat = threading.Thread(target=self._heartbeat, args=(owner, cancel_path), daemon=True)
         beat.start()
         started = time.time()
@@ -164,7 +165,9 @@ class Runner:
                         if len(running) >= self.workers:
                             break
                         group = [j for j in group if j.hash not in busy]
-                        claimed = set(self.store.claim([j.hash for j in group], owner, LEASE_S))
+                        claimed = set(self.store.claim([j.hash for j in group], owner, LEASE_S,
+                                                       retry_failed=True))
+                        self._retry.difference_update(claimed)  # one retry per run
                         group = [j for j in group if j.hash in claimed]
                         if not group:
                             continue
@@ -246,13 +249,20 @@ class Runner:
             msg = f"worker died: {type(exc).__name__}: {exc}".splitlines()[0][:300]
             return [{"hash": j.hash, "state": "failed", "error": msg} for j in group]
 
+    def _runnable(self, job_hash: str, state: str | None) -> bool:
+        """Claimable by this run: new, abandoned or cancelled jobs, and jobs that failed before
+        this run started (each retried once per run; a diverged job is a result, not retried)."""
+        return state in ("queued", "stale", "cancelled") or (state == "failed"
+                                                             and job_hash in self._retry)
+
     def _blocked(self, states: dict[str, dict]) -> bool:
         """True when nothing more can happen: every job is finished or sits behind a failed one."""
         dead: set[str] = set()
         for job in self.plan.ordered():
             state = states.get(job.hash, {}).get("state")
-            if state in ("failed", "diverged") or any(d in dead for d in job.deps):
-                dead.add(job.hash)
-            elif state in ("running", "queued", "stale", "cancelled"):
+            if state == "running" or (self._runnable(job.hash, state)
+                                      and not any(d in dead for d in job.deps)):
                 return False  # runnable now or later, or another runner is on it
+            if state != "done":
+                dead.add(job.hash)
         return True
