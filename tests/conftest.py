@@ -41,6 +41,19 @@ def store_dir(tmp_path) -> Path:
     return d
 
 
+def prepare_tiny_store(work: Path) -> Path:
+    """A store under `work` in which the tiny recipe (kept in the store's recipes/) ran to the end."""
+    from tprm.service import Service
+
+    store = work / "store"
+    (store / "recipes").mkdir(parents=True)
+    (store / "recipes" / "tiny.yaml").write_text(TINY_RECIPE)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(work)
+        assert Service(store).run("tiny")["state"] == "done"
+    return store
+
+
 def tprm_cmd(*args: str) -> list[str]:
     """The real CLI, as a new process (the venv's interpreter)."""
     return [sys.executable, "-m", "tprm", *args]

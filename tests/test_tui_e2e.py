@@ -16,22 +16,15 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, TINY_RECIPE
+from conftest import ROOT, prepare_tiny_store
 
-from tprm.service import Service
 
 
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """A working directory and a store where the tiny recipe ran to the end."""
     work = tmp_path_factory.mktemp("tui-e2e")
-    store = work / "store"
-    (store / "recipes").mkdir(parents=True)
-    (store / "recipes" / "tiny.yaml").write_text(TINY_RECIPE)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.chdir(work)
-        assert Service(store).run("tiny")["state"] == "done"
-    return work, store
+    return work, prepare_tiny_store(work)
 
 
 class Terminal:

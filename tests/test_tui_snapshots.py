@@ -10,10 +10,9 @@ UI change, and look at the report before committing.
 from __future__ import annotations
 
 import pytest
-from conftest import TINY_RECIPE
+from conftest import prepare_tiny_store
 from textual.pilot import Pilot
 
-from tprm.service import Service
 from tprm.tui.app import TprmApp
 
 SIZE = (80, 24)
@@ -23,12 +22,9 @@ SIZE = (80, 24)
 def prepared(tmp_path_factory: pytest.TempPathFactory):
     """A store where the tiny recipe ran to the end (and a cwd without recipes of its own)."""
     work = tmp_path_factory.mktemp("tui-snapshots")
-    store = work / "store"
-    (store / "recipes").mkdir(parents=True)
-    (store / "recipes" / "tiny.yaml").write_text(TINY_RECIPE)
+    store = prepare_tiny_store(work)
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(work)
-        assert Service(store).run("tiny")["state"] == "done"
         yield store
 
 
