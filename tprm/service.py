@@ -81,6 +81,7 @@ class Service:
         self._store = None
         self._sources: dict[tuple[str, str], str | None] = {}
         self._plans: dict[tuple, object] = {}
+        self._explicit_regimes: dict[tuple, set] = {}
 
     # -- plumbing ------------------------------------------------------------------------------
     @property
@@ -451,6 +452,7 @@ class Service:
         """Cell records, each with the regime of that dense seed's own measurements."""
         from tprm.analysis.regimes import classify_records
 
+        recipe = self.load_recipe(recipe)
         settings = self.regime_settings(recipe)
         return [dict(r, regime=classify_records(r, settings)["regime"])
                 for r in self.results(recipe)]
@@ -477,9 +479,13 @@ class Service:
         explicit: dict = {}
         if path:
             try:
-                explicit = (yaml.safe_load(Path(path).read_text()) or {}).get("regimes") or {}
-            except (OSError, yaml.YAMLError, AttributeError):
-                explicit = {}
+                key = (path, Path(path).stat().st_mtime_ns)
+                if key not in self._explicit_regimes:  # polls must not re-parse the file
+                    doc = yaml.safe_load(Path(path).read_text()) or {}
+                    self._explicit_regimes[key] = set(doc.get("regimes") or {})
+                explicit = self._explicit_regimes[key]
+            except (OSError, yaml.YAMLError, AttributeError, TypeError):
+                explicit = set()
         where = Path(path).name if path else recipe.name
         r = recipe.regimes
         fields = ("mc_on", "mc_threshold", "mc_loss_threshold", "cka_threshold", "cka_output",
@@ -576,6 +582,7 @@ class Service:
         """Case 1: which way to move the temperature knob (one cell, or the rule scored on all)."""
         from tprm.analysis.cases import (direction_for_cell, evaluate_direction_rule,
                                          format_direction, format_direction_evaluation)
+        from tprm.analysis.phase import aggregate
 
         recipe = self.load_recipe(recipe)
         ax, settings = self._axes(recipe), self.regime_settings(recipe)
@@ -596,8 +603,7 @@ class Service:
         decision = direction_for_cell(cells, settings, knob=ax["knob"], hotter=ax["hotter"])
         out = decision.to_json()
         out.update(kind="direction", recipe=recipe.name, trainings_run=summary["executed"],
-                   test_error=sum(c["test_error"] for c in cells if c["test_error"] is not None)
-                   / max(1, sum(c["test_error"] is not None for c in cells)),
+                   test_error=aggregate(cells, "test_error")[0],
                    text=format_direction(decision) + f"\n  jobs run now: {summary['executed']} "
                    f"(the rest reused from the store)")
         return out
