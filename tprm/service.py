@@ -35,6 +35,18 @@ class RunFailed(TprmError):
     exit_code = 1
 
 
+class RunCancelled(RunFailed):
+    """A run (or a case study's run) stopped on request; finished jobs are kept."""
+
+
+class DataNotFetched(BadInput):
+    """A recipe's torchvision data set is not on disk (and planning never downloads)."""
+
+    def __init__(self, message: str, dataset: str):
+        super().__init__(message)
+        self.dataset = dataset
+
+
 def _bad_input(exc: Exception) -> BadInput:
     return BadInput(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
 
@@ -558,6 +570,9 @@ class Service:
         sub = recipe.with_overrides(overrides)
         self._sources[(sub.name, sub.hash)] = self.source_path(recipe)
         summary = self._run_plan(sub, recipe, progress=progress)
+        if summary["state"] == "cancelled":  # a stopped case study must not go on measuring
+            raise RunCancelled(f"{recipe.name}: case study stopped; finished jobs are kept and "
+                               "running it again reuses them")
         return self.results(sub), summary
 
     @staticmethod
@@ -588,6 +603,8 @@ class Service:
         ax, settings = self._axes(recipe), self.regime_settings(recipe)
         if evaluate:
             summary = self.run(recipe, progress=progress)
+            if summary["state"] == "cancelled":
+                raise RunCancelled(f"{recipe.name}: case study stopped; finished jobs are kept")
             cells = self.results(recipe)
             ev = evaluate_direction_rule(cells, settings, recipe.cases.noise_floor,
                                          hotter=ax["hotter"], knob=ax["knob"],
@@ -694,6 +711,123 @@ class Service:
                    "\n  grid search: not all rho values are measured at this density yet "
                    f"(run `tprm run {recipe.name}` for the comparison)"))
         return out
+
+    # -- detached case studies -----------------------------------------------------------------
+    # A case study started from the TUI runs as its own process (`python -m tprm.case_job DIR`)
+    # in its own session, like `start_detached`: quitting the UI does not stop it. Its folder
+    # store/cases/<id>/ holds request.json, progress.json (the runner's latest snapshot),
+    # report.json (the answer, or {"error"} / {"cancelled"}), cancel (stop request) and log.
+    CASE_KINDS = ("direction", "select", "sam")
+
+    def start_case(self, kind: str, recipe, **args) -> dict:
+        """Start case study `kind` detached; returns its record (id, pid, dir, log)."""
+        if kind not in self.CASE_KINDS:
+            raise BadInput(f"case: '{kind}' is not a case study; use one of {', '.join(self.CASE_KINDS)}")
+        recipe = self.load_recipe(recipe)
+        path = self.source_path(recipe) or str(self.recipe_path(recipe.name))
+        case_id = f"{kind}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid() % 10000:04d}{int(time.time() * 1000) % 1000:03d}"
+        folder = self.store_dir / "cases" / case_id
+        folder.mkdir(parents=True, exist_ok=True)
+        request = {"id": case_id, "kind": kind, "recipe": recipe.name, "path": str(Path(path).resolve()),
+                   "args": args, "started": time.time()}
+        self._write_atomic(folder / "request.json", json.dumps(request))
+        with open(folder / "log", "ab") as fh:
+            proc = subprocess.Popen([sys.executable, "-m", "tprm.case_job", str(folder), str(self.store_dir)],
+                                    stdin=subprocess.DEVNULL, stdout=fh, stderr=fh,
+                                    start_new_session=True, cwd=os.getcwd())
+        self._case_procs = getattr(self, "_case_procs", {})
+        self._case_procs[case_id] = proc  # polled, so a finished child is reaped (not a zombie)
+        request.update(pid=proc.pid)
+        self._write_atomic(folder / "pid", str(proc.pid))
+        return dict(request, dir=str(folder), log=str(folder / "log"), state="running")
+
+    def case_state(self, case_id: str) -> dict:
+        """A detached case study now: state running|done|cancelled|failed, progress, report, error."""
+        folder = self.store_dir / "cases" / case_id
+        try:
+            out = json.loads((folder / "request.json").read_text())
+        except (OSError, ValueError):
+            raise BadInput(f"case {case_id}: no such case study in {self.store_dir / 'cases'}") from None
+        out.update(dir=str(folder), log=str(folder / "log"), progress=None, report=None, error=None)
+        try:
+            out["pid"] = int((folder / "pid").read_text())
+        except (OSError, ValueError):
+            out["pid"] = None
+        try:
+            out["progress"] = json.loads((folder / "progress.json").read_text())
+        except (OSError, ValueError):
+            pass
+        out["stopping"] = (folder / "cancel").exists()
+        report = None
+        if (folder / "report.json").exists():
+            try:
+                report = json.loads((folder / "report.json").read_text())
+            except ValueError:
+                report = None
+        if report is not None:
+            if report.get("cancelled"):
+                out.update(state="cancelled", error=report.get("cancelled"))
+            elif report.get("error"):
+                out.update(state="failed", error=report["error"])
+            else:
+                out.update(state="done", report=report)
+            return out
+        if self._case_alive(case_id, out["pid"]):
+            out["state"] = "running"
+            return out
+        last = [ln for ln in self._tail(folder / "log").splitlines() if ln.strip()]
+        out.update(state="failed", error="the case-study process ended without an answer"
+                   + (f": {last[-1].strip()}" if last else ""))
+        return out
+
+    def _case_alive(self, case_id: str, pid) -> bool:
+        proc = getattr(self, "_case_procs", {}).get(case_id)
+        if proc is not None:
+            return proc.poll() is None
+        from tprm.engine.store import _pid_alive
+
+        return _pid_alive(pid)
+
+    @staticmethod
+    def _tail(path: Path, size: int = 4000) -> str:
+        try:
+            with open(path, "rb") as fh:
+                fh.seek(0, os.SEEK_END)
+                fh.seek(max(0, fh.tell() - size))
+                return fh.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+    def case_studies(self, kind: str | None = None) -> list[dict]:
+        """Every detached case study of this store (of one kind), oldest first, with its state."""
+        root = self.store_dir / "cases"
+        ids = sorted(p.name for p in root.iterdir() if (p / "request.json").exists()) if root.exists() else []
+        out = [self.case_state(i) for i in ids if kind is None or i.startswith(f"{kind}-")]
+        return sorted(out, key=lambda c: c.get("started") or 0)
+
+    def cancel_case(self, case_id: str) -> bool:
+        """Stop a detached case study through the runner's cancel path: its running jobs stop at
+        their next progress tick and are recorded as cancelled (resumable). False if not running."""
+        state = self.case_state(case_id)
+        if state["state"] != "running":
+            return False
+        folder = self.store_dir / "cases" / case_id
+        (folder / "cancel").touch()
+        self.cancel_runs_of_pid(state["pid"])
+        return True
+
+    def cancel_runs_of_pid(self, pid) -> int:
+        """Touch the cancel file of every running run of process `pid` (what `cancel` does per recipe)."""
+        if not self.store_dir.exists() or pid is None:
+            return 0
+        n = 0
+        for run in self.store.get_runs():
+            if run.get("pid") == pid and run.get("state") in ("running", "stale"):
+                d = self.store_dir / "runs" / run["run_id"]
+                d.mkdir(parents=True, exist_ok=True)
+                (d / "cancel").touch()
+                n += 1
+        return n
 
     # -- store maintenance ---------------------------------------------------------------------
     def migrate(self) -> dict:

@@ -64,7 +64,7 @@ class TprmApp(App[None]):
         self.svc = service if service is not None else Service(store_dir)
         self.poll_interval = poll_interval
         self.left_running: list[dict[str, Any]] = []
-        self.case_panels: set[Any] = set()  # CasePanels register here, so quitting can stop their studies
+        self.case_panels: set[Any] = set()  # CasePanels register here, so quitting can name their studies
 
     # ------------------------------------------------------------------ service calls
 
@@ -119,7 +119,7 @@ class TprmApp(App[None]):
 
     def _quit_checked(self, status: dict[str, Any]) -> None:
         running = active_runs(status)
-        studies = [p.kind for p in self.case_panels if p.running]
+        studies = [p for p in self.case_panels if p.running]
         if not running and not studies:
             self.exit()
             return
@@ -130,13 +130,15 @@ class TprmApp(App[None]):
                          "detached, so closing the UI or the SSH connection does not stop it. Run `tprm tui` "
                          "again to watch it, or cancel it on the Runs screen (c).")
         if studies:
-            parts.append(f"The {', '.join(studies)} case study runs inside this window: quitting stops it "
-                         "after the job in progress (finished jobs are kept).")
+            names = ", ".join(f"{p.kind} (pid {p.case_pid})" for p in studies)
+            parts.append(f"The {names} case study keeps running in the background after you quit: it is "
+                         "detached, and its answer is shown on Cases (5) when you come back.")
         question = " ".join(parts) + " Quit the UI now?"
 
         def answer(quit_now: bool | None) -> None:
             if quit_now:
-                self.left_running = list(running)
+                self.left_running = list(running) + [
+                    {"recipe": f"{p.kind} case study", "pid": p.case_pid} for p in studies]
                 self.exit()
 
         self.push_screen(ConfirmModal(question, title="Still working", yes="Quit", no="Stay"), answer)

@@ -29,7 +29,7 @@ class CasesScreen(TaskScreen):
     BINDINGS = [
         Binding("r", "run_case", "Run case", tooltip="run the case study of the open tab"),
         Binding("n", "next_case", "Next case", tooltip="next case study tab"),
-        Binding("x", "cancel_case", "Stop", show=False, tooltip="stop the running case study"),
+        Binding("x", "cancel_case", "Stop", tooltip="stop the running case study (jobs kept as cancelled)"),
     ]
 
     def compose_body(self) -> Iterable[Widget]:
@@ -45,6 +45,20 @@ class CasesScreen(TaskScreen):
 
     def reload(self) -> None:
         self.call_service(self.tprm.svc.list_recipes, done=self._recipes_loaded, group="cases-recipes")
+        self.call_service(self.tprm.svc.case_studies, done=self._studies_loaded, group="cases-studies")
+
+    def _studies_loaded(self, studies: list[dict[str, Any]]) -> None:
+        """Re-attach to detached case studies (started before, maybe in an earlier session)."""
+        for panel in self.query(CasePanel):
+            mine = [s for s in studies if s.get("kind") == panel.kind]
+            if not mine or panel.running:
+                continue
+            latest = mine[-1]
+            if latest.get("state") == "running":
+                panel.attach(latest)
+            elif panel.case_id is None and panel.report is None and latest.get("state") == "done":
+                panel.case_id = str(latest["id"])
+                panel.show_state(latest)
 
     def _recipes_loaded(self, recipes: list[dict[str, Any]]) -> None:
         valid = [r for r in recipes if r.get("valid", True)]
@@ -88,7 +102,3 @@ class CasesScreen(TaskScreen):
     def on_case_panel_finished(self, event: CasePanel.Finished) -> None:
         self.query_one(f"#{event.kind}-result").focus()
 
-    def cancel_all(self) -> None:
-        """Stop every running case study (used when the app quits)."""
-        for panel in self.query(CasePanel):
-            panel.cancel()
