@@ -20,6 +20,8 @@ case_app = typer.Typer(help="The three case studies.", no_args_is_help=True)
 app.add_typer(recipes_app, name="recipes")
 app.add_typer(store_app, name="store")
 app.add_typer(case_app, name="case")
+data_app = typer.Typer(help="Data sets: what is present, fetch the torchvision ones.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -313,6 +315,31 @@ def case_sam(recipe: RecipeArg, density: Annotated[float, typer.Option("--densit
     with RunDisplay(err) as display:
         report = svc.case_sam(recipe, density, rho, progress=display)
     _report(report, as_json)
+
+
+# -- data sets -----------------------------------------------------------------------------------
+@data_app.command("list")
+def data_list(store: StoreOpt = None, as_json: JsonOpt = False):
+    """Show which data sets are in the store's data folder (recipes without dataset.root read there)."""
+    svc = _svc(store)
+    rows = svc.data_list()
+    if as_json:
+        _json(rows)
+        return
+    out.print(f"data folder: {svc.data_root()}")
+    for r in rows:
+        size = f"{r['bytes'] / 1e6:.1f} MB" if r["bytes"] else ""
+        where = r["note"] if r["name"] == "mnist1d" else f"{r['note']:<15} {size:>7}  {r['folder']}"
+        out.print(f"  {r['name']:<9} {where}", markup=False)
+
+
+@data_app.command("fetch")
+def data_fetch(name: Annotated[str, typer.Argument(help="cifar10, cifar100 or svhn.")],
+               source: Annotated[Optional[str], typer.Option("--from", help="A folder or .tar.gz holding the files (offline); default: download.")] = None,
+               store: StoreOpt = None):
+    """Put a torchvision data set into the store's data folder (download, or copy from --from)."""
+    status = _svc(store).data_fetch(name, source, progress=lambda msg: err.print(msg, markup=False))
+    out.print(f"{name}: {status['note']} in {status['folder']}", markup=False)
 
 
 # -- store ---------------------------------------------------------------------------------------

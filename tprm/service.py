@@ -226,9 +226,13 @@ class Service:
     def _identity_cache(self, recipe) -> Path:
         return self.store_dir / "identity" / f"{recipe.hash}.json"
 
-    def data_identity(self, recipe, compute: bool = True) -> dict | None:
-        """The data's content identity (generator settings or file checksums), cached per recipe."""
-        from tprm.science.data import data_identity
+    def data_identity(self, recipe, compute: bool = True, download: bool = True) -> dict | None:
+        """The data's content identity (generator settings or file checksums), cached per recipe.
+
+        download=False never touches the network: missing files raise DataNotFetched at once."""
+        from dataclasses import replace
+
+        from tprm.science.data import DataMissingError, data_identity
 
         cache = self._identity_cache(recipe)
         if cache.exists():
@@ -237,10 +241,15 @@ class Service:
             return None
         spec = recipe.data_spec()
         if spec.root is None:
-            from dataclasses import replace
-
             spec = replace(spec, root=str(self.store_dir / "data"))
-        ident = data_identity(spec)
+        if not download:
+            spec = replace(spec, download=False)
+        try:
+            ident = data_identity(spec)
+        except DataMissingError as exc:
+            if download:
+                raise
+            raise self._not_fetched(spec) from exc
         self._write_atomic(cache, json.dumps(ident, sort_keys=True))
         return ident
 
@@ -257,11 +266,11 @@ class Service:
         """The YAML file a loaded recipe (or a sub-grid of it) came from, if any."""
         return self._sources.get((recipe.name, recipe.hash))
 
-    def plan(self, recipe, compute_identity: bool = True):
+    def plan(self, recipe, compute_identity: bool = True, download: bool = True):
         from tprm.engine.plan import build_plan
 
         recipe = self.load_recipe(recipe)
-        ident = self.data_identity(recipe, compute=compute_identity)
+        ident = self.data_identity(recipe, compute=compute_identity, download=download)
         if ident is None:
             return None
         init = self._init_checksum(recipe)
@@ -274,8 +283,8 @@ class Service:
         plan = self.plan(recipe, compute_identity=False)
         return None if plan is None else list(plan.jobs)
 
-    def plan_summary(self, recipe) -> dict:
-        plan = self.plan(recipe)
+    def plan_summary(self, recipe, download: bool = True) -> dict:
+        plan = self.plan(recipe, download=download)
         states = self.store.get_jobs(list(plan.jobs)) if self.store_dir.exists() else {}
         kinds: dict[str, dict] = {}
         jobs = []
@@ -287,6 +296,36 @@ class Service:
             jobs.append({"hash": job.hash, "kind": job.kind, "label": job.label, "state": state})
         return {"recipe": plan.recipe_name, "kinds": kinds, "jobs": jobs, "total": len(jobs),
                 "done": sum(k["done"] for k in kinds.values())}
+
+    # -- data sets ---------------------------------------------------------------------------
+    def data_root(self) -> Path:
+        """Where recipes without dataset.root read (and `data fetch` puts) torchvision sets."""
+        return self.store_dir / "data"
+
+    def _not_fetched(self, spec) -> DataNotFetched:
+        from tprm.science.data import DISPLAY_NAMES, dataset_status
+
+        st = dataset_status(spec.name, spec.root)
+        title = DISPLAY_NAMES.get(spec.name, spec.name)
+        return DataNotFetched(f"{title} not downloaded: run `tprm data fetch {spec.name}` or set "
+                              f"dataset.root (looked in {st['folder']})", spec.name)
+
+    def data_list(self, root: str | Path | None = None) -> list[dict]:
+        """Every data set tprm knows and whether its files are in the data folder."""
+        from tprm.science.data import DATASET_NAMES, dataset_status
+
+        return [dataset_status(n, Path(root) if root else self.data_root()) for n in DATASET_NAMES]
+
+    def data_fetch(self, name: str, source: str | Path | None = None, root: str | Path | None = None,
+                   progress: Callable[[str], None] | None = None) -> dict:
+        """Put data set `name` into the data folder: from `source` (a folder or .tar.gz) or downloaded."""
+        from tprm.science.data import DATASET_NAMES, fetch_dataset
+
+        if name not in DATASET_NAMES:
+            raise BadInput(f"data set: '{name}' is not one of {', '.join(DATASET_NAMES)}")
+        if source is not None and not Path(source).expanduser().exists():
+            raise BadInput(f"--from: {source}: no such file or folder")
+        return fetch_dataset(name, Path(root) if root else self.data_root(), source, progress)
 
     # -- runs ----------------------------------------------------------------------------------
     def run(self, recipe, device: str | None = None, jobs: int | None = None,

@@ -20,7 +20,7 @@ import json
 import os
 import random
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,10 +31,13 @@ from torch import Tensor
 
 __all__ = [
     "DATASET_NAMES",
+    "DISPLAY_NAMES",
     "DataMissingError",
     "DataSpec",
     "TensorData",
     "data_identity",
+    "dataset_status",
+    "fetch_dataset",
     "load_data",
 ]
 
@@ -519,13 +522,87 @@ def _loaders() -> dict[str, type]:
     return {"cifar10": _CIFAR10, "cifar100": _CIFAR100, "svhn": _SVHN}
 
 
+# The folder (under the root) and the files torchvision reads for each set, fixed by its loaders:
+# known here without importing torchvision, so checking for the files is instant.
+_FILES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "cifar10": ("cifar-10-batches-py", tuple(f"data_batch_{i}" for i in range(1, 6))
+                + ("test_batch", "batches.meta")),
+    "cifar100": ("cifar-100-python", ("train", "test", "meta")),
+    "svhn": ("", ("train_32x32.mat", "test_32x32.mat")),
+}
+DISPLAY_NAMES = {"mnist1d": "MNIST-1D", "cifar10": "CIFAR-10", "cifar100": "CIFAR-100", "svhn": "SVHN"}
+
+
 def _expected_files(name: str, root: Path) -> tuple[Path, list[str]]:
     """The directory torchvision reads ``name`` from and the file names it reads there."""
-    cls = _loaders()[name]
-    if name == "svhn":
-        return root, [cls.split_list[s][1] for s in ("train", "test")]
-    names = [n for n, _ in cls.train_list + cls.test_list] + [cls.meta["filename"]]
-    return root / cls.base_folder, names
+    folder, files = _FILES[name]
+    return (root / folder if folder else root), list(files)
+
+
+def dataset_status(name: str, root: Path | str) -> dict[str, Any]:
+    """Whether a torchvision set's files are in ``root`` (mnist1d is generated, never fetched)."""
+    if name not in _DATASETS:
+        raise ValueError(f"dataset: unknown {name!r}; allowed: {', '.join(DATASET_NAMES)}")
+    if name == "mnist1d":
+        return {"name": name, "title": DISPLAY_NAMES[name], "present": True, "folder": None,
+                "missing": [], "bytes": 0, "note": "generated offline by the mnist1d package"}
+    folder, files = _expected_files(name, Path(root))
+    missing = [f for f in files if not (folder / f).is_file()]
+    size = sum((folder / f).stat().st_size for f in files if f not in missing)
+    return {"name": name, "title": DISPLAY_NAMES[name], "present": not missing, "folder": str(folder),
+            "missing": missing, "bytes": size,
+            "note": "present" if not missing else ("partial" if len(missing) < len(files) else "not downloaded")}
+
+
+def fetch_dataset(name: str, root: Path | str, source: Path | str | None = None,
+                  progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Put a torchvision set's files into ``root``: from ``source`` (a folder holding them, or a
+    .tar/.tar.gz/.tgz archive such as the official one) or else downloaded by torchvision (which
+    checks the archive's md5 and prints a progress bar). Returns :func:`dataset_status` after."""
+    import shutil
+    import tarfile
+
+    say = progress or (lambda _msg: None)
+    if name == "mnist1d":
+        say("mnist1d is generated offline; nothing to fetch")
+        return dataset_status(name, root)
+    status = dataset_status(name, root)
+    if status["present"]:
+        say(f"{DISPLAY_NAMES[name]} is already in {status['folder']}")
+        return status
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    folder, files = _expected_files(name, root)
+    if source is not None:
+        src = Path(source).expanduser()
+        if src.is_dir():
+            inner = src / _FILES[name][0] if _FILES[name][0] and (src / _FILES[name][0]).is_dir() else src
+            folder.mkdir(parents=True, exist_ok=True)
+            for i, f in enumerate(files, 1):
+                if not (inner / f).is_file():
+                    raise DataMissingError(f"{src}: has no {f}; expected {', '.join(files)}")
+                say(f"copying {f} ({i}/{len(files)})")
+                shutil.copy2(inner / f, folder / f)
+        elif src.is_file() and tarfile.is_tarfile(src):
+            with tarfile.open(src) as tar:
+                members = [m for m in tar.getmembers() if m.isfile() and Path(m.name).name in files]
+                if not members:
+                    raise DataMissingError(f"{src}: holds none of {', '.join(files)}")
+                folder.mkdir(parents=True, exist_ok=True)
+                for i, m in enumerate(members, 1):
+                    say(f"extracting {Path(m.name).name} ({i}/{len(members)}, {m.size / 1e6:.1f} MB)")
+                    with tar.extractfile(m) as fh, open(folder / Path(m.name).name, "wb") as out:  # type: ignore[union-attr]
+                        shutil.copyfileobj(fh, out)
+        else:
+            raise DataMissingError(f"{src}: not a folder or a .tar/.tar.gz archive of {DISPLAY_NAMES[name]}")
+    else:
+        say(f"downloading {DISPLAY_NAMES[name]} into {root} (torchvision; checks the archive's md5)")
+        _ensure_files(DataSpec(name=name, root=str(root), download=True), root)
+    status = dataset_status(name, root)
+    if not status["present"]:
+        raise DataMissingError(f"{name}: still missing {', '.join(status['missing'])} in {status['folder']}")
+    say(f"{DISPLAY_NAMES[name]}: {len(files)} files, {status['bytes'] / 1e6:.1f} MB in {status['folder']}")
+    return status
 
 
 def _ensure_files(spec: DataSpec, root: Path) -> tuple[Path, list[str]]:

@@ -127,7 +127,9 @@ class RecipesScreen(TaskScreen):
         self.call_service(self.tprm.svc.recipe_text, path, done=current(self._show_yaml), group="recipes-yaml")
         self.query_one("#plan-summary", Static).update(f"{name}: expanding the plan...")
         if rec.get("valid", True):
-            self.call_service(self.tprm.svc.plan_summary, name, done=current(lambda s: self._show_plan(rec, s)),
+            # planning never downloads (download=False): missing data is reported, not fetched
+            self.call_service(self.tprm.svc.plan_summary, name, download=False,
+                              done=current(lambda s: self._show_plan(rec, s)),
                               group="recipes-plan", on_error=current(lambda e: self._show_plan_error(rec, e)))
         else:
             self._show_plan_error(rec, rec.get("error") or "invalid recipe")
@@ -161,8 +163,14 @@ class RecipesScreen(TaskScreen):
         self.query_one("#plan-summary", Static).update(Text("\n").join(lines))
 
     def _show_plan_error(self, rec: dict[str, Any], error: Any) -> None:
+        from tprm.service import DataNotFetched
         from tprm.tui.viewmodel import one_line
 
+        if isinstance(error, DataNotFetched):  # a valid recipe whose data is not on disk yet
+            self.query_one("#plan-summary", Static).update(Text.assemble(
+                (f"{rec['name']}\n", "bold"), (one_line(error), "bold"),
+                ("\nthe plan is shown once the data is there; `tprm data list` shows what is", "dim")))
+            return
         self.query_one("#plan-summary", Static).update(
             Text(f"{rec['name']} does not validate:\n{one_line(error)}\npress e to fix it"))
 
