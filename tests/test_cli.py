@@ -73,10 +73,10 @@ def test_recipes_list_show_new(tmp_path, capsys, monkeypatch):
     names = {r["name"] for r in json.loads(out)}
     assert code == 0 and {"quickstart", "cifar10-preresnet20-epochs"} <= names
     code, out, _ = call(capsys, monkeypatch, "recipes", "new", "mine", "--store", str(tmp_path / "s"))
-    assert code == 0 and (tmp_path / "recipes" / "mine.yaml").exists()
-    code, out, _ = call(capsys, monkeypatch, "recipes", "show", "mine", "--resolved")
+    assert code == 0 and (tmp_path / "s" / "recipes" / "mine.yaml").exists()  # no ./recipes: the store's
+    code, out, _ = call(capsys, monkeypatch, "recipes", "show", "mine", "--resolved", "--store", str(tmp_path / "s"))
     assert code == 0 and yaml.safe_load(out)["name"] == "mine"
-    code, _, err = call(capsys, monkeypatch, "recipes", "new", "mine")
+    code, _, err = call(capsys, monkeypatch, "recipes", "new", "mine", "--store", str(tmp_path / "s"))
     assert code == 2 and "already exists" in err
 
 

@@ -77,7 +77,7 @@ async def wait_for(pilot: Pilot, condition: Callable[[], object], timeout: float
 
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory: pytest.TempPathFactory):
-    """A working directory (new recipes land in its recipes/) with a store holding three recipes."""
+    """A working directory (without ./recipes: new recipes land in the store's) with a store holding three recipes."""
     work = tmp_path_factory.mktemp("tui-flows")
     store = work / "store"
     (store / "recipes").mkdir(parents=True)
@@ -240,9 +240,11 @@ async def test_recipe_new_edit_rejects_invalid_then_saves(workdir) -> None:
         await select_recipe(pilot, app, "tiny")
         await pilot.press("n")
         await wait_for(pilot, lambda: app.screen.query_one("#name", Input), 10, "the new-recipe dialog")
-        await pilot.press(*"mine", "enter")
+        await pilot.press(*"mine")
+        path = store / "recipes" / "mine.yaml"  # no ./recipes in the working directory: the store's
+        assert static_text(app, "#new-where") == f"will be written to {path}"  # said before writing
+        await pilot.press("enter")
         await wait_for(pilot, lambda: isinstance(app.screen, EditorScreen), 30, "the editor")
-        path = work / "recipes" / "mine.yaml"
         good = path.read_text()
         assert "name: mine" in good
 

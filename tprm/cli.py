@@ -93,7 +93,7 @@ def recipes_validate(paths: Annotated[list[str], typer.Argument(help="Recipe fil
 @recipes_app.command("new")
 def recipes_new(name: str, template: Annotated[str, typer.Option("--from", help="Template recipe.")] = "quickstart",
                 store: StoreOpt = None):
-    """Create recipes/NAME.yaml from a template recipe."""
+    """Create NAME.yaml from a template: in ./recipes if it exists, else in the store's recipes/."""
     path = _svc(store).new_recipe(name, template)
     out.print(f"created {path}")
 

@@ -108,7 +108,11 @@ class Service:
         return self._store
 
     def recipe_dirs(self) -> list[Path]:
-        dirs = [Path.cwd() / "recipes", self.store_dir / "recipes", PACKAGE_RECIPES]
+        """Where recipes are found, first match wins: ./recipes (when it is not the shipped folder),
+        the store's recipes/ ($TPRM_HOME/recipes), then the shipped recipes."""
+        local = Path.cwd() / "recipes"
+        dirs = [*([] if local.resolve() == PACKAGE_RECIPES else [local]), self.store_dir / "recipes",
+                PACKAGE_RECIPES]
         seen, out = set(), []
         for d in dirs:
             if d.resolve() not in seen:
@@ -188,11 +192,28 @@ class Service:
                 out.append({"path": str(p), "ok": False, "error": str(exc).splitlines()[0]})
         return out
 
+    def user_recipe_dir(self) -> Path:
+        """Where new recipes (and copies of edited shipped ones) are written: ./recipes when that
+        folder exists (and is not the shipped one), else the store's recipes/ ($TPRM_HOME/recipes)."""
+        local = Path.cwd() / "recipes"
+        if local.is_dir() and local.resolve() != PACKAGE_RECIPES:
+            return local
+        return self.store_dir / "recipes"
+
+    def is_shipped(self, path: str | Path) -> bool:
+        """True for a recipe file installed with tprm (edits are saved as a copy, never in place)."""
+        return Path(path).resolve().parent == PACKAGE_RECIPES
+
+    def recipe_save_path(self, path: str | Path) -> Path:
+        """The file a save of recipe `path` writes: the file itself, or for a shipped recipe a copy
+        of the same name in user_recipe_dir() (found before the shipped one from then on)."""
+        return self.user_recipe_dir() / Path(path).name if self.is_shipped(path) else Path(path)
+
     def new_recipe(self, name: str, template: str = "quickstart", directory: Path | None = None) -> Path:
         from tprm.engine.recipe import parse_recipe
 
         src = self.recipe_path(template)
-        target_dir = Path(directory) if directory else Path.cwd() / "recipes"
+        target_dir = Path(directory) if directory else self.user_recipe_dir()
         target = target_dir / f"{name}.yaml"
         if target.exists():
             raise BadInput(f"{target}: already exists; choose another name or edit it")
@@ -212,6 +233,9 @@ class Service:
         """Validate `text` and only then replace the file: a bad recipe never overwrites a good one."""
         from tprm.engine.recipe import parse_recipe
 
+        if self.is_shipped(path):
+            raise BadInput(f"{path}: a shipped recipe is not edited in place; save to "
+                           f"{self.recipe_save_path(path)} instead")
         recipe = parse_recipe(text, str(path))
         self._write_atomic(Path(path), text)
         return recipe

@@ -198,7 +198,10 @@ class RecipesScreen(TaskScreen):
                 self.call_service(self.tprm.svc.new_recipe, name, template=template,
                                   done=lambda path: self._created(name, path), group="recipes-new")
 
-        self.app.push_screen(NewRecipeModal(templates), create)
+        def ask(folder: Path) -> None:  # the dialog says where the file goes before it is written
+            self.app.push_screen(NewRecipeModal(templates, folder=str(folder)), create)
+
+        self.call_service(self.tprm.svc.user_recipe_dir, done=ask, group="recipes-new")
 
     def _created(self, name: str, path: Path) -> None:
         self.app.notify(f"created {path}", title="New recipe")
@@ -212,10 +215,16 @@ class RecipesScreen(TaskScreen):
             self._open_editor(str(rec.get("path") or rec["name"]))
 
     def _open_editor(self, path: str) -> None:
-        def loaded(text: str) -> None:
-            self.app.push_screen(EditorScreen(path, text), lambda saved: saved and self.reload())
+        svc = self.tprm.svc
 
-        self.call_service(self.tprm.svc.recipe_text, path, done=loaded, group="recipes-edit")
+        def load() -> tuple[str, str]:
+            return svc.recipe_text(path), str(svc.recipe_save_path(path))
+
+        def loaded(answer: tuple[str, str]) -> None:
+            text, target = answer
+            self.app.push_screen(EditorScreen(path, text, target), lambda saved: saved and self.reload())
+
+        self.call_service(load, done=loaded, group="recipes-edit")
 
     def action_edit_external(self) -> None:
         """Edit in $EDITOR (app suspended); the text is saved only if it validates."""
@@ -248,8 +257,15 @@ class RecipesScreen(TaskScreen):
             self._rejected_text[path] = new_text  # E again reopens the rejected draft
             self.tprm.show_error(exc, title="Not saved: the recipe does not validate")
 
-        self.call_service(self.tprm.svc.save_recipe, path, new_text, group="recipes-save",
-                          done=lambda _r: (self.app.notify(f"saved {path}"), self.reload()), on_error=rejected)
+        svc = self.tprm.svc
+
+        def save() -> Path:
+            target = svc.recipe_save_path(path)  # a shipped recipe is saved as a copy
+            svc.save_recipe(target, new_text)
+            return target
+
+        self.call_service(save, group="recipes-save",
+                          done=lambda target: (self.app.notify(f"saved {target}"), self.reload()), on_error=rejected)
 
     def action_validate(self) -> None:
         paths = [str(r.get("path") or r["name"]) for r in self.recipes]
