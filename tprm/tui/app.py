@@ -100,6 +100,14 @@ class TprmApp(App[None]):
 
     # ------------------------------------------------------------------ actions
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Digits switch screens, except while a form's input has focus (there they are input)."""
+        if action == "show":
+            from tprm.tui.screens.cases import in_form
+
+            return not in_form(self.screen.focused)
+        return True
+
     def action_show(self, mode: str) -> None:
         if mode in TASK_SCREENS and self.current_mode != mode:
             self.switch_mode(mode)

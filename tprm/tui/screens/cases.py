@@ -7,12 +7,18 @@ from typing import Any
 
 from textual.binding import Binding
 from textual.widget import Widget
-from textual.widgets import Button, Select, TabbedContent, TabPane
+from textual.widgets import Button, Input, Select, TabbedContent, TabPane
 
 from tprm.tui.screens.base import TaskScreen
 from tprm.tui.widgets.case_panel import CASES, CasePanel
 
 KINDS = tuple(CASES)
+
+
+def in_form(widget: Widget | None) -> bool:
+    """True when `widget` is an input of a form (there, digits and letters are not screen keys)."""
+    return widget is not None and any(w.has_class("form") for w in widget.ancestors_with_self
+                                      if isinstance(w, Widget))
 
 
 def fetch_grid_values(svc: Any, recipe: str) -> tuple[list[Any], list[Any]]:
@@ -30,7 +36,16 @@ class CasesScreen(TaskScreen):
         Binding("r", "run_case", "Run case", tooltip="run the case study of the open tab"),
         Binding("n", "next_case", "Next case", tooltip="next case study tab"),
         Binding("x", "cancel_case", "Stop", tooltip="stop the running case study (jobs kept as cancelled)"),
+        Binding("escape", "leave_form", "Leave form", tooltip="leave the case inputs (digits switch screens again)"),
     ]
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "leave_form":  # shown (and active) only while a form widget has focus
+            return in_form(self.focused)
+        return True
+
+    def action_leave_form(self) -> None:
+        self.query_one(f"#{self.panel.kind}-result").focus()
 
     def compose_body(self) -> Iterable[Widget]:
         with TabbedContent(id="case-tabs", initial="tab-direction"):
@@ -82,6 +97,10 @@ class CasesScreen(TaskScreen):
         if select_id.endswith("-recipe"):
             panel = self.query_one(f"#case-{select_id.removesuffix('-recipe')}", CasePanel)
             self._load_values(panel)
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self.action_run_case()
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         if (event.button.id or "").endswith("-run"):

@@ -13,13 +13,14 @@ from typing import Any
 from rich.syntax import Syntax
 from rich.text import Text
 from textual.binding import Binding
-from textual.containers import Horizontal, ScrollableContainer, Vertical
+from textual.containers import Horizontal, Vertical
 from textual.widget import Widget
 from textual.widgets import DataTable, Static
 
 from tprm.tui.screens.base import TaskScreen
 from tprm.tui.screens.editor import EditorScreen
 from tprm.tui.screens.new_recipe import NewRecipeModal
+from tprm.tui.widgets.tables import KeyScroll, ListTable
 
 PLAN_KINDS = ("dense", "prune", "retrain", "pairs", "hessian")
 NAME_WIDTH = 18
@@ -37,11 +38,11 @@ class RecipesScreen(TaskScreen):
     BINDINGS = [
         Binding("r", "run", "Run", tooltip="launch the recipe as a detached run (or resume it)"),
         Binding("e", "edit", "Edit", tooltip="edit the YAML in the built-in editor (saved only if valid)"),
-        Binding("E", "edit_external", "$EDITOR", show=False,
+        Binding("E", "edit_external", "$EDITOR",
                 tooltip="edit the YAML in $EDITOR (saved only if valid)"),
         Binding("n", "new", "New", tooltip="new recipe from a template"),
         Binding("v", "validate", "Validate", tooltip="validate every recipe"),
-        Binding("f5", "reload", "Reload", show=False, tooltip="reload the recipe list"),
+        Binding("f5", "reload", "Reload", tooltip="reload the recipe list"),
     ]
 
     def __init__(self) -> None:
@@ -55,14 +56,14 @@ class RecipesScreen(TaskScreen):
     def compose_body(self) -> Iterable[Widget]:
         with Horizontal(id="recipes-body"):
             with Vertical(id="recipes-left"):
-                table: DataTable[str] = DataTable(id="recipe-table", cursor_type="row", zebra_stripes=True)
+                table: DataTable[str] = ListTable(id="recipe-table", cursor_type="row", zebra_stripes=True)
                 table.add_column("name", width=NAME_WIDTH)
                 table.add_column("knob", width=10)
                 table.add_column("grid", width=5)
                 table.add_column("jobs", width=7)
                 yield table
                 yield Static("loading the recipes...", id="plan-summary")
-            with ScrollableContainer(id="recipe-yaml-box"):
+            with KeyScroll(id="recipe-yaml-box"):
                 yield Static("", id="recipe-yaml")
 
     # ---------------------------------------------------------------- data

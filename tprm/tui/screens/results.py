@@ -16,6 +16,7 @@ from tprm.tui.viewmodel import (
     RESULT_COLUMNS, RESULT_HEADERS, display_cells, export_rows, filter_rows, grid_lookup, one_line, result_rows,
     sort_rows,
 )
+from tprm.tui.widgets.tables import ListTable
 
 
 def fetch_results(svc: Any, recipe: str) -> tuple[list[dict[str, Any]], str | None]:
@@ -43,7 +44,7 @@ class ResultsScreen(TaskScreen):
         Binding("slash", "filter", "Filter", tooltip="filter: text, or column<op>value (e.g. mc<0 T>=16)"),
         Binding("x", "export", "Export", tooltip="export the rows shown to a .csv or .json file"),
         Binding("escape", "leave_filter", "Table", show=False, tooltip="from the filter back to the table"),
-        Binding("f5", "reload", "Reload", show=False, tooltip="reload the results"),
+        Binding("f5", "reload", "Reload", tooltip="reload the results"),
     ]
 
     def __init__(self) -> None:
@@ -57,7 +58,7 @@ class ResultsScreen(TaskScreen):
     def compose_body(self) -> Iterable[Widget]:
         yield Input(placeholder="/ filter: text or column<op>value, e.g. density<0.5 mc<0", id="results-filter",
                     compact=True)
-        table: DataTable[str] = DataTable(id="results-table", cursor_type="cell", zebra_stripes=True)
+        table: DataTable[str] = ListTable(id="results-table", cursor_type="cell", zebra_stripes=True)
         for col in RESULT_COLUMNS:
             table.add_column(RESULT_HEADERS[col], key=col)
         yield table

@@ -18,6 +18,7 @@ from tprm.tui.viewmodel import (
     EtaEstimator, active_runs, fmt_duration, job_rows, latest_run, one_line, overall_progress, run_summary,
     state_counts,
 )
+from tprm.tui.widgets.tables import ListTable
 
 LOG_LINES = 200
 
@@ -31,7 +32,7 @@ class RunsScreen(TaskScreen):
         Binding("r", "launch", "Run/resume", tooltip="launch or resume the recipe as a detached run"),
         Binding("c", "cancel", "Cancel run", tooltip="cancel the recipe's running run (asks first)"),
         Binding("l", "run_log", "Run log", tooltip="show the whole run's log instead of the job's"),
-        Binding("f5", "poll", "Refresh", show=False, tooltip="refresh now"),
+        Binding("f5", "poll", "Refresh", tooltip="refresh now"),
     ]
 
     def __init__(self) -> None:
@@ -51,7 +52,7 @@ class RunsScreen(TaskScreen):
         with Horizontal(id="run-progress-row"):
             yield ProgressBar(total=1, show_eta=False, id="run-progress")
             yield Static("", id="run-eta", markup=False)
-        table: DataTable[str] = DataTable(id="job-table", cursor_type="row")
+        table: DataTable[str] = ListTable(id="job-table", cursor_type="row")
         table.add_column("kind", key="kind", width=7)
         table.add_column("job", key="label", width=44)
         table.add_column("state", key="state", width=9)

@@ -9,11 +9,13 @@ from typing import Any
 from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.containers import Horizontal, ScrollableContainer, Vertical
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.widgets import Button, Checkbox, Input, Label, ProgressBar, Select, Static
 
 from tprm.tui.viewmodel import FINISHED_STATES, decision_headline, fmt_value, key_numbers, one_line
+from tprm.tui.widgets.tables import KeyScroll
 
 CASES: dict[str, dict[str, str]] = {
     "direction": {
@@ -48,6 +50,22 @@ NO_RECIPE = {"sam": "recipe: the SAM walk needs a recipe whose temperature knob 
                    "create one on Recipes (1) with n"}
 
 
+class CaseInput(Input):
+    """A number field of a case form: Enter runs the case, Escape leaves the field (both in the footer)."""
+
+    BINDINGS = [
+        Binding("escape", "leave", "Leave field", tooltip="leave the field (keys work again)"),
+        Binding("enter", "submit", "Run case"),
+    ]
+
+    def action_leave(self) -> None:
+        leave = getattr(self.screen, "action_leave_form", None)
+        if leave is not None:
+            leave()
+        else:
+            self.screen.set_focus(None)
+
+
 class CasePanel(Vertical):
     """Inputs -> a detached case-study process (svc.start_case) -> polled progress -> the answer.
 
@@ -78,14 +96,14 @@ class CasePanel(Vertical):
 
     def compose(self) -> ComposeResult:
         yield Static(CASES[self.kind]["question"], classes="case-question", markup=False)
-        with Horizontal(classes="case-inputs"):
+        with Horizontal(classes="case-inputs form"):
             yield Select([], prompt="recipe", id=f"{self.kind}-recipe", compact=True, classes="case-recipe")
             if self.kind == "direction":
                 yield Select([], prompt="T", id="direction-temperature", compact=True, classes="case-value")
             yield Select([], prompt="density", id=f"{self.kind}-density", compact=True, classes="case-value")
             if self.kind == "sam":
                 yield Label(" rho", classes="case-label")
-                yield Input("0.1", id="sam-rho", compact=True, classes="case-rho", type="number")
+                yield CaseInput("0.1", id="sam-rho", compact=True, classes="case-rho", type="number")
             if self.kind == "direction":
                 yield Checkbox("score on grid", id="direction-evaluate", compact=True)
             yield Button("Run", id=f"{self.kind}-run", compact=True, variant="primary")
@@ -93,7 +111,7 @@ class CasePanel(Vertical):
             yield ProgressBar(total=1, show_eta=False, id=f"{self.kind}-progress")
             yield Static("press r (or Run) to answer", id=f"{self.kind}-status", markup=False,
                          classes="case-status")
-        with ScrollableContainer(id=f"{self.kind}-result", classes="case-result"):
+        with KeyScroll(id=f"{self.kind}-result", classes="case-result"):
             yield Static("", id=f"{self.kind}-decision", markup=False, classes="case-decision")
             yield Static("", id=f"{self.kind}-report", markup=False, classes="case-report")
             yield Static("", id=f"{self.kind}-numbers", classes="case-numbers")
