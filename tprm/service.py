@@ -250,7 +250,7 @@ class Service:
     def _identity_cache(self, recipe) -> Path:
         return self.store_dir / "identity" / f"{recipe.hash}.json"
 
-    def data_identity(self, recipe, compute: bool = True, download: bool = True) -> dict | None:
+    def data_identity(self, recipe, compute: bool = True, download: bool = False) -> dict | None:
         """The data's content identity (generator settings or file checksums), cached per recipe.
 
         download=False never touches the network: missing files raise DataNotFetched at once."""
@@ -290,7 +290,9 @@ class Service:
         """The YAML file a loaded recipe (or a sub-grid of it) came from, if any."""
         return self._sources.get((recipe.name, recipe.hash))
 
-    def plan(self, recipe, compute_identity: bool = True, download: bool = True):
+    def plan(self, recipe, compute_identity: bool = True, download: bool = False):
+        """The recipe's job plan. Only a run downloads data (download=True, as the recipe allows);
+        anywhere else a missing data set raises DataNotFetched at once, never touching the network."""
         from tprm.engine.plan import build_plan
 
         recipe = self.load_recipe(recipe)
@@ -307,7 +309,7 @@ class Service:
         plan = self.plan(recipe, compute_identity=False)
         return None if plan is None else list(plan.jobs)
 
-    def plan_summary(self, recipe, download: bool = True) -> dict:
+    def plan_summary(self, recipe, download: bool = False) -> dict:
         plan = self.plan(recipe, download=download)
         states = self.store.get_jobs(list(plan.jobs)) if self.store_dir.exists() else {}
         kinds: dict[str, dict] = {}
@@ -363,7 +365,7 @@ class Service:
         recipe a case study measures a sub-grid of)."""
         from tprm.engine.runner import Runner
 
-        plan = self.plan(recipe)
+        plan = self.plan(recipe, download=True)
         path = self.source_path(owner)
         self.store.put_recipe(owner.name, owner.hash, path,
                               Path(path).read_text() if path else owner.to_yaml())

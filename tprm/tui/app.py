@@ -64,6 +64,7 @@ class TprmApp(App[None]):
         self.svc = service if service is not None else Service(store_dir)
         self.poll_interval = poll_interval
         self.left_running: list[dict[str, Any]] = []
+        self.recipe_names: list[str] = []  # for the palette's "Recipe: NAME" entries
         self.case_panels: set[Any] = set()  # CasePanels register here, so quitting can name their studies
 
     # ------------------------------------------------------------------ service calls

@@ -287,6 +287,37 @@ def parse_filter(query: str) -> list[tuple[str | None, str, str]]:
     return terms
 
 
+TEXT_COLUMNS = frozenset({"state", "regime"})
+_OPERATOR = re.compile(r"[<>!=]")
+
+
+def filter_error(query: str) -> str | None:
+    """A one-line message when the filter query cannot mean what it says, else None.
+
+    Caught: a comparison on an unknown column (`foo<3`), a number column compared with a
+    non-number (`mc<<0`, `T>=abc`), a missing value (`mc<`).
+    """
+    aliases = {v.lower(): k for k, v in RESULT_HEADERS.items()}
+    names = ", ".join(RESULT_HEADERS[c] for c in RESULT_COLUMNS)
+    for token in query.split():
+        if not _OPERATOR.search(token) or token.startswith("="):
+            continue
+        m = re.match(r"^(?P<col>[A-Za-z_±]+)(?P<op><=|>=|!=|=|<|>)(?P<val>.*)$", token)
+        if m is None:
+            return f"filter {token!r}: write column<op>value, e.g. mc<0 (op: < <= > >= = !=)"
+        col = aliases.get(m["col"].lower(), m["col"].lower())
+        if col not in RESULT_COLUMNS:
+            return f"filter {token!r}: no column {m['col']!r}; columns: {names}"
+        if not m["val"]:
+            return f"filter {token!r}: give a value after {m['op']}, e.g. {m['col']}{m['op']}0"
+        if col not in TEXT_COLUMNS:
+            try:
+                float(m["val"])
+            except ValueError:
+                return f"filter {token!r}: {m['val']!r} is not a number ({m['col']} holds numbers)"
+    return None
+
+
 def filter_rows(rows: Sequence[Mapping[str, Any]], query: str) -> list[Mapping[str, Any]]:
     """Rows that satisfy every term of the filter query (see parse_filter)."""
     terms = parse_filter(query)

@@ -76,6 +76,7 @@ class RecipesScreen(TaskScreen):
 
     def _show_recipes(self, recipes: list[dict[str, Any]]) -> None:
         self.recipes = recipes
+        self.tprm.recipe_names = [r["name"] for r in recipes]
         table = self.query_one("#recipe-table", DataTable)
         self._filling = True  # the highlight events of a refill are not user choices
         table.clear()

@@ -11,10 +11,11 @@ from textual.widget import Widget
 from textual.widgets import DataTable, Input, Static
 
 from tprm.tui.screens.base import TaskScreen
+from tprm.tui.screens.confirm import ConfirmModal
 from tprm.tui.screens.prompt import PromptModal
 from tprm.tui.viewmodel import (
-    RESULT_COLUMNS, RESULT_HEADERS, display_cells, export_rows, filter_rows, grid_lookup, one_line, result_rows,
-    sort_rows,
+    RESULT_COLUMNS, RESULT_HEADERS, display_cells, export_rows, filter_error, filter_rows, grid_lookup, one_line,
+    result_rows, sort_rows,
 )
 from tprm.tui.widgets.tables import ListTable
 
@@ -84,7 +85,8 @@ class ResultsScreen(TaskScreen):
     def refresh_table(self) -> None:
         """Apply the filter and sort to the rows and rebuild the table."""
         query = self.query_one("#results-filter", Input).value
-        shown = filter_rows(self.rows, query)
+        error = filter_error(query)  # a bad filter is reported, not silently matched against nothing
+        shown = filter_rows(self.rows, "" if error else query)
         if self.sort_column:
             shown = sort_rows(shown, self.sort_column, self.sort_reverse)
         self.shown = list(shown)
@@ -99,7 +101,11 @@ class ResultsScreen(TaskScreen):
         status = f"{len(self.shown)} of {len(self.rows)} cells, {sort}"
         if self.note:
             status += f"; {self.note}"
-        self.query_one("#results-status", Static).update(status)
+        if error:
+            status = f"{error} (showing all {len(self.rows)} cells)"
+        line = self.query_one("#results-status", Static)
+        line.update(status)
+        line.set_class(bool(error), "error")
 
     def on_input_changed(self, event: Input.Changed) -> None:
         if event.input.id == "results-filter":
@@ -133,12 +139,22 @@ class ResultsScreen(TaskScreen):
         recipe = self.tprm.recipe or "results"
         default = str(Path.cwd() / f"{recipe}-results.csv")
 
+        def write(path: str) -> None:
+            rows = list(self.shown)
+            self.call_service(export_rows, rows, path, group="results-export",
+                              done=lambda p: self.app.notify(f"{len(rows)} rows written to {p}", title="Export"))
+
         def chosen(path: str | None) -> None:
-            if path:
-                rows = list(self.shown)
-                self.call_service(export_rows, rows, path, group="results-export",
-                                  done=lambda p: self.app.notify(f"{len(rows)} rows written to {p}",
-                                                                 title="Export"))
+            if not path:
+                return
+            target = Path(path).expanduser()
+            if not target.exists():
+                write(path)
+                return
+            self.app.push_screen(ConfirmModal(
+                f"{target} already exists ({target.stat().st_size} bytes). Overwrite it with the "
+                f"{len(self.shown)} rows shown?", title="Overwrite?", yes="Overwrite", no="Keep it"),
+                lambda yes: yes and write(path))
 
         self.app.push_screen(PromptModal(
             "Export results", value=default,
