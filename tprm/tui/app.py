@@ -15,6 +15,7 @@ from textual.binding import Binding, BindingType
 from textual.reactive import reactive
 
 from tprm.service import Service
+from tprm.tui.colors import apply_color_policy
 from tprm.tui.commands import TprmCommands
 from tprm.tui.screens.cases import CasesScreen
 from tprm.tui.screens.confirm import ConfirmModal
@@ -61,6 +62,7 @@ class TprmApp(App[None]):
     def __init__(self, store_dir: str | None = None, service: Service | None = None,
                  poll_interval: float = 1.0) -> None:
         super().__init__()
+        apply_color_policy(self)  # TERM=dumb: no colour; NO_COLOR: readable greys
         self.svc = service if service is not None else Service(store_dir)
         self.poll_interval = poll_interval
         self.left_running: list[dict[str, Any]] = []

@@ -26,8 +26,15 @@ PLAN_KINDS = ("dense", "prune", "retrain", "pairs", "hessian")
 NAME_WIDTH = 18
 
 
-def _cut(text: str, width: int) -> str:
-    return text if len(text) <= width else text[: width - 1] + "…"
+def _wrap(text: str, width: int) -> str:
+    """`text` over as many lines as it needs, broken after '-' or '_' where possible (never cut)."""
+    lines, rest = [], text
+    while len(rest) > width:
+        cut = max(rest.rfind("-", 0, width), rest.rfind("_", 0, width))
+        cut = cut + 1 if cut > 0 else width
+        lines.append(rest[:cut])
+        rest = rest[cut:]
+    return "\n".join([*lines, rest])
 
 
 class RecipesScreen(TaskScreen):
@@ -81,7 +88,7 @@ class RecipesScreen(TaskScreen):
         self._filling = True  # the highlight events of a refill are not user choices
         table.clear()
         for rec in recipes:
-            table.add_row(*recipe_cells(rec), key=rec["name"])
+            table.add_row(*recipe_cells(rec), key=rec["name"], height=None)  # long names wrap
         if not recipes:
             self.query_one("#plan-summary", Static).update(
                 "No recipes yet: press n to create one from a template.")
@@ -91,10 +98,12 @@ class RecipesScreen(TaskScreen):
             valid = [r["name"] for r in recipes if r.get("valid", True)] or names
             self.tprm.recipe = "quickstart" if "quickstart" in valid else valid[0]
         table.move_cursor(row=names.index(self.tprm.recipe))
-        self.call_after_refresh(self._filled)
+        self.set_timer(0.05, self._filled)  # after the layout pass that measures the wrapped rows
         self._show_details(self.tprm.recipe)
 
     def _filled(self) -> None:
+        table = self.query_one("#recipe-table", DataTable)
+        table._scroll_cursor_into_view()  # row heights are known now: show the chosen recipe
         self._filling = False
 
     def _recipe_changed(self, recipe: str | None) -> None:
@@ -143,9 +152,13 @@ class RecipesScreen(TaskScreen):
     def _show_yaml(self, text: str) -> None:
         """The recipe's YAML, highlighted with the terminal's own palette (light or dark theme)."""
         self._yaml_text = text
-        theme = "ansi_dark" if self.app.current_theme.dark else "ansi_light"
+        current = self.app.current_theme
+        theme = "ansi_dark" if current.dark else "ansi_light"
+        # the theme's own background, never the terminal's default (a dark terminal under the light theme)
+        background = self.query_one("#recipe-yaml", Static).styles.background
         self.query_one("#recipe-yaml", Static).update(
-            Syntax(text, "yaml", theme=theme, background_color="default", line_numbers=False, word_wrap=False))
+            Syntax(text, "yaml", theme=theme, background_color=background.hex if background.a else current.background,
+                   line_numbers=False, word_wrap=True))
 
     def _show_plan(self, rec: dict[str, Any], summary: dict[str, Any]) -> None:
         lines = [Text(f"{rec['name']}", style="bold"),
@@ -291,5 +304,5 @@ def recipe_cells(rec: dict[str, Any]) -> tuple[str, str, str, str]:
         jobs = "-"  # the plan needs the data identity, computed on first use
     else:
         jobs = f"{rec.get('jobs_done', 0)}/{rec['jobs_total']}"
-    return (_cut(rec["name"], NAME_WIDTH), _cut(str(rec.get("knob") or "-"), 10),
+    return (_wrap(rec["name"], NAME_WIDTH), _wrap(str(rec.get("knob") or "-"), 10),
             str(rec.get("grid") or "-"), jobs)
