@@ -575,26 +575,35 @@ def fetch_dataset(name: str, root: Path | str, source: Path | str | None = None,
     folder, files = _expected_files(name, root)
     if source is not None:
         src = Path(source).expanduser()
-        if src.is_dir():
-            inner = src / _FILES[name][0] if _FILES[name][0] and (src / _FILES[name][0]).is_dir() else src
+        staging = root / f".fetch-{name}-{os.getpid()}"  # complete sets only: moved in when all is there
+        staging.mkdir(parents=True, exist_ok=True)
+        try:
+            if src.is_dir():
+                inner = src / _FILES[name][0] if _FILES[name][0] and (src / _FILES[name][0]).is_dir() else src
+                absent = [f for f in files if not (inner / f).is_file()]
+                if absent:
+                    raise DataMissingError(f"{src}: has no {', '.join(absent)}; expected {', '.join(files)}")
+                for i, f in enumerate(files, 1):
+                    say(f"copying {f} ({i}/{len(files)})")
+                    shutil.copy2(inner / f, staging / f)
+            elif src.is_file() and tarfile.is_tarfile(src):
+                with tarfile.open(src) as tar:
+                    members = {Path(m.name).name: m for m in tar.getmembers()
+                               if m.isfile() and Path(m.name).name in files}
+                    absent = [f for f in files if f not in members]
+                    if absent:
+                        raise DataMissingError(f"{src}: holds no {', '.join(absent)}; expected {', '.join(files)}")
+                    for i, f in enumerate(files, 1):
+                        say(f"extracting {f} ({i}/{len(files)}, {members[f].size / 1e6:.1f} MB)")
+                        with tar.extractfile(members[f]) as fh, open(staging / f, "wb") as out:  # type: ignore[union-attr]
+                            shutil.copyfileobj(fh, out)
+            else:
+                raise DataMissingError(f"{src}: not a folder or a .tar/.tar.gz archive of {DISPLAY_NAMES[name]}")
             folder.mkdir(parents=True, exist_ok=True)
-            for i, f in enumerate(files, 1):
-                if not (inner / f).is_file():
-                    raise DataMissingError(f"{src}: has no {f}; expected {', '.join(files)}")
-                say(f"copying {f} ({i}/{len(files)})")
-                shutil.copy2(inner / f, folder / f)
-        elif src.is_file() and tarfile.is_tarfile(src):
-            with tarfile.open(src) as tar:
-                members = [m for m in tar.getmembers() if m.isfile() and Path(m.name).name in files]
-                if not members:
-                    raise DataMissingError(f"{src}: holds none of {', '.join(files)}")
-                folder.mkdir(parents=True, exist_ok=True)
-                for i, m in enumerate(members, 1):
-                    say(f"extracting {Path(m.name).name} ({i}/{len(members)}, {m.size / 1e6:.1f} MB)")
-                    with tar.extractfile(m) as fh, open(folder / Path(m.name).name, "wb") as out:  # type: ignore[union-attr]
-                        shutil.copyfileobj(fh, out)
-        else:
-            raise DataMissingError(f"{src}: not a folder or a .tar/.tar.gz archive of {DISPLAY_NAMES[name]}")
+            for f in files:
+                os.replace(staging / f, folder / f)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
     else:
         say(f"downloading {DISPLAY_NAMES[name]} into {root} (torchvision; checks the archive's md5)")
         _ensure_files(DataSpec(name=name, root=str(root), download=True), root)
