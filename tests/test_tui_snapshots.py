@@ -86,3 +86,8 @@ def test_cases_screen(snap_compare, prepared) -> None:
 
 def test_help_screen(snap_compare, prepared) -> None:
     assert snap_compare(app_on(prepared), terminal_size=SIZE, run_before=before("question_mark"))
+
+
+def test_cases_screen_at_60x20(snap_compare, prepared) -> None:
+    """The case form packs into two rows and the question folds away: Run and the results stay visible."""
+    assert snap_compare(app_on(prepared), terminal_size=(60, 20), run_before=before("5"))
