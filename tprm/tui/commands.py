@@ -39,6 +39,9 @@ def palette_commands(app: "TprmApp") -> list[tuple[str, str, Callable[[], Awaita
         ("Results: table", "sortable, filterable cell results", partial(go, "results")),
         ("Results: export CSV/JSON", "write the rows shown to a file", partial(go, "results", "export")),
         ("Plot: regime map", "regimes I / II-A / II-B over temperature x density", partial(go, "plot")),
+        ("Plot: write report", "report.md + PNG/SVG figures of the recipe (key w on the Plot screen)",
+         partial(go, "plot", "write_report")),
+        ("Compare: two recipes", "maps side by side, difference B - A, regime changes", partial(go, "compare")),
     ]
     for metric in plot_metrics(app.svc):
         commands.append((f"Plot: {metric}", f"phase plot of {metric}", partial(_plot_metric, app, metric)))
