@@ -791,6 +791,9 @@ class Service:
         svc_b = other or self
         ra_recipe, rb_recipe = self.load_recipe(a), svc_b.load_recipe(b)
         cells_a, cells_b = self.results(ra_recipe), svc_b.results(rb_recipe)
+        for r, cells, svc in ((ra_recipe, cells_a, self), (rb_recipe, cells_b, svc_b)):
+            if not any(c["state"] in ("done", "partial", "diverged") for c in cells):
+                raise BadInput(f"{r.name}: no results in {svc.store_dir} yet; run `tprm run {r.name}` first")
         ga, gb = self.grid(ra_recipe, metric, cells_a), svc_b.grid(rb_recipe, metric, cells_b)
         try:
             al = align(ga, gb, (ra_recipe.name, rb_recipe.name))
@@ -849,7 +852,7 @@ class Service:
                          "png": paths[0].name, "svg": paths[1].name})
         threshold_lines = describe_thresholds(regimes.thresholds, regimes.sources)
         paths = figures.regime_figure(regimes, folder / "regimes", f"{recipe.name}: regimes",
-                                      note="; ".join(threshold_lines[:2]))
+                                      note="\n".join(threshold_lines[:2]))
         files += paths
         regime_fig = {"metric": "regime", "title": "regime map", "png": paths[0].name,
                       "svg": paths[1].name}

@@ -188,12 +188,16 @@ def summary_line(diff: Grid) -> str:
             f"({len(values)} cells); B higher in {higher}, lower in {lower}")
 
 
-def changes_lines(changes: list[dict], knob: str) -> list[str]:
+def changes_lines(changes: list[dict], knob: str, width: int = 80) -> list[str]:
+    """The cells that changed regime, wrapped to ``width``."""
+    import textwrap
+
     if not changes:
         return ["no cell changed regime"]
-    return [f"{len(changes)} cell(s) changed regime (*): "
-            + ", ".join(f"{knob}={c['temperature']:g} at {format_density(c['density'])} {c['a']} -> {c['b']}"
-                        for c in changes)]
+    items = "; ".join(f"{knob}={c['temperature']:g} at {format_density(c['density'])}: {c['a']} -> {c['b']}"
+                      for c in changes)
+    return textwrap.wrap(f"{len(changes)} cell(s) changed regime (*): {items}", width,
+                         subsequent_indent="  ", break_on_hyphens=False)
 
 
 def render_comparison(names: tuple[str, str], metric: str, a: Grid, b: Grid, diff: Grid,
@@ -209,6 +213,6 @@ def render_comparison(names: tuple[str, str], metric: str, a: Grid, b: Grid, dif
         lines += [""]
         lines += side_by_side(regime_lines(ra, f"regimes A {names[0]}", changed, color),
                               regime_lines(rb, f"regimes B {names[1]}", changed, color), width)
-        lines += ["I Regime I  A II-A  B II-B  x diverged  ? no data  * changed regime"]
-        lines += changes_lines(changes, alignment.knob)
+        lines += ["I Regime I  A II-A  B II-B  x diverged  ? unknown  * changed regime"]
+        lines += changes_lines(changes, alignment.knob, width)
     return "\n".join(lines)

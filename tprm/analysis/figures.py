@@ -36,11 +36,12 @@ def figure_pixels(wide: bool = False) -> tuple[int, int]:
     return round(w * DPI), round(h * DPI)
 
 
-def value_text(value: float | None) -> str:
+def value_text(value: float | None, sign: bool = False) -> str:
     """A cell's value as written in the figure (3 decimals; 3 significant digits when large)."""
     if value is None:
         return "n/a"
-    return f"{value:.3g}" if abs(value) >= 10 else f"{value:.3f}"
+    plus = "+" if sign else ""
+    return f"{value:{plus}.3g}" if abs(value) >= 10 else f"{value:{plus}.3f}"
 
 
 def _matrix(grid: Grid | RegimeGrid, values: Sequence[Sequence]) -> list[list]:
@@ -108,7 +109,7 @@ def draw_heatmap(ax, grid: Grid, title: str, min_seeds: int = 1, centre: float |
             elif value is None:
                 label = "n/a"
             else:
-                label = value_text(value)
+                label = value_text(value, sign=grid.metric == "difference")
                 colour = _text_colour(colormap(norm(value)))
                 if state == "partial" or grid.n[i][j] < min_seeds:
                     ax.add_patch(Rectangle((x - 0.5, y - 0.5), 1, 1, fill=False, hatch="///",
@@ -199,7 +200,7 @@ def regime_legend(ax, grid: RegimeGrid, changed: bool = False) -> None:
     basis = "train error" if t["mc_on"] == "error" else "train loss"
     handles = [Patch(facecolor=REGIME_COLOURS[r], label=name)
                for r, name in (("I", "Regime I"), ("II-A", "Regime II-A"), ("II-B", "Regime II-B"),
-                               ("diverged", "diverged"), ("unknown", "no data"))]
+                               ("diverged", "diverged"), ("unknown", "unknown (no data / CKA undefined)"))]
     handles += [Line2D([], [], color="black", lw=2.5, label=f"mc ({basis}) = {t[mc_name]:g}"),
                 Line2D([], [], color="black", lw=2.5, ls="--",
                        label=f"CKA ({t['cka_output']}) = {t['cka_threshold']:.4g}")]
