@@ -219,3 +219,12 @@ async def test_compare_screen_pick_swap_and_scroll(pair) -> None:
             await pilot.press("end")
             await settle(pilot)
             assert scroll.scroll_y == scroll.max_scroll_y
+            # the command palette reaches the screen by name too
+            await pilot.press("1")
+            await settle(pilot)
+            await pilot.press("ctrl+p")
+            await pilot.press(*"Compare: two")
+            await pilot.pause(0.5)
+            await pilot.press("enter")
+            await settle(pilot)
+            assert app.current_mode == "compare" and app.screen.result

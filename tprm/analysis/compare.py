@@ -184,8 +184,8 @@ def summary_line(diff: Grid) -> str:
     higher = sum(v > 0 for v in values)
     lower = sum(v < 0 for v in values)
     mean_abs = sum(abs(v) for v in values) / len(values)
-    return (f"B - A: mean {sum(values) / len(values):+.4f}, mean |B - A| {mean_abs:.4f} "
-            f"({len(values)} cells); B higher in {higher}, lower in {lower}")
+    return (f"B - A over {len(values)} cells: mean {sum(values) / len(values):+.4f}, mean abs "
+            f"{mean_abs:.4f}; B higher in {higher}, lower in {lower}")
 
 
 def changes_lines(changes: list[dict], knob: str, width: int = 80) -> list[str]:
