@@ -64,6 +64,13 @@ def _axes_frame(ax, grid: Grid | RegimeGrid, title: str) -> None:
                 arrowprops={"arrowstyle": "->", "lw": 1.2})
 
 
+def _label_size(grid, base: float, wide: bool = False) -> float:
+    """Cell label font size: smaller as columns get more (and narrower) on the fixed-size figure."""
+    nt = len(grid.temperatures)
+    limits = (6, 9) if wide else (8, 12)
+    return base if nt <= limits[0] else base * 0.75 if nt <= limits[1] else base * 0.55
+
+
 def _text_colour(rgba) -> str:
     r, g, b = rgba[:3]
     return "black" if 0.299 * r + 0.587 * g + 0.114 * b > 0.5 else "white"
@@ -95,7 +102,7 @@ def draw_heatmap(ax, grid: Grid, title: str, min_seeds: int = 1, centre: float |
     norm = mpl.colors.Normalize(lo, hi)
     nd = len(grid.densities)
     flagged = []
-    size = 9 if len(grid.temperatures) <= 8 else 7 if len(grid.temperatures) <= 12 else 5.5
+    size = _label_size(grid, 9)
     for i in range(len(grid.temperatures)):
         for j in range(nd):
             x, y = i, nd - 1 - j
@@ -178,7 +185,8 @@ def draw_regimes(ax, grid: RegimeGrid, title: str, highlight: Iterable[tuple[int
             if regime == "diverged":
                 ax.add_patch(Rectangle((i - 0.5, nd - 1 - j - 0.5), 1, 1, fill=False, hatch="xx",
                                        edgecolor="#404040", lw=0))
-            ax.text(i, nd - 1 - j, label, ha="center", va="center", fontsize=10, weight="bold",
+            ax.text(i, nd - 1 - j, label, ha="center", va="center", fontsize=_label_size(grid, 10, wide=True),
+                    weight="bold",
                     color=_text_colour(to_rgba(REGIME_COLOURS[regime])), gid=f"cell-{i}-{j}")
     for i, j in highlight:
         ax.add_patch(Rectangle((i - 0.46, nd - 1 - j - 0.46), 0.92, 0.92, fill=False,
