@@ -126,7 +126,8 @@ def test_cli_compare_prints_maps_and_json(pair) -> None:
     assert row80.count("│") == 2
     j = json.loads(run_tprm("compare", "a", "b", "--store", str(one.store_dir), "--json", "--metric", "mc",
                             cwd=work).stdout)
-    assert j["metric"] == "mc" and j["difference_json"]["mean"][0] == [pytest.approx(0.2), 0.0]
+    assert j["metric"] == "mc" and j["difference"]["mean"][0] == [pytest.approx(0.2), 0.0]
+    assert j["grid_a"]["mean"][0] == [-0.2, 0.0] and j["regimes_b"]["regime"][0] == ["II-B", "II-B"]
 
 
 @pytest.mark.parametrize("other, axis", [("lr-knob", "temperature knob differs"),

@@ -278,9 +278,11 @@ def report_cmd(recipe: RecipeArg, store: StoreOpt = None,
                fmt: Annotated[str, typer.Option("--format", help="md (report.md + PNG/SVG files) | html (one file, images inlined).")] = "md",
                compare_with: Annotated[Optional[str], typer.Option("--compare", help="Add the comparison with recipe B.")] = None,
                metric: Annotated[str, typer.Option(help="Metric of the comparison.")] = "test_error",
+               store_b: Annotated[Optional[str], typer.Option("--store-b", help="Read --compare's recipe from this store.")] = None,
                as_json: JsonOpt = False):
     """Write a report folder: report.md, one PNG and SVG per figure (reads the store; trains nothing)."""
-    info = _svc(store).report(recipe, out_dir, fmt=fmt, compare=compare_with, metric=metric)
+    info = _svc(store).report(recipe, out_dir, fmt=fmt, compare=compare_with, metric=metric,
+                              other=_svc(store_b) if store_b else None)
     if as_json:
         _json(info)
         return
@@ -302,8 +304,10 @@ def compare_cmd(a: Annotated[str, typer.Argument(help="Recipe A (name or path)."
     c = svc.compare(a, b, metric, other=_svc(store_b) if store_b else None, width=width,
                     color=sys.stdout.isatty() and not as_json)
     if as_json:
-        _json({k: v for k, v in c.items() if k not in ("text", "grid_a", "grid_b", "difference",
-                                                      "regimes_a", "regimes_b")})
+        from dataclasses import asdict, is_dataclass
+
+        _json({k: asdict(v) if is_dataclass(v) else v for k, v in c.items()
+               if k != "text"})
         return
     sys.stdout.write(c["text"] + "\n")
 

@@ -808,14 +808,12 @@ class Service:
             ra = rb = None
         names = (ra_recipe.name, rb_recipe.name)
         changes = regime_changes(ra, rb) if ra is not None else []
-        from dataclasses import asdict
-
         return {"a": names[0], "b": names[1], "metric": metric, "partial": al.partial,
                 "note": al.note(), "knob": al.knob, "temperatures": al.temperatures,
                 "densities": al.densities, "shared_cells": [list(c) for c in al.cells],
                 "only_a": al.only_a, "only_b": al.only_b,
                 "grid_a": ga, "grid_b": gb, "difference": diff, "regimes_a": ra, "regimes_b": rb,
-                "difference_json": asdict(diff), "regime_changes": changes,
+                "regime_changes": changes,
                 "text": render_comparison(names, metric, ga, gb, diff, ra, rb, al, width, color)}
 
     def report(self, recipe, out: str | Path | None = None, fmt: str = "md", compare=None,
