@@ -773,7 +773,9 @@ class Service:
                                          temperatures=ax["temperatures"], densities=ax["densities"])
         except ValueError as exc:
             return None, f"Case study 1 could not be scored: {exc}"
-        return format_direction_evaluation(ev, rows=False), ""
+        return format_direction_evaluation(ev, rows=False), (
+            "Case study 1: the direction rule scored on every cell of the stored grid (computed from "
+            "the store, no training). Case studies 2 and 3 train their own models: `tprm case --help`.")
 
     def compare(self, a, b, metric: str = "test_error", other: "Service | None" = None,
                 width: int = 80, color: bool = False) -> dict:

@@ -96,8 +96,9 @@ def report_markdown(ctx: dict) -> str:
             lines += _figure_lines([fig])
         lines += grid_table(grid) + [""]
     lines += ["## Case studies", ""]
-    lines += (["```", ctx["cases"].rstrip(), "```", ""] if ctx.get("cases") else
-              [ctx.get("cases_note") or "No case-study result is stored for this recipe.", ""])
+    lines += [ctx.get("cases_note") or "No case-study result is stored for this recipe.", ""]
+    if ctx.get("cases"):
+        lines += ["```", ctx["cases"].rstrip(), "```", ""]
     if ctx.get("comparison"):
         c = ctx["comparison"]
         lines += [f"## Comparison with {c['other']}", "", "```", c["text"].rstrip(), "```", "",
