@@ -229,3 +229,44 @@ async def test_compare_screen_pick_swap_and_scroll(pair) -> None:
             await pilot.press("enter")
             await settle(pilot)
             assert app.current_mode == "compare" and app.screen.result
+
+
+def test_tmux_report_key_and_compare_screen(pair) -> None:
+    """In a real terminal at 80x24: w on the Plot screen writes the report, 6 shows the comparison."""
+    import os
+    import shlex
+    import shutil
+    import sys
+    import time
+
+    from conftest import ROOT
+    from test_tui_e2e import Terminal
+
+    tmux = shutil.which("tmux")
+    if tmux is None:
+        pytest.fail("tmux is not installed (apt-get install -y tmux); the end-to-end test needs a real terminal")
+    work, one, _ = pair
+    pythonpath = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    command = (f"env PYTHONPATH={shlex.quote(pythonpath)} TERM=xterm-256color "
+               f"{shlex.quote(sys.executable)} -m tprm tui --store {shlex.quote(str(one.store_dir))}")
+    term = Terminal(tmux, f"tprm-compare-{os.getpid()}", command, work)
+    try:
+        term.wait_for(r"1 Recipes.*recipe: \S+", 60)
+        term.wait_for(r"\bb\s+epochs\s+3x2", 60)
+        term.keys("PPage")  # the store's own recipes come first: a, then b
+        term.wait_for(r"recipe: a\b", 20)
+        term.keys("4")
+        term.wait_for(r"density\s+│\s+4\s+2\s+1", 60)
+        term.keys("w")
+        shown = term.wait_for(r"report: \S+", 120)
+        assert (work / "reports" / "a" / "report.md").exists(), shown
+        term.keys("6")
+        screen = term.wait_for(r"\+0\.050 \+0\.050 \+0\.050", 60)
+        assert "compare test_error: A = a, B = b" in screen and "difference B - A (test_error)" in screen
+        term.keys("q")
+        deadline = time.monotonic() + 20
+        while term.alive() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not term.alive(), term.screen()
+    finally:
+        term.close()

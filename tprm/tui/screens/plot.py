@@ -232,8 +232,15 @@ class PlotScreen(TaskScreen):
         self.call_service(self.tprm.svc.report, recipe, done=self._report_written, group="plot-report")
 
     def _report_written(self, info: dict[str, Any]) -> None:
+        import os
+
         self.report_path = info["report"]
-        self.query_one("#plot-note", Static).update(f" report: {info['report']}")
+        note = self.query_one("#plot-note", Static)
+        shown = os.path.relpath(info["report"]) if info["report"].startswith(os.getcwd()) else info["report"]
+        room = max(note.size.width - 9, 12)
+        if len(shown) > room:  # keep the end of the path (the folder and file names) on one line
+            shown = "…" + shown[-(room - 1):]
+        note.update(f" report: {shown}")
         self.notify(f"{len(info['files'])} files in {info['dir']}", title="Report written")
 
 
