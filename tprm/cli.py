@@ -273,6 +273,47 @@ def plot(recipe: RecipeArg, store: StoreOpt = None,
                               color=color and sys.stdout.isatty(), page=page) + "\n")
 
 
+# -- reports and comparisons ---------------------------------------------------------------------
+@app.command("report")
+def report_cmd(recipe: RecipeArg, store: StoreOpt = None,
+               out_dir: Annotated[Optional[str], typer.Option("--out", help="Folder to write (default: ./reports/RECIPE).")] = None,
+               fmt: Annotated[str, typer.Option("--format", help="md (report.md + PNG/SVG files) | html (one file, images inlined).")] = "md",
+               compare_with: Annotated[Optional[str], typer.Option("--compare", help="Add the comparison with recipe B.")] = None,
+               metric: Annotated[str, typer.Option(help="Metric of the comparison.")] = "test_error",
+               store_b: Annotated[Optional[str], typer.Option("--store-b", help="Read --compare's recipe from this store.")] = None,
+               as_json: JsonOpt = False):
+    """Write a report folder: report.md, one PNG and SVG per figure (reads the store; trains nothing)."""
+    info = _svc(store).report(recipe, out_dir, fmt=fmt, compare=compare_with, metric=metric,
+                              other=_svc(store_b) if store_b else None)
+    if as_json:
+        _json(info)
+        return
+    out.print(f"report: {info['report']}")
+    for f in info["files"]:
+        out.print(f"  {f}", markup=False)
+
+
+@app.command("compare")
+def compare_cmd(a: Annotated[str, typer.Argument(help="Recipe A (name or path).")],
+                b: Annotated[str, typer.Argument(help="Recipe B (name or path).")],
+                store: StoreOpt = None,
+                store_b: Annotated[Optional[str], typer.Option("--store-b", help="Read B from this store (default: the same).")] = None,
+                metric: Annotated[str, typer.Option(help="test_error | normalized_error | mc | cka | ...")] = "test_error",
+                width: Annotated[int, typer.Option(min=40, max=400)] = 80,
+                as_json: JsonOpt = False):
+    """A and B side by side, the difference map B - A and the regime maps (changed cells marked)."""
+    svc = _svc(store)
+    c = svc.compare(a, b, metric, other=_svc(store_b) if store_b else None, width=width,
+                    color=sys.stdout.isatty() and not as_json)
+    if as_json:
+        from dataclasses import asdict, is_dataclass
+
+        _json({k: asdict(v) if is_dataclass(v) else v for k, v in c.items()
+               if k != "text"})
+        return
+    sys.stdout.write(c["text"] + "\n")
+
+
 # -- case studies --------------------------------------------------------------------------------
 def _report(report: dict, as_json: bool) -> None:
     if as_json:

@@ -910,3 +910,189 @@ class Service:
         if not Path(path).exists():
             raise BadInput(f"{path}: no such file; give a bundle written by `tprm export`")
         return self.store.import_bundle(Path(path))
+
+    # -- reports and comparisons ---------------------------------------------------------------
+    REPORT_METRICS = ("test_error", "normalized_error", "mc", "cka", "hessian_trace", "hessian_top")
+
+    def _report_grids(self, recipe, cells: list[dict]) -> dict:
+        """{grid metric name: Grid} of the report's metrics (Hessian ones only when measured)."""
+        grids = {}
+        for metric in self.REPORT_METRICS:
+            g = self.grid(recipe, metric, cells)
+            if metric.startswith("hessian") and all(v is None for row in g.mean for v in row):
+                continue
+            grids[g.metric] = g
+        return grids
+
+    def _report_provenance(self, recipe) -> dict:
+        """Versions, devices, hosts, dates and compute time from the recipe's job records."""
+        import datetime
+        from importlib.metadata import PackageNotFoundError, version
+
+        from tprm.analysis.report import format_seconds
+
+        try:
+            torch_version = version("torch")
+        except PackageNotFoundError:
+            torch_version = "not installed"
+        plan = self.plan(recipe, compute_identity=False)
+        hashes = list(plan.jobs) if plan is not None else []
+        jobs = self.store.get_jobs(hashes) if hashes else {}
+        done = [j for j in jobs.values() if j.get("state") == "done"]
+        provs = [j.get("provenance") or {} for j in done]
+        stamp = lambda t: datetime.datetime.fromtimestamp(t, datetime.timezone.utc).strftime(  # noqa: E731
+            "%Y-%m-%d %H:%M UTC")
+        started = [j["started"] for j in done if j.get("started")]
+        ended = [j["ended"] for j in done if j.get("ended")]
+        # a fused group's wall time is shared by its jobs: each job carries wall / group size
+        compute = sum(p.get("group_wall_s", 0.0) / max(p.get("group_size", 1), 1) for p in provs)
+        return {"tprm": tprm.__version__, "torch": torch_version,
+                "devices": sorted({p["device"] if p.get("device_name") in (None, "", p["device"])
+                                   else f"{p['device']} ({p['device_name']})"
+                                   for p in provs if p.get("device")}),
+                "hosts": sorted({p["host"] for p in provs if p.get("host")}),
+                "jobs_done": len(done), "jobs_total": len(hashes),
+                "started": stamp(min(started)) if started else None,
+                "ended": stamp(max(ended)) if ended else None,
+                "compute": format_seconds(compute) if provs else None, "compute_s": round(compute, 3),
+                "generated": stamp(time.time()),
+                "data_identity": self.data_identity(recipe, compute=False)}
+
+    def _report_cases(self, recipe, cells: list[dict]) -> tuple[str | None, str]:
+        """Case study 1 scored on the stored grid (pure analysis, no training) when it is complete."""
+        from tprm.analysis.cases import evaluate_direction_rule, format_direction_evaluation
+
+        if not cells or any(c["state"] != "done" for c in cells):
+            return None, ("Case study 1 (direction rule scored on the grid) needs a complete grid; "
+                          "case studies 2 and 3 run their own trainings: see `tprm case --help`.")
+        ax = self._axes(recipe)
+        try:
+            ev = evaluate_direction_rule(cells, self.regime_settings(recipe), recipe.cases.noise_floor,
+                                         hotter=ax["hotter"], knob=ax["knob"],
+                                         temperatures=ax["temperatures"], densities=ax["densities"])
+        except ValueError as exc:
+            return None, f"Case study 1 could not be scored: {exc}"
+        return format_direction_evaluation(ev, rows=False), (
+            "Case study 1: the direction rule scored on every cell of the stored grid (computed from "
+            "the store, no training). Case studies 2 and 3 train their own models: `tprm case --help`.")
+
+    def compare(self, a, b, metric: str = "test_error", other: "Service | None" = None,
+                width: int = 80, color: bool = False) -> dict:
+        """Recipe `a` against `b` (read from `other`'s store when given) on `metric` and regimes.
+
+        Returns the aligned grids, the difference map B - A, the regime changes and the terminal
+        text; BadInput (one line naming the axis) when the grids cannot be aligned.
+        """
+        from tprm.analysis.compare import (AxisMismatch, align, difference, regime_changes,
+                                           render_comparison, restrict)
+
+        if metric == "regime":
+            raise BadInput("--metric: compare always shows the regime maps; choose a numeric metric "
+                           f"({', '.join(m for m in self.METRICS if m != 'regime')})")
+        svc_b = other or self
+        ra_recipe, rb_recipe = self.load_recipe(a), svc_b.load_recipe(b)
+        cells_a, cells_b = self.results(ra_recipe), svc_b.results(rb_recipe)
+        for r, cells, svc in ((ra_recipe, cells_a, self), (rb_recipe, cells_b, svc_b)):
+            if not any(c["state"] in ("done", "partial", "diverged") for c in cells):
+                raise BadInput(f"{r.name}: no results in {svc.store_dir} yet; run `tprm run {r.name}` first")
+        ga, gb = self.grid(ra_recipe, metric, cells_a), svc_b.grid(rb_recipe, metric, cells_b)
+        try:
+            al = align(ga, gb, (ra_recipe.name, rb_recipe.name))
+        except AxisMismatch as exc:
+            raise BadInput(f"compare {ra_recipe.name} {rb_recipe.name}: {exc}") from None
+        ga, gb = (restrict(g, al.temperatures, al.densities) for g in (ga, gb))
+        diff = difference(ga, gb)
+        try:
+            ra = restrict(self.grid(ra_recipe, "regime", cells_a), al.temperatures, al.densities)
+            rb = restrict(svc_b.grid(rb_recipe, "regime", cells_b), al.temperatures, al.densities)
+        except BadInput:  # e.g. a median split on an incomplete grid: the metric still compares
+            ra = rb = None
+        names = (ra_recipe.name, rb_recipe.name)
+        changes = regime_changes(ra, rb) if ra is not None else []
+        return {"a": names[0], "b": names[1], "metric": metric, "partial": al.partial,
+                "note": al.note(), "knob": al.knob, "temperatures": al.temperatures,
+                "densities": al.densities, "shared_cells": [list(c) for c in al.cells],
+                "only_a": al.only_a, "only_b": al.only_b,
+                "grid_a": ga, "grid_b": gb, "difference": diff, "regimes_a": ra, "regimes_b": rb,
+                "regime_changes": changes,
+                "text": render_comparison(names, metric, ga, gb, diff, ra, rb, al, width, color)}
+
+    def report(self, recipe, out: str | Path | None = None, fmt: str = "md", compare=None,
+               other: "Service | None" = None, metric: str = "test_error") -> dict:
+        """Write report.md (or report.html), one PNG + SVG per figure, from the store only.
+
+        Never starts training. `compare` adds the comparison with another recipe (read from
+        `other`'s store when given). Returns {"dir", "report", "files"}.
+        """
+        from tprm.analysis import figures
+        from tprm.analysis.regimes import describe_thresholds
+        from tprm.analysis.report import markdown_to_html, report_markdown
+
+        if fmt not in ("md", "html"):
+            raise BadInput(f"--format: '{fmt}' is not a report format; use md or html")
+        recipe = self.load_recipe(recipe)
+        cells = self.results(recipe)
+        if not any(c["state"] in ("done", "partial", "diverged") for c in cells):
+            raise BadInput(f"{recipe.name}: no results in {self.store_dir} yet; run `tprm run "
+                           f"{recipe.name}` first (a report never starts training)")
+        folder = Path(out) if out else Path.cwd() / "reports" / recipe.name
+        folder.mkdir(parents=True, exist_ok=True)
+        min_seeds = len(recipe.dense_seeds)
+        grids = self._report_grids(recipe, cells)
+        regimes = self.grid(recipe, "regime", cells)
+        files: list[Path] = []
+        figs = []
+        from tprm.analysis.report import METRIC_TITLES
+
+        for name, g in grids.items():
+            paths = figures.metric_figure(g, folder / name, f"{recipe.name}: {name}", min_seeds)
+            files += paths
+            figs.append({"metric": name, "title": METRIC_TITLES.get(name, name),
+                         "png": paths[0].name, "svg": paths[1].name})
+        threshold_lines = describe_thresholds(regimes.thresholds, regimes.sources)
+        paths = figures.regime_figure(regimes, folder / "regimes", f"{recipe.name}: regimes",
+                                      note="\n".join(threshold_lines[:2]))
+        files += paths
+        regime_fig = {"metric": "regime", "title": "regime map", "png": paths[0].name,
+                      "svg": paths[1].name}
+        comparison = None
+        if compare is not None:
+            c = self.compare(recipe, compare, metric, other=other, width=100)
+            stem = f"compare-{c['b']}"
+            titles = (f"A {c['a']}", f"B {c['b']}", f"B - A ({metric})")
+            cfiles = figures.comparison_figure(c["grid_a"], c["grid_b"], c["difference"],
+                                               folder / f"{stem}-{metric}", titles,
+                                               note=c["note"])
+            cfigs = [{"title": f"{metric}: A, B and B - A", "png": cfiles[0].name, "svg": cfiles[1].name}]
+            if c["regimes_a"] is not None:
+                changed = [(x["i"], x["j"]) for x in c["regime_changes"]]
+                rfiles = figures.regime_comparison_figure(c["regimes_a"], c["regimes_b"], changed,
+                                                          folder / f"{stem}-regimes", titles[:2],
+                                                          note=c["note"])
+                cfigs.append({"title": "regimes: A and B, changed cells framed",
+                              "png": rfiles[0].name, "svg": rfiles[1].name})
+                cfiles += rfiles
+            files += cfiles
+            comparison = {"other": c["b"], "text": c["text"], "figures": cfigs}
+        cases, cases_note = self._report_cases(recipe, cells)
+        source = self.source_path(recipe)
+        ctx = {"recipe": {"name": recipe.name, "description": recipe.description, "hash": recipe.hash,
+                          "text": Path(source).read_text() if source else recipe.to_yaml(),
+                          "source": source, "knob": recipe.temperature.knob,
+                          "hotter": self._axes(recipe)["hotter"],
+                          "temperatures": list(recipe.temperature.values),
+                          "densities": list(recipe.densities), "dense_seeds": list(recipe.dense_seeds),
+                          "retrain_seeds": list(recipe.retrain.seeds)},
+               "cells_done": sum(c["state"] == "done" for c in cells), "cells_total": len(cells),
+               "grids": grids, "regimes": regimes, "figures": figs, "regime_figure": regime_fig,
+               "threshold_lines": threshold_lines, "cases": cases, "cases_note": cases_note,
+               "comparison": comparison, "provenance": self._report_provenance(recipe)}
+        text = report_markdown(ctx)
+        if fmt == "html":
+            page = markdown_to_html(text, lambda name: (folder / name).read_bytes(),
+                                    f"tprm report: {recipe.name}")
+            report_path = self._write_atomic(folder / "report.html", page)
+        else:
+            report_path = self._write_atomic(folder / "report.md", text)
+        files.append(report_path)
+        return {"dir": str(folder), "report": str(report_path), "files": [str(f) for f in files]}

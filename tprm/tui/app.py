@@ -18,6 +18,7 @@ from tprm.service import Service
 from tprm.tui.colors import apply_color_policy
 from tprm.tui.commands import TprmCommands
 from tprm.tui.screens.cases import CasesScreen
+from tprm.tui.screens.compare import CompareScreen
 from tprm.tui.screens.confirm import ConfirmModal
 from tprm.tui.screens.error import ErrorModal
 from tprm.tui.screens.help import HelpScreen
@@ -33,6 +34,7 @@ TASK_SCREENS = {
     "results": ResultsScreen,
     "plot": PlotScreen,
     "cases": CasesScreen,
+    "compare": CompareScreen,
 }
 
 
@@ -50,6 +52,7 @@ class TprmApp(App[None]):
         Binding("3", "show('results')", "Results", show=False),
         Binding("4", "show('plot')", "Plot", show=False),
         Binding("5", "show('cases')", "Cases", show=False),
+        Binding("6", "show('compare')", "Compare", show=False),
         Binding("question_mark", "help", "Help"),
         Binding("ctrl+t", "toggle_theme", "Light/dark", show=False),
         Binding("q", "quit", "Quit"),

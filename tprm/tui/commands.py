@@ -40,6 +40,9 @@ def palette_commands(app: "TprmApp") -> list[tuple[str, str, Callable[[], Awaita
         ("Results: export CSV/JSON", "write the rows shown to a file", partial(go, "results", "export")),
         ("Plot: regime map", "regimes I / II-A / II-B over temperature x density",
          partial(_plot_metric, app, "regime")),
+        ("Plot: write report", "report.md + PNG/SVG figures of the recipe (key w on the Plot screen)",
+         partial(go, "plot", "write_report")),
+        ("Compare: two recipes", "maps side by side, difference B - A, regime changes", partial(go, "compare")),
     ]
     for name in app.recipe_names:
         commands.append((f"Recipe: {name}", f"show {name} on every screen", partial(_recipe, app, name)))

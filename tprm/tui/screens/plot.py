@@ -68,6 +68,7 @@ class PlotScreen(TaskScreen):
         Binding("z", "zoom", "Zoom", tooltip="hide/show the inspector (a taller plot)"),
         Binding("p", "next_page", "Page", show=False, tooltip="next page of a grid too large for the screen"),
         Binding("f5", "reload", "Reload", show=False, tooltip="reload the plot"),
+        Binding("w", "write_report", "Report", tooltip="write the report (report.md, PNG and SVG figures)"),
     ]
 
     def __init__(self) -> None:
@@ -221,6 +222,26 @@ class PlotScreen(TaskScreen):
         inspector = self.query_one("#inspector")
         inspector.display = not inspector.display
         self.call_after_refresh(self._load_plot, True)
+
+    def action_write_report(self) -> None:
+        """Write the recipe's report folder (from the store; no training) and show its path."""
+        recipe = self.tprm.recipe
+        if recipe is None:
+            return
+        self.query_one("#plot-note", Static).update(" writing the report...")
+        self.call_service(self.tprm.svc.report, recipe, done=self._report_written, group="plot-report")
+
+    def _report_written(self, info: dict[str, Any]) -> None:
+        import os
+
+        self.report_path = info["report"]
+        note = self.query_one("#plot-note", Static)
+        shown = os.path.relpath(info["report"]) if info["report"].startswith(os.getcwd()) else info["report"]
+        room = max(note.size.width - 9, 12)
+        if len(shown) > room:  # keep the end of the path (the folder and file names) on one line
+            shown = "…" + shown[-(room - 1):]
+        note.update(f" report: {shown}")
+        self.notify(f"{len(info['files'])} files in {info['dir']}", title="Report written")
 
 
 _REGIME_SHORT = {"unknown": "?", "diverged": "x"}
