@@ -451,13 +451,19 @@ def test_gc_removes_only_orphans_and_old_temp_files(store):
     for p in (old_tmp, old_db_tmp):
         os.utime(p, (two_hours_ago, two_hours_ago))
     expected = sorted(orphans + [orphan_log, old_tmp, old_db_tmp])
-    assert sorted(store.gc(dry_run=True)) == expected
+    with pytest.raises(StoreError, match="refusing to collect 2 of 4 artifact files"):
+        store.gc(dry_run=True)  # half the artifacts: more than the 10 % gc takes without --force
+    assert sorted(store.gc(dry_run=True, force=True)) == expected
     assert all(p.exists() for p in expected)
-    assert sorted(store.gc()) == expected
+    assert sorted(store.gc(force=True)) == expected
     assert not any(p.exists() for p in expected)
+    trashed = sorted(p for p in (store.root / "trash").rglob("*") if p.is_file())
+    assert sorted(p.name for p in trashed) == sorted(p.name for p in expected)  # moved, not deleted
     assert all(p.exists() for p in keep + [keep_log, run_log, fresh_tmp])
     assert not (store.artifacts.dir / "ff").exists()  # the emptied shard directory went too
     assert store.gc() == []
+    assert store.purge_trash(dry_run=True) == 5 and (store.root / "trash").exists()
+    assert store.purge_trash() == 5 and not (store.root / "trash").exists()
 
 
 def make_finished_store(root: Path) -> Store:
