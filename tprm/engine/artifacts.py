@@ -68,27 +68,31 @@ def parse_file_name(path: Path | str) -> tuple[str, str] | None:
 
 
 def file_digest(path: Path) -> dict:
-    """{"size", "sha256"} of a file (read in 1 MiB blocks)."""
+    """{"size", "sha256", "mtime_ns"} of a file (read in 1 MiB blocks)."""
     h, size = hashlib.sha256(), 0
     with open(path, "rb") as fh:
+        mtime = os.fstat(fh.fileno()).st_mtime_ns
         while block := fh.read(1 << 20):
             h.update(block)
             size += len(block)
-    return {"size": size, "sha256": h.hexdigest()}
+    return {"size": size, "sha256": h.hexdigest(), "mtime_ns": mtime}
 
 
 def file_problem(path: Path, want: dict | None, deep: bool = True) -> str | None:
     """Why `path` does not match its record `want` ({size, sha256}): "missing", "size ...",
     "checksum mismatch"; None when it matches (or nothing is recorded and the file exists).
-    `deep=False` compares sizes only (a stat, no read)."""
+    `deep=False` reads the file only when its modification time differs from the recorded one
+    (a stat otherwise, like git's index)."""
     try:
-        size = path.stat().st_size
+        st = path.stat()
     except FileNotFoundError:
         return "missing"
     if not isinstance(want, dict):
         return None
-    if isinstance(want.get("size"), int) and size != want["size"]:
-        return f"size {size} != recorded {want['size']}"
+    if isinstance(want.get("size"), int) and st.st_size != want["size"]:
+        return f"size {st.st_size} != recorded {want['size']}"
+    if not deep and want.get("mtime_ns") not in (None, st.st_mtime_ns):
+        deep = True
     if deep and isinstance(want.get("sha256"), str) and file_digest(path)["sha256"] != want["sha256"]:
         return "checksum mismatch"
     return None

@@ -328,7 +328,7 @@ class Store:
         problems = table_problems(data)
         if problems:  # a bug or a bad bundle: never let it reach the file
             raise StoreError(f"{self.db_path}: refusing to write a malformed record "
-                             f"({_describe(problems[0])}); nothing was changed")
+                             f"({_describe(problems[0])}); nothing was changed; {REPAIR_HINT}")
         raw = text.encode("utf-8")
         atomic_write(self.db_path, lambda fh: fh.write(raw))
         self._backup(raw, force=backup)
@@ -428,7 +428,9 @@ class Store:
         with self._locked():
             data = self._read_data() or {}
             version = _schema_version(data)
-            problems = table_problems(data) if version == SCHEMA_VERSION else []
+            problems = table_problems(data if version in (None, SCHEMA_VERSION) or version >
+                                      SCHEMA_VERSION else _upgrade(json.loads(json.dumps(data)),
+                                                                   version))
             if problems:
                 raise StoreError(f"{self.db_path}: not a valid tprm store ({len(problems)} malformed "
                                  f"record(s), first: {_describe(problems[0])}); nothing was changed; "
@@ -905,7 +907,7 @@ class Store:
                 if isinstance(rec, dict):
                     rec.pop("schema_version", None)
         if version is not None and version > SCHEMA_VERSION:
-            info.update(state="unreadable", error=str(self._newer_error(version)))
+            info.update(state="unreadable", error=str(self._newer_error(version)), newer=True)
             return None, info
         if version is not None and version < SCHEMA_VERSION:
             data = _upgrade(data, version)
@@ -984,6 +986,8 @@ class Store:
                                   "requeued": [], "skipped_metadata": [], "jobs": 0}
         with self._locked():
             data, db = self._db_state()
+            if db.get("newer"):
+                raise StoreError(db["error"])  # a newer tprm's store is not ours to rewrite
             report["db_state"] = db["state"]
             if db["state"] != "ok" and self.db_path.exists():
                 copy = self.root / f"{DB_NAME}.damaged-{time.strftime('%Y%m%d-%H%M%S')}"
@@ -1029,6 +1033,7 @@ class Store:
             report["recipes_from_metadata"] = len(new_recipes)
             # jobs and results from job metadata files
             jobs = {r["hash"]: (k, r) for k, r in (data.get("jobs") or {}).items()}
+            now, alive = time.time(), {}
             results = {r["hash"]: k for k, r in (data.get("results") or {}).items()}
             new_jobs, new_results = [], []
             for p in self.artifacts.all_metas():
@@ -1038,8 +1043,19 @@ class Store:
                     continue
                 h = meta["hash"]
                 here = jobs.get(h)
-                if here is not None and here[1].get("state") in ("done", "diverged", "running"):
-                    continue
+                here_state = None if here is None else self._derive(here[1], now, alive)["state"]
+                if here_state in ("done", "diverged") and here[1].get("artifacts") == meta.get("files") \
+                        and isinstance(meta.get("result"), dict) and (
+                            h not in results or data["results"][results[h]].get("values") != meta["result"]):
+                    row = {"hash": h, "values": meta["result"], "updated": time.time()}
+                    if h in results:  # same files as when the metadata was written: its result holds
+                        data["results"][results[h]] = row
+                    else:
+                        new_results.append(row)
+                    report["results_from_metadata"] += 1
+                if here_state == "running" or (here_state in ("done", "diverged")
+                                               and not self.artifact_problems(here[1], deep=True)):
+                    continue  # a live job, or a finished one whose files check out
                 rec = {"hash": h, "kind": meta.get("kind"), "label": meta.get("label") or "",
                        "deps": meta.get("deps") or [], "spec": {}, "recipes": meta.get("recipes") or [],
                        "state": meta["state"], "owner": None, "lease_until": None,
@@ -1307,12 +1323,14 @@ class Store:
                         counts["artifacts_restored"] += 1
                     else:
                         counts["artifacts_copied"] += 1
-                fill = {h: {"artifacts": self.artifacts.manifest(h)} for h in take
-                        if by_hash[h].get("state") in ("done", "diverged")
-                        and not isinstance(by_hash[h].get("artifacts"), dict)}
+                # record the files as installed here (their checks passed above)
+                fill = {h: {"artifacts": self.artifacts.manifest(h)} for h in {*take, *restore}
+                        if (by_hash[h] if h in take else local_jobs[h]).get("state")
+                        in ("done", "diverged")}
                 _apply(jtable, _by_hash(jtable), fill)
-                metas = {h: self._job_meta(d, results.get(h), db) for h, d in _by_hash(jtable).items()
-                         if h in take and d.get("state") in ("done", "diverged")}
+                res_now = {d["hash"]: d.get("values") for d in restable.all()}
+                metas = {h: self._job_meta(d, res_now.get(h), db) for h, d in _by_hash(jtable).items()
+                         if h in fill}
                 self._force_backup = True
         for h, meta in metas.items():
             self._write_job_meta(h, meta)
