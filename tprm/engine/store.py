@@ -400,7 +400,13 @@ class Store:
             key = None
         if key is not None and key == self._cache_key:
             return self._cache
-        data = self._read_data() or {}
+        data = self._read_data()
+        if data is None and self._orphan_metadata():
+            warnings.warn(StoreWarning(
+                f"{self.db_path}: missing or empty, but the store holds finished jobs' files; "
+                "run `tprm store repair` to rebuild the index from them (`tprm store check` "
+                "tells more)"), stacklevel=3)
+        data = data or {}
         version = _schema_version(data)
         if version is not None and version > SCHEMA_VERSION:
             raise self._newer_error(version)
@@ -415,6 +421,11 @@ class Store:
         self._cache_key, self._cache = key, data
         return data
 
+    def _orphan_metadata(self) -> bool:
+        """True when job metadata files exist (checked only when there is no db)."""
+        return self.artifacts.dir.is_dir() and next(
+            iter(self.artifacts.dir.glob(f"*/*{META_SUFFIX}")), None) is not None
+
     def _view(self) -> TinyDB:
         return TinyDB(storage=_MemoryStorage, data=self._snapshot(), read_only=True)
 
@@ -426,7 +437,12 @@ class Store:
     def _transaction(self) -> Iterator[TinyDB]:
         """Lock, read, yield a TinyDB over the data, and write it back once if anything changed."""
         with self._locked():
-            data = self._read_data() or {}
+            data = self._read_data()
+            if data is None and self._orphan_metadata():
+                raise StoreError(f"{self.db_path}: missing or empty, but the store holds finished "
+                                 "jobs' files; nothing was changed; run `tprm store repair` to "
+                                 "rebuild the index from them (`tprm store check` tells more)")
+            data = data or {}
             version = _schema_version(data)
             problems = table_problems(data if version in (None, SCHEMA_VERSION) or version >
                                       SCHEMA_VERSION else _upgrade(json.loads(json.dumps(data)),
