@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.tprm-installed
 
-.PHONY: demo test install clean
+.PHONY: demo test install clean readme-demo
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -15,6 +15,10 @@ install: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/tprm demo
+
+# Rerun the demo and rewrite README.md's demo block from its real output (1-3 min on a CPU).
+readme-demo: $(STAMP)
+	$(BIN)/python scripts/readme_demo.py
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

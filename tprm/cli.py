@@ -392,10 +392,71 @@ def store_migrate(store: StoreOpt = None):
 
 
 @store_app.command("gc")
-def store_gc(store: StoreOpt = None, dry_run: Annotated[bool, typer.Option("--dry-run")] = False):
-    """Remove artifact files no job refers to."""
-    removed = _svc(store).gc(dry_run=dry_run)
-    out.print(f"{'would remove' if dry_run else 'removed'} {len(removed)} orphaned file(s)")
+def store_gc(store: StoreOpt = None,
+             dry_run: Annotated[bool, typer.Option("--dry-run", help="Only list what would be moved.")] = False,
+             force: Annotated[bool, typer.Option("--force", help="Collect even more than --max-fraction of the artifacts.")] = False,
+             purge: Annotated[bool, typer.Option("--purge", help="Then empty the store's trash/ for good.")] = False,
+             max_fraction: Annotated[Optional[float], typer.Option("--max-fraction", help="Refuse to collect more than this share of the artifact files (default 0.10).")] = None):
+    """Move files no job owns (artifacts, logs, old temp files) to the store's trash/.
+
+    Refuses when the db does not validate (run `tprm store check` / `tprm store repair`)."""
+    r = _svc(store).gc(dry_run=dry_run, force=force, purge=purge, max_fraction=max_fraction)
+    verb = "would move" if dry_run else "moved"
+    out.print(f"{verb} {len(r['moved'])} orphaned file(s) to {r['trash']}", markup=False)
+    if purge:
+        out.print(f"{'would purge' if dry_run else 'purged'} {r['purged']} file(s) from the trash",
+                  markup=False)
+
+
+@store_app.command("check")
+def store_check(store: StoreOpt = None, as_json: JsonOpt = False,
+                quick: Annotated[bool, typer.Option("--quick", help="Compare file sizes only, no checksums.")] = False):
+    """Validate the db and cross-check artifacts: missing, orphaned, checksum mismatch.
+
+    Exit 0 when all is well, 1 when something is wrong."""
+    r = _svc(store).store_check(deep=not quick)
+    if as_json:
+        _json(r)
+    else:
+        for p in r["malformed"][:20]:
+            out.print(f"malformed record {p['text']}", markup=False)
+        if r["db"]["error"]:
+            out.print(f"db: {r['db']['error']}", markup=False)
+        a = r["artifacts"]
+        for key in ("missing", "checksum_mismatch"):
+            for row in a[key][:20]:
+                out.print(f"{key.replace('_', ' ')}: {row['label'] or row['job']}: {row['path']} "
+                          f"({row['problem']})", markup=False)
+        for path in a["orphaned"][:20]:
+            out.print(f"orphaned: {path}", markup=False)
+        for h in a["no_metadata"][:20]:
+            out.print(f"no metadata file: job {h}", markup=False)
+        out.print(r["summary"], markup=False)
+    raise typer.Exit(0 if r["ok"] else 1)
+
+
+@store_app.command("repair")
+def store_repair(store: StoreOpt = None, as_json: JsonOpt = False):
+    """Rebuild the job index from the artifact metadata files and the newest valid backup."""
+    r = _svc(store).store_repair()
+    if as_json:
+        _json(r)
+        return
+    if r["damaged_copy"]:
+        out.print(f"kept the damaged db as {r['damaged_copy']}", markup=False)
+    for text in r["dropped"][:20]:
+        out.print(f"dropped malformed record {text}", markup=False)
+    for text in r["skipped_metadata"][:20]:
+        out.print(f"not restored: {text}", markup=False)
+    if r["requeued"]:
+        out.print(f"re-queued {len(r['requeued'])} job(s) whose artifacts are missing or damaged: "
+                  f"{', '.join(r['requeued'][:5])}{' ...' if len(r['requeued']) > 5 else ''}",
+                  markup=False)
+    backup = ", ".join(f"{n} {t}" for t, n in r["from_backup"].items()) or "nothing"
+    out.print(f"repaired {r['store']} (db was {r['db_state']}; base: {r['source']}): "
+              f"{r['from_metadata']} job(s) and {r['results_from_metadata']} result(s) restored "
+              f"from artifact metadata, {r['recipes_from_metadata']} recipe(s) from metadata, "
+              f"{backup} from backup; {r['jobs']} job(s) in the index now", markup=False)
 
 
 @app.command("export")
@@ -409,7 +470,7 @@ def export(recipe: RecipeArg, path: str, store: StoreOpt = None):
 def import_(path: str, store: StoreOpt = None):
     """Merge a bundle written by `tprm export` into this store."""
     info = _svc(store).import_bundle(path)
-    out.print(f"imported: {info}")
+    out.print(f"imported: {info}", markup=False)
 
 
 @app.command()
@@ -439,8 +500,15 @@ def demo(store: StoreOpt = None,
     raise typer.Exit(0 if summary["exit_code"] == 0 else 1)
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    err.print(f"warning: {message}", markup=False)
+
+
 def main() -> None:
     """Entry point: one-line errors, exit 2 for bad input, no tracebacks."""
+    import warnings
+
+    warnings.showwarning = _show_warning  # one line per warning (e.g. a skipped store record)
     try:
         app()  # Typer's standalone mode: usage errors exit 2, typer.Exit carries its code
     except TprmError as exc:

@@ -898,8 +898,26 @@ class Service:
     def migrate(self) -> dict:
         return self.store.migrate()
 
-    def gc(self, dry_run: bool = False) -> list[str]:
-        return [str(p) for p in self.store.gc(dry_run=dry_run)]
+    def gc(self, dry_run: bool = False, force: bool = False, purge: bool = False,
+           max_fraction: float | None = None) -> dict:
+        """Collect unowned files into the store's trash (see Store.gc); `purge` then empties it."""
+        from tprm.engine.store import GC_MAX_FRACTION
+
+        if max_fraction is not None and not 0 <= max_fraction <= 1:
+            raise BadInput(f"--max-fraction: {max_fraction} must be between 0 and 1")
+        moved = self.store.gc(dry_run=dry_run, force=force,
+                              max_fraction=GC_MAX_FRACTION if max_fraction is None else max_fraction)
+        purged = self.store.purge_trash(dry_run=dry_run) if purge else 0
+        return {"moved": [str(p) for p in moved], "purged": purged, "dry_run": dry_run,
+                "trash": str(self.store_dir / "trash")}
+
+    def store_check(self, deep: bool = True) -> dict:
+        """The store's health report (db, records, artifacts); reads only."""
+        return self.store.check(deep=deep)
+
+    def store_repair(self) -> dict:
+        """Rebuild the job index from the artifact metadata and the newest valid backup."""
+        return self.store.repair()
 
     def export(self, recipe, path: str | Path) -> Path:
         recipe = self.load_recipe(recipe)

@@ -130,6 +130,12 @@ class Runner:
         host = socket.gethostname()
         self.store.add_jobs([{k: v for k, v in j.record().items() if k != "spec"}
                              for j in self.plan.ordered()], self.recipe_hash)
+        # A finished job whose files were deleted or damaged is queued again (sizes checked for
+        # all, checksums for the ones this run will read).
+        before = self.store.get_jobs(list(self.plan.jobs))
+        self.store.requeue_broken(list(self.plan.jobs), deep={
+            d for j in self.plan.ordered() if before.get(j.hash, {}).get("state") != "done"
+            for d in j.deps})
         run_id = self.store.start_run(self.recipe_name, self.recipe_hash, os.getpid(), host,
                                       self.log_path)
         owner = {"pid": os.getpid(), "host": host, "run_id": run_id}
