@@ -44,7 +44,7 @@ def _input_errors():
     from tprm.engine.artifacts import ArtifactError
     from tprm.engine.recipe import RecipeError
     from tprm.engine.store import StoreError
-    from tprm.science.data import DataMissingError
+    from tprm.science.dataspec import DataMissingError
 
     return (RecipeError, StoreError, ArtifactError, DataMissingError)
 
@@ -216,13 +216,13 @@ class Service:
 
     def data_identity(self, recipe, compute: bool = True) -> dict | None:
         """The data's content identity (generator settings or file checksums), cached per recipe."""
-        from tprm.science.data import data_identity
-
         cache = self._identity_cache(recipe)
         if cache.exists():
             return json.loads(cache.read_text())
         if not compute:
             return None
+        from tprm.science.data import data_identity  # imports torch: only when computing
+
         spec = recipe.data_spec()
         if spec.root is None:
             from dataclasses import replace

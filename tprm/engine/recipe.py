@@ -603,7 +603,7 @@ class Recipe:
 
     def data_spec(self):
         """The science layer's DataSpec for this recipe's dataset (imported lazily)."""
-        from tprm.science.data import DataSpec
+        from tprm.science.dataspec import DataSpec
 
         d = self.dataset
         return DataSpec(name=d.name, root=d.root, download=d.download, seed=d.seed,
