@@ -264,3 +264,26 @@ def test_a_failed_dense_seed_shows_failed(tmp_path):
     assert rows and all(r["state"] == "failed" and r["regime"] is None for r in rows)
     grid = svc.grid(str(path), "test_error")
     assert {s for row in grid.state for s in row} == {"failed"}
+
+
+# -- help texts (item 9) -------------------------------------------------------------------------
+@pytest.mark.parametrize("args, text", [
+    (("recipes", "new"), "NAME"), (("recipes", "new"), "./recipes/NAME.yaml"),
+    (("logs",), "Keep printing new lines"), (("export",), ".tar.gz, .tgz or .zip"),
+    (("import",), "written by `tprm export`"), (("case", "direction"), "on the recipe's grid"),
+    (("store", "gc"), "Only list what would be removed"),
+])
+def test_help_texts(capsys, monkeypatch, args, text):
+    monkeypatch.setenv("COLUMNS", "300")
+    code, out, _ = call(capsys, monkeypatch, *args, "--help")
+    assert code == 0 and text in " ".join(out.split()), out
+
+
+def test_store_migrate_prints_plain_versions(tmp_path, capsys, monkeypatch):
+    from test_store import write_v1_store
+
+    write_v1_store(tmp_path / "old")
+    code, out, _ = call(capsys, monkeypatch, "store", "migrate", "--store", str(tmp_path / "old"))
+    assert code == 0 and out.strip() == "store schema version 1 -> 2"
+    code, out, _ = call(capsys, monkeypatch, "store", "migrate", "--store", str(tmp_path / "old"))
+    assert code == 0 and out.strip() == "store schema version 2: already up to date"

@@ -98,7 +98,8 @@ def recipes_validate(paths: Annotated[list[str], typer.Argument(help="Recipe fil
 
 
 @recipes_app.command("new")
-def recipes_new(name: str, template: Annotated[str, typer.Option("--from", help="Template recipe.")] = "quickstart",
+def recipes_new(name: Annotated[str, typer.Argument(help="Name of the new recipe: lower-case letters, digits, '-' and '_' (writes ./recipes/NAME.yaml).")],
+                template: Annotated[str, typer.Option("--from", help="Template recipe.")] = "quickstart",
                 store: StoreOpt = None):
     """Create recipes/NAME.yaml from a template recipe."""
     path = _svc(store).new_recipe(name, template)
@@ -233,7 +234,7 @@ def status(recipe: Annotated[Optional[str], typer.Argument(help="Recipe name or 
 
 @app.command()
 def logs(recipe: RecipeArg, job: Annotated[Optional[str], typer.Argument(help="Job hash prefix or label.")] = None,
-         store: StoreOpt = None, follow: Annotated[bool, typer.Option("--follow", "-f")] = False):
+         store: StoreOpt = None, follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new lines as they are written (Ctrl-C to stop).")] = False):
     """The run log of a recipe, or one job's log."""
     svc = _svc(store)
     shown = 0
@@ -307,7 +308,7 @@ def _report(report: dict, as_json: bool) -> None:
 
 @case_app.command("direction")
 def case_direction(recipe: RecipeArg, store: StoreOpt = None,
-                   temperature: Annotated[Optional[float], typer.Option("--temperature", "-t")] = None,
+                   temperature: Annotated[Optional[float], typer.Option("--temperature", "-t", help="A temperature value on the recipe's grid (in the knob's unit, e.g. epochs or lr).")] = None,
                    density: Annotated[Optional[float], typer.Option("--density", "-d", help="Fraction (0.1) or percent (10).")] = None,
                    evaluate: Annotated[bool, typer.Option(help="Score the rule on every cell of a complete grid.")] = False,
                    as_json: JsonOpt = False):
@@ -345,26 +346,30 @@ def case_sam(recipe: RecipeArg, density: Annotated[float, typer.Option("--densit
 @store_app.command("migrate")
 def store_migrate(store: StoreOpt = None):
     """Upgrade an older store to this version's schema."""
-    info = _svc(store).migrate()
-    out.print(f"store schema version {info[0]} -> {info[1]} ({info})")
+    old, new = _svc(store).migrate()
+    out.print(f"store schema version {old} -> {new}" if old != new
+              else f"store schema version {new}: already up to date")
 
 
 @store_app.command("gc")
-def store_gc(store: StoreOpt = None, dry_run: Annotated[bool, typer.Option("--dry-run")] = False):
+def store_gc(store: StoreOpt = None, dry_run: Annotated[bool, typer.Option("--dry-run", help="Only list what would be removed; change nothing.")] = False):
     """Remove artifact files no job refers to."""
     removed = _svc(store).gc(dry_run=dry_run)
     out.print(f"{'would remove' if dry_run else 'removed'} {len(removed)} orphaned file(s)")
 
 
 @app.command("export")
-def export(recipe: RecipeArg, path: str, store: StoreOpt = None):
+def export(recipe: RecipeArg,
+           path: Annotated[str, typer.Argument(help="Bundle file to write; its name ends in .tar.gz, .tgz or .zip.")],
+           store: StoreOpt = None):
     """Write a recipe's jobs, results and artifacts to a bundle file."""
     p = _svc(store).export(recipe, path)
     out.print(f"exported to {p}")
 
 
 @app.command("import")
-def import_(path: str, store: StoreOpt = None):
+def import_(path: Annotated[str, typer.Argument(help="Bundle file written by `tprm export` (.tar.gz, .tgz or .zip).")],
+            store: StoreOpt = None):
     """Merge a bundle written by `tprm export` into this store."""
     info = _svc(store).import_bundle(path)
     out.print(f"imported: {info}")
