@@ -1,4 +1,8 @@
-"""`tprm`: the command line. Thin calls of tprm.service; exit 0 ok, 1 run failed, 2 bad input."""
+"""`tprm`: the command line. Thin calls of tprm.service.
+
+Exit codes: 0 ok (a run whose only non-done jobs diverged, with their dependents skipped, is ok:
+divergence is a result, reported by a warning line); 1 a job failed or the run was cancelled;
+2 bad input (recipe, argument, store file); 130 interrupted."""
 
 from __future__ import annotations
 
@@ -9,10 +13,13 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from tprm.service import BadInput, Service, TprmError
 
-app = typer.Typer(help="tprm: experiments on the three-regime model of network pruning.",
+app = typer.Typer(help="tprm: experiments on the three-regime model of network pruning. Exit codes: "
+                       "0 ok (diverged jobs are a result, reported by a warning), 1 a job failed or "
+                       "the run was cancelled, 2 bad input, 130 interrupted.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 recipes_app = typer.Typer(help="Browse, check and create recipes.", no_args_is_help=True)
 store_app = typer.Typer(help="Maintain the store.", no_args_is_help=True)
@@ -23,8 +30,9 @@ app.add_typer(case_app, name="case")
 data_app = typer.Typer(help="Data sets: what is present, fetch the torchvision ones.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+# User text (paths, names, errors with `file:100:`) prints literally: no emoji codes, no markup.
+out = Console(highlight=False, soft_wrap=True, emoji=False, markup=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False, markup=False)
 
 StoreOpt = Annotated[Optional[str], typer.Option("--store", help="Store directory (default: $TPRM_HOME, else ~/.local/share/tprm).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
@@ -48,6 +56,7 @@ def recipes_list(store: StoreOpt = None, as_json: JsonOpt = False):
         _json(rows)
         return
     from rich.table import Table
+    from rich.text import Text
 
     t = Table(box=None)
     t.add_column("name", no_wrap=True)
@@ -57,7 +66,7 @@ def recipes_list(store: StoreOpt = None, as_json: JsonOpt = False):
     t.add_column("jobs", no_wrap=True)
     for r in rows:
         if not r["valid"]:
-            t.add_row(r["name"], "[red]invalid[/]", "", "", r["error"])
+            t.add_row(r["name"], Text("invalid", style="red"), "", "", r["error"])
             continue
         done = "-" if r["jobs_total"] is None else f"{r['jobs_done']}/{r['jobs_total']}"
         t.add_row(r["name"], r["knob"], r["hotter"], r["grid"], done)
@@ -91,7 +100,8 @@ def recipes_validate(paths: Annotated[list[str], typer.Argument(help="Recipe fil
 
 
 @recipes_app.command("new")
-def recipes_new(name: str, template: Annotated[str, typer.Option("--from", help="Template recipe.")] = "quickstart",
+def recipes_new(name: Annotated[str, typer.Argument(help="Name of the new recipe: lower-case letters, digits, '-' and '_' (writes ./recipes/NAME.yaml).")],
+                template: Annotated[str, typer.Option("--from", help="Template recipe.")] = "quickstart",
                 store: StoreOpt = None):
     """Create NAME.yaml from a template: in ./recipes if it exists, else in the store's recipes/."""
     path = _svc(store).new_recipe(name, template)
@@ -123,14 +133,15 @@ class RunDisplay:
         done = snap["counts"].get("done", 0)
         finished = done + sum(snap["counts"].get(s, 0) for s in ("failed", "diverged"))
         if self.overall is None:
-            self.overall = self.progress.add_task(f"[bold]{snap['recipe']}: jobs", total=snap["total"])
+            self.overall = self.progress.add_task(f"[bold]{escape(snap['recipe'])}[/]: jobs",
+                                                  total=snap["total"])
         self.progress.update(self.overall, completed=finished)
         live = set()
         for g in snap["running"]:
             key = g["hashes"][0]
             live.add(key)
             if key not in self.groups:
-                self.groups[key] = self.progress.add_task("  " + g["label"][:48], total=g["total"])
+                self.groups[key] = self.progress.add_task("  " + escape(g["label"][:48]), total=g["total"])
             self.progress.update(self.groups[key], completed=g["done"], total=g["total"])
         for key in list(self.groups):
             if key not in live:
@@ -142,6 +153,12 @@ def _print_run_summary(summary: dict) -> None:
     out.print(f"run {summary['run_id']}: {summary['state']} ({counts}; executed {summary['executed']})")
     for f in summary["failed"][:10]:
         err.print(f"  failed: {f['label']}: {f['error']}", markup=False)
+    diverged, skipped = summary.get("diverged") or [], summary["counts"].get("skipped", 0)
+    if diverged or skipped:
+        labels = ", ".join(d["label"] for d in diverged[:5]) + (", ..." if len(diverged) > 5 else "")
+        err.print(f"warning: {summary['counts'].get('diverged', len(diverged))} job(s) diverged "
+                  f"(non-finite loss: too hot){': ' + labels if labels else ''}; {skipped} dependent "
+                  "job(s) skipped; their cells show x (diverged)")
 
 
 @app.command()
@@ -166,7 +183,7 @@ def run(recipe: RecipeArg, store: StoreOpt = None,
         out.print(f"started {info['recipe']} in the background (pid {info['pid']}); it keeps running "
                   f"after this terminal closes.\nlog: {info['log']}\nwatch: tprm status {info['recipe']}")
         return
-    console = Console(stderr=True) if log else err
+    console = Console(stderr=True, emoji=False, markup=False) if log else err
     loaded = svc.load_recipe(recipe)  # a bad recipe fails here, before any progress display
     with RunDisplay(console) as display:
         summary = svc.run(loaded, device=device, jobs=jobs, progress=display, log_path=log)
@@ -197,7 +214,12 @@ def status(recipe: Annotated[Optional[str], typer.Argument(help="Recipe name or 
         out.print(f"{name}: {r['total']} jobs ({counts})")
     for run_ in s["runs"][-5:]:
         started = time.strftime("%Y-%m-%d %H:%M", time.localtime(run_.get("started", 0)))
-        out.print(f"  run {run_['run_id']} {run_['recipe_name']}: {run_['state']} since {started} "
+        when = f"since {started}"
+        if run_.get("state") != "running":  # finished: say when it ended, not "failed since"
+            ended = run_.get("ended")
+            when = (f"at {time.strftime('%Y-%m-%d %H:%M', time.localtime(ended))} (started {started})"
+                    if isinstance(ended, (int, float)) else f"(started {started})")
+        out.print(f"  run {run_.get('run_id')} {run_.get('recipe_name')}: {run_.get('state')} {when} "
                   f"(pid {run_.get('pid')} on {run_.get('host')})")
     for j in s["jobs"]:
         if j["state"] == "running" and j.get("progress"):
@@ -205,11 +227,16 @@ def status(recipe: Annotated[Optional[str], typer.Argument(help="Recipe name or 
             out.print(f"  running {j['label']}: {p['done']}/{p['total']}")
         elif j["state"] in ("failed", "stale"):
             out.print(f"  {j['state']} {j['label']}: {j.get('error') or ''}")
+        elif j["state"] == "diverged":
+            out.print(f"  diverged {j['label']}: {j.get('error') or 'non-finite loss'}")
+    skipped = sum(r["counts"].get("skipped", 0) for r in s["recipes"].values())
+    if skipped:
+        out.print(f"  {skipped} job(s) skipped (parent diverged)")
 
 
 @app.command()
 def logs(recipe: RecipeArg, job: Annotated[Optional[str], typer.Argument(help="Job hash prefix or label.")] = None,
-         store: StoreOpt = None, follow: Annotated[bool, typer.Option("--follow", "-f")] = False):
+         store: StoreOpt = None, follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new lines as they are written (Ctrl-C to stop).")] = False):
     """The run log of a recipe, or one job's log."""
     svc = _svc(store)
     shown = 0
@@ -324,7 +351,7 @@ def _report(report: dict, as_json: bool) -> None:
 
 @case_app.command("direction")
 def case_direction(recipe: RecipeArg, store: StoreOpt = None,
-                   temperature: Annotated[Optional[float], typer.Option("--temperature", "-t")] = None,
+                   temperature: Annotated[Optional[float], typer.Option("--temperature", "-t", help="A temperature value on the recipe's grid (in the knob's unit, e.g. epochs or lr).")] = None,
                    density: Annotated[Optional[float], typer.Option("--density", "-d", help="Fraction (0.1) or percent (10).")] = None,
                    evaluate: Annotated[bool, typer.Option(help="Score the rule on every cell of a complete grid.")] = False,
                    as_json: JsonOpt = False):
@@ -387,8 +414,9 @@ def data_fetch(name: Annotated[str, typer.Argument(help="cifar10, cifar100 or sv
 @store_app.command("migrate")
 def store_migrate(store: StoreOpt = None):
     """Upgrade an older store to this version's schema."""
-    info = _svc(store).migrate()
-    out.print(f"store schema version {info[0]} -> {info[1]} ({info})")
+    old, new = _svc(store).migrate()
+    out.print(f"store schema version {old} -> {new}" if old != new
+              else f"store schema version {new}: already up to date")
 
 
 @store_app.command("gc")
@@ -460,14 +488,17 @@ def store_repair(store: StoreOpt = None, as_json: JsonOpt = False):
 
 
 @app.command("export")
-def export(recipe: RecipeArg, path: str, store: StoreOpt = None):
+def export(recipe: RecipeArg,
+           path: Annotated[str, typer.Argument(help="Bundle file to write; its name ends in .tar.gz, .tgz or .zip.")],
+           store: StoreOpt = None):
     """Write a recipe's jobs, results and artifacts to a bundle file."""
     p = _svc(store).export(recipe, path)
     out.print(f"exported to {p}")
 
 
 @app.command("import")
-def import_(path: str, store: StoreOpt = None):
+def import_(path: Annotated[str, typer.Argument(help="Bundle file written by `tprm export` (.tar.gz, .tgz or .zip).")],
+            store: StoreOpt = None):
     """Merge a bundle written by `tprm export` into this store."""
     info = _svc(store).import_bundle(path)
     out.print(f"imported: {info}", markup=False)
@@ -486,7 +517,7 @@ def demo(store: StoreOpt = None,
          recipe: Annotated[str, typer.Option(help="Recipe to demonstrate.")] = "quickstart"):
     """Run the quickstart on the CPU, show the results and phase plots, check the phenomenon."""
     svc = _svc(store)
-    out.print(f"[bold]tprm demo[/]: {recipe} (store {svc.store_dir})")
+    out.print(f"[bold]tprm demo[/]: {escape(recipe)} (store {escape(str(svc.store_dir))})", markup=True)
     with RunDisplay(err) as display:
         summary = svc.run(recipe, progress=display)
     _print_run_summary(summary)

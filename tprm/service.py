@@ -56,7 +56,7 @@ def _input_errors():
     from tprm.engine.artifacts import ArtifactError
     from tprm.engine.recipe import RecipeError
     from tprm.engine.store import StoreError
-    from tprm.science.data import DataMissingError
+    from tprm.science.dataspec import DataMissingError
 
     return (RecipeError, StoreError, ArtifactError, DataMissingError)
 
@@ -212,9 +212,17 @@ class Service:
     def new_recipe(self, name: str, template: str = "quickstart", directory: Path | None = None) -> Path:
         from tprm.engine.recipe import parse_recipe
 
+        from tprm.engine.recipe import NAME_PATTERN
+
+        if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):  # as given, before any YAML
+            raise BadInput(f"NAME: {name!r} is not a recipe name, allowed: lower-case letters, digits, "
+                           "'-' and '_', starting with a letter or digit (max 64)")
         src = self.recipe_path(template)
         target_dir = Path(directory) if directory else self.user_recipe_dir()
         target = target_dir / f"{name}.yaml"
+        if target.resolve().parent != target_dir.resolve():
+            raise BadInput(f"NAME: {name!r} would write {target.resolve()}, outside {target_dir.resolve()}; "
+                           "allowed: a plain recipe name")
         if target.exists():
             raise BadInput(f"{target}: already exists; choose another name or edit it")
         text = src.read_text()
@@ -254,15 +262,15 @@ class Service:
         """The data's content identity (generator settings or file checksums), cached per recipe.
 
         download=False never touches the network: missing files raise DataNotFetched at once."""
-        from dataclasses import replace
-
-        from tprm.science.data import DataMissingError, data_identity
-
         cache = self._identity_cache(recipe)
         if cache.exists():
             return json.loads(cache.read_text())
         if not compute:
             return None
+        from dataclasses import replace
+
+        from tprm.science.data import DataMissingError, data_identity  # imports torch: only here
+
         spec = recipe.data_spec()
         if spec.root is None:
             spec = replace(spec, root=str(self.store_dir / "data"))
@@ -372,11 +380,12 @@ class Service:
         ex = recipe.execution
         runner = Runner(self.store, plan, owner.name, owner.hash,
                         device=device or ex.device, jobs=jobs or ex.jobs, on_error=ex.on_error,
-                        fuse=ex.fuse, max_fused=ex.max_fused, log_path=log_path,
+                        fuse=ex.fuse, max_fused=ex.max_fused, log_path=log_path, threads=ex.threads,
                         display=progress, runtime={"init_path": recipe.dense.init})
         summary = runner.run()
         return {"run_id": summary.run_id, "state": summary.state, "counts": summary.counts,
                 "executed": summary.executed, "failed": summary.failed,
+                "diverged": summary.diverged,
                 "exit_code": summary.exit_code}
 
     def start_detached(self, recipe, device: str | None = None, jobs: int | None = None) -> dict:
@@ -417,19 +426,24 @@ class Service:
         out = {"store": str(self.store_dir), "runs": runs, "recipes": {}, "jobs": []}
         stored = {r["name"]: r for r in self.store.list_recipes()}
         progress = self._progress(runs)
+        from tprm.engine.plan import skipped_jobs
+
+        skipped = skipped_jobs(all_jobs)  # behind a diverged job: settled, shown as "skipped"
         for name in names or sorted(stored):
             rec = stored.get(name, {})
             hashes = self._status_hashes(recipe if names else None, rec, all_jobs)
             counts: dict[str, int] = {}
             for h in hashes:
-                state = all_jobs.get(h, {}).get("state", "new")
+                state = "skipped" if h in skipped else all_jobs.get(h, {}).get("state", "new")
                 counts[state] = counts.get(state, 0) + 1
             out["recipes"][name] = {"hash": rec.get("hash"), "total": len(hashes), "counts": counts}
             for h in hashes:
                 j = all_jobs.get(h)
                 if j is not None:
                     out["jobs"].append({"hash": h, "recipe": name, "kind": j["kind"],
-                                        "label": j.get("label"), "state": j["state"],
+                                        "label": j.get("label"),
+                                        "state": "skipped" if h in skipped else j["state"],
+                                        "reason": "parent diverged" if h in skipped else None,
                                         "error": j.get("error"), "progress": progress.get(h)})
         return out
 
@@ -516,6 +530,10 @@ class Service:
         all_states = [state(h) for h in (cell.dense, cell.prune, *cell.retrains, cell.pairs)]
         if "diverged" in all_states:
             rec["state"] = "diverged"
+            first = all_states.index("diverged")  # what comes after it will not run
+            all_states[first + 1:] = ["skipped" if s != "done" else s for s in all_states[first + 1:]]
+        elif "failed" in all_states:
+            rec["state"] = "failed"
         elif all(s == "done" for s in all_states):
             rec["state"] = "done"
         elif any(s == "done" for s in all_states):
@@ -531,7 +549,7 @@ class Service:
 
         recipe = self.load_recipe(recipe)
         settings = self.regime_settings(recipe)
-        return [dict(r, regime=classify_records(r, settings)["regime"])
+        return [dict(r, regime=None if r["state"] == "failed" else classify_records(r, settings)["regime"])
                 for r in self.results(recipe)]
 
     def results_csv(self, recipe) -> str:

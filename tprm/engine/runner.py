@@ -21,7 +21,7 @@ from typing import Callable
 
 from tprm.engine.artifacts import Artifacts
 from tprm.engine.executors.local import execute_group
-from tprm.engine.plan import Job, Plan
+from tprm.engine.plan import Job, Plan, skipped_jobs
 from tprm.engine.store import Store
 
 LEASE_S = 60.0
@@ -34,9 +34,11 @@ class RunSummary:
     counts: dict[str, int] = field(default_factory=dict)
     executed: int = 0
     failed: list[dict] = field(default_factory=list)
+    diverged: list[dict] = field(default_factory=list)   # a result (too hot), not a failure
 
     @property
     def exit_code(self) -> int:
+        """0 when every job is done, or diverged / skipped behind a divergence; 1 otherwise."""
         return 0 if self.state == "done" else 1
 
 
@@ -60,12 +62,14 @@ class Runner:
     def __init__(self, store: Store, plan: Plan, recipe_name: str, recipe_hash: str, *,
                  device: str = "auto", jobs: int = 1, on_error: str = "continue",
                  fuse: bool = True, max_fused: int = 128, log_path: str | None = None,
-                 display: Callable[[dict], None] | None = None, runtime: dict | None = None):
+                 display: Callable[[dict], None] | None = None, runtime: dict | None = None,
+                 threads: int | None = None):
         self.store, self.plan = store, plan
         self.recipe_name, self.recipe_hash = recipe_name, recipe_hash
         self.device, self.workers = device, max(1, jobs)
         self.on_error, self.fuse, self.max_fused = on_error, fuse, max(1, max_fused)
         self.log_path, self.display, self.runtime = log_path, display, runtime or {}
+        self.threads = threads  # torch threads per worker; None: the cores split among workers
         self.artifacts = Artifacts(store.root)
         self._held: set[str] = set()
         self._retry: set[str] = set()
@@ -155,7 +159,7 @@ class Runner:
             pool = ThreadPoolExecutor(max_workers=1)
         else:
             pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=get_context("spawn"))
-            ctx["threads"] = max(1, (os.cpu_count() or 1) // self.workers)
+        ctx["threads"] = self.threads or max(1, (os.cpu_count() or 1) // self.workers)
         running: dict[Future, list[Job]] = {}
         slot = 0
         stop_claiming = False
@@ -206,8 +210,9 @@ class Runner:
                         if res["state"] == "done":
                             summary.executed += 1
                         elif res["state"] in ("failed", "diverged"):
-                            summary.failed.append({"label": job.label, "error": res.get("error")})
-                            if self.on_error == "stop":
+                            (summary.diverged if res["state"] == "diverged" else summary.failed).append(
+                                {"label": job.label, "error": res.get("error")})
+                            if self.on_error == "stop" and res["state"] == "failed":
                                 stop_claiming = True
                     self.store.finish_many(finishes)
                     with self._lock:
@@ -226,14 +231,17 @@ class Runner:
             self._stop.set()
             pool.shutdown(wait=True, cancel_futures=True)
             states = self.store.get_jobs(list(self.plan.jobs))
+            skipped = skipped_jobs({h: dict(states.get(h) or {}, deps=j.deps)
+                                    for h, j in self.plan.jobs.items()})
             counts: dict[str, int] = defaultdict(int)
             for h in self.plan.jobs:
-                counts[states.get(h, {}).get("state", "queued")] += 1
+                counts["skipped" if h in skipped else states.get(h, {}).get("state", "queued")] += 1
             summary.counts = dict(counts)
+            settled = sum(counts.get(s, 0) for s in ("done", "diverged", "skipped"))
             if summary.state != "cancelled":
                 if cancel_path.exists():
                     summary.state = "cancelled"
-                elif counts.get("done", 0) != len(self.plan.jobs):
+                elif settled != len(self.plan.jobs):
                     summary.state = "failed"
             self.store.update_run(run_id, state=summary.state, ended=time.time(),
                                   counts=summary.counts)

@@ -305,8 +305,9 @@ def execute_group(ctx: dict, kind: str, jobs: list[dict]) -> list[dict]:
     store_root = Path(ctx["store_root"])
     worker = dict(ctx, store_root=store_root, artifacts=Artifacts(store_root))
     worker["device"] = resolve_device(ctx["device"], ctx.get("worker_index", 0))
+    threads_before = torch.get_num_threads()
     if ctx.get("threads"):
-        torch.set_num_threads(ctx["threads"])
+        torch.set_num_threads(ctx["threads"])  # process-wide: restored below (in-thread runs)
     hashes = [j["hash"] for j in jobs]
     progress = Progress(Path(ctx["progress_dir"]) / f"{hashes[0]}.json" if ctx.get("progress_dir")
                         else None, Path(ctx["cancel_path"]) if ctx.get("cancel_path") else None,
@@ -319,7 +320,9 @@ def execute_group(ctx: dict, kind: str, jobs: list[dict]) -> list[dict]:
         results, state_error = [_result(j, "cancelled", None) for j in jobs], None
     except Exception as exc:  # noqa: BLE001 -- a failing job is recorded, not raised
         if len(jobs) > 1:  # find the culprit: one bad model must not fail its fused partners
-            return [r for job in jobs for r in execute_group(ctx, kind, [job])]
+            out = [r for job in jobs for r in execute_group(ctx, kind, [job])]
+            torch.set_num_threads(threads_before)
+            return out
         tb = traceback.format_exc()
         message = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
         if isinstance(exc, torch.cuda.OutOfMemoryError):
@@ -334,4 +337,5 @@ def execute_group(ctx: dict, kind: str, jobs: list[dict]) -> list[dict]:
             res["error"] = "diverged: non-finite loss"
     if state_error is None and ctx.get("progress_dir"):
         Path(ctx["progress_dir"], f"{hashes[0]}.json").unlink(missing_ok=True)
+    torch.set_num_threads(threads_before)
     return results
