@@ -348,13 +348,42 @@ class Service:
                 state = all_jobs.get(h, {}).get("state", "new")
                 counts[state] = counts.get(state, 0) + 1
             out["recipes"][name] = {"hash": rec.get("hash"), "total": len(hashes), "counts": counts}
+            work = self._job_work(recipe if names else None, rec)
             for h in hashes:
                 j = all_jobs.get(h)
                 if j is not None:
                     out["jobs"].append({"hash": h, "recipe": name, "kind": j["kind"],
                                         "label": j.get("label"), "state": j["state"],
-                                        "error": j.get("error"), "progress": progress.get(h)})
+                                        "error": j.get("error"), "progress": progress.get(h),
+                                        "ended": j.get("ended"), "work": work.get(h, 1.0)})
+            out["recipes"][name]["eta"] = self._eta(name, runs, [
+                dict(all_jobs.get(h, {}), work=work.get(h, 1.0), progress=progress.get(h))
+                for h in hashes])
         return out
+
+    def _job_work(self, recipe, rec: dict) -> dict[str, float]:
+        """Model-steps of each job of a recipe's plan (see tprm.engine.eta)."""
+        from tprm.engine.eta import job_work
+        from tprm.engine.recipe import parse_recipe
+
+        try:
+            r = self.load_recipe(recipe) if recipe is not None else parse_recipe(
+                rec["yaml"], rec.get("path") or rec["name"])
+            plan = self.plan(r, compute_identity=False)
+        except (TprmError, *_input_errors(), KeyError):
+            return {}
+        return {h: job_work(j.kind, j.spec) for h, j in plan.jobs.items()}
+
+    @staticmethod
+    def _eta(name: str, runs: list[dict], jobs: list[dict]) -> dict | None:
+        """ETA of the recipe's running run: {"fraction", "seconds" (None: estimating), "text"}."""
+        from tprm.engine.eta import estimate
+
+        live = [r for r in runs if r.get("recipe_name") == name and r.get("state") == "running"]
+        if not live:
+            return None
+        e = estimate(jobs, live[-1]["started"], time.time())
+        return {"fraction": e.fraction, "seconds": e.seconds, "rate": e.rate, "text": e.text}
 
     def _status_hashes(self, recipe, rec: dict, all_jobs: dict) -> list[str]:
         """A recipe's jobs: its plan (the file as it is now, else the text stored at its last
@@ -532,12 +561,14 @@ class Service:
         return asdict(g)
 
     def plot(self, recipe, metric: str = "regime", width: int = 80, height: int = 20,
-             table: bool = True, color: bool = True, page: int = 0) -> str:
-        """The metric over the temperature x density plane as terminal text (plus its numbers)."""
+             table: bool = True, color: bool = True, page: int = 0, depth: str | None = None) -> str:
+        """The metric over the temperature x density plane as terminal text (plus its numbers).
+
+        ``depth`` "truecolor" | "256" | "16" draws a heat map of coloured blocks; "none" plain text."""
         from tprm.analysis.plots import render_grid, render_table
 
         g = self.grid(recipe, metric)
-        text = render_grid(g, width=width, height=height, color=color, page=page)
+        text = render_grid(g, width=width, height=height, color=color, page=page, depth=depth)
         if table:
             text += "\n" + render_table(g, width=width)
         return text

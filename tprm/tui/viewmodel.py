@@ -69,20 +69,6 @@ def fmt_value(value: Any) -> str:
     return str(value)
 
 
-def fmt_duration(seconds: float | None) -> str:
-    """Seconds as '1h02m', '3m05s', '12s'; '-' when unknown."""
-    if seconds is None or seconds < 0 or math.isinf(seconds) or math.isnan(seconds):
-        return "-"
-    seconds = int(round(seconds))
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{hours}h{minutes:02d}m"
-    if minutes:
-        return f"{minutes}m{secs:02d}s"
-    return f"{secs}s"
-
-
 def one_line(exc: BaseException | str) -> str:
     """The first line of an error's message.
 
@@ -154,30 +140,6 @@ def state_counts(jobs: Iterable[Mapping[str, Any]]) -> dict[str, int]:
     for job in jobs:
         counts[str(job.get("state", "?"))] += 1
     return dict(sorted(counts.items(), key=lambda kv: STATE_ORDER.get(kv[0], 9)))
-
-
-class EtaEstimator:
-    """Estimates time left from successive (time, fraction) samples of one run.
-
-    Uses the rate over the samples seen since the fraction last moved backwards (a new run),
-    so it needs two polls before it says anything.
-    """
-
-    def __init__(self) -> None:
-        self._samples: list[tuple[float, float]] = []
-
-    def update(self, now: float, fraction: float) -> float | None:
-        """Record a sample; return the estimated seconds left, or None when unknown."""
-        if self._samples and fraction < self._samples[-1][1]:
-            self._samples.clear()
-        self._samples.append((now, fraction))
-        self._samples = self._samples[-120:]
-        if fraction >= 1.0:
-            return 0.0
-        (t0, f0), (t1, f1) = self._samples[0], self._samples[-1]
-        if t1 <= t0 or f1 <= f0:
-            return None
-        return (1.0 - f1) * (t1 - t0) / (f1 - f0)
 
 
 def run_name(run: Mapping[str, Any]) -> str:
