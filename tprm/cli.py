@@ -10,10 +10,12 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 
+from tprm.cli_help import plain_help
 from tprm.service import BadInput, Service, TprmError
 
+plain_help()  # no `<bool>` after flags, RECIPE (not `{recipe}`) in usage lines
 app = typer.Typer(help="tprm: experiments on the three-regime model of network pruning.",
-                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+                  no_args_is_help=True, add_completion=True, pretty_exceptions_enable=False)
 recipes_app = typer.Typer(help="Browse, check and create recipes.", no_args_is_help=True)
 store_app = typer.Typer(help="Maintain the store.", no_args_is_help=True)
 case_app = typer.Typer(help="The three case studies.", no_args_is_help=True)
@@ -89,7 +91,7 @@ def recipes_validate(paths: Annotated[list[str], typer.Argument(help="Recipe fil
 
 
 @recipes_app.command("new")
-def recipes_new(name: str, template: Annotated[str, typer.Option("--from", help="Template recipe.")] = "quickstart",
+def recipes_new(name: Annotated[str, typer.Argument(help="Name of the new recipe ([a-z0-9][a-z0-9_-]*).")], template: Annotated[str, typer.Option("--from", help="Template recipe.")] = "quickstart",
                 store: StoreOpt = None):
     """Create recipes/NAME.yaml from a template recipe."""
     path = _svc(store).new_recipe(name, template)
@@ -302,12 +304,29 @@ def _report(report: dict, as_json: bool) -> None:
     if as_json:
         _json({k: v for k, v in report.items() if k != "text"})
     else:
-        sys.stdout.write(report["text"].rstrip() + "\n")
+        width = out.size.width if sys.stdout.isatty() else 80
+        sys.stdout.write(wrap_lines(report["text"].rstrip(), width) + "\n")
+
+
+def wrap_lines(text: str, width: int) -> str:
+    """Lines longer than ``width`` broken at spaces, continuations indented under their line
+    (case reports: the terminal's width, 80 columns when piped)."""
+    import textwrap
+
+    lines = []
+    for line in text.splitlines():
+        if len(line) <= width:
+            lines.append(line)
+            continue
+        indent = " " * (len(line) - len(line.lstrip()))
+        lines += textwrap.wrap(line, width=width, subsequent_indent=indent + "  ",
+                               break_long_words=False, break_on_hyphens=False) or [line]
+    return "\n".join(lines)
 
 
 @case_app.command("direction")
 def case_direction(recipe: RecipeArg, store: StoreOpt = None,
-                   temperature: Annotated[Optional[float], typer.Option("--temperature", "-t")] = None,
+                   temperature: Annotated[Optional[float], typer.Option("--temperature", "-t", help="Temperature value of the cell (one of the recipe's values).")] = None,
                    density: Annotated[Optional[float], typer.Option("--density", "-d", help="Fraction (0.1) or percent (10).")] = None,
                    evaluate: Annotated[bool, typer.Option(help="Score the rule on every cell of a complete grid.")] = False,
                    as_json: JsonOpt = False):
@@ -321,7 +340,7 @@ def case_direction(recipe: RecipeArg, store: StoreOpt = None,
 
 
 @case_app.command("select")
-def case_select(recipe: RecipeArg, density: Annotated[float, typer.Option("--density", "-d")],
+def case_select(recipe: RecipeArg, density: Annotated[float, typer.Option("--density", "-d", help="Target density: fraction (0.1) or percent (10).")],
                 store: StoreOpt = None, as_json: JsonOpt = False):
     """Case 2: which dense model of a family to prune at a target density."""
     svc = _svc(store)
@@ -331,7 +350,7 @@ def case_select(recipe: RecipeArg, density: Annotated[float, typer.Option("--den
 
 
 @case_app.command("sam")
-def case_sam(recipe: RecipeArg, density: Annotated[float, typer.Option("--density", "-d")],
+def case_sam(recipe: RecipeArg, density: Annotated[float, typer.Option("--density", "-d", help="Target density: fraction (0.1) or percent (10).")],
              rho: Annotated[float, typer.Option("--rho", help="Starting SAM rho.")],
              store: StoreOpt = None, as_json: JsonOpt = False):
     """Case 3: tune SAM's rho for pruning by walking the regimes."""
@@ -350,21 +369,23 @@ def store_migrate(store: StoreOpt = None):
 
 
 @store_app.command("gc")
-def store_gc(store: StoreOpt = None, dry_run: Annotated[bool, typer.Option("--dry-run")] = False):
+def store_gc(store: StoreOpt = None, dry_run: Annotated[bool, typer.Option("--dry-run", help="List what would be removed; remove nothing.")] = False):
     """Remove artifact files no job refers to."""
     removed = _svc(store).gc(dry_run=dry_run)
     out.print(f"{'would remove' if dry_run else 'removed'} {len(removed)} orphaned file(s)")
 
 
 @app.command("export")
-def export(recipe: RecipeArg, path: str, store: StoreOpt = None):
+def export(recipe: RecipeArg, path: Annotated[str, typer.Argument(help="Bundle file to write.")],
+           store: StoreOpt = None):
     """Write a recipe's jobs, results and artifacts to a bundle file."""
     p = _svc(store).export(recipe, path)
     out.print(f"exported to {p}")
 
 
 @app.command("import")
-def import_(path: str, store: StoreOpt = None):
+def import_(path: Annotated[str, typer.Argument(help="Bundle file written by `tprm export`.")],
+            store: StoreOpt = None):
     """Merge a bundle written by `tprm export` into this store."""
     info = _svc(store).import_bundle(path)
     out.print(f"imported: {info}")
@@ -400,7 +421,7 @@ def demo(store: StoreOpt = None,
 def main() -> None:
     """Entry point: one-line errors, exit 2 for bad input, no tracebacks."""
     try:
-        app()  # Typer's standalone mode: usage errors exit 2, typer.Exit carries its code
+        app(prog_name="tprm")  # standalone mode: usage errors exit 2; `tprm` names the completion
     except TprmError as exc:
         err.print(f"error: {exc}", markup=False)
         sys.exit(exc.exit_code)

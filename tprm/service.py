@@ -35,6 +35,32 @@ class RunFailed(TprmError):
     exit_code = 1
 
 
+# The columns of a results row, in the order the TUI table, its export and `tprm results --csv` use.
+RESULT_COLUMNS: tuple[str, ...] = (
+    "temperature", "density", "dense_seed", "state", "regime", "test_error", "spread",
+    "normalized_error", "mc", "cka", "train_loss", "dense_test_error",
+)
+CSV_DIGITS = 6  # decimals kept in CSV (0.46599999999999997 -> 0.466)
+
+
+def rows_csv(rows, columns: tuple[str, ...] = RESULT_COLUMNS) -> str:
+    """Result rows as CSV text: floats rounded to CSV_DIGITS decimals, blanks for missing values.
+    The one CSV writer of results (TUI export and `tprm results --csv`)."""
+    def cell(value):
+        if value is None:
+            return ""
+        if isinstance(value, float):
+            return repr(round(value, CSV_DIGITS)) if value == value else "nan"
+        return value
+
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(columns)
+    for row in rows:
+        w.writerow([cell(row.get(c)) for c in columns])
+    return buf.getvalue()
+
+
 def _bad_input(exc: Exception) -> BadInput:
     return BadInput(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
 
@@ -486,15 +512,31 @@ class Service:
         return [dict(r, regime=classify_records(r, settings)["regime"])
                 for r in self.results(recipe)]
 
+    def result_rows(self, recipe) -> dict:
+        """{"rows", "note"}: one row per cell record under RESULT_COLUMNS, with its dense seed's
+        regime, the spread (max - min) of its retrain seeds' test errors and its cell's
+        normalized error; `note` says why a column is empty (e.g. no test errors yet)."""
+        records = self.results_table(recipe)
+        note, norm = None, None
+        try:
+            norm = self.grid(recipe, "normalized_error", cells=records)
+        except (TprmError, ValueError, KeyError) as exc:
+            note = f"no normalized error: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+        rows = []
+        for rec in records:
+            seeds = [e for e in rec.get("test_error_seeds") or [] if isinstance(e, (int, float))]
+            row = {c: rec.get(c) for c in RESULT_COLUMNS}
+            row["spread"] = (max(seeds) - min(seeds)) if len(seeds) > 1 else None
+            if row.get("normalized_error") is None and norm is not None:
+                try:
+                    row["normalized_error"] = norm.at(rec["temperature"], rec["density"])
+                except KeyError:
+                    pass
+            rows.append(row)
+        return {"rows": rows, "note": note}
+
     def results_csv(self, recipe) -> str:
-        cols = ["temperature", "density", "dense_seed", "state", "test_error", "train_loss",
-                "mc", "cka", "regime", "dense_test_error"]
-        buf = io.StringIO()
-        w = csv.writer(buf)
-        w.writerow(cols)
-        for r in self.results_table(recipe):
-            w.writerow(["" if r.get(c) is None else r.get(c) for c in cols])
-        return buf.getvalue()
+        return rows_csv(self.result_rows(recipe)["rows"])
 
     # -- analysis ------------------------------------------------------------------------------
     def regime_settings(self, recipe):

@@ -6,7 +6,6 @@ the screens use, and the logic can be tested without a terminal.
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import re
@@ -14,6 +13,8 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+from tprm.service import RESULT_COLUMNS, rows_csv  # one column list, one CSV writer (CLI and TUI)
 
 # Metrics offered by the phase-plot selector, in menu order (names as the service's grid/plot take them).
 PLOT_METRICS: tuple[str, ...] = (
@@ -29,10 +30,6 @@ STATE_ORDER = {"running": 0, "stale": 1, "failed": 2, "diverged": 3, "queued": 4
 FINISHED_STATES = frozenset({"done", "diverged", "failed"})
 ACTIVE_RUN_STATES = frozenset({"running"})
 
-RESULT_COLUMNS: tuple[str, ...] = (
-    "temperature", "density", "dense_seed", "state", "regime", "test_error", "spread",
-    "normalized_error", "mc", "cka", "train_loss", "dense_test_error",
-)
 # Short headers so the results table fits an 80-column terminal.
 RESULT_HEADERS = {
     "temperature": "T", "density": "dens", "dense_seed": "seed", "state": "state",
@@ -203,27 +200,6 @@ def group_records(records: Sequence[Mapping[str, Any]]) -> dict[tuple[float, flo
     return dict(groups)
 
 
-def result_rows(records: Sequence[Mapping[str, Any]], regimes: Mapping[tuple[float, float], str] | None = None,
-                normalized: Mapping[tuple[float, float], float] | None = None) -> list[dict[str, Any]]:
-    """One display row per cell record: raw values (for sort/filter/export) under RESULT_COLUMNS.
-
-    `regimes` and `normalized` are per-(temperature, density) lookups from the service's regime map
-    and normalized-error grid (see grid_lookup); the spread is max-min over retrain seeds.
-    """
-    regimes, normalized = regimes or {}, normalized or {}
-    rows = []
-    for rec in records:
-        seeds = [e for e in rec.get("test_error_seeds") or [] if isinstance(e, (int, float))]
-        row = {col: rec.get(col) for col in RESULT_COLUMNS}
-        row["spread"] = (max(seeds) - min(seeds)) if len(seeds) > 1 else None
-        key = (float(rec["temperature"]), float(rec["density"]))
-        row["regime"] = rec.get("regime") or regimes.get(key)
-        if row.get("normalized_error") is None:
-            row["normalized_error"] = normalized.get(key)
-        rows.append(row)
-    return rows
-
-
 def display_cells(row: Mapping[str, Any]) -> tuple[str, ...]:
     """A result row as table cell strings."""
     return tuple(fmt_value(row[c]) if c in ("temperature", "density") else fmt_num(row.get(c))
@@ -296,11 +272,7 @@ def export_rows(rows: Sequence[Mapping[str, Any]], path: str | Path) -> Path:
     if suffix == ".json":
         target.write_text(json.dumps(list(rows), indent=1, default=str) + "\n")
     else:
-        with target.open("w", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=list(RESULT_COLUMNS), extrasaction="ignore")
-            writer.writeheader()
-            for row in rows:
-                writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in RESULT_COLUMNS})
+        target.write_text(rows_csv(rows))
     return target.resolve()
 
 
