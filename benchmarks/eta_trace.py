@@ -2,6 +2,7 @@
 
     python benchmarks/eta_trace.py record quickstart /tmp/trace.json [--store DIR]
     python benchmarks/eta_trace.py score /tmp/trace.json
+    python benchmarks/eta_trace.py compact /tmp/trace.json tests/data/eta_trace_quickstart.json
 
 `record` runs the recipe in a fresh store (in this process) while a second thread polls
 `Service.status` every 0.5 s, as the TUI does, and saves every job's kind, spec (what job_work
@@ -72,13 +73,19 @@ def replay(trace: dict) -> list[tuple[float, float, float | None]]:
 
     work = [job_work(j["kind"], j["spec"]) for j in trace["jobs"]]
     names = {"q": "queued", "r": "running", "d": "done", "f": "failed", "c": "cancelled"}
+    began: dict[int, float] = {i: j["started"] for i, j in enumerate(trace["jobs"]) if j.get("started")}
+    for s in trace["samples"]:  # else: a job started at the first sample that saw it running
+        for i, c in enumerate(s["states"]):
+            if c == "r" and i not in began:
+                began[i] = s["t"]
     out = []
     for s in trace["samples"]:
+        progress = {i: p for key, p in s["progress"].items() for i in key.split(",")}
         jobs = []
         for i, (job, w) in enumerate(zip(trace["jobs"], work)):
             state = names.get(s["states"][i], "queued")
-            p = s["progress"].get(str(i))
-            jobs.append({"work": w, "state": state,
+            p = progress.get(str(i))
+            jobs.append({"work": w, "state": state, "started": began.get(i),
                          "ended": job["ended"] if state == "done" else None,
                          "progress": {"done": p[0], "total": p[1], "started": p[2]} if p else None})
         e = estimate(jobs, trace["started"], s["t"])
@@ -100,10 +107,38 @@ def score(trace: dict, marks=(0.10, 0.25, 0.50, 0.75, 0.90)) -> list[dict]:
     return out
 
 
+def compact(trace: dict, every: float = 5.0) -> dict:
+    """A smaller trace for tests: job start times kept, one sample per `every` seconds."""
+    jobs = [dict(j) for j in trace["jobs"]]
+    for s in trace["samples"]:
+        for i, c in enumerate(s["states"]):
+            if c == "r" and not jobs[i].get("started"):
+                jobs[i]["started"] = s["t"]
+    for j in jobs:
+        spec = j["spec"]
+        data = spec.get("data") or {}
+        spec["data"] = {k: data.get(k) for k in ("name", "num_samples", "train_subset", "test_subset")}
+        if "schedule" in spec:
+            spec["schedule"] = {k: spec["schedule"].get(k)
+                                for k in ("batch_size", "epochs", "iterations", "sam_rho")}
+    samples, last = [], -1e9
+    for s in trace["samples"]:
+        if s["t"] - last >= every:
+            groups: dict[tuple, list[str]] = {}
+            for i, p in s["progress"].items():
+                groups.setdefault(tuple(p), []).append(i)
+            progress = {",".join(idx): list(p) for p, idx in groups.items()}  # members share one
+            samples.append({"t": round(s["t"], 2), "states": s["states"], "progress": progress})
+            last = s["t"]
+    return dict(trace, jobs=jobs, samples=samples)
+
+
 def main(argv: list[str]) -> None:
     if argv[:1] == ["record"]:
         store = argv[argv.index("--store") + 1] if "--store" in argv else None
         record(argv[1], Path(argv[2]), store)
+    elif argv[:1] == ["compact"]:
+        Path(argv[2]).write_text(json.dumps(compact(json.loads(Path(argv[1]).read_text()))))
     elif argv[:1] == ["score"]:
         trace = json.loads(Path(argv[1]).read_text())
         total = trace["ended"] - trace["started"]

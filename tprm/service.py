@@ -381,7 +381,8 @@ class Service:
                     out["jobs"].append({"hash": h, "recipe": name, "kind": j["kind"],
                                         "label": j.get("label"), "state": j["state"],
                                         "error": j.get("error"), "progress": progress.get(h),
-                                        "ended": j.get("ended"), "work": work.get(h, 1.0)})
+                                        "started": j.get("started"), "ended": j.get("ended"),
+                                        "work": work.get(h, 1.0)})
             out["recipes"][name]["eta"] = self._eta(name, runs, [
                 dict(all_jobs.get(h, {}), work=work.get(h, 1.0), progress=progress.get(h))
                 for h in hashes])

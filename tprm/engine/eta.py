@@ -94,8 +94,8 @@ def duration(seconds: float) -> str:
 def estimate(jobs: list[dict], started: float, now: float) -> Eta:
     """ETA of one run from its jobs' records.
 
-    Each job: `work` (model-steps), `state`, `ended` (when it finished, for done/failed/diverged
-    jobs) and, while running, `progress` {"done", "total", "started"} of its group (shared by the
+    Each job: `work` (model-steps), `state`, `started` and `ended` (when it was claimed and when it
+    finished, for done/failed/diverged jobs) and, while running, `progress` {"done", "total", "started"} of its group (shared by the
     group's members; the group's share is spread over them by work).
     """
     total = sum(j["work"] for j in jobs) or 1.0
@@ -110,8 +110,10 @@ def estimate(jobs: list[dict], started: float, now: float) -> Eta:
                 before += work
                 continue
             done_now += work
+            begun = ended if j.get("started") is None else j["started"]  # spread over its run time
             if ended >= window_start:
-                in_window += work
+                ran = ended - max(begun, started)
+                in_window += work if ran <= 0 else work * min(1.0, (ended - window_start) / ran)
         elif state == "running" and j.get("progress"):
             p = j["progress"]
             share = work * min(1.0, p["done"] / p["total"]) if p.get("total") else 0.0

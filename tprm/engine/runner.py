@@ -210,8 +210,6 @@ class Runner:
                     time.sleep(1.0)  # another runner holds what we wait for
                     continue
                 done, _ = wait(list(running), timeout=0.5, return_when=FIRST_COMPLETED)
-                if self.display:
-                    self.display(self._snapshot(progress_dir, started))
                 for fut in done:
                     group = running.pop(fut)
                     results = self._collect(fut, group)
@@ -234,6 +232,8 @@ class Runner:
                     self.store.finish_many(finishes)
                     with self._lock:
                         self._held.difference_update(j.hash for j in group)
+                if self.display:  # after recording: a finished group's progress file is gone
+                    self.display(self._snapshot(progress_dir, started))
         except KeyboardInterrupt:
             cancel_path.touch()
             for fut, group in running.items():
