@@ -31,7 +31,7 @@ from tprm.tui.screens.plot import PlotScreen
 from tprm.tui.screens.prompt import PromptModal
 from tprm.tui.screens.results import ResultsScreen
 from tprm.tui.screens.runs import RunsScreen
-from tprm.tui.viewmodel import EtaEstimator, filter_rows, sort_rows
+from tprm.tui.viewmodel import filter_rows, sort_rows
 from tprm.tui.widgets.case_panel import CasePanel
 
 SIZE = (80, 24)
@@ -343,8 +343,8 @@ async def test_help_palette_and_errors(finished) -> None:
         assert app.is_running
 
 
-def test_filter_sort_and_eta_rules() -> None:
-    """The filter language (free text, column aliases, comparisons), sort order and the ETA estimate."""
+def test_filter_and_sort_rules() -> None:
+    """The filter language (free text, column aliases, comparisons), sort order."""
     rows = [{"temperature": 16, "density": 0.1, "state": "done", "regime": "I", "mc": -0.2},
             {"temperature": 4, "density": 0.8, "state": "done", "regime": "II-B", "mc": 0.0},
             {"temperature": 8, "density": 0.1, "state": "missing", "regime": None, "mc": None}]
@@ -354,9 +354,3 @@ def test_filter_sort_and_eta_rules() -> None:
     assert [r["temperature"] for r in sort_rows(rows, "mc")] == [16, 4, 8]  # missing last, either way
     assert [r["temperature"] for r in sort_rows(rows, "mc", reverse=True)] == [4, 16, 8]
 
-    eta = EtaEstimator()
-    assert eta.update(0.0, 0.0) is None  # one sample says nothing
-    assert eta.update(10.0, 0.25) == pytest.approx(30.0)
-    assert eta.update(20.0, 0.5) == pytest.approx(20.0)
-    assert eta.update(21.0, 0.1) is None  # progress went back: a new run, start over
-    assert eta.update(30.0, 1.0) == 0.0

@@ -15,12 +15,14 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from tprm.cli_help import plain_help
 from tprm.service import BadInput, Service, TprmError
 
+plain_help()  # no `<bool>` after flags, RECIPE (not `{recipe}`) in usage lines
 app = typer.Typer(help="tprm: experiments on the three-regime model of network pruning. Exit codes: "
                        "0 ok (diverged jobs are a result, reported by a warning), 1 a job failed or "
                        "the run was cancelled, 2 bad input, 130 interrupted.",
-                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+                  no_args_is_help=True, add_completion=True, pretty_exceptions_enable=False)
 recipes_app = typer.Typer(help="Browse, check and create recipes.", no_args_is_help=True)
 store_app = typer.Typer(help="Maintain the store.", no_args_is_help=True)
 case_app = typer.Typer(help="The three case studies.", no_args_is_help=True)
@@ -110,14 +112,14 @@ def recipes_new(name: Annotated[str, typer.Argument(help="Name of the new recipe
 
 # -- running -------------------------------------------------------------------------------------
 class RunDisplay:
-    """Rich progress: an overall bar with ETA plus one bar per running (fused) job group."""
+    """Rich progress: an overall bar (share of the work in model-steps, ETA from the measured
+    throughput, see tprm.engine.eta) plus one bar per running (fused) job group."""
 
     def __init__(self, console: Console):
-        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                                   TimeElapsedColumn, TimeRemainingColumn)
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
         self.progress = Progress(TextColumn("{task.description}"), BarColumn(),
-                                 MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
+                                 TextColumn("{task.fields[right]}"), TimeElapsedColumn(),
                                  console=console, transient=False)
         self.overall = None
         self.groups: dict[str, int] = {}
@@ -132,17 +134,21 @@ class RunDisplay:
     def __call__(self, snap: dict) -> None:
         done = snap["counts"].get("done", 0)
         finished = done + sum(snap["counts"].get(s, 0) for s in ("failed", "diverged"))
+        eta = snap.get("eta") or {}
         if self.overall is None:
-            self.overall = self.progress.add_task(f"[bold]{escape(snap['recipe'])}[/]: jobs",
-                                                  total=snap["total"])
-        self.progress.update(self.overall, completed=finished)
+            self.overall = self.progress.add_task("", total=1000, right="")
+        self.progress.update(self.overall, completed=round(1000 * eta.get("fraction", 0.0)),
+                             description=f"[bold]{escape(snap['recipe'])}: jobs {finished}/{snap['total']}",
+                             right=f"ETA {eta.get('text', 'estimating')}")
         live = set()
         for g in snap["running"]:
             key = g["hashes"][0]
             live.add(key)
             if key not in self.groups:
-                self.groups[key] = self.progress.add_task("  " + escape(g["label"][:48]), total=g["total"])
-            self.progress.update(self.groups[key], completed=g["done"], total=g["total"])
+                self.groups[key] = self.progress.add_task("  " + escape(g["label"][:48]), total=g["total"],
+                                                          right="")
+            self.progress.update(self.groups[key], completed=g["done"], total=g["total"],
+                                 right=f"{g['done']}/{g['total']} steps")
         for key in list(self.groups):
             if key not in live:
                 self.progress.remove_task(self.groups.pop(key))
@@ -236,16 +242,27 @@ def status(recipe: Annotated[Optional[str], typer.Argument(help="Recipe name or 
 
 @app.command()
 def logs(recipe: RecipeArg, job: Annotated[Optional[str], typer.Argument(help="Job hash prefix or label.")] = None,
-         store: StoreOpt = None, follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new lines as they are written (Ctrl-C to stop).")] = False):
-    """The run log of a recipe, or one job's log."""
+         store: StoreOpt = None,
+         follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new lines until the run ends.")] = False):
+    """The run log of a recipe (its latest run), or one job's log; what exists so far while it runs."""
     svc = _svc(store)
     shown = 0
     while True:
         text = svc.logs(recipe, job)
+        if len(text) < shown:  # a new run (or job attempt) started a new log
+            shown = 0
         sys.stdout.write(text[shown:])
         sys.stdout.flush()
         shown = len(text)
         if not follow:
+            if not text:
+                err.print(f"no log yet for {recipe}" + (f" job {job}" if job else ""), markup=False)
+            return
+        runs = svc.status(recipe)["runs"]
+        if runs and runs[-1].get("state") != "running":
+            text = svc.logs(recipe, job)
+            sys.stdout.write(text[shown:] if len(text) >= shown else text)
+            sys.stdout.flush()
             return
         time.sleep(1.0)
 
@@ -287,17 +304,27 @@ def plot(recipe: RecipeArg, store: StoreOpt = None,
          metric: Annotated[str, typer.Option(help="test_error | normalized_error | mc | cka | regime | train_loss | ...")] = "regime",
          as_json: JsonOpt = False,
          table: Annotated[bool, typer.Option("--table/--no-table", help="Print the numbers under the plot.")] = True,
-         width: Annotated[int, typer.Option(min=40, max=400)] = 80,
-         height: Annotated[int, typer.Option(min=10, max=200)] = 20,
-         color: Annotated[bool, typer.Option("--color/--no-color")] = True,
+         width: Annotated[Optional[int], typer.Option(min=40, max=400, help="Columns (default: the terminal's, 80 when piped).")] = None,
+         height: Annotated[Optional[int], typer.Option(min=10, max=200, help="Lines of the map (default: the terminal's, 20 when piped).")] = None,
+         color: Annotated[bool, typer.Option("--color/--no-color", help="Coloured heat map in a terminal (NO_COLOR and TERM=dumb also turn it off).")] = True,
          page: Annotated[int, typer.Option(min=0, help="Page of a grid too large for the terminal.")] = 0):
-    """Plot a metric over the temperature x density plane in the terminal."""
+    """Plot a metric over the temperature x density plane: a coloured heat map in a terminal,
+    plain text when piped."""
     svc = _svc(store)
     if as_json:
         _json(svc.grid_json(recipe, metric))
         return
+    tty = sys.stdout.isatty()
+    depth = "none"
+    if color and tty:
+        from tprm.analysis.colors import depth_of
+
+        depth = "none" if out.no_color else depth_of(out.color_system)  # NO_COLOR, TERM=dumb
+    size = out.size if tty else None
+    width = width or (min(size.width, 400) if size else 80)
+    height = height or (max(10, min(size.height - 2, 200)) if size else 20)
     sys.stdout.write(svc.plot(recipe, metric, width=width, height=height, table=table,
-                              color=color and sys.stdout.isatty(), page=page) + "\n")
+                              color=depth != "none", page=page, depth=depth) + "\n")
 
 
 # -- reports and comparisons ---------------------------------------------------------------------
@@ -346,7 +373,24 @@ def _report(report: dict, as_json: bool) -> None:
     if as_json:
         _json({k: v for k, v in report.items() if k != "text"})
     else:
-        sys.stdout.write(report["text"].rstrip() + "\n")
+        width = out.size.width if sys.stdout.isatty() else 80
+        sys.stdout.write(wrap_lines(report["text"].rstrip(), width) + "\n")
+
+
+def wrap_lines(text: str, width: int) -> str:
+    """Lines longer than ``width`` broken at spaces, continuations indented under their line
+    (case reports: the terminal's width, 80 columns when piped)."""
+    import textwrap
+
+    lines = []
+    for line in text.splitlines():
+        if len(line) <= width:
+            lines.append(line)
+            continue
+        indent = " " * (len(line) - len(line.lstrip()))
+        lines += textwrap.wrap(line, width=width, subsequent_indent=indent + "  ",
+                               break_long_words=False, break_on_hyphens=False) or [line]
+    return "\n".join(lines)
 
 
 @case_app.command("direction")
@@ -365,7 +409,7 @@ def case_direction(recipe: RecipeArg, store: StoreOpt = None,
 
 
 @case_app.command("select")
-def case_select(recipe: RecipeArg, density: Annotated[float, typer.Option("--density", "-d")],
+def case_select(recipe: RecipeArg, density: Annotated[float, typer.Option("--density", "-d", help="Target density: fraction (0.1) or percent (10).")],
                 store: StoreOpt = None, as_json: JsonOpt = False):
     """Case 2: which dense model of a family to prune at a target density."""
     svc = _svc(store)
@@ -375,7 +419,7 @@ def case_select(recipe: RecipeArg, density: Annotated[float, typer.Option("--den
 
 
 @case_app.command("sam")
-def case_sam(recipe: RecipeArg, density: Annotated[float, typer.Option("--density", "-d")],
+def case_sam(recipe: RecipeArg, density: Annotated[float, typer.Option("--density", "-d", help="Target density: fraction (0.1) or percent (10).")],
              rho: Annotated[float, typer.Option("--rho", help="Starting SAM rho.")],
              store: StoreOpt = None, as_json: JsonOpt = False):
     """Case 3: tune SAM's rho for pruning by walking the regimes."""
@@ -541,7 +585,7 @@ def main() -> None:
 
     warnings.showwarning = _show_warning  # one line per warning (e.g. a skipped store record)
     try:
-        app()  # Typer's standalone mode: usage errors exit 2, typer.Exit carries its code
+        app(prog_name="tprm")  # standalone mode: usage errors exit 2; `tprm` names the completion
     except TprmError as exc:
         err.print(f"error: {exc}", markup=False)
         sys.exit(exc.exit_code)

@@ -47,6 +47,32 @@ class DataNotFetched(BadInput):
         self.dataset = dataset
 
 
+# The columns of a results row, in the order the TUI table, its export and `tprm results --csv` use.
+RESULT_COLUMNS: tuple[str, ...] = (
+    "temperature", "density", "dense_seed", "state", "regime", "test_error", "spread",
+    "normalized_error", "mc", "cka", "train_loss", "dense_test_error",
+)
+CSV_DIGITS = 6  # decimals kept in CSV (0.46599999999999997 -> 0.466)
+
+
+def rows_csv(rows, columns: tuple[str, ...] = RESULT_COLUMNS) -> str:
+    """Result rows as CSV text: floats rounded to CSV_DIGITS decimals, blanks for missing values.
+    The one CSV writer of results (TUI export and `tprm results --csv`)."""
+    def cell(value):
+        if value is None:
+            return ""
+        if isinstance(value, float):
+            return repr(round(value, CSV_DIGITS)) if value == value else "nan"
+        return value
+
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(columns)
+    for row in rows:
+        w.writerow([cell(row.get(c)) for c in columns])
+    return buf.getvalue()
+
+
 def _bad_input(exc: Exception) -> BadInput:
     return BadInput(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
 
@@ -437,6 +463,7 @@ class Service:
                 state = "skipped" if h in skipped else all_jobs.get(h, {}).get("state", "new")
                 counts[state] = counts.get(state, 0) + 1
             out["recipes"][name] = {"hash": rec.get("hash"), "total": len(hashes), "counts": counts}
+            work = self._job_work(recipe if names else None, rec)
             for h in hashes:
                 j = all_jobs.get(h)
                 if j is not None:
@@ -444,8 +471,37 @@ class Service:
                                         "label": j.get("label"),
                                         "state": "skipped" if h in skipped else j["state"],
                                         "reason": "parent diverged" if h in skipped else None,
-                                        "error": j.get("error"), "progress": progress.get(h)})
+                                        "error": j.get("error"), "progress": progress.get(h),
+                                        "started": j.get("started"), "ended": j.get("ended"),
+                                        "work": work.get(h, 1.0)})
+            out["recipes"][name]["eta"] = self._eta(name, runs, [
+                dict(all_jobs.get(h, {}), work=work.get(h, 1.0), progress=progress.get(h))
+                for h in hashes])
         return out
+
+    def _job_work(self, recipe, rec: dict) -> dict[str, float]:
+        """Model-steps of each job of a recipe's plan (see tprm.engine.eta)."""
+        from tprm.engine.eta import job_work
+        from tprm.engine.recipe import parse_recipe
+
+        try:
+            r = self.load_recipe(recipe) if recipe is not None else parse_recipe(
+                rec["yaml"], rec.get("path") or rec["name"])
+            plan = self.plan(r, compute_identity=False)
+        except (TprmError, *_input_errors(), KeyError):
+            return {}
+        return {h: job_work(j.kind, j.spec) for h, j in plan.jobs.items()}
+
+    @staticmethod
+    def _eta(name: str, runs: list[dict], jobs: list[dict]) -> dict | None:
+        """ETA of the recipe's running run: {"fraction", "seconds" (None: estimating), "text"}."""
+        from tprm.engine.eta import estimate
+
+        live = [r for r in runs if r.get("recipe_name") == name and r.get("state") == "running"]
+        if not live:
+            return None
+        e = estimate(jobs, live[-1]["started"], time.time())
+        return {"fraction": e.fraction, "seconds": e.seconds, "rate": e.rate, "text": e.text}
 
     def _status_hashes(self, recipe, rec: dict, all_jobs: dict) -> list[str]:
         """A recipe's jobs: its plan (the file as it is now, else the text stored at its last
@@ -552,15 +608,31 @@ class Service:
         return [dict(r, regime=None if r["state"] == "failed" else classify_records(r, settings)["regime"])
                 for r in self.results(recipe)]
 
+    def result_rows(self, recipe) -> dict:
+        """{"rows", "note"}: one row per cell record under RESULT_COLUMNS, with its dense seed's
+        regime, the spread (max - min) of its retrain seeds' test errors and its cell's
+        normalized error; `note` says why a column is empty (e.g. no test errors yet)."""
+        records = self.results_table(recipe)
+        note, norm = None, None
+        try:
+            norm = self.grid(recipe, "normalized_error", cells=records)
+        except (TprmError, ValueError, KeyError) as exc:
+            note = f"no normalized error: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+        rows = []
+        for rec in records:
+            seeds = [e for e in rec.get("test_error_seeds") or [] if isinstance(e, (int, float))]
+            row = {c: rec.get(c) for c in RESULT_COLUMNS}
+            row["spread"] = (max(seeds) - min(seeds)) if len(seeds) > 1 else None
+            if row.get("normalized_error") is None and norm is not None:
+                try:
+                    row["normalized_error"] = norm.at(rec["temperature"], rec["density"])
+                except KeyError:
+                    pass
+            rows.append(row)
+        return {"rows": rows, "note": note}
+
     def results_csv(self, recipe) -> str:
-        cols = ["temperature", "density", "dense_seed", "state", "test_error", "train_loss",
-                "mc", "cka", "regime", "dense_test_error"]
-        buf = io.StringIO()
-        w = csv.writer(buf)
-        w.writerow(cols)
-        for r in self.results_table(recipe):
-            w.writerow(["" if r.get(c) is None else r.get(c) for c in cols])
-        return buf.getvalue()
+        return rows_csv(self.result_rows(recipe)["rows"])
 
     # -- analysis ------------------------------------------------------------------------------
     def regime_settings(self, recipe):
@@ -627,12 +699,14 @@ class Service:
         return asdict(g)
 
     def plot(self, recipe, metric: str = "regime", width: int = 80, height: int = 20,
-             table: bool = True, color: bool = True, page: int = 0) -> str:
-        """The metric over the temperature x density plane as terminal text (plus its numbers)."""
+             table: bool = True, color: bool = True, page: int = 0, depth: str | None = None) -> str:
+        """The metric over the temperature x density plane as terminal text (plus its numbers).
+
+        ``depth`` "truecolor" | "256" | "16" draws a heat map of coloured blocks; "none" plain text."""
         from tprm.analysis.plots import render_grid, render_table
 
         g = self.grid(recipe, metric)
-        text = render_grid(g, width=width, height=height, color=color, page=page)
+        text = render_grid(g, width=width, height=height, color=color, page=page, depth=depth)
         if table:
             text += "\n" + render_table(g, width=width)
         return text

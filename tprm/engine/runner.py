@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Callable
 
 from tprm.engine.artifacts import Artifacts
+from tprm.engine.eta import estimate, job_work
 from tprm.engine.executors.local import execute_group
 from tprm.engine.plan import Job, Plan, skipped_jobs
 from tprm.engine.store import Store
@@ -75,6 +76,7 @@ class Runner:
         self._retry: set[str] = set()
         self._lock = threading.Lock()
         self._stop = threading.Event()
+        self._work: dict[str, float] | None = None
 
     # -- helpers -------------------------------------------------------------------------------
     def _ready_groups(self, states: dict[str, dict]) -> list[list[Job]]:
@@ -113,8 +115,14 @@ class Runner:
                 running.append(json.loads(f.read_text()))
             except (OSError, ValueError):
                 continue
+        progress = {h: g for g in running for h in g.get("hashes", [])}
+        if self._work is None:
+            self._work = {h: job_work(j.kind, j.spec) for h, j in self.plan.jobs.items()}
+        eta = estimate([dict(states.get(h, {}), work=w, progress=progress.get(h))
+                        for h, w in self._work.items()], started, time.time())
         return {"recipe": self.recipe_name, "total": len(self.plan.jobs), "counts": dict(counts),
-                "running": running, "elapsed": time.time() - started}
+                "running": running, "elapsed": time.time() - started,
+                "eta": {"fraction": eta.fraction, "seconds": eta.seconds, "text": eta.text}}
 
     def _log_job(self, job: Job, res: dict) -> None:
         path = self.artifacts.log_path(job.hash)
@@ -128,6 +136,16 @@ class Runner:
                 fh.write(f"  error: {res['error']}\n")
             if res.get("traceback"):
                 fh.write(res["traceback"] + "\n")
+
+    def _log_run(self, text: str) -> None:
+        """One timestamped line in the run log (written as the run goes, so it can be followed)."""
+        if not self.log_path:
+            return
+        try:
+            with open(self.log_path, "a") as fh:
+                fh.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {text}\n")
+        except OSError:
+            pass  # a full disk must not fail the run; the job logs and the store still hold it
 
     # -- main loop -----------------------------------------------------------------------------
     def run(self) -> RunSummary:
@@ -146,6 +164,11 @@ class Runner:
         run_dir = self.store.root / "runs" / run_id
         progress_dir = run_dir / "progress"
         progress_dir.mkdir(parents=True, exist_ok=True)
+        if not self.log_path:  # every run has a log: its own file when no --log was given
+            self.log_path = str(run_dir / "run.log")
+            self.store.update_run(run_id, log=self.log_path)
+        self._log_run(f"run {run_id} of {self.recipe_name}: {len(self.plan.jobs)} jobs, "
+                      f"pid {os.getpid()} on {host}")
         cancel_path = run_dir / "cancel"
         ctx = {"store_root": str(self.store.root), "device": self.device, "fuse": self.fuse,
                "progress_dir": str(progress_dir), "cancel_path": str(cancel_path)}
@@ -188,20 +211,23 @@ class Runner:
                         fut = pool.submit(execute_group, gctx, group[0].kind,
                                           [self._record(j) for j in group])
                         running[fut] = group
+                        self._log_run(f"start {group[0].kind} x{len(group)}: "
+                                      f"{', '.join(j.label for j in group[:3])}"
+                                      f"{' ...' if len(group) > 3 else ''}")
                 if not running:
                     if self._blocked(states) or stop_claiming:
                         break
                     time.sleep(1.0)  # another runner holds what we wait for
                     continue
                 done, _ = wait(list(running), timeout=0.5, return_when=FIRST_COMPLETED)
-                if self.display:
-                    self.display(self._snapshot(progress_dir, started))
                 for fut in done:
                     group = running.pop(fut)
                     results = self._collect(fut, group)
                     finishes = []
                     for job, res in zip(group, results):
                         self._log_job(job, res)
+                        self._log_run(f"{res['state']} {job.label}"
+                                      + (f": {res['error']}" if res.get("error") else ""))
                         finishes.append({"hash": job.hash, "owner": owner,
                                          "state": res["state"], "result": res.get("result"),
                                          "error": res.get("error"),
@@ -217,6 +243,8 @@ class Runner:
                     self.store.finish_many(finishes)
                     with self._lock:
                         self._held.difference_update(j.hash for j in group)
+                if self.display:  # after recording: a finished group's progress file is gone
+                    self.display(self._snapshot(progress_dir, started))
         except KeyboardInterrupt:
             cancel_path.touch()
             for fut, group in running.items():
@@ -245,6 +273,9 @@ class Runner:
                     summary.state = "failed"
             self.store.update_run(run_id, state=summary.state, ended=time.time(),
                                   counts=summary.counts)
+            self._log_run(f"run {run_id}: {summary.state} ("
+                          + ", ".join(f"{k} {v}" for k, v in sorted(summary.counts.items()))
+                          + f"; executed {summary.executed})")
             if self.display:
                 self.display(self._snapshot(progress_dir, started))
         return summary

@@ -6,7 +6,6 @@ the screens use, and the logic can be tested without a terminal.
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import re
@@ -14,6 +13,8 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+from tprm.service import RESULT_COLUMNS, rows_csv  # one column list, one CSV writer (CLI and TUI)
 
 # Metrics offered by the phase-plot selector, in menu order (names as the service's grid/plot take them).
 PLOT_METRICS: tuple[str, ...] = (
@@ -29,10 +30,6 @@ STATE_ORDER = {"running": 0, "stale": 1, "failed": 2, "diverged": 3, "queued": 4
 FINISHED_STATES = frozenset({"done", "diverged", "failed"})
 ACTIVE_RUN_STATES = frozenset({"running"})
 
-RESULT_COLUMNS: tuple[str, ...] = (
-    "temperature", "density", "dense_seed", "state", "regime", "test_error", "spread",
-    "normalized_error", "mc", "cka", "train_loss", "dense_test_error",
-)
 # Short headers so the results table fits an 80-column terminal.
 RESULT_HEADERS = {
     "temperature": "T", "density": "dens", "dense_seed": "seed", "state": "state",
@@ -67,20 +64,6 @@ def fmt_value(value: Any) -> str:
     if isinstance(value, float) and value == int(value) and abs(value) < 1e6:
         return str(int(value)) if abs(value) >= 1 else repr(value)
     return str(value)
-
-
-def fmt_duration(seconds: float | None) -> str:
-    """Seconds as '1h02m', '3m05s', '12s'; '-' when unknown."""
-    if seconds is None or seconds < 0 or math.isinf(seconds) or math.isnan(seconds):
-        return "-"
-    seconds = int(round(seconds))
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{hours}h{minutes:02d}m"
-    if minutes:
-        return f"{minutes}m{secs:02d}s"
-    return f"{secs}s"
 
 
 def one_line(exc: BaseException | str) -> str:
@@ -156,30 +139,6 @@ def state_counts(jobs: Iterable[Mapping[str, Any]]) -> dict[str, int]:
     return dict(sorted(counts.items(), key=lambda kv: STATE_ORDER.get(kv[0], 9)))
 
 
-class EtaEstimator:
-    """Estimates time left from successive (time, fraction) samples of one run.
-
-    Uses the rate over the samples seen since the fraction last moved backwards (a new run),
-    so it needs two polls before it says anything.
-    """
-
-    def __init__(self) -> None:
-        self._samples: list[tuple[float, float]] = []
-
-    def update(self, now: float, fraction: float) -> float | None:
-        """Record a sample; return the estimated seconds left, or None when unknown."""
-        if self._samples and fraction < self._samples[-1][1]:
-            self._samples.clear()
-        self._samples.append((now, fraction))
-        self._samples = self._samples[-120:]
-        if fraction >= 1.0:
-            return 0.0
-        (t0, f0), (t1, f1) = self._samples[0], self._samples[-1]
-        if t1 <= t0 or f1 <= f0:
-            return None
-        return (1.0 - f1) * (t1 - t0) / (f1 - f0)
-
-
 def run_name(run: Mapping[str, Any]) -> str:
     """The recipe name of a run record."""
     return str(run.get("recipe_name") or run.get("recipe") or "?")
@@ -239,27 +198,6 @@ def group_records(records: Sequence[Mapping[str, Any]]) -> dict[tuple[float, flo
     for rec in records:
         groups[(float(rec["temperature"]), float(rec["density"]))].append(rec)
     return dict(groups)
-
-
-def result_rows(records: Sequence[Mapping[str, Any]], regimes: Mapping[tuple[float, float], str] | None = None,
-                normalized: Mapping[tuple[float, float], float] | None = None) -> list[dict[str, Any]]:
-    """One display row per cell record: raw values (for sort/filter/export) under RESULT_COLUMNS.
-
-    `regimes` and `normalized` are per-(temperature, density) lookups from the service's regime map
-    and normalized-error grid (see grid_lookup); the spread is max-min over retrain seeds.
-    """
-    regimes, normalized = regimes or {}, normalized or {}
-    rows = []
-    for rec in records:
-        seeds = [e for e in rec.get("test_error_seeds") or [] if isinstance(e, (int, float))]
-        row = {col: rec.get(col) for col in RESULT_COLUMNS}
-        row["spread"] = (max(seeds) - min(seeds)) if len(seeds) > 1 else None
-        key = (float(rec["temperature"]), float(rec["density"]))
-        row["regime"] = rec.get("regime") or regimes.get(key)
-        if row.get("normalized_error") is None:
-            row["normalized_error"] = normalized.get(key)
-        rows.append(row)
-    return rows
 
 
 def display_cells(row: Mapping[str, Any]) -> tuple[str, ...]:
@@ -365,11 +303,7 @@ def export_rows(rows: Sequence[Mapping[str, Any]], path: str | Path) -> Path:
     if suffix == ".json":
         target.write_text(json.dumps(list(rows), indent=1, default=str) + "\n")
     else:
-        with target.open("w", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=list(RESULT_COLUMNS), extrasaction="ignore")
-            writer.writeheader()
-            for row in rows:
-                writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in RESULT_COLUMNS})
+        target.write_text(rows_csv(rows))
     return target.resolve()
 
 

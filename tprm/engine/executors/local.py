@@ -65,6 +65,27 @@ class Progress:
             os.replace(tmp, self.path)
 
 
+class JobLogs:
+    """Appends timestamped lines to each job's log file as the job runs (start, every epoch's
+    loss and error), so `tprm logs` and the TUI show a running job, not only a finished one."""
+
+    def __init__(self, artifacts: Artifacts | None, jobs: list[dict]):
+        self.paths = [artifacts.log_path(j["hash"]) for j in jobs] if artifacts else []
+        self.labels = [j["label"] for j in jobs]
+
+    def write(self, k: int, text: str) -> None:
+        if k < len(self.paths):
+            with open(self.paths[k], "a") as fh:
+                fh.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {text}\n")
+
+    def epoch(self, k: int, row: dict) -> None:
+        def f(key: str) -> str:
+            v = row.get(key)
+            return "-" if v is None else f"{v:.4f}"
+        self.write(k, f"epoch {row['epoch']}: train_loss {f('train_loss')} train_error "
+                      f"{f('train_error')} test_loss {f('test_loss')} test_error {f('test_error')}")
+
+
 _DATA_CACHE: dict = {}
 
 
@@ -130,7 +151,7 @@ def _run_dense(jobs, ctx, progress):
     checkpoints = sorted({e for e in spec0["checkpoints"] if e > 0})
     results = train(models, data, [_schedule(j["spec"]["schedule"]) for j in jobs],
                     [j["spec"]["seed"] for j in jobs], checkpoint_epochs=checkpoints,
-                    fuse=ctx["fuse"], progress=progress)
+                    fuse=ctx["fuse"], progress=progress, on_epoch=ctx["logs"].epoch)
     out = []
     for job, res in zip(jobs, results):
         states = {int(e): _cpu(s) for e, s in res.checkpoints.items()}
@@ -198,7 +219,8 @@ def _run_retrain(jobs, ctx, progress):
         models.append(model)
         masks.append({k: v.to(ctx["device"]) for k, v in pruned["masks"].items()})
     results = train(models, data, [_schedule(j["spec"]["schedule"]) for j in jobs],
-                    [j["spec"]["seed"] for j in jobs], masks, fuse=ctx["fuse"], progress=progress)
+                    [j["spec"]["seed"] for j in jobs], masks, fuse=ctx["fuse"], progress=progress,
+                    on_epoch=ctx["logs"].epoch)
     out = []
     for job, model, res in zip(jobs, models, results):
         ctx["artifacts"].save(job["hash"], "model", _cpu(res.state))
@@ -312,6 +334,10 @@ def execute_group(ctx: dict, kind: str, jobs: list[dict]) -> list[dict]:
     progress = Progress(Path(ctx["progress_dir"]) / f"{hashes[0]}.json" if ctx.get("progress_dir")
                         else None, Path(ctx["cancel_path"]) if ctx.get("cancel_path") else None,
                         f"{kind} x{len(jobs)}: {jobs[0]['label']}", hashes)
+    worker["logs"] = logs = JobLogs(worker["artifacts"], jobs)
+    for k in range(len(jobs)):
+        logs.write(k, f"{jobs[k]['label']}: started on {worker['device']} (group of {len(jobs)} "
+                      f"{kind} job(s))")
     started = time.time()
     try:
         results = RUNNERS[kind](jobs, worker, progress)

@@ -14,8 +14,8 @@ from tprm.tui.screens.base import TaskScreen
 from tprm.tui.screens.confirm import ConfirmModal
 from tprm.tui.screens.prompt import PromptModal
 from tprm.tui.viewmodel import (
-    RESULT_COLUMNS, RESULT_HEADERS, display_cells, export_rows, filter_error, filter_rows, grid_lookup, one_line,
-    result_rows, sort_rows,
+    RESULT_COLUMNS, RESULT_HEADERS, display_cells, export_rows, filter_error, filter_rows,
+    sort_rows,
 )
 from tprm.tui.widgets.tables import ListTable
 
@@ -26,13 +26,8 @@ def fetch_results(svc: Any, recipe: str) -> tuple[list[dict[str, Any]], str | No
     Each row carries its own dense seed's regime (svc.results_table) and its cell's normalized
     error (the service's normalized_error grid built from the same records).
     """
-    records = svc.results_table(recipe)
-    note = None
-    try:
-        normalized = grid_lookup(svc.grid(recipe, "normalized_error", cells=records))
-    except Exception as exc:  # e.g. no test errors yet: the table is still useful without it
-        normalized, note = {}, f"no normalized error: {one_line(exc)}"
-    return result_rows(records, None, normalized), note
+    data = svc.result_rows(recipe)  # the same rows `tprm results --csv` writes
+    return data["rows"], data["note"]
 
 
 class ResultsScreen(TaskScreen):

@@ -15,7 +15,7 @@ from textual.widgets import DataTable, Log, ProgressBar, Static
 from tprm.tui.screens.base import TaskScreen
 from tprm.tui.screens.confirm import ConfirmModal
 from tprm.tui.viewmodel import (
-    EtaEstimator, active_runs, fmt_duration, job_rows, latest_run, one_line, overall_progress, run_summary,
+    active_runs, job_rows, latest_run, one_line, overall_progress, run_summary,
     state_counts,
 )
 from tprm.tui.widgets.tables import ListTable
@@ -42,7 +42,6 @@ class RunsScreen(TaskScreen):
         self._rows: dict[str, tuple[str, ...]] = {}
         self._log_job: str | None = None
         self._log_text: str | None = None
-        self._eta = EtaEstimator()
         self._log_key: tuple[Any, ...] | None = None
         self._next_poll = 0.0
         self.last_status: dict[str, Any] = {}
@@ -77,7 +76,6 @@ class RunsScreen(TaskScreen):
     def _recipe_changed(self, recipe: str | None) -> None:
         self._rows.clear()
         self._log_job, self._log_text, self._log_key = None, None, None
-        self._eta = EtaEstimator()
         if self.is_mounted:
             self.query_one("#job-table", DataTable).clear()
         super()._recipe_changed(recipe)
@@ -142,9 +140,12 @@ class RunsScreen(TaskScreen):
         bar = self.query_one("#run-progress", ProgressBar)
         bar.update(total=1, progress=fraction)
         running = bool(active_runs({"runs": [run] if run else []}))
-        eta = self._eta.update(time.monotonic(), fraction) if running else None
+        eta = (status.get("recipes") or {}).get(recipe, {}).get("eta") if running else None
+        if eta:  # measured throughput in model-steps (tprm.engine.eta), not job counts
+            bar.update(total=1, progress=eta["fraction"])
         counts = " ".join(f"{n} {s}" for s, n in state_counts(jobs).items())
-        eta_text = f"ETA {fmt_duration(eta)}" if running else ("finished" if total and done == total else "idle")
+        eta_text = (f"ETA {eta['text'] if eta else 'estimating'}" if running
+                    else ("finished" if total and done == total else "idle"))
         self.query_one("#run-eta", Static).update(f"{done}/{total} jobs  {eta_text}  {counts}".strip())
         self._update_table(jobs)
         if log is not None:
@@ -206,7 +207,6 @@ class RunsScreen(TaskScreen):
             return
 
         def started(info: dict[str, Any]) -> None:
-            self._eta = EtaEstimator()
             self.app.notify(f"{recipe}: run started (pid {info.get('pid', '?')}); detached, so it keeps "
                             "running if you quit the UI or lose SSH.", title="Run started", timeout=8)
             self.action_poll()
