@@ -131,7 +131,7 @@ def test_alias_anywhere_names_its_field_and_line():
 
 def test_recipes_new_refuses_a_path_traversal_name(tmp_path, capsys, monkeypatch):
     work = tmp_path / "a" / "b" / "c"
-    work.mkdir(parents=True)
+    (work / "recipes").mkdir(parents=True)  # ./recipes exists: new recipes are written there
     monkeypatch.chdir(work)
     for name in ("x #/../../../evil2", "../evil", "x/../../evil", "Evil", "a b"):
         code, _, err = call(capsys, monkeypatch, "recipes", "new", name, "--store", str(tmp_path / "s"))
