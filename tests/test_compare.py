@@ -62,6 +62,8 @@ def write_results(svc: Service, name: str, values) -> None:
         for h in cell.retrains:
             results[h] = {"test_error": v["test_error"], "train_loss": 0.1, "train_error": 0.01,
                           "test_loss": 0.5}
+        for h in cell.hessians:
+            results[h] = {"hessian_trace": 10.0 * cell.density, "hessian_top": 2.0}
         results[cell.pairs] = {"mc": v["mc"], "mc_pairs": [v["mc"]], "mc_loss": v["mc"], "endpoint_gap": 0.0,
                                "cka": v["cka"], "cka_pairs": [v["cka"]], "cka_logits": v["cka"]}
     prov = {"device": "cpu", "host": "test", "group_size": 1, "group_wall_s": 1.5}

@@ -204,3 +204,20 @@ async def test_plot_report_key_writes_the_folder(tiny) -> None:
         assert path == str(work / "reports" / "tiny" / "report.md")
         assert (work / "reports" / "tiny" / "regimes.png").exists()
         assert "report:" in str(app.screen.query_one("#plot-note", Static).render())
+
+
+def test_hessian_figures_when_measured(tmp_path, monkeypatch) -> None:
+    """A store whose recipe measured Hessians gets their heat maps and tables; values as recorded."""
+    from test_compare import make_store, recipe_text, value_a
+
+    monkeypatch.chdir(tmp_path)
+    text = recipe_text("hess") + "metrics: {hessian: {enabled: true}}\n"
+    svc = make_store(tmp_path / "store", {"hess": (text, value_a)})
+    info = svc.report("hess", tmp_path / "out")
+    names = {p.rsplit("/", 1)[1] for p in info["files"]}
+    assert {"hessian_trace.png", "hessian_trace.svg", "hessian_top.png", "hessian_top.svg"} <= names
+    report = (tmp_path / "out" / "report.md").read_text()
+    table = _md_table(report, "### Hessian trace")
+    assert table[("20%", "4")] == "2.0000 (1)" and table[("80%", "1")] == "8.0000 (1)"
+    svg = (tmp_path / "out" / "hessian_trace.svg").read_text()
+    assert len(re.findall(r'<g id="cell-\d+-\d+">', svg)) == 6
