@@ -46,8 +46,9 @@ def value_b(t: float, d: float) -> dict:
             "cka": 0.9 if t == 1 else 0.97}
 
 
-def write_results(svc: Service, name: str, values) -> None:
-    """Record every job of recipe `name` as done, with the cell values `values(T, density)`."""
+def write_results(svc: Service, name: str, values, unmeasured=()) -> None:
+    """Record every job of recipe `name` as done, with the cell values `values(T, density)`;
+    the pair-metric jobs of the (T, density) cells in `unmeasured` stay queued."""
     recipe = svc.load_recipe(name)
     plan = svc.plan(recipe)
     store = svc.store
@@ -62,11 +63,15 @@ def write_results(svc: Service, name: str, values) -> None:
         for h in cell.retrains:
             results[h] = {"test_error": v["test_error"], "train_loss": 0.1, "train_error": 0.01,
                           "test_loss": 0.5}
+        for h in cell.hessians:
+            results[h] = {"hessian_trace": 10.0 * cell.density, "hessian_top": 2.0}
         results[cell.pairs] = {"mc": v["mc"], "mc_pairs": [v["mc"]], "mc_loss": v["mc"], "endpoint_gap": 0.0,
                                "cka": v["cka"], "cka_pairs": [v["cka"]], "cka_logits": v["cka"]}
     prov = {"device": "cpu", "host": "test", "group_size": 1, "group_wall_s": 1.5}
+    skip = {c.pairs for c in plan.cells if (c.temperature, c.density) in set(unmeasured)}
     store.finish_many([{"hash": h, "owner": owner, "state": "done", "result": results[h], "provenance": prov}
-                       for h in plan.jobs if h in claimed])
+                       for h in plan.jobs if h in claimed and h not in skip])
+    store.release([h for h in skip if h in claimed], owner)
 
 
 def make_store(root, recipes: dict[str, tuple[str, object]]) -> Service:

@@ -204,3 +204,39 @@ async def test_plot_report_key_writes_the_folder(tiny) -> None:
         assert path == str(work / "reports" / "tiny" / "report.md")
         assert (work / "reports" / "tiny" / "regimes.png").exists()
         assert "report:" in str(app.screen.query_one("#plot-note", Static).render())
+
+
+def test_hessian_figures_when_measured(tmp_path, monkeypatch) -> None:
+    """A store whose recipe measured Hessians gets their heat maps and tables; values as recorded."""
+    from test_compare import make_store, recipe_text, value_a
+
+    monkeypatch.chdir(tmp_path)
+    text = recipe_text("hess") + "metrics: {hessian: {enabled: true}}\n"
+    svc = make_store(tmp_path / "store", {"hess": (text, value_a)})
+    info = svc.report("hess", tmp_path / "out")
+    names = {p.rsplit("/", 1)[1] for p in info["files"]}
+    assert {"hessian_trace.png", "hessian_trace.svg", "hessian_top.png", "hessian_top.svg"} <= names
+    report = (tmp_path / "out" / "report.md").read_text()
+    table = _md_table(report, "### Hessian trace")
+    assert table[("20%", "4")] == "2.0000 (1)" and table[("80%", "1")] == "8.0000 (1)"
+    svg = (tmp_path / "out" / "hessian_trace.svg").read_text()
+    assert len(re.findall(r'<g id="cell-\d+-\d+">', svg)) == 6
+
+
+def test_incomplete_median_split_still_reports_the_metrics(tmp_path, monkeypatch) -> None:
+    """A median split needs a complete grid: the report says why there is no regime map, and has the rest."""
+    from test_compare import recipe_text, value_a, write_results
+
+    from tprm.service import Service
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "store" / "recipes").mkdir(parents=True)
+    (tmp_path / "store" / "recipes" / "med.yaml").write_text(recipe_text("med") + "regimes: {split: median}\n")
+    svc = Service(tmp_path / "store")
+    write_results(svc, "med", value_a, unmeasured=[(1, 0.8)])
+    info = svc.report("med", tmp_path / "out")
+    names = {p.rsplit("/", 1)[1] for p in info["files"]}
+    assert "regimes.png" not in names and "mc.png" in names
+    report = (tmp_path / "out" / "report.md").read_text()
+    assert "No regime map: regimes.split: 'median' needs a complete grid; 1 of 6 cells" in report
+    assert _md_table(report, "### mc:")[("80%", "1")] == "–"

@@ -1149,7 +1149,10 @@ class Service:
         folder.mkdir(parents=True, exist_ok=True)
         min_seeds = len(recipe.dense_seeds)
         grids = self._report_grids(recipe, cells)
-        regimes = self.grid(recipe, "regime", cells)
+        try:
+            regimes, regime_error = self.grid(recipe, "regime", cells), None
+        except BadInput as exc:  # e.g. a median split on an incomplete grid: the metrics still report
+            regimes, regime_error = None, str(exc)
         files: list[Path] = []
         figs = []
         from tprm.analysis.report import METRIC_TITLES
@@ -1159,12 +1162,14 @@ class Service:
             files += paths
             figs.append({"metric": name, "title": METRIC_TITLES.get(name, name),
                          "png": paths[0].name, "svg": paths[1].name})
-        threshold_lines = describe_thresholds(regimes.thresholds, regimes.sources)
-        paths = figures.regime_figure(regimes, folder / "regimes", f"{recipe.name}: regimes",
-                                      note="\n".join(threshold_lines[:2]))
-        files += paths
-        regime_fig = {"metric": "regime", "title": "regime map", "png": paths[0].name,
-                      "svg": paths[1].name}
+        threshold_lines, regime_fig = [], None
+        if regimes is not None:
+            threshold_lines = describe_thresholds(regimes.thresholds, regimes.sources)
+            paths = figures.regime_figure(regimes, folder / "regimes", f"{recipe.name}: regimes",
+                                          note="\n".join(threshold_lines[:2]))
+            files += paths
+            regime_fig = {"metric": "regime", "title": "regime map", "png": paths[0].name,
+                          "svg": paths[1].name}
         comparison = None
         if compare is not None:
             c = self.compare(recipe, compare, metric, other=other, width=100)
@@ -1194,7 +1199,8 @@ class Service:
                           "densities": list(recipe.densities), "dense_seeds": list(recipe.dense_seeds),
                           "retrain_seeds": list(recipe.retrain.seeds)},
                "cells_done": sum(c["state"] == "done" for c in cells), "cells_total": len(cells),
-               "grids": grids, "regimes": regimes, "figures": figs, "regime_figure": regime_fig,
+               "grids": grids, "regimes": regimes, "regime_error": regime_error,
+               "figures": figs, "regime_figure": regime_fig,
                "threshold_lines": threshold_lines, "cases": cases, "cases_note": cases_note,
                "comparison": comparison, "provenance": self._report_provenance(recipe)}
         text = report_markdown(ctx)

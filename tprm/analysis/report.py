@@ -81,10 +81,13 @@ def report_markdown(ctx: dict) -> str:
               f"{', '.join(format_density(d) for d in r['densities'])}; "
               f"{len(r['dense_seeds'])} dense seed(s) x {len(r['retrain_seeds'])} retrain seeds. "
               f"Cells done: {ctx['cells_done']} of {ctx['cells_total']}.", ""]
-    lines += ["## Regime map", "", *_figure_lines([ctx["regime_figure"]]),
-              "Thresholds and where each came from:", ""]
-    lines += [f"- {t}" for t in ctx["threshold_lines"]] + [""]
-    lines += regime_table(ctx["regimes"]) + [""]
+    lines += ["## Regime map", ""]
+    if ctx.get("regimes") is None:
+        lines += [f"No regime map: {ctx.get('regime_error') or 'the regimes could not be classified'}.", ""]
+    else:
+        lines += [*_figure_lines([ctx["regime_figure"]]), "Thresholds and where each came from:", ""]
+        lines += [f"- {t}" for t in ctx["threshold_lines"]] + [""]
+        lines += regime_table(ctx["regimes"]) + [""]
     lines += ["## Metrics", "",
               "Each table cell: mean ± std over dense seeds (n = dense seeds measured). In the figures "
               "a hatched cell with `*` has fewer dense seeds than the recipe asks for, or some of its "
