@@ -77,10 +77,13 @@ class CasesScreen(TaskScreen):
 
     def _recipes_loaded(self, recipes: list[dict[str, Any]]) -> None:
         valid = [r for r in recipes if r.get("valid", True)]
+        followed = getattr(self, "_followed", None)  # the app recipe the panels last followed
+        self._followed = self.tprm.recipe
         for panel in self.query(CasePanel):
             # the SAM walk moves rho, so it needs a recipe whose temperature knob is sam_rho
             names = [r["name"] for r in valid if panel.kind != "sam" or r.get("knob") == "sam_rho"]
-            current = panel.recipe or self.tprm.recipe
+            # a recipe chosen elsewhere (Recipes, palette) wins; else the panel keeps its own choice
+            current = self.tprm.recipe if followed != self.tprm.recipe else (panel.recipe or self.tprm.recipe)
             panel.set_recipes(names, current)
             if panel.recipe:
                 self._load_values(panel)

@@ -39,7 +39,7 @@ class ResultsScreen(TaskScreen):
         Binding("s", "sort", "Sort", tooltip="sort by the cursor's column (again: reverse)"),
         Binding("slash", "filter", "Filter", tooltip="filter: text, or column<op>value (e.g. mc<0 T>=16)"),
         Binding("x", "export", "Export", tooltip="export the rows shown to a .csv or .json file"),
-        Binding("escape", "leave_filter", "Table", show=False, tooltip="from the filter back to the table"),
+        Binding("escape", "leave_filter", "Table", tooltip="from the filter back to the table"),
         Binding("f5", "reload", "Reload", tooltip="reload the results"),
     ]
 
@@ -126,6 +126,11 @@ class ResultsScreen(TaskScreen):
 
     def action_filter(self) -> None:
         self.query_one("#results-filter", Input).focus()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "leave_filter":  # shown (and active) only while the filter field has focus
+            return getattr(self.focused, "id", None) == "results-filter"
+        return True
 
     def action_leave_filter(self) -> None:
         self.query_one("#results-table", DataTable).focus()

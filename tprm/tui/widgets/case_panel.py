@@ -313,7 +313,7 @@ class CasePanel(Vertical):
     def _finished(self, report: dict[str, Any]) -> None:
         self._done()
         self.report = report
-        self._set_status("done: the answer is below", 1.0)
+        self._set_status(f"done: the answer below is for {report.get('recipe', 'the recipe')}", 1.0)
         self.query_one(f"#{self.kind}-decision", Static).update(decision_headline(report))
         self.query_one(f"#{self.kind}-report", Static).update(Text(str(report.get("text", "")).rstrip()))
         self.query_one(f"#{self.kind}-numbers", Static).update(_numbers_table(report))
