@@ -53,12 +53,15 @@ def main() -> None:
     a = ap.parse_args()
     store = Path(a.store).resolve()
     cwd = store.parent
+    bad = cwd / "cli-startup-bad.yaml"
+    bad.write_text("name: bad\ndensities: [2]\n")
     commands = {
         "status --json": ["status", "--json", "--store", str(store)],
         "results --json": ["results", a.recipe, "--json", "--store", str(store)],
         "recipes list": ["recipes", "list", "--store", str(store)],
         "recipes validate": ["recipes", "validate", a.recipe, "--store", str(store)],
         "plot": ["plot", a.recipe, "--store", str(store), "--no-table"],
+        "validate (bad)": ["recipes", "validate", str(bad), "--store", str(store)],
     }
     trees = {"this": ROOT}
     if a.baseline:

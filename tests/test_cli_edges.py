@@ -287,3 +287,14 @@ def test_store_migrate_prints_plain_versions(tmp_path, capsys, monkeypatch):
     assert code == 0 and out.strip() == "store schema version 1 -> 2"
     code, out, _ = call(capsys, monkeypatch, "store", "migrate", "--store", str(tmp_path / "old"))
     assert code == 0 and out.strip() == "store schema version 2: already up to date"
+
+
+def test_skipped_jobs_follow_a_divergence_down_the_graph():
+    from tprm.engine.plan import skipped_jobs
+
+    recs = {"d1": {"state": "diverged"}, "d2": {"state": "done"},
+            "p1": {"state": "queued", "deps": ["d1"]}, "p2": {"state": "diverged", "deps": ["d2"]},
+            "p3": {"state": "queued", "deps": ["d2"]},
+            "r1": {"state": "failed", "deps": ["p1"]}, "r2": {"state": "queued", "deps": ["p2"]},
+            "r3": {"state": "queued", "deps": ["p3"]}, "x": {"state": "queued", "deps": ["r2", "r3"]}}
+    assert skipped_jobs(recs) == {"p1", "r1", "r2", "x"}

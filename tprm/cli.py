@@ -133,7 +133,7 @@ class RunDisplay:
 
     def __call__(self, snap: dict) -> None:
         done = snap["counts"].get("done", 0)
-        finished = done + sum(snap["counts"].get(s, 0) for s in ("failed", "diverged"))
+        finished = done + sum(snap["counts"].get(s, 0) for s in ("failed", "diverged", "skipped"))
         eta = snap.get("eta") or {}
         if self.overall is None:
             self.overall = self.progress.add_task("", total=1000, right="")

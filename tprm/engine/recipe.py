@@ -762,6 +762,10 @@ def _check_recipe(recipe: Recipe, ctx: _Ctx) -> None:
     for key in ("mean", "std"):
         value = getattr(recipe.dataset.normalize, key)
         if value is not None and len(value) != channels:
+            if "dataset.name" not in ctx.lines:  # the dataset defaulted: that is what to fix
+                raise ctx.error("dataset.name", f"not set, so the default {recipe.dataset.name} ({channels} "
+                                                f"channel) is used but dataset.normalize.{key} has {len(value)} "
+                                                f"values, allowed: one of {', '.join(DATASET_NAMES)}")
             raise ctx.error(f"dataset.normalize.{key}", f"{len(value)} value(s) for {recipe.dataset.name}, "
                                                         f"allowed: one per channel ({channels})")
     if recipe.model.import_ is None:
@@ -781,6 +785,8 @@ def _check_model_kwargs(recipe: Recipe, ctx: _Ctx) -> None:
     problem = check_model_kwargs(m.name, dict(m.kwargs), DataSpec(name=recipe.dataset.name).input_shape)
     if problem is not None:
         key, message = problem
+        if "model.name" not in ctx.lines:  # the model defaulted: that is what to fix
+            raise ctx.error("model.name", f"not set, so the default {m.name} is used: {message}")
         raise ctx.error(f"model.kwargs.{key}" if key else "model.name", message)
 
 

@@ -104,11 +104,17 @@ class Runner:
             except Exception:  # noqa: BLE001 -- a missed heartbeat only shortens the lease
                 pass
 
-    def _snapshot(self, progress_dir: Path, started: float) -> dict:
-        states = self.store.get_jobs(list(self.plan.jobs))
+    def _counts(self, states: dict[str, dict]) -> dict[str, int]:
+        """Jobs per state; jobs behind a diverged one count as "skipped" (they will not run)."""
+        skipped = skipped_jobs({h: dict(states.get(h) or {}, deps=j.deps)
+                                for h, j in self.plan.jobs.items()})
         counts: dict[str, int] = defaultdict(int)
         for h in self.plan.jobs:
-            counts[states.get(h, {}).get("state", "queued")] += 1
+            counts["skipped" if h in skipped else states.get(h, {}).get("state", "queued")] += 1
+        return dict(counts)
+
+    def _snapshot(self, progress_dir: Path, started: float) -> dict:
+        counts = self._counts(self.store.get_jobs(list(self.plan.jobs)))
         running = []
         for f in sorted(progress_dir.glob("*.json")):
             try:
@@ -258,13 +264,8 @@ class Runner:
         finally:
             self._stop.set()
             pool.shutdown(wait=True, cancel_futures=True)
-            states = self.store.get_jobs(list(self.plan.jobs))
-            skipped = skipped_jobs({h: dict(states.get(h) or {}, deps=j.deps)
-                                    for h, j in self.plan.jobs.items()})
-            counts: dict[str, int] = defaultdict(int)
-            for h in self.plan.jobs:
-                counts["skipped" if h in skipped else states.get(h, {}).get("state", "queued")] += 1
-            summary.counts = dict(counts)
+            counts = self._counts(self.store.get_jobs(list(self.plan.jobs)))
+            summary.counts = counts
             settled = sum(counts.get(s, 0) for s in ("done", "diverged", "skipped"))
             if summary.state != "cancelled":
                 if cancel_path.exists():

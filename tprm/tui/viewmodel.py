@@ -27,7 +27,7 @@ PLOT_METRICS: tuple[str, ...] = (
 STATE_ORDER = {"running": 0, "stale": 1, "failed": 2, "diverged": 3, "queued": 4,
                "cancelled": 5, "done": 6}
 # States a job does not leave by itself (a cancelled or stale job runs again on resume).
-FINISHED_STATES = frozenset({"done", "diverged", "failed"})
+FINISHED_STATES = frozenset({"done", "diverged", "failed", "skipped"})  # skipped: parent diverged
 ACTIVE_RUN_STATES = frozenset({"running"})
 
 # Short headers so the results table fits an 80-column terminal.
