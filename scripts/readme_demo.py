@@ -75,7 +75,8 @@ def render(stdout: str, wall: float) -> str:
     stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     head = (f"Produced by `make readme-demo` (scripts/readme_demo.py) from a real run on {stamp}, "
             f"host {socket.gethostname()} ({cpu}, {os.cpu_count()} CPUs, Python "
-            f"{platform.python_version()}, torch {torch_v}); the demo took {wall:.0f} s:")
+            f"{platform.python_version()}, torch {torch_v}); the demo took {wall:.0f} s (load average "
+            f"{os.getloadavg()[0]:.1f} at the end):")
     return "\n".join([BEGIN, head, "", "```", "$ tprm demo", *extract(stdout), "```", END])
 
 

@@ -154,4 +154,4 @@ def test_store_migrate_through_the_cli(tmp_path, capsys, monkeypatch):
     doc = json.loads((store / "tprm.db.json").read_text())
     assert all(j["state"] != "finished" for j in doc["jobs"].values())
     code, out, _ = call(capsys, monkeypatch, "store", "gc", "--dry-run", "--store", str(store))
-    assert code == 0 and "would remove" in out
+    assert code == 0 and "would move 0 orphaned file(s)" in out

@@ -525,10 +525,10 @@ def store_repair(store: StoreOpt = None, as_json: JsonOpt = False):
                   f"{', '.join(r['requeued'][:5])}{' ...' if len(r['requeued']) > 5 else ''}",
                   markup=False)
     backup = ", ".join(f"{n} {t}" for t, n in r["from_backup"].items()) or "nothing"
-    out.print(f"repaired {r['store']} (db was {r['db_state']}; base: {r['source']}): "
-              f"{r['from_metadata']} job(s) and {r['results_from_metadata']} result(s) restored "
-              f"from artifact metadata, {r['recipes_from_metadata']} recipe(s) from metadata, "
-              f"{backup} from backup; {r['jobs']} job(s) in the index now", markup=False)
+    out.print(f"repaired {r['store']}: {r['jobs']} job(s) in the index now (db was {r['db_state']}; "
+              f"base: {r['source']}); {r['from_metadata']} job(s) and {r['results_from_metadata']} "
+              f"result(s) restored from artifact metadata, {r['recipes_from_metadata']} recipe(s) "
+              f"from metadata, {backup} from backup", markup=False)
 
 
 @app.command("export")

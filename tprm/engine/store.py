@@ -950,7 +950,7 @@ class Store:
                 (missing if p["problem"] == "missing" else mismatch).append(row)
             if not self.artifacts.meta_path(job["hash"]).is_file():
                 no_meta.append(job["hash"])
-        index_ok = db["state"] in ("ok", "empty") or (db["state"] == "missing" and not files)
+        index_ok = db["state"] == "ok" or (db["state"] in ("missing", "empty") and not files)
         orphaned = ([str(p) for p in files if parse_file_name(p)[0] not in jobs]
                     if index_ok else [])
         recoverable = sum(1 for p in metas if (m := read_meta_file(p)) and
@@ -970,7 +970,8 @@ class Store:
             "trash_files": sum(1 for p in trash.rglob("*") if p.is_file()) if trash.is_dir() else 0,
         }
         problems = []
-        if db["state"] in ("unreadable", "malformed") or (db["state"] == "missing" and files):
+        if db["state"] in ("unreadable", "malformed") or (db["state"] in ("missing", "empty")
+                                                          and (files or metas)):
             problems.append(f"db {db['state']}" + (f" ({len(db['problems'])} malformed record(s))"
                                                    if db["problems"] else ""))
         for key in ("missing", "checksum_mismatch", "orphaned", "no_metadata"):
@@ -984,7 +985,7 @@ class Store:
             f"{len(metas)} job metadata file(s), {len(report['backups'])} backup(s)")
         if not problems:
             pass
-        elif db["state"] not in ("ok", "empty"):
+        elif db["state"] != "ok":
             report["summary"] += (f"; `tprm store repair` can rebuild {recoverable} finished job(s) "
                                   "from their metadata")
         elif missing or mismatch:
