@@ -399,6 +399,8 @@ class Service:
             plan = self.plan(r, compute_identity=False)
         except (TprmError, *_input_errors(), KeyError):
             return {}
+        if plan is None:  # no plan without reading the data: every job counts as one step
+            return {}
         return {h: job_work(j.kind, j.spec) for h, j in plan.jobs.items()}
 
     @staticmethod
