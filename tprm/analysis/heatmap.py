@@ -143,10 +143,9 @@ def _footer(grid: Grid | RegimeGrid, width: int, depth: str, scale: Scale | None
     from tprm.analysis.plots import threshold_lines
 
     if isinstance(grid, RegimeGrid):
-        items = [("I", "Regime I"), ("II-A", "II-A"), ("II-B", "II-B")]
-        parts = [paint("  ", REGIME_RGB[k], None, depth) + " " + name for k, name in items]
-        parts += [paint("╱╱", HATCH_BG, HATCH_FG, depth) + " diverged", "? no data", "~ uncertain",
-                  "┃━ boundary"]
+        parts = [paint(" ", REGIME_RGB[k], None, depth) + " " + k for k in ("I", "II-A", "II-B")]
+        parts += [paint("╱", HATCH_BG, HATCH_FG, depth) + " diverged", "? no data", "~ uncertain",
+                  "┃━ regime boundary"]
         return _wrap(parts, width) + threshold_lines(grid.thresholds, grid.sources, width)
     missing = "  · no data  " + paint("╱╱", HATCH_BG, HATCH_FG, depth) + " diverged"
     if scale is None:
