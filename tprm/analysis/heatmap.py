@@ -81,7 +81,11 @@ def render_blocks(grid: Grid | RegimeGrid, width: int = 80, height: int = 20,
             parts = []
             for i in cols:
                 parts.append(_separator(grid, i, j, cols, depth) if regime else " ")
-                parts.append(_block(grid, scale, i, j, cw - 1, line == rh // 2, depth))
+                # no room for boundary lines: the cell's last line is underlined where the regime
+                # of the cell below differs
+                under = (regime and not lay["row_lines"] and line == rh - 1 and r < len(rows) - 1
+                         and _differs(grid, i, j, i, rows[r + 1]))
+                parts.append(_block(grid, scale, i, j, cw - 1, line == rh // 2, depth, under))
             lines.append(f"{label:>{LABEL_W}} │" + "".join(parts))
         if lay["row_lines"] and r < len(rows) - 1:
             lines.append(" " * LABEL_W + " │" + "".join(
@@ -120,13 +124,14 @@ def _separator(grid: RegimeGrid, i: int, j: int, cols: list[int], depth: str) ->
 
 
 def _block(grid: Grid | RegimeGrid, scale: Scale | None, i: int, j: int, w: int, middle: bool,
-           depth: str) -> str:
+           depth: str, underline: bool = False) -> str:
     if isinstance(grid, RegimeGrid):
         name = grid.regime[i][j]
         bg = REGIME_RGB[name]
         label = REGIME_NAMES[name] + ("~" if grid.uncertain[i][j] else "")
         text = label if len(label) <= w else label[:w]
-        return paint(f"{text if middle else '':^{w}}", bg, text_on(bg), depth, bold=True)
+        return paint(f"{text if middle else '':^{w}}", bg, text_on(bg), depth, bold=True,
+                     underline=underline)
     value = grid.mean[i][j]
     if value is None:
         if grid.state[i][j] == "diverged":
