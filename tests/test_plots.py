@@ -213,6 +213,11 @@ def test_heat_map_grows_with_the_terminal():
     large = strip_ansi(render_grid(g, width=120, height=40, depth="truecolor")).splitlines()
     assert len(large) > len(small) and max(map(len, large)) > max(map(len, small))
     assert all(len(line) <= 120 for line in large) and len(large) <= 40
+    # a small screen (60x20 with the inspector open leaves ~58x9): every density row still
+    # shows, the footer gives way, nothing is wider than the screen
+    tiny = strip_ansi(render_grid(g, width=58, height=9, depth="truecolor")).splitlines()
+    assert len(tiny) <= 9 and all(len(line) <= 58 for line in tiny)
+    assert [line.split("│")[0].strip() for line in tiny if "│" in line][1:] == ["80%", "40%", "20%", "10%", "5%"]
 
 
 def test_mc_uses_a_diverging_scale_centred_on_zero_and_diverged_cells_are_hatched():

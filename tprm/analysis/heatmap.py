@@ -37,8 +37,13 @@ def layout(grid: Grid | RegimeGrid, width: int, height: int) -> dict:
     room_w = width - LABEL_W - 2
     if room_w < MIN_CELL:
         raise ValueError(f"width: {width} is too small; use at least {LABEL_W + 2 + MIN_CELL} columns")
-    footer = len(_footer(grid, width, "truecolor"))
-    room_h = max(1, height - 3 - footer)
+    # on a short screen the footer gives way to the map: the threshold lines go first (the
+    # inspector and `tprm plot --table` say them too), then the legend
+    footer_lines = _footer(grid, width, "truecolor")
+    keep = len(footer_lines)
+    while keep > 1 and height - 3 - keep < nd:
+        keep -= 1
+    room_h = max(1, height - 3 - keep)
     per_t = max(1, min(nt, room_w // MIN_CELL))
     # regime boundaries between rows need a line each; when they do not fit, rows touch and
     # only the boundaries between columns are drawn (a page of all rows beats two pages)
@@ -49,6 +54,7 @@ def layout(grid: Grid | RegimeGrid, width: int, height: int) -> dict:
     rh = max(1, min(MAX_ROWS, (room_h - seps) // per_d))
     col_pages, row_pages = math.ceil(nt / per_t) if nt else 1, math.ceil(nd / per_d) if nd else 1
     return {"per_t": per_t, "per_d": per_d, "cell_w": cw, "cell_h": rh, "row_lines": row_lines,
+            "footer": keep,
             "col_pages": col_pages, "row_pages": row_pages}
 
 
@@ -91,7 +97,7 @@ def render_blocks(grid: Grid | RegimeGrid, width: int = 80, height: int = 20,
             lines.append(" " * LABEL_W + " │" + "".join(
                 " " + ("━" * (cw - 1) if _differs(grid, i, j, i, rows[r + 1]) else " " * (cw - 1))
                 for i in cols))
-    lines += _footer(grid, width, depth, scale)
+    lines += _footer(grid, width, depth, scale)[:lay["footer"]]
     return "\n".join(lines)
 
 
@@ -158,7 +164,10 @@ def _footer(grid: Grid | RegimeGrid, width: int, depth: str, scale: Scale | None
     lo, hi = _fmt(scale.lo, 6), _fmt(scale.hi, 6)
     name = "red < 0 < blue" if scale.diverging else "viridis"
     fixed = len("scale ") + len(lo) + len(hi) + 2 + len(f"  {name}")
-    n = max(8, min(40, width - fixed - len("  · no data  ╱╱ diverged")))
+    room = width - fixed - len("  · no data  ╱╱ diverged")
+    if room < 8:  # narrow: the bar before the no-data legend
+        missing, room = "", width - fixed
+    n = max(4, min(40, room))
     bar = "".join(paint(" ", scale.rgb(scale.lo + (scale.hi - scale.lo) * (k + 0.5) / n), None, depth)
                   for k in range(n))
     return [f"scale {lo} {bar} {hi}  {name}" + missing]
