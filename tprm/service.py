@@ -401,7 +401,10 @@ class Service:
             return {}
         if plan is None:  # no plan without reading the data: every job counts as one step
             return {}
-        return {h: job_work(j.kind, j.spec) for h, j in plan.jobs.items()}
+        cache = self.__dict__.setdefault("_work_tables", {})  # plans are cached: so is their work
+        if id(plan) not in cache:
+            cache[id(plan)] = (plan, {h: job_work(j.kind, j.spec) for h, j in plan.jobs.items()})
+        return cache[id(plan)][1]
 
     @staticmethod
     def _eta(name: str, runs: list[dict], jobs: list[dict]) -> dict | None:
