@@ -129,7 +129,7 @@ def test_tui_in_tmux_logs_stream_while_a_run_runs(tmp_path) -> None:
         # the job log of the highlighted (running) dense job: its start line, then epoch lines
         job = term.wait_for(r"dense seed=0: started on cpu", 60)
         assert "running (pid" in job and "(log is empty)" not in job, job
-        epochs = term.wait_for(r"epoch \d+: train_loss \d\.\d+", 90)
+        epochs = term.wait_for(r"epoch \d+: train loss \d\.\d+ err \d\.\d+, test loss", 90)
         assert "running (pid" in epochs, epochs
         term.keys("l")  # the whole run's log, while the run still runs
         run_log = term.wait_for(r"log of the whole run", 10)
