@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -110,5 +111,5 @@ def test_logs_stream_while_the_run_runs_and_the_snapshot_has_a_model_step_eta(tm
     assert f"run {summary['run_id']}: done" in run_log and "done pairs" in run_log
     retrain = next(j for j in svc.status(tiny_recipe)["jobs"] if j["kind"] == "retrain")
     job_log = svc.logs(tiny_recipe, job=retrain["hash"])
-    assert "epoch 1: train_loss" in job_log and "test_error" in job_log
+    assert re.search(r"\d\d:\d\d:\d\d epoch 1: train loss \d\.\d{4} err \d\.\d{4}, test loss \d\.\d{4} err \d\.\d{4}\n", job_log)
     assert retrain["work"] == pytest.approx(2 + 1 * (400 // 50))  # 1 epoch of 400 samples, batch 50

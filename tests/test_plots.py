@@ -176,6 +176,10 @@ def bg_at(line: str, col: int):
     return None
 
 
+def underlined_at(line: str, col: int) -> bool:
+    return any(span.start <= col < span.end and span.style.underline for span in Text.from_ansi(line).spans)
+
+
 def block_line(text: str, density_label: str) -> str:
     return next(line for line in text.splitlines() if strip_ansi(line).split("│")[0].strip() == density_label)
 
@@ -209,6 +213,11 @@ def test_heat_map_grows_with_the_terminal():
     large = strip_ansi(render_grid(g, width=120, height=40, depth="truecolor")).splitlines()
     assert len(large) > len(small) and max(map(len, large)) > max(map(len, small))
     assert all(len(line) <= 120 for line in large) and len(large) <= 40
+    # a small screen (60x20 with the inspector open leaves ~58x9): every density row still
+    # shows, the footer gives way, nothing is wider than the screen
+    tiny = strip_ansi(render_grid(g, width=58, height=9, depth="truecolor")).splitlines()
+    assert len(tiny) <= 9 and all(len(line) <= 58 for line in tiny)
+    assert [line.split("│")[0].strip() for line in tiny if "│" in line][1:] == ["80%", "40%", "20%", "10%", "5%"]
 
 
 def test_mc_uses_a_diverging_scale_centred_on_zero_and_diverged_cells_are_hatched():
@@ -244,6 +253,12 @@ def test_regime_map_blocks_and_boundaries_between_regimes():
     between = lines[lines.index(p_dense) + 1:lines.index(p_sparse)]
     sep = next(line for line in between if "━" in line)
     assert sep.index("━") < bar and "━" not in sep[bar + 1:]
+    # too short for lines between rows: rows touch and the upper cell is underlined instead
+    short = render_grid(rg, width=80, height=9, depth="truecolor")
+    dense = block_line(short, "80%")
+    assert "━" not in strip_ansi(short).split("density")[1].split("Regime I if")[0].replace("┃━", "")
+    plain_dense = strip_ansi(dense)
+    assert underlined_at(dense, plain_dense.index("II-B")) and not underlined_at(dense, plain_dense.index("II-A"))
 
 
 def test_colour_depth_fallbacks_and_plain_text():

@@ -161,6 +161,30 @@ async def test_launch_watch_finish_and_plot(workdir) -> None:
         await wait_for(pilot, lambda: plot.metric != "regime" and plot.plot_data.get("metric") == plot.metric,
                        30, "the next metric's plot")
         assert plot.metric in plain(plot.plot_text)
+        assert plot.selected_cell() == second  # the inspected cell stays where it was
+
+        # mc: negative values keep sign and all digits in the inspector grid (-0.005, not -0.00)
+        while plot.metric != "mc":
+            await pilot.press("right_square_bracket")
+        await wait_for(pilot, lambda: plot.plot_data.get("metric") == "mc", 30, "the mc plot")
+        assert plot.selected_cell() == second
+        grid = plot.query_one("#cell-grid")
+        texts = {str(c.value): [str(grid.get_cell(r, c)) for r in grid.rows] for c in grid.columns
+                 if str(c.value) != "density"}
+        values = [v for v in plot.plot_data["values"].values() if v is not None]
+        for key, cells in texts.items():
+            width = grid.columns[next(k for k in grid.columns if str(k.value) == key)].width
+            assert all(len(c) <= width for c in cells), (key, cells, width)  # nothing cut
+        negative = [c for cells in texts.values() for c in cells if c.startswith("-")]
+        assert len(negative) == sum(v < 0 for v in values)
+        assert all(float(c) < 0 for c in negative), negative  # the sign is kept
+
+        # z: the inspector hides and the heat map grows into the space
+        lines_before = len(plain(plot.plot_text).splitlines())
+        await pilot.press("z")
+        await wait_for(pilot, lambda: len(plain(plot.plot_text).splitlines()) > lines_before, 30,
+                       "a taller plot after zoom")
+        assert not plot.query_one("#inspector").display
 
 
 async def test_quit_warns_cancel_and_resume(workdir) -> None:

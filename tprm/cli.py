@@ -218,6 +218,8 @@ def status(recipe: Annotated[Optional[str], typer.Argument(help="Recipe name or 
     for name, r in s["recipes"].items():
         counts = ", ".join(f"{k} {v}" for k, v in sorted(r["counts"].items()))
         out.print(f"{name}: {r['total']} jobs ({counts})")
+        if r.get("eta"):  # a running run: share of the work in model-steps, time left
+            out.print(f"  work {100 * r['eta']['fraction']:.0f}% done, ETA {r['eta']['text']}")
     for run_ in s["runs"][-5:]:
         started = time.strftime("%Y-%m-%d %H:%M", time.localtime(run_.get("started", 0)))
         when = f"since {started}"

@@ -490,7 +490,12 @@ class Service:
             plan = self.plan(r, compute_identity=False)
         except (TprmError, *_input_errors(), KeyError):
             return {}
-        return {h: job_work(j.kind, j.spec) for h, j in plan.jobs.items()}
+        if plan is None:  # no plan without reading the data: every job counts as one step
+            return {}
+        cache = self.__dict__.setdefault("_work_tables", {})  # plans are cached: so is their work
+        if id(plan) not in cache:
+            cache[id(plan)] = (plan, {h: job_work(j.kind, j.spec) for h, j in plan.jobs.items()})
+        return cache[id(plan)][1]
 
     @staticmethod
     def _eta(name: str, runs: list[dict], jobs: list[dict]) -> dict | None:

@@ -93,11 +93,12 @@ def _dist(a: RGB | tuple, b: RGB | tuple) -> int:
     return sum((x - y) ** 2 for x, y in zip(a, b))
 
 
-def sgr(background: RGB | None, foreground: RGB | None, depth: str, bold: bool = False) -> str:
+def sgr(background: RGB | None, foreground: RGB | None, depth: str, bold: bool = False,
+        underline: bool = False) -> str:
     """The escape sequence that sets these colours at this depth ('' for depth 'none')."""
     if depth == "none":
         return ""
-    codes = ["1"] if bold else []
+    codes = (["1"] if bold else []) + (["4"] if underline else [])
     for rgb, base in ((foreground, 38), (background, 48)):
         if rgb is None:
             continue
@@ -114,8 +115,9 @@ def sgr(background: RGB | None, foreground: RGB | None, depth: str, bold: bool =
 RESET = "\x1b[0m"
 
 
-def paint(text: str, background: RGB | None, foreground: RGB | None, depth: str, bold: bool = False) -> str:
-    start = sgr(background, foreground, depth, bold)
+def paint(text: str, background: RGB | None, foreground: RGB | None, depth: str, bold: bool = False,
+          underline: bool = False) -> str:
+    start = sgr(background, foreground, depth, bold, underline)
     return f"{start}{text}{RESET}" if start else text
 
 

@@ -37,8 +37,13 @@ def layout(grid: Grid | RegimeGrid, width: int, height: int) -> dict:
     room_w = width - LABEL_W - 2
     if room_w < MIN_CELL:
         raise ValueError(f"width: {width} is too small; use at least {LABEL_W + 2 + MIN_CELL} columns")
-    footer = len(_footer(grid, width, "truecolor"))
-    room_h = max(1, height - 3 - footer)
+    # on a short screen the footer gives way to the map: the threshold lines go first (the
+    # inspector and `tprm plot --table` say them too), then the legend
+    footer_lines = _footer(grid, width, "truecolor")
+    keep = len(footer_lines)
+    while keep > 1 and height - 3 - keep < nd:
+        keep -= 1
+    room_h = max(1, height - 3 - keep)
     per_t = max(1, min(nt, room_w // MIN_CELL))
     # regime boundaries between rows need a line each; when they do not fit, rows touch and
     # only the boundaries between columns are drawn (a page of all rows beats two pages)
@@ -49,6 +54,7 @@ def layout(grid: Grid | RegimeGrid, width: int, height: int) -> dict:
     rh = max(1, min(MAX_ROWS, (room_h - seps) // per_d))
     col_pages, row_pages = math.ceil(nt / per_t) if nt else 1, math.ceil(nd / per_d) if nd else 1
     return {"per_t": per_t, "per_d": per_d, "cell_w": cw, "cell_h": rh, "row_lines": row_lines,
+            "footer": keep,
             "col_pages": col_pages, "row_pages": row_pages}
 
 
@@ -81,13 +87,17 @@ def render_blocks(grid: Grid | RegimeGrid, width: int = 80, height: int = 20,
             parts = []
             for i in cols:
                 parts.append(_separator(grid, i, j, cols, depth) if regime else " ")
-                parts.append(_block(grid, scale, i, j, cw - 1, line == rh // 2, depth))
+                # no room for boundary lines: the cell's last line is underlined where the regime
+                # of the cell below differs
+                under = (regime and not lay["row_lines"] and line == rh - 1 and r < len(rows) - 1
+                         and _differs(grid, i, j, i, rows[r + 1]))
+                parts.append(_block(grid, scale, i, j, cw - 1, line == rh // 2, depth, under))
             lines.append(f"{label:>{LABEL_W}} │" + "".join(parts))
         if lay["row_lines"] and r < len(rows) - 1:
             lines.append(" " * LABEL_W + " │" + "".join(
                 " " + ("━" * (cw - 1) if _differs(grid, i, j, i, rows[r + 1]) else " " * (cw - 1))
                 for i in cols))
-    lines += _footer(grid, width, depth, scale)
+    lines += _footer(grid, width, depth, scale)[:lay["footer"]]
     return "\n".join(lines)
 
 
@@ -120,13 +130,14 @@ def _separator(grid: RegimeGrid, i: int, j: int, cols: list[int], depth: str) ->
 
 
 def _block(grid: Grid | RegimeGrid, scale: Scale | None, i: int, j: int, w: int, middle: bool,
-           depth: str) -> str:
+           depth: str, underline: bool = False) -> str:
     if isinstance(grid, RegimeGrid):
         name = grid.regime[i][j]
         bg = REGIME_RGB[name]
         label = REGIME_NAMES[name] + ("~" if grid.uncertain[i][j] else "")
         text = label if len(label) <= w else label[:w]
-        return paint(f"{text if middle else '':^{w}}", bg, text_on(bg), depth, bold=True)
+        return paint(f"{text if middle else '':^{w}}", bg, text_on(bg), depth, bold=True,
+                     underline=underline)
     value = grid.mean[i][j]
     if value is None:
         if grid.state[i][j] == "diverged":
@@ -143,10 +154,9 @@ def _footer(grid: Grid | RegimeGrid, width: int, depth: str, scale: Scale | None
     from tprm.analysis.plots import threshold_lines
 
     if isinstance(grid, RegimeGrid):
-        items = [("I", "Regime I"), ("II-A", "II-A"), ("II-B", "II-B")]
-        parts = [paint("  ", REGIME_RGB[k], None, depth) + " " + name for k, name in items]
-        parts += [paint("╱╱", HATCH_BG, HATCH_FG, depth) + " diverged", "? no data", "~ uncertain",
-                  "┃━ boundary"]
+        parts = [paint(" ", REGIME_RGB[k], None, depth) + " " + k for k in ("I", "II-A", "II-B")]
+        parts += [paint("╱", HATCH_BG, HATCH_FG, depth) + " diverged", "? no data", "~ uncertain",
+                  "┃━ regime boundary"]
         return _wrap(parts, width) + threshold_lines(grid.thresholds, grid.sources, width)
     missing = "  · no data  " + paint("╱╱", HATCH_BG, HATCH_FG, depth) + " diverged"
     if scale is None:
@@ -154,7 +164,10 @@ def _footer(grid: Grid | RegimeGrid, width: int, depth: str, scale: Scale | None
     lo, hi = _fmt(scale.lo, 6), _fmt(scale.hi, 6)
     name = "red < 0 < blue" if scale.diverging else "viridis"
     fixed = len("scale ") + len(lo) + len(hi) + 2 + len(f"  {name}")
-    n = max(8, min(40, width - fixed - len("  · no data  ╱╱ diverged")))
+    room = width - fixed - len("  · no data  ╱╱ diverged")
+    if room < 8:  # narrow: the bar before the no-data legend
+        missing, room = "", width - fixed
+    n = max(4, min(40, room))
     bar = "".join(paint(" ", scale.rgb(scale.lo + (scale.hi - scale.lo) * (k + 0.5) / n), None, depth)
                   for k in range(n))
     return [f"scale {lo} {bar} {hi}  {name}" + missing]

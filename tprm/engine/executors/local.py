@@ -73,17 +73,18 @@ class JobLogs:
         self.paths = [artifacts.log_path(j["hash"]) for j in jobs] if artifacts else []
         self.labels = [j["label"] for j in jobs]
 
-    def write(self, k: int, text: str) -> None:
+    def write(self, k: int, text: str, stamp: str = "%Y-%m-%d %H:%M:%S") -> None:
         if k < len(self.paths):
             with open(self.paths[k], "a") as fh:
-                fh.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {text}\n")
+                fh.write(f"{time.strftime(stamp)} {text}\n")
 
     def epoch(self, k: int, row: dict) -> None:
+        """One short line (fits an 80-column log pane): the day is on the job's start line."""
         def f(key: str) -> str:
             v = row.get(key)
             return "-" if v is None else f"{v:.4f}"
-        self.write(k, f"epoch {row['epoch']}: train_loss {f('train_loss')} train_error "
-                      f"{f('train_error')} test_loss {f('test_loss')} test_error {f('test_error')}")
+        self.write(k, f"epoch {row['epoch']}: train loss {f('train_loss')} err {f('train_error')}"
+                      f", test loss {f('test_loss')} err {f('test_error')}", stamp="%H:%M:%S")
 
 
 _DATA_CACHE: dict = {}
