@@ -278,31 +278,66 @@ class Service:
 
     # -- runs ----------------------------------------------------------------------------------
     def run(self, recipe, device: str | None = None, jobs: int | None = None,
-            progress: Callable[[dict], None] | None = None, log_path: str | None = None) -> dict:
-        """Run (or resume) a recipe in the foreground; returns the run summary."""
+            progress: Callable[[dict], None] | None = None, log_path: str | None = None,
+            backend: str | None = None, address: str | None = None) -> dict:
+        """Run (or resume) a recipe in the foreground; returns the run summary.
+        `backend`/`address` override execution.backend / execution.ray.address."""
         recipe = self.load_recipe(recipe)
-        return self._run_plan(recipe, recipe, device, jobs, progress, log_path)
+        return self._run_plan(recipe, recipe, device, jobs, progress, log_path, backend, address)
 
-    def _run_plan(self, recipe, owner, device=None, jobs=None, progress=None, log_path=None) -> dict:
+    @staticmethod
+    def _executor(recipe, device: str, jobs: int | None, backend: str | None = None,
+                  address: str | None = None):
+        """None for the local backend; a RayExecutor for ray (BadInput when Ray is missing)."""
+        ex = recipe.execution
+        if (backend or ("ray" if address else ex.backend)) != "ray":
+            return None
+        from tprm.engine.executors.ray import BackendError, RayExecutor, RaySettings
+
+        settings = {f: getattr(ex.ray, f) for f in ("address", "cpus_per_group", "gpus_per_group",
+                                                    "max_retries", "max_groups")}
+        if address is not None:
+            settings["address"] = address
+        try:
+            return RayExecutor(RaySettings(**settings), device=device, jobs=jobs)
+        except BackendError as exc:
+            raise BadInput(str(exc)) from None
+
+    def _run_plan(self, recipe, owner, device=None, jobs=None, progress=None, log_path=None,
+                  backend=None, address=None) -> dict:
         """Run `recipe`'s jobs, recorded as part of `owner` (the recipe itself, or the full
         recipe a case study measures a sub-grid of)."""
         from tprm.engine.runner import Runner
 
+        ex = recipe.execution
+        executor = self._executor(recipe, device or ex.device, jobs, backend, address)
         plan = self.plan(recipe)
+        if executor is not None:
+            from tprm.engine.executors.ray import BackendError
+
+            try:
+                executor.connect()  # the cluster is unreachable or too small: bad input
+            except BackendError as exc:
+                raise BadInput(str(exc)) from None
         path = self.source_path(owner)
         self.store.put_recipe(owner.name, owner.hash, path,
                               Path(path).read_text() if path else owner.to_yaml())
-        ex = recipe.execution
         runner = Runner(self.store, plan, owner.name, owner.hash,
                         device=device or ex.device, jobs=jobs or ex.jobs, on_error=ex.on_error,
                         fuse=ex.fuse, max_fused=ex.max_fused, log_path=log_path,
-                        display=progress, runtime={"init_path": recipe.dense.init})
-        summary = runner.run()
+                        display=progress, runtime={"init_path": recipe.dense.init},
+                        executor=executor)
+        try:
+            summary = runner.run()
+        finally:
+            if executor is not None:
+                executor.close()
         return {"run_id": summary.run_id, "state": summary.state, "counts": summary.counts,
                 "executed": summary.executed, "failed": summary.failed,
                 "exit_code": summary.exit_code}
 
-    def start_detached(self, recipe, device: str | None = None, jobs: int | None = None) -> dict:
+    def start_detached(self, recipe, device: str | None = None, jobs: int | None = None,
+                       backend: str | None = None, address: str | None = None) -> dict:
         """Start `tprm run` in its own session so it survives the terminal (and the SSH link)."""
         recipe = self.load_recipe(recipe)
         path = self.source_path(recipe) or str(self.recipe_path(recipe.name))
@@ -315,6 +350,10 @@ class Service:
             cmd += ["--device", device]
         if jobs:
             cmd += ["--jobs", str(jobs)]
+        if backend:
+            cmd += ["--backend", backend]
+        if address:
+            cmd += ["--address", address]
         with open(log, "ab") as fh:
             proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=fh, stderr=fh,
                                     start_new_session=True, cwd=os.getcwd())
@@ -353,7 +392,8 @@ class Service:
                 if j is not None:
                     out["jobs"].append({"hash": h, "recipe": name, "kind": j["kind"],
                                         "label": j.get("label"), "state": j["state"],
-                                        "error": j.get("error"), "progress": progress.get(h)})
+                                        "error": j.get("error"), "progress": progress.get(h),
+                                        "node": _node_of(progress.get(h), j)})
         return out
 
     def _status_hashes(self, recipe, rec: dict, all_jobs: dict) -> list[str]:
@@ -383,7 +423,7 @@ class Service:
                     continue
                 for h in p.get("hashes", []):
                     out[h] = {"done": p["done"], "total": p["total"], "started": p["started"],
-                              "updated": p["updated"]}
+                              "updated": p["updated"], "node": p.get("node")}
         return out
 
     def logs(self, recipe, job: str | None = None) -> str:
@@ -711,3 +751,12 @@ class Service:
         if not Path(path).exists():
             raise BadInput(f"{path}: no such file; give a bundle written by `tprm export`")
         return self.store.import_bundle(Path(path))
+
+
+def _node_of(progress: dict | None, job: dict) -> str | None:
+    """Where a job runs (its progress report) or ran (its provenance): a host name."""
+    if progress and progress.get("node"):
+        return progress["node"]
+    if job.get("state") in ("done", "failed", "diverged", "cancelled"):
+        return (job.get("provenance") or {}).get("host")
+    return None

@@ -43,6 +43,7 @@ _NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 _LABEL = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 _IMPORT = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
 _DEVICE = re.compile(r"auto|cpu|mps|cuda|cuda:\d+")
+_RAY_ADDRESS = re.compile(r"auto|(ray://)?[A-Za-z0-9_.\[\]:-]+:\d{1,5}")
 # Exponent numbers without a dot or exponent sign ("1e-4", "3E5") are strings to YAML 1.1 (PyYAML);
 # number fields accept them as the number anyone writing them means.
 _EXP_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
@@ -537,6 +538,18 @@ class CasesSection:
 
 
 @dataclass(frozen=True)
+class RaySection:
+    """execution.ray: where and how job groups run when execution.backend is ray (docs/cluster.md)."""
+
+    address: str | None = _setting(None, _Text(optional=True, pattern=_RAY_ADDRESS,
+                                               what="null, auto, HOST:PORT or ray://HOST:PORT"))
+    cpus_per_group: float = _setting(1.0, _Number(lo=0, lo_open=True))
+    gpus_per_group: float | None = _setting(None, _Number(lo=0, optional=True))
+    max_retries: int = _setting(3, _Number(integer=True, lo=0))
+    max_groups: int | None = _setting(None, _Number(integer=True, lo=1, optional=True))
+
+
+@dataclass(frozen=True)
 class ExecutionSection:
     device: str = _setting("auto", _Text(pattern=_DEVICE, what="auto, cpu, cuda, cuda:N or mps"))
     jobs: int = _setting(1, _POS_INT)
@@ -544,6 +557,8 @@ class ExecutionSection:
     on_error: str = _setting("continue", _Text(choices=("continue", "stop")))
     fuse: bool = _setting(True, _Bool())
     max_fused: int = _setting(128, _POS_INT)
+    backend: str = _setting("local", _Text(choices=("local", "ray")))
+    ray: RaySection = _section(RaySection)
 
 
 @dataclass(frozen=True)
