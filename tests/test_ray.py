@@ -128,22 +128,35 @@ def test_bad_backend_arguments_exit_2(tmp_path):
 
 # ------------------------------------------------------------------------------------ on Ray
 
-def test_same_hashes_results_and_artifacts_as_local(cluster, tmp_path):
+@pytest.fixture(scope="module")
+def ray_store(cluster, tmp_path_factory):
+    """A store (with the tiny recipe in its recipes/) in which the tiny recipe ran on Ray."""
+    from tprm.service import Service
+
+    store = tmp_path_factory.mktemp("ray") / "store"
+    (store / "recipes").mkdir(parents=True)
+    (store / "recipes" / "tiny.yaml").write_text(TINY_RECIPE)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(store.parent)
+        summary = Service(store).run("tiny", backend="ray")
+    assert summary["state"] == "done" and summary["executed"] == 17
+    return store
+
+
+def test_same_hashes_results_and_artifacts_as_local(ray_store, tmp_path):
     import torch
 
     from tprm.engine.store import Store
     from tprm.service import Service
 
     recipe = _recipe(tmp_path, TINY_RECIPE, "tiny")
-    local, remote = tmp_path / "local", tmp_path / "ray"
+    local, remote = tmp_path / "local", ray_store
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # a Ray group gets cpus_per_group (1) threads; CPU sums depend on it
     try:
         assert Service(local).run(str(recipe))["state"] == "done"
     finally:
         torch.set_num_threads(threads)
-    summary = Service(remote).run(str(recipe), backend="ray")
-    assert summary["state"] == "done" and summary["executed"] == 17
 
     a, b = Store(local), Store(remote)
     assert set(a.get_jobs()) == set(b.get_jobs())
@@ -158,10 +171,51 @@ def test_same_hashes_results_and_artifacts_as_local(cluster, tmp_path):
     prov = next(iter(b.get_jobs().values()))["provenance"]
     assert prov["ray"]["node_id"] == run["ray"]["nodes"][0]["node_id"]
     assert prov["ray"]["pid"] != os.getpid()  # ran in a Ray worker, not in this driver
-    status = Service(remote).status(str(recipe))
+    status = Service(remote).status("tiny")
     assert status["runs"][-1]["backend"] == "ray"
     assert all(j["node"] == prov["host"] for j in status["jobs"])
     assert "backend" not in a.get_runs()[-1]
+
+
+async def test_tui_runs_screen_shows_cluster_and_node(ray_store, monkeypatch):
+    from textual.widgets import DataTable, Static
+
+    from tprm.engine.store import Store
+    from tprm.tui.app import TprmApp
+
+    monkeypatch.chdir(ray_store.parent)
+    host = next(iter(Store(ray_store).get_jobs().values()))["provenance"]["host"]
+    app = TprmApp(str(ray_store), poll_interval=0.25)
+    async with app.run_test(size=(80, 24)) as pilot:
+        table = app.screen.query_one("#recipe-table", DataTable)
+        names = lambda: [str(k.value) for k in table.rows]  # noqa: E731
+        await _pilot_wait(pilot, lambda: "tiny" in names() and app.recipe is not None)
+        steps = names().index("tiny") - table.cursor_row
+        for _ in range(abs(steps)):
+            await pilot.press("down" if steps > 0 else "up")
+        await _pilot_wait(pilot, lambda: app.recipe == "tiny")
+        await pilot.press("2")
+        text = lambda sel: str(app.screen.query_one(sel, Static).content)  # noqa: E731
+        await _pilot_wait(pilot, lambda: "ray: 1 node, 2 CPU, 0 GPU" in text("#run-line"))
+        jobs = app.screen.query_one("#job-table", DataTable)
+        await _pilot_wait(pilot, lambda: jobs.row_count == 17)
+        jobs.focus()
+        await pilot.press("down")
+        await _pilot_wait(pilot, lambda: f"(on {host})" in text("#log-title"))
+
+
+async def _pilot_wait(pilot, condition, timeout: float = 60.0) -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        try:
+            if condition():
+                return
+        except Exception:  # noqa: BLE001 -- not mounted yet
+            pass
+        await pilot.pause(0.1)
+    shown = {sel: str(pilot.app.screen.query_one(sel).content) for sel in ("#run-line", "#log-title")
+             if pilot.app.screen.query(sel)}
+    raise AssertionError(f"timed out; the screen shows {shown}")
 
 
 def test_worker_killed_mid_task_is_retried_nothing_lost_or_duplicated(cluster, tmp_path):
