@@ -295,7 +295,7 @@ class Service:
         from tprm.engine.executors.ray import BackendError, RayExecutor, RaySettings
 
         settings = {f: getattr(ex.ray, f) for f in ("address", "cpus_per_group", "gpus_per_group",
-                                                    "max_retries", "max_groups")}
+                                                    "max_retries", "max_groups", "ship_code")}
         if address is not None:
             settings["address"] = address
         try:

@@ -547,6 +547,7 @@ class RaySection:
     gpus_per_group: float | None = _setting(None, _Number(lo=0, optional=True))
     max_retries: int = _setting(3, _Number(integer=True, lo=0))
     max_groups: int | None = _setting(None, _Number(integer=True, lo=1, optional=True))
+    ship_code: bool = _setting(True, _Bool())
 
 
 @dataclass(frozen=True)

@@ -63,6 +63,7 @@ class RaySettings:
     gpus_per_group: float | None = None
     max_retries: int = 3
     max_groups: int | None = None
+    ship_code: bool = True
 
 
 class RayExecutor:
@@ -82,6 +83,8 @@ class RayExecutor:
         ray, s = self.ray, self.settings
         if not ray.is_initialized():
             kwargs: dict[str, Any] = {"logging_level": logging.ERROR, "log_to_driver": False}
+            if s.ship_code:  # Ray uploads the package once per content hash (no shared disk)
+                kwargs["runtime_env"] = {"py_modules": [str(Path(tprm.__file__).resolve().parent)]}
             try:
                 if s.address is None:
                     ray.init(include_dashboard=False, **kwargs)
@@ -126,8 +129,12 @@ class RayExecutor:
         nodes = [{"node_id": n["node_id"], "ip": n["ip"], "host": n["host"],
                   "CPU": n["resources"].get("CPU", 0.0), "GPU": n["resources"].get("GPU", 0.0)}
                  for n in _alive_nodes(ray)]
+        try:
+            address = ray.get_runtime_context().gcs_address
+        except Exception:  # noqa: BLE001 -- Ray Client has no GCS address
+            address = s.address
         return {"backend": "ray",
-                "ray": {"address": ray.get_runtime_context().gcs_address,
+                "ray": {"address": address,
                         "resources": {"CPU": res.get("CPU", 0.0), "GPU": res.get("GPU", 0.0),
                                       "memory_gb": round(res.get("memory", 0.0) / 2**30, 1)},
                         "nodes": nodes, "cpus_per_group": s.cpus_per_group,
@@ -290,7 +297,12 @@ class RayPool(Executor):
             return fut
         wctx = {k: v for k, v in ctx.items() if k not in ("progress_dir", "cancel_path")}
         wctx["threads"] = self.threads
-        ref = self.task.remote(fn, wctx, kind, jobs, inputs, self.board)
+        try:
+            ref = self.task.remote(fn, wctx, kind, jobs, inputs, self.board)
+        except Exception as exc:  # noqa: BLE001 -- e.g. the cluster went away
+            self._release_inputs(inputs)
+            fut.set_result(_failed(jobs, f"ray: cannot submit: {type(exc).__name__}: {exc}"))
+            return fut
         with self._lock:
             self._pending[ref] = (fut, jobs, inputs)
         return fut
