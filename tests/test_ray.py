@@ -33,8 +33,9 @@ SLOW_RECIPE = TINY_RECIPE.replace("name: tiny", "name: slow").replace(
 def cluster():
     """One local Ray instance for the whole module; its GCS address for CLI drivers."""
     ray = pytest.importorskip("ray")
-    info = ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.ERROR,
-                    log_to_driver=False)
+    # address="local": a new instance even when RAY_ADDRESS or a `ray start` cluster exists here
+    info = ray.init(address="local", num_cpus=2, include_dashboard=False,
+                    logging_level=logging.ERROR, log_to_driver=False)
     yield info.address_info["gcs_address"]
     ray.shutdown()
 
@@ -124,6 +125,16 @@ def test_bad_backend_arguments_exit_2(tmp_path):
         proc = run_tprm("run", str(recipe), "--store", str(tmp_path / "s"), *args, timeout=60)
         assert proc.returncode == 2 and needle in proc.stderr, (args, proc.stderr)
         assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_unreachable_address_exit_2_quickly(tmp_path):
+    pytest.importorskip("ray")
+    recipe = _recipe(tmp_path, TINY_RECIPE, "tiny")
+    started = time.time()
+    proc = run_tprm("run", str(recipe), "--store", str(tmp_path / "s"), "--address", "127.0.0.1:1",
+                    timeout=120)
+    assert proc.returncode == 2 and "nothing answers there" in proc.stderr, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and time.time() - started < 60
 
 
 # ------------------------------------------------------------------------------------ on Ray
@@ -254,15 +265,17 @@ def test_cancel_stops_the_ray_tasks(cluster, tmp_path):
                                                                            backend="ray")))
     runner.start()
     try:
-        _wait_for(lambda: _progress(store), 120, "a running task")
+        seen = _wait_for(lambda: _progress(store), 120, "a running task")
         asked = time.time()
         assert Service(store).cancel(str(recipe)) == 1
     finally:
         runner.join(120)
     assert out["state"] == "cancelled"
     assert time.time() - asked < 10  # the dense tasks were stopped, not waited for
-    states = [j["state"] for j in Store(store).get_jobs().values()]
-    assert "cancelled" in states and "running" not in states and states.count("done") < 17
+    jobs = Store(store).get_jobs()
+    assert all(jobs[h]["state"] == "cancelled" for h in seen[0]["hashes"])  # stopped mid-task
+    states = [j["state"] for j in jobs.values()]
+    assert "running" not in states and states.count("done") < 17
     assert not _progress(store)
 
 

@@ -82,6 +82,7 @@ class RayExecutor:
         """Join the cluster (or start a private local instance when address is null)."""
         ray, s = self.ray, self.settings
         if not ray.is_initialized():
+            _check_reachable(s.address)
             kwargs: dict[str, Any] = {"logging_level": logging.ERROR, "log_to_driver": False}
             if s.ship_code:  # Ray uploads the package once per content hash (no shared disk)
                 kwargs["runtime_env"] = {"py_modules": [str(Path(tprm.__file__).resolve().parent)]}
@@ -148,6 +149,19 @@ class RayExecutor:
         if self.owns and self.ray.is_initialized():
             self.ray.shutdown()
         self.owns = False
+
+
+def _check_reachable(address: str | None, timeout: float = 10.0) -> None:
+    """Fail fast (Ray itself retries for minutes) when HOST:PORT does not accept connections."""
+    if address is None or address == "auto":
+        return
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except (OSError, ValueError) as exc:
+        raise BackendError(f"execution.ray.address {address}: nothing answers there "
+                           f"({type(exc).__name__}: {exc}); start the cluster with "
+                           "`ray start --head` or fix --address") from None
 
 
 def _alive_nodes(ray) -> list[dict]:
