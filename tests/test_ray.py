@@ -188,6 +188,16 @@ def test_same_hashes_results_and_artifacts_as_local(ray_store, tmp_path):
     assert "backend" not in a.get_runs()[-1]
 
 
+def test_group_larger_than_any_node_is_bad_input(cluster, tmp_path):
+    from tprm.service import BadInput, Service
+
+    recipe = _recipe(tmp_path, TINY_RECIPE.replace(
+        "execution: {device: cpu}", "execution: {device: cpu, ray: {cpus_per_group: 4}}"), "tiny")
+    with pytest.raises(BadInput, match=r"cpus_per_group 4: no node of the Ray cluster has 4 CPU"):
+        Service(tmp_path / "store").run(str(recipe), backend="ray")
+    assert not (tmp_path / "store" / "tprm.db.json").exists()  # nothing was started
+
+
 async def test_tui_runs_screen_shows_cluster_and_node(ray_store, monkeypatch):
     from textual.widgets import DataTable, Static
 
