@@ -11,6 +11,12 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $(STAMP)
 
+# The tests also cover the Ray backend, so they install the optional [ray] extra (demo does not).
+TEST_STAMP := $(VENV)/.tprm-test-installed
+$(TEST_STAMP): $(STAMP)
+	$(BIN)/pip install -q -e '.[dev,ray]'
+	touch $(TEST_STAMP)
+
 install: $(STAMP)
 
 demo: $(STAMP)
@@ -20,7 +26,7 @@ demo: $(STAMP)
 readme-demo: $(STAMP)
 	$(BIN)/python scripts/readme_demo.py
 
-test: $(STAMP)
+test: $(TEST_STAMP)
 	$(BIN)/python -m pytest -q
 
 clean:

@@ -171,12 +171,15 @@ def _print_run_summary(summary: dict) -> None:
 def run(recipe: RecipeArg, store: StoreOpt = None,
         device: Annotated[Optional[str], typer.Option(help="auto | cpu | cuda | cuda:N (default: the recipe's).")] = None,
         jobs: Annotated[Optional[int], typer.Option("--jobs", "-j", min=1, help="Parallel workers (default: the recipe's).")] = None,
+        backend: Annotated[Optional[str], typer.Option(help="local | ray (default: the recipe's execution.backend).")] = None,
+        address: Annotated[Optional[str], typer.Option(help="Ray cluster: auto | HOST:PORT | ray://HOST:PORT (implies --backend ray).")] = None,
         detach: Annotated[bool, typer.Option(help="Run in the background, surviving the terminal.")] = False,
         dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan and what is already done.")] = False,
         log: Annotated[Optional[str], typer.Option(hidden=True)] = None):
     """Run (or resume) a recipe: dense -> prune -> retrain -> pair metrics."""
     if device is not None:
         _check_device(device)
+    _check_backend(backend, address)
     svc = _svc(store)
     if dry_run:
         s = svc.plan_summary(recipe)
@@ -185,14 +188,15 @@ def run(recipe: RecipeArg, store: StoreOpt = None,
             out.print(f"  {kind:8s} {k['total']:5d} jobs  {k['done']:5d} done")
         return
     if detach:
-        info = svc.start_detached(recipe, device, jobs)
+        info = svc.start_detached(recipe, device, jobs, backend, address)
         out.print(f"started {info['recipe']} in the background (pid {info['pid']}); it keeps running "
                   f"after this terminal closes.\nlog: {info['log']}\nwatch: tprm status {info['recipe']}")
         return
     console = Console(stderr=True, emoji=False, markup=False) if log else err
     loaded = svc.load_recipe(recipe)  # a bad recipe fails here, before any progress display
     with RunDisplay(console) as display:
-        summary = svc.run(loaded, device=device, jobs=jobs, progress=display, log_path=log)
+        summary = svc.run(loaded, device=device, jobs=jobs, progress=display, log_path=log,
+                          backend=backend, address=address)
     _print_run_summary(summary)
     raise typer.Exit(summary["exit_code"])
 
@@ -202,6 +206,18 @@ def _check_device(device: str) -> None:
 
     if not re.fullmatch(r"auto|cpu|cuda|cuda:\d+|mps", device):
         raise BadInput(f"--device: '{device}' is not a device; use auto, cpu, cuda or cuda:N")
+
+
+def _check_backend(backend: str | None, address: str | None) -> None:
+    import re
+
+    if backend is not None and backend not in ("local", "ray"):
+        raise BadInput(f"--backend: '{backend}' is not a backend; use local or ray")
+    if address is not None and not re.fullmatch(r"auto|(ray://)?[A-Za-z0-9_.\[\]:-]+:\d{1,5}", address):
+        raise BadInput(f"--address: '{address}' is not a Ray address; use auto, HOST:PORT or "
+                       "ray://HOST:PORT")
+    if backend == "local" and address is not None:
+        raise BadInput("--address: only used with --backend ray")
 
 
 @app.command()
@@ -228,11 +244,12 @@ def status(recipe: Annotated[Optional[str], typer.Argument(help="Recipe name or 
             when = (f"at {time.strftime('%Y-%m-%d %H:%M', time.localtime(ended))} (started {started})"
                     if isinstance(ended, (int, float)) else f"(started {started})")
         out.print(f"  run {run_.get('run_id')} {run_.get('recipe_name')}: {run_.get('state')} {when} "
-                  f"(pid {run_.get('pid')} on {run_.get('host')})")
+                  f"(pid {run_.get('pid')} on {run_.get('host')}){_cluster_text(run_)}")
     for j in s["jobs"]:
         if j["state"] == "running" and j.get("progress"):
             p = j["progress"]
-            out.print(f"  running {j['label']}: {p['done']}/{p['total']}")
+            on = f" on {j['node']}" if j.get("node") else ""
+            out.print(f"  running {j['label']}: {p['done']}/{p['total']}{on}")
         elif j["state"] in ("failed", "stale"):
             out.print(f"  {j['state']} {j['label']}: {j.get('error') or ''}")
         elif j["state"] == "diverged":
@@ -240,6 +257,16 @@ def status(recipe: Annotated[Optional[str], typer.Argument(help="Recipe name or 
     skipped = sum(r["counts"].get("skipped", 0) for r in s["recipes"].values())
     if skipped:
         out.print(f"  {skipped} job(s) skipped (parent diverged)")
+
+
+def _cluster_text(run_: dict) -> str:
+    """'; ray: 2 nodes, 8 CPU, 1 GPU' for a run on a Ray cluster, '' for a local one."""
+    ray = run_.get("ray") or {}
+    if run_.get("backend") != "ray":
+        return ""
+    res = ray.get("resources") or {}
+    return (f"; ray {ray.get('address')}: {len(ray.get('nodes') or [])} node(s), "
+            f"{res.get('CPU', 0):g} CPU, {res.get('GPU', 0):g} GPU")
 
 
 @app.command()

@@ -389,32 +389,67 @@ class Service:
 
     # -- runs ----------------------------------------------------------------------------------
     def run(self, recipe, device: str | None = None, jobs: int | None = None,
-            progress: Callable[[dict], None] | None = None, log_path: str | None = None) -> dict:
-        """Run (or resume) a recipe in the foreground; returns the run summary."""
+            progress: Callable[[dict], None] | None = None, log_path: str | None = None,
+            backend: str | None = None, address: str | None = None) -> dict:
+        """Run (or resume) a recipe in the foreground; returns the run summary.
+        `backend`/`address` override execution.backend / execution.ray.address."""
         recipe = self.load_recipe(recipe)
-        return self._run_plan(recipe, recipe, device, jobs, progress, log_path)
+        return self._run_plan(recipe, recipe, device, jobs, progress, log_path, backend, address)
 
-    def _run_plan(self, recipe, owner, device=None, jobs=None, progress=None, log_path=None) -> dict:
+    @staticmethod
+    def _executor(recipe, device: str, jobs: int | None, backend: str | None = None,
+                  address: str | None = None):
+        """None for the local backend; a RayExecutor for ray (BadInput when Ray is missing)."""
+        ex = recipe.execution
+        if (backend or ("ray" if address else ex.backend)) != "ray":
+            return None
+        from tprm.engine.executors.ray import BackendError, RayExecutor, RaySettings
+
+        settings = {f: getattr(ex.ray, f) for f in ("address", "cpus_per_group", "gpus_per_group",
+                                                    "max_retries", "max_groups", "ship_code")}
+        if address is not None:
+            settings["address"] = address
+        try:
+            return RayExecutor(RaySettings(**settings), device=device, jobs=jobs)
+        except BackendError as exc:
+            raise BadInput(str(exc)) from None
+
+    def _run_plan(self, recipe, owner, device=None, jobs=None, progress=None, log_path=None,
+                  backend=None, address=None) -> dict:
         """Run `recipe`'s jobs, recorded as part of `owner` (the recipe itself, or the full
         recipe a case study measures a sub-grid of)."""
         from tprm.engine.runner import Runner
 
+        ex = recipe.execution
+        executor = self._executor(recipe, device or ex.device, jobs, backend, address)
         plan = self.plan(recipe, download=True)
+        if executor is not None:
+            from tprm.engine.executors.ray import BackendError
+
+            try:
+                executor.connect()  # the cluster is unreachable or too small: bad input
+            except BackendError as exc:
+                raise BadInput(str(exc)) from None
         path = self.source_path(owner)
         self.store.put_recipe(owner.name, owner.hash, path,
                               Path(path).read_text() if path else owner.to_yaml())
-        ex = recipe.execution
         runner = Runner(self.store, plan, owner.name, owner.hash,
                         device=device or ex.device, jobs=jobs or ex.jobs, on_error=ex.on_error,
                         fuse=ex.fuse, max_fused=ex.max_fused, log_path=log_path, threads=ex.threads,
-                        display=progress, runtime={"init_path": recipe.dense.init})
-        summary = runner.run()
+                        display=progress, runtime={"init_path": recipe.dense.init},
+                        executor=executor)
+        try:
+            summary = runner.run()
+        finally:
+            if executor is not None:
+                executor.close()
         return {"run_id": summary.run_id, "state": summary.state, "counts": summary.counts,
                 "executed": summary.executed, "failed": summary.failed,
                 "diverged": summary.diverged,
                 "exit_code": summary.exit_code}
 
-    def start_detached(self, recipe, device: str | None = None, jobs: int | None = None) -> dict:
+    def start_detached(self, recipe, device: str | None = None, jobs: int | None = None,
+                       backend: str | None = None, address: str | None = None) -> dict:
         """Start `tprm run` in its own session so it survives the terminal (and the SSH link)."""
         recipe = self.load_recipe(recipe)
         path = self.source_path(recipe) or str(self.recipe_path(recipe.name))
@@ -427,6 +462,10 @@ class Service:
             cmd += ["--device", device]
         if jobs:
             cmd += ["--jobs", str(jobs)]
+        if backend:
+            cmd += ["--backend", backend]
+        if address:
+            cmd += ["--address", address]
         with open(log, "ab") as fh:
             proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=fh, stderr=fh,
                                     start_new_session=True, cwd=os.getcwd())
@@ -473,7 +512,7 @@ class Service:
                                         "reason": "parent diverged" if h in skipped else None,
                                         "error": j.get("error"), "progress": progress.get(h),
                                         "started": j.get("started"), "ended": j.get("ended"),
-                                        "work": work.get(h, 1.0)})
+                                        "work": work.get(h, 1.0), "node": _node_of(progress.get(h), j)})
             out["recipes"][name]["eta"] = self._eta(name, runs, [
                 dict(all_jobs.get(h, {}), work=work.get(h, 1.0), progress=progress.get(h))
                 for h in hashes])
@@ -535,7 +574,7 @@ class Service:
                     continue
                 for h in p.get("hashes", []):
                     out[h] = {"done": p["done"], "total": p["total"], "started": p["started"],
-                              "updated": p["updated"]}
+                              "updated": p["updated"], "node": p.get("node")}
         return out
 
     def logs(self, recipe, job: str | None = None) -> str:
@@ -1217,3 +1256,11 @@ class Service:
             report_path = self._write_atomic(folder / "report.md", text)
         files.append(report_path)
         return {"dir": str(folder), "report": str(report_path), "files": [str(f) for f in files]}
+
+def _node_of(progress: dict | None, job: dict) -> str | None:
+    """Where a job runs (its progress report) or ran (its provenance): a host name."""
+    if progress and progress.get("node"):
+        return progress["node"]
+    if job.get("state") in ("done", "failed", "diverged", "cancelled"):
+        return (job.get("provenance") or {}).get("host")
+    return None

@@ -44,6 +44,7 @@ NAME_PATTERN = _NAME   # what a recipe name may be (`tprm recipes new NAME` chec
 _LABEL = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 _IMPORT = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
 _DEVICE = re.compile(r"auto|cpu|mps|cuda|cuda:\d+")
+_RAY_ADDRESS = re.compile(r"auto|(ray://)?[A-Za-z0-9_.\[\]:-]+:\d{1,5}")
 # Exponent numbers without a dot or exponent sign ("1e-4", "3E5") are strings to YAML 1.1 (PyYAML);
 # number fields accept them as the number anyone writing them means.
 _EXP_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
@@ -555,6 +556,19 @@ class CasesSection:
 
 
 @dataclass(frozen=True)
+class RaySection:
+    """execution.ray: where and how job groups run when execution.backend is ray (docs/cluster.md)."""
+
+    address: str | None = _setting(None, _Text(optional=True, pattern=_RAY_ADDRESS,
+                                               what="null, auto, HOST:PORT or ray://HOST:PORT"))
+    cpus_per_group: float = _setting(1.0, _Number(lo=0, lo_open=True))
+    gpus_per_group: float | None = _setting(None, _Number(lo=0, optional=True))
+    max_retries: int = _setting(3, _Number(integer=True, lo=0))
+    max_groups: int | None = _setting(None, _Number(integer=True, lo=1, optional=True))
+    ship_code: bool = _setting(True, _Bool())
+
+
+@dataclass(frozen=True)
 class ExecutionSection:
     device: str = _setting("auto", _Text(pattern=_DEVICE, what="auto, cpu, cuda, cuda:N or mps"))
     jobs: int = _setting(1, _POS_INT)
@@ -563,6 +577,8 @@ class ExecutionSection:
     fuse: bool = _setting(True, _Bool())
     max_fused: int = _setting(128, _POS_INT)
     threads: int | None = _setting(1, _Number(integer=True, lo=1, hi=1024, optional=True))
+    backend: str = _setting("local", _Text(choices=("local", "ray")))
+    ray: RaySection = _section(RaySection)
 
 
 @dataclass(frozen=True)

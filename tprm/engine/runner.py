@@ -64,13 +64,14 @@ class Runner:
                  device: str = "auto", jobs: int = 1, on_error: str = "continue",
                  fuse: bool = True, max_fused: int = 128, log_path: str | None = None,
                  display: Callable[[dict], None] | None = None, runtime: dict | None = None,
-                 threads: int | None = None):
+                 threads: int | None = None, executor=None):
         self.store, self.plan = store, plan
         self.recipe_name, self.recipe_hash = recipe_name, recipe_hash
         self.device, self.workers = device, max(1, jobs)
         self.on_error, self.fuse, self.max_fused = on_error, fuse, max(1, max_fused)
         self.log_path, self.display, self.runtime = log_path, display, runtime or {}
         self.threads = threads  # torch threads per worker; None: the cores split among workers
+        self.executor = executor  # None: this machine; else open(ctx) -> pool (e.g. RayExecutor)
         self.artifacts = Artifacts(store.root)
         self._held: set[str] = set()
         self._retry: set[str] = set()
@@ -184,7 +185,11 @@ class Runner:
         beat.start()
         started = time.time()
         summary = RunSummary(run_id, "done")
-        if self.workers == 1:
+        if self.executor is not None:  # another backend: a concurrent.futures-style pool
+            pool = self.executor.open(ctx)
+            self.workers = pool.slots
+            self.store.update_run(run_id, **pool.describe())
+        elif self.workers == 1:
             pool = ThreadPoolExecutor(max_workers=1)
         else:
             pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=get_context("spawn"))

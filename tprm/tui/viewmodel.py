@@ -150,12 +150,27 @@ def run_summary(run: Mapping[str, Any] | None) -> tuple[str, bool]:
         return "no run yet: press r to launch this recipe (detached: it survives quitting or SSH loss)", False
     state = str(run.get("state", "?"))
     stale = bool(run.get("stale")) or state == "stale"
-    where = f"pid {run.get('pid', '?')} on {run.get('host', '?')}"
+    where = f"pid {run.get('pid', '?')} on {run.get('host', '?')}{cluster_text(run)}"
     if stale:
         return f"last run is STALE: its process ({where}) stopped reporting; r resumes it", True
     if state in ACTIVE_RUN_STATES:
         return f"running ({where}), detached: it keeps going if you quit or lose SSH; c cancels", False
-    return f"last run: {state}; r runs it again (only unfinished jobs run)", False
+    return f"last run: {state}{cluster_text(run)}; r runs it again (only unfinished jobs run)", False
+
+
+def cluster_text(run: Mapping[str, Any]) -> str:
+    """'; ray: 2 nodes, 8 CPU, 1 GPU' for a run on a Ray cluster, '' for a local run."""
+    if run.get("backend") != "ray":
+        return ""
+    ray = run.get("ray") or {}
+    res = ray.get("resources") or {}
+    n = len(ray.get("nodes") or [])
+    return f"; ray: {n} node{'s' if n != 1 else ''}, {res.get('CPU', 0):g} CPU, {res.get('GPU', 0):g} GPU"
+
+
+def log_title(label: str, node: str | None) -> str:
+    """The job log's title; names the node when the job runs (or ran) on a Ray cluster."""
+    return f"log of {label}{f' (on {node})' if node else ''}  (l: whole run)"
 
 
 def latest_run(status: Mapping[str, Any], recipe: str | None) -> Mapping[str, Any] | None:

@@ -16,6 +16,7 @@ import socket
 import time
 import traceback
 from pathlib import Path
+from typing import Callable
 
 import torch
 
@@ -41,8 +42,11 @@ def resolve_device(device: str, worker_index: int = 0) -> str:
 
 
 class Progress:
-    """Throttled progress reporter: writes a small JSON file the runner and the TUI read, and
-    raises Cancelled when the run's cancel file appears."""
+    """Throttled progress reporter: writes a small JSON file the runner and the TUI read (and
+    hands the same payload to `sink` when set, e.g. a Ray actor), and raises Cancelled when the
+    run's cancel file appears."""
+
+    sink: Callable[[dict], None] | None = None
 
     def __init__(self, path: Path | None, cancel_path: Path | None, label: str, hashes: list[str]):
         self.path, self.cancel_path = path, cancel_path
@@ -57,9 +61,11 @@ class Progress:
         self._last = now
         if self.cancel_path is not None and self.cancel_path.exists():
             raise Cancelled("cancelled by request")
+        payload = {"label": self.label, "hashes": self.hashes, "done": done, "total": total,
+                   "started": self.started, "updated": now}
+        if self.sink is not None:
+            self.sink(payload)
         if self.path is not None:
-            payload = {"label": self.label, "hashes": self.hashes, "done": done, "total": total,
-                       "started": self.started, "updated": now}
             tmp = self.path.with_suffix(f".{os.getpid()}.tmp")
             tmp.write_text(json.dumps(payload))
             os.replace(tmp, self.path)
@@ -339,6 +345,7 @@ def execute_group(ctx: dict, kind: str, jobs: list[dict]) -> list[dict]:
     for k in range(len(jobs)):
         logs.write(k, f"{jobs[k]['label']}: started on {worker['device']} (group of {len(jobs)} "
                       f"{kind} job(s))")
+    progress.sink = ctx.get("progress_sink")
     started = time.time()
     try:
         results = RUNNERS[kind](jobs, worker, progress)

@@ -15,7 +15,7 @@ from textual.widgets import DataTable, Log, ProgressBar, Static
 from tprm.tui.screens.base import TaskScreen
 from tprm.tui.screens.confirm import ConfirmModal
 from tprm.tui.viewmodel import (
-    active_runs, job_rows, latest_run, one_line, overall_progress, run_summary,
+    active_runs, job_rows, latest_run, log_title, one_line, overall_progress, run_summary,
     state_counts,
 )
 from tprm.tui.widgets.tables import ListTable
@@ -43,6 +43,7 @@ class RunsScreen(TaskScreen):
         self._log_job: str | None = None
         self._log_text: str | None = None
         self._log_key: tuple[Any, ...] | None = None
+        self._job_nodes: dict[str, str] = {}  # job hash -> node, for runs on a Ray cluster
         self._next_poll = 0.0
         self.last_status: dict[str, Any] = {}
 
@@ -148,6 +149,11 @@ class RunsScreen(TaskScreen):
                     else ("finished" if total and done == total else "idle"))
         self.query_one("#run-eta", Static).update(f"{done}/{total} jobs  {eta_text}  {counts}".strip())
         self._update_table(jobs)
+        self._job_nodes = ({str(j.get("hash")): j["node"] for j in jobs if j.get("node")}
+                       if run and run.get("backend") == "ray" else {})
+        if self._log_job is not None and self._log_job in self._rows:
+            self.query_one("#log-title", Static).update(
+                log_title(self._rows[self._log_job][1], self._job_nodes.get(self._log_job)))
         if log is not None:
             self._log_key = log_key
             self._update_log(log)
@@ -187,7 +193,7 @@ class RunsScreen(TaskScreen):
             return
         self._log_job = str(key)
         label = self._rows.get(self._log_job, ("", self._log_job))[1]
-        self.query_one("#log-title", Static).update(f"log of {label}  (l: whole run)")
+        self.query_one("#log-title", Static).update(log_title(label, self._job_nodes.get(self._log_job)))
         self.action_poll()
 
     def action_run_log(self) -> None:
