@@ -215,6 +215,35 @@ def test_bn_recompute_gives_data_mean_and_average_of_batch_variances() -> None:
     assert torch.allclose(bn.running_mean, x.mean(0), rtol=0, atol=1e-12)
 
 
+def test_bn_recompute_weights_a_short_last_batch_by_its_size() -> None:
+    """100 samples in batches of 32 (32, 32, 32, 4): as the authors' update_bn (momentum b / (n + b))."""
+    g = torch.Generator().manual_seed(2)
+    x = torch.randn(100, 2, generator=g, dtype=torch.float64) * 2.0 + 1.0
+    x[96:] += 5.0  # the short batch is far off: equal batch weights would move the stats a lot
+    bn = nn.BatchNorm1d(2).double()
+    model = nn.Sequential(nn.Flatten(), bn).double()
+    recompute_bn(model, _feature_data(x), batch_size=32)
+    # by hand, from the definition of the per-batch unbiased variance
+    sizes, means, variances = [], [], []
+    for start in (0, 32, 64, 96):
+        b = x[start:start + 32]
+        n = b.shape[0]
+        mu = b.sum(0) / n
+        sizes.append(n)
+        means.append(mu)
+        variances.append(((b - mu) ** 2).sum(0) / (n - 1))
+    total = sum(sizes)
+    hand_mean = sum(n * m for n, m in zip(sizes, means)) / total
+    hand_var = sum(n * v for n, v in zip(sizes, variances)) / total
+    assert sizes == [32, 32, 32, 4]
+    assert torch.allclose(bn.running_mean, hand_mean, rtol=0, atol=1e-12)
+    assert torch.allclose(bn.running_mean, x.mean(0), rtol=0, atol=1e-12)  # the exact data mean
+    assert torch.allclose(bn.running_var, hand_var, rtol=0, atol=1e-12)
+    equal_weights = sum(variances) / 4
+    assert not torch.allclose(bn.running_var, equal_weights, atol=1e-2)  # the old rule differs
+    assert bn.momentum == 0.1
+
+
 def test_bn_recompute_of_an_inner_layer_and_of_a_model_without_bn() -> None:
     g = torch.Generator().manual_seed(1)
     x = torch.randn(64, 4, generator=g, dtype=torch.float64)

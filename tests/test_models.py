@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 import fakedata
@@ -113,3 +116,35 @@ def test_load_factory_imports_a_user_model():
         load_factory(f"{fakedata.__name__}:missing")
     with pytest.raises(ValueError, match="expected 'package.module:factory'"):
         load_factory("fakedata.tiny_factory")
+
+
+def _preresnet_out_of_place(model, x):
+    """PreResNet's forward written with out-of-place ReLU and residual adds (the reference)."""
+    out = model.conv1(x)
+    for block in model.layers:
+        h = block.conv1(torch.relu(block.bn1(out)))
+        h = block.conv2(torch.relu(block.bn2(h)))
+        out = h + (out if block.downsample is None else block.downsample(out))
+    out = torch.relu(model.bn(out))
+    return model.fc(model.pool(out).flatten(1))
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_preresnet_in_place_ops_keep_outputs_and_gradients(training):
+    torch.manual_seed(0)
+    model = build_model("preresnet", 10, (3, 16, 16), depth=14, width=0.5).double()
+    twin = copy.deepcopy(model)
+    assert any(isinstance(m, nn.ReLU) and m.inplace for m in model.modules())
+    model.train(training)
+    twin.train(training)
+    x = torch.randn(6, 3, 16, 16, dtype=torch.float64)
+    y = torch.arange(6) % 10
+    out = model(x)
+    ref = _preresnet_out_of_place(twin, x)
+    assert torch.allclose(out, ref, rtol=0, atol=1e-12)
+    grads = torch.autograd.grad(F.cross_entropy(out, y), list(model.parameters()))
+    ref_grads = torch.autograd.grad(F.cross_entropy(ref, y), list(twin.parameters()))
+    for g, r in zip(grads, ref_grads):
+        assert torch.allclose(g, r, rtol=0, atol=1e-12)
+    for a, b in zip(model.buffers(), twin.buffers()):  # the same running-statistics updates
+        assert torch.equal(a, b)

@@ -132,7 +132,7 @@ class PreActBlock(nn.Module):
         self.conv1 = nn.Conv2d(in_planes, planes, 3, stride=stride, padding=1, bias=False)
         self.bn2 = nn.BatchNorm2d(planes)
         self.conv2 = nn.Conv2d(planes, planes, 3, stride=1, padding=1, bias=False)
-        self.relu = nn.ReLU()
+        self.relu = nn.ReLU(inplace=True)  # BN's output is not needed by its backward: safe in place
         self.downsample = (
             nn.Conv2d(in_planes, planes, 1, stride=stride, bias=False)
             if stride != 1 or in_planes != planes
@@ -142,7 +142,7 @@ class PreActBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.conv1(self.relu(self.bn1(x)))
         out = self.conv2(self.relu(self.bn2(out)))
-        return out + (x if self.downsample is None else self.downsample(x))
+        return out.add_(x if self.downsample is None else self.downsample(x))  # conv output: not saved
 
 
 class PreResNet(nn.Module):
@@ -165,7 +165,7 @@ class PreResNet(nn.Module):
                 in_planes = p
         self.layers = nn.Sequential(*blocks)
         self.bn = nn.BatchNorm2d(in_planes)
-        self.relu = nn.ReLU()
+        self.relu = nn.ReLU(inplace=True)
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(in_planes, num_classes)
         for m in self.modules():  # He init for convs, as the reference CIFAR ResNets do

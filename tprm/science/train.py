@@ -36,6 +36,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.func import functional_call, grad, vmap
 
+from tprm.science.metrics import EVAL_BATCH_SIZE
+
 __all__ = [
     "CURVE_KEYS",
     "SAM_EPS",
@@ -563,7 +565,7 @@ def train(
     progress: Callable[[int, int], None] | None = None,
     on_epoch: Callable[[int, dict], None] | None = None,
     eval_every: int = 1,
-    eval_batch_size: int = 1000,
+    eval_batch_size: int = EVAL_BATCH_SIZE,
 ) -> list[TrainResult]:
     """Train ``models[k]`` with ``schedules[k]`` on ``data`` (a TensorData) from seed ``seeds[k]``.
 
