@@ -115,7 +115,8 @@ class Runner:
         return dict(counts)
 
     def _snapshot(self, progress_dir: Path, started: float) -> dict:
-        counts = self._counts(self.store.get_jobs(list(self.plan.jobs)))
+        states = self.store.get_jobs(list(self.plan.jobs))
+        counts = self._counts(states)
         running = []
         for f in sorted(progress_dir.glob("*.json")):
             try:

@@ -67,7 +67,6 @@ from tprm.engine.artifacts import (
     Artifacts,
     atomic_write,
     check_name,
-    file_digest,
     file_problem,
     parse_file_name,
     read_meta_file,

@@ -417,7 +417,7 @@ def _expected_files(name: str, root: Path) -> tuple[Path, list[str]]:
 
 def dataset_status(name: str, root: Path | str) -> dict[str, Any]:
     """Whether a torchvision set's files are in ``root`` (mnist1d is generated, never fetched)."""
-    if name not in _DATASETS:
+    if name not in DATASET_NAMES:
         raise ValueError(f"dataset: unknown {name!r}; allowed: {', '.join(DATASET_NAMES)}")
     if name == "mnist1d":
         return {"name": name, "title": DISPLAY_NAMES[name], "present": True, "folder": None,
