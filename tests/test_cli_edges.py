@@ -271,7 +271,7 @@ def test_a_failed_dense_seed_shows_failed(tmp_path):
     (("recipes", "new"), "NAME"), (("recipes", "new"), "./recipes/NAME.yaml"),
     (("logs",), "Keep printing new lines"), (("export",), ".tar.gz, .tgz or .zip"),
     (("import",), "written by `tprm export`"), (("case", "direction"), "on the recipe's grid"),
-    (("store", "gc"), "Only list what would be removed"),
+    (("store", "gc"), "Only list what would be moved"),
 ])
 def test_help_texts(capsys, monkeypatch, args, text):
     monkeypatch.setenv("COLUMNS", "300")

@@ -257,8 +257,8 @@ def test_tmux_report_key_and_compare_screen(pair) -> None:
     term = Terminal(tmux, f"tprm-compare-{os.getpid()}", command, work)
     try:
         term.wait_for(r"1 Recipes.*recipe: \S+", 60)
-        term.wait_for(r"\bb\s+epochs\s+3x2", 60)
         term.keys("PPage")  # the store's own recipes come first: a, then b
+        term.wait_for(r"\bb\s+epochs\s+3x2", 60)
         term.wait_for(r"recipe: a\b", 20)
         term.keys("4")
         term.wait_for(r"density\s+│\s+4\s+2\s+1", 60)

@@ -90,6 +90,9 @@ def test_recorded_quickstart_trace_is_within_a_factor_of_two_after_ten_percent()
 
 
 def test_logs_stream_while_the_run_runs_and_the_snapshot_has_a_model_step_eta(tmp_path, tiny_recipe):
+    # a dense job long enough (30 epochs) that the twice-a-second display sees it running
+    tiny_recipe.write_text(tiny_recipe.read_text().replace("dense: {epochs: 2,", "dense: {epochs: 30,")
+                           .replace("values: [1, 2]", "values: [15, 30]"))
     svc = Service(tmp_path / "store")
     seen: list[dict] = []
 

@@ -72,8 +72,8 @@ def test_tui_in_tmux_plot_regimes_and_a_case(prepared) -> None:
     term = Terminal(tmux, f"tprm-e2e-{os.getpid()}", command, work)
     try:
         term.wait_for(r"1 Recipes.*recipe: \S+", 60)
-        term.wait_for(r"tiny\s+epochs\s+2x2\s+17/17", 60)  # the list, with the finished run's counts
         term.keys("PPage")  # tiny is listed first (the store's own recipes come first)
+        term.wait_for(r"tiny\s+epochs\s+2x2\s+17/17", 60)  # the list, with the finished run's counts
         term.wait_for(r"recipe: tiny", 20)
 
         term.keys("4")  # the phase plot: regime map with real ticks, and the inspector
@@ -118,8 +118,8 @@ def test_tui_in_tmux_logs_stream_while_a_run_runs(tmp_path) -> None:
     term = Terminal(tmux, f"tprm-e2e-log-{os.getpid()}", command, tmp_path)
     try:
         term.wait_for(r"recipe: \S+", 60)
-        term.wait_for(r"slow\s+epochs\s+2x2", 60)  # the list is in
         term.keys("PPage")  # the store's own recipe is listed first
+        term.wait_for(r"slow\s+epochs\s+2x2", 60)  # the list is in
         term.wait_for(r"recipe: slow", 20)
         term.wait_for(r"plan: 0/\d+ jobs done", 60)
         term.keys("2")

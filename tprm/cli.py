@@ -382,7 +382,7 @@ def compare_cmd(a: Annotated[str, typer.Argument(help="Recipe A (name or path)."
                 store: StoreOpt = None,
                 store_b: Annotated[Optional[str], typer.Option("--store-b", help="Read B from this store (default: the same).")] = None,
                 metric: Annotated[str, typer.Option(help="test_error | normalized_error | mc | cka | ...")] = "test_error",
-                width: Annotated[int, typer.Option(min=40, max=400)] = 80,
+                width: Annotated[int, typer.Option(min=40, max=400, help="Width of the side-by-side text in columns.")] = 80,
                 as_json: JsonOpt = False):
     """A and B side by side, the difference map B - A and the regime maps (changed cells marked)."""
     svc = _svc(store)
