@@ -257,7 +257,8 @@ def test_tmux_report_key_and_compare_screen(pair) -> None:
     term = Terminal(tmux, f"tprm-compare-{os.getpid()}", command, work)
     try:
         term.wait_for(r"1 Recipes.*recipe: \S+", 60)
-        term.keys("PPage")  # the store's own recipes come first: a, then b
+        term.wait_for(r"plan: \d+/\d+ jobs done", 60)  # the list and the selected recipe are loaded
+        term.keys("g")  # g: the first row; the store's own recipes come first: a, then b
         term.wait_for(r"\bb\s+epochs\s+3x2", 60)
         term.wait_for(r"recipe: a\b", 20)
         term.keys("4")

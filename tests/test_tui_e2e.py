@@ -72,7 +72,8 @@ def test_tui_in_tmux_plot_regimes_and_a_case(prepared) -> None:
     term = Terminal(tmux, f"tprm-e2e-{os.getpid()}", command, work)
     try:
         term.wait_for(r"1 Recipes.*recipe: \S+", 60)
-        term.keys("PPage")  # tiny is listed first (the store's own recipes come first)
+        term.wait_for(r"plan: \d+/\d+ jobs done", 60)  # the list and the selected recipe are loaded
+        term.keys("g")  # g: the first row; tiny is listed first (the store's own recipes come first)
         term.wait_for(r"tiny\s+epochs\s+2x2\s+17/17", 60)  # the list, with the finished run's counts
         term.wait_for(r"recipe: tiny", 20)
 
@@ -99,9 +100,10 @@ def test_tui_in_tmux_plot_regimes_and_a_case(prepared) -> None:
         term.close()
 
 
-# A run that trains for a while (one dense job of 200 epochs), so the screen can be read while it runs.
+# A run that trains for a while (one dense job of 4000 epochs, a minute or more; the test cancels
+# it), so the screen can be read while it runs.
 SLOW = (TINY_RECIPE.replace("name: tiny", "name: slow").replace("num_samples: 500", "num_samples: 2000")
-        .replace("dense: {epochs: 2,", "dense: {epochs: 200,").replace("values: [1, 2]", "values: [100, 200]"))
+        .replace("dense: {epochs: 2,", "dense: {epochs: 4000,").replace("values: [1, 2]", "values: [2000, 4000]"))
 
 
 def test_tui_in_tmux_logs_stream_while_a_run_runs(tmp_path) -> None:
@@ -118,7 +120,8 @@ def test_tui_in_tmux_logs_stream_while_a_run_runs(tmp_path) -> None:
     term = Terminal(tmux, f"tprm-e2e-log-{os.getpid()}", command, tmp_path)
     try:
         term.wait_for(r"recipe: \S+", 60)
-        term.keys("PPage")  # the store's own recipe is listed first
+        term.wait_for(r"plan: \d+/\d+ jobs done", 60)  # the list and the selected recipe are loaded
+        term.keys("g")  # g: the first row; the store's own recipe is listed first
         term.wait_for(r"slow\s+epochs\s+2x2", 60)  # the list is in
         term.wait_for(r"recipe: slow", 20)
         term.wait_for(r"plan: 0/\d+ jobs done", 60)
@@ -127,7 +130,8 @@ def test_tui_in_tmux_logs_stream_while_a_run_runs(tmp_path) -> None:
         term.keys("r")
         term.wait_for(r"running \(pid \d+", 60)
         # the job log of the highlighted (running) dense job: its start line, then epoch lines
-        job = term.wait_for(r"dense seed=0: started on cpu", 60)
+        # (a fast CPU may have scrolled the start line out of the pane already)
+        job = term.wait_for(r"dense seed=0: started on cpu|epoch \d+: train loss", 60)
         assert "running (pid" in job and "(log is empty)" not in job, job
         epochs = term.wait_for(r"epoch \d+: train loss \d\.\d+ err \d\.\d+, test loss", 90)
         assert "running (pid" in epochs, epochs
