@@ -90,9 +90,11 @@ def test_recorded_quickstart_trace_is_within_a_factor_of_two_after_ten_percent()
 
 
 def test_logs_stream_while_the_run_runs_and_the_snapshot_has_a_model_step_eta(tmp_path, tiny_recipe):
-    # a dense job long enough (30 epochs) that the twice-a-second display sees it running
-    tiny_recipe.write_text(tiny_recipe.read_text().replace("dense: {epochs: 2,", "dense: {epochs: 30,")
-                           .replace("values: [1, 2]", "values: [15, 30]"))
+    # dense and retrain jobs long enough (seconds each, even on a fast quiet CPU) that the
+    # twice-a-second display sees each of them running
+    tiny_recipe.write_text(tiny_recipe.read_text().replace("dense: {epochs: 2,", "dense: {epochs: 300,")
+                           .replace("values: [1, 2]", "values: [150, 300]")
+                           .replace("retrain: {epochs: 1,", "retrain: {epochs: 40,"))
     svc = Service(tmp_path / "store")
     seen: list[dict] = []
 
@@ -115,4 +117,4 @@ def test_logs_stream_while_the_run_runs_and_the_snapshot_has_a_model_step_eta(tm
     retrain = next(j for j in svc.status(tiny_recipe)["jobs"] if j["kind"] == "retrain")
     job_log = svc.logs(tiny_recipe, job=retrain["hash"])
     assert re.search(r"\d\d:\d\d:\d\d epoch 1: train loss \d\.\d{4} err \d\.\d{4}, test loss \d\.\d{4} err \d\.\d{4}\n", job_log)
-    assert retrain["work"] == pytest.approx(2 + 1 * (400 // 50))  # 1 epoch of 400 samples, batch 50
+    assert retrain["work"] == pytest.approx(2 + 40 * (400 // 50))  # 40 epochs of 400 samples, batch 50
