@@ -87,8 +87,8 @@ class RayExecutor:
             if s.ship_code:  # Ray uploads the package once per content hash (no shared disk)
                 kwargs["runtime_env"] = {"py_modules": [str(Path(tprm.__file__).resolve().parent)]}
             try:
-                if s.address is None:
-                    ray.init(include_dashboard=False, **kwargs)
+                if s.address is None:  # "local": a private instance, never a stale `ray start` one
+                    ray.init(address="local", include_dashboard=False, **kwargs)
                 else:
                     ray.init(address=s.address, **kwargs)
             except Exception as exc:  # noqa: BLE001 -- Ray raises ConnectionError, ValueError, ...
