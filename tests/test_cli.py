@@ -4,26 +4,15 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 
-import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from tprm.cli import main
 
-from conftest import TINY_RECIPE, run_tprm
+from conftest import call, TINY_RECIPE, run_tprm
 
 ERROR_LINE = re.compile(r"^error: .+:\d+: [\w.\[\]]+: .+$")
 
-
-def call(capsys, monkeypatch, *args):
-    """Run the real entry point in-process; returns (exit code, stdout, stderr)."""
-    monkeypatch.setattr(sys, "argv", ["tprm", *args])
-    with pytest.raises(SystemExit) as exc:
-        main()
-    out = capsys.readouterr()
-    return exc.value.code or 0, out.out, out.err
 
 
 def test_bad_recipe_is_one_line_exit_2(tmp_path, capsys, monkeypatch):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, prepare_tiny_store
+from conftest import call, ROOT, prepare_tiny_store
 
 # Runs the CLI's entry point in a fresh interpreter, then says whether torch was imported.
 PROBE = ("import sys\n"
@@ -60,15 +60,7 @@ def test_a_rejected_recipe_does_not_import_torch(tmp_path):
 
 
 # -- user text printed literally (item 2) ---------------------------------------------------------
-from tprm.cli import main  # noqa: E402
 
-
-def call(capsys, monkeypatch, *args):
-    monkeypatch.setattr(sys, "argv", ["tprm", *args])
-    with pytest.raises(SystemExit) as exc:
-        main()
-    out = capsys.readouterr()
-    return exc.value.code or 0, out.out, out.err
 
 
 @pytest.mark.parametrize("line", [100, 1234])

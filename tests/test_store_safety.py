@@ -9,13 +9,11 @@ from __future__ import annotations
 import gzip
 import json
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
-from conftest import prepare_tiny_store
+from conftest import call, prepare_tiny_store
 
-from tprm.cli import main
 from tprm.engine.artifacts import ArtifactError
 from tprm.engine.store import BACKUP_KEEP, DB_NAME, Store, StoreError, StoreWarning
 
@@ -40,13 +38,6 @@ def work(finished, tmp_path, monkeypatch) -> Path:
     monkeypatch.chdir(dst)
     return dst / "store"
 
-
-def call(capsys, monkeypatch, *args):
-    monkeypatch.setattr(sys, "argv", ["tprm", *args])
-    with pytest.raises(SystemExit) as exc:
-        main()
-    out = capsys.readouterr()
-    return exc.value.code or 0, out.out, out.err
 
 
 def cells(capsys, monkeypatch, store: Path) -> list[dict]:

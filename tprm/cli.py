@@ -346,9 +346,7 @@ def plot(recipe: RecipeArg, store: StoreOpt = None,
     tty = sys.stdout.isatty()
     depth = "none"
     if color and tty:
-        from tprm.analysis.colors import depth_of
-
-        depth = "none" if out.no_color else depth_of(out.color_system)  # NO_COLOR, TERM=dumb
+        depth = "none" if out.no_color else Service.color_depth(out.color_system)  # NO_COLOR, TERM=dumb
     size = out.size if tty else None
     width = width or (min(size.width, 400) if size else 80)
     height = height or (max(10, min(size.height - 2, 200)) if size else 20)

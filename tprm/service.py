@@ -742,6 +742,13 @@ class Service:
 
         return asdict(g)
 
+    @staticmethod
+    def color_depth(color_system: str | None) -> str:
+        """The plot's colour depth (truecolor | 256 | 16 | none) for a terminal's colour system."""
+        from tprm.analysis.colors import depth_of
+
+        return depth_of(color_system)
+
     def plot(self, recipe, metric: str = "regime", width: int = 80, height: int = 20,
              table: bool = True, color: bool = True, page: int = 0, depth: str | None = None) -> str:
         """The metric over the temperature x density plane as terminal text (plus its numbers).
