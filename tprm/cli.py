@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 from rich.console import Console
@@ -17,6 +17,9 @@ from rich.markup import escape
 
 from tprm.cli_help import plain_help
 from tprm.service import BadInput, Service, TprmError
+
+if TYPE_CHECKING:
+    from rich.progress import TaskID
 
 plain_help()  # no `<bool>` after flags, RECIPE (not `{recipe}`) in usage lines
 app = typer.Typer(help="tprm: experiments on the three-regime model of network pruning. Exit codes: "
@@ -121,7 +124,7 @@ class RunDisplay:
         self.progress = Progress(TextColumn("{task.description}"), BarColumn(),
                                  TextColumn("{task.fields[right]}"), TimeElapsedColumn(),
                                  console=console, transient=False)
-        self.overall = None
+        self.overall: TaskID | None = None
         self.groups: dict[str, int] = {}
 
     def __enter__(self):

@@ -640,7 +640,8 @@ class Service:
             rec["state"] = "partial"
         rec["jobs"] = {"dense": cell.dense, "prune": cell.prune, "retrains": list(cell.retrains),
                        "pairs": cell.pairs}
-        rec["job_states"] = dict(zip(("dense", "prune", *[f"retrain{i}" for i in range(len(cell.retrains))], "pairs"), all_states))
+        names = ("dense", "prune", *[f"retrain{i}" for i in range(len(cell.retrains))], "pairs")
+        rec["job_states"] = dict(zip(names, all_states))
         return rec
 
     def results_table(self, recipe) -> list[dict]:
@@ -794,7 +795,7 @@ class Service:
                        + ", ".join(f"{v:g}" for v in values))
 
     @staticmethod
-    def _density(value: float) -> float:
+    def _density(value: float | None) -> float:
         """Accept 0.1 or 10 (percent)."""
         if value is None or value <= 0 or value > 100:
             raise BadInput(f"--density: {value} is not a density; use a fraction in (0, 1] or a percent")
@@ -933,7 +934,8 @@ class Service:
             raise BadInput(f"case: '{kind}' is not a case study; use one of {', '.join(self.CASE_KINDS)}")
         recipe = self.load_recipe(recipe)
         path = self.source_path(recipe) or str(self.recipe_path(recipe.name))
-        case_id = f"{kind}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid() % 10000:04d}{int(time.time() * 1000) % 1000:03d}"
+        case_id = (f"{kind}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid() % 10000:04d}"
+                   f"{int(time.time() * 1000) % 1000:03d}")
         folder = self.store_dir / "cases" / case_id
         folder.mkdir(parents=True, exist_ok=True)
         request = {"id": case_id, "kind": kind, "recipe": recipe.name, "path": str(Path(path).resolve()),

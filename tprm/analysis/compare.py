@@ -42,7 +42,8 @@ class Alignment:
         """One line: all cells compared, or which shared cells a partial overlap compares."""
         n = len(self.cells)
         if not self.partial:
-            return f"aligned grids: {len(self.temperatures)} {self.knob} values x {len(self.densities)} densities ({n} cells)"
+            return (f"aligned grids: {len(self.temperatures)} {self.knob} values x "
+                    f"{len(self.densities)} densities ({n} cells)")
         extra = "; ".join(f"{who} only: {_axis_values(self.knob, side)}"
                           for who, side in (("A", self.only_a), ("B", self.only_b))
                           if side.get("temperatures") or side.get("densities"))
@@ -107,7 +108,7 @@ def difference(a: Grid, b: Grid) -> Grid:
                 densities=list(a.densities), mean=mean,
                 spread=[[None] * nd for _ in range(nt)],
                 n=[[min(a.n[i][j], b.n[i][j]) for j in range(nd)] for i in range(nt)],
-                values=[[[] if mean[i][j] is None else [mean[i][j]] for j in range(nd)] for i in range(nt)],
+                values=[[[] if (v := mean[i][j]) is None else [v] for j in range(nd)] for i in range(nt)],
                 state=state)
 
 
@@ -154,7 +155,7 @@ def grid_lines(grid: Grid, title: str, sign: bool = False) -> list[str]:
                   title)
 
 
-def regime_lines(grid: RegimeGrid, title: str, changed: set[tuple[int, int]] = frozenset(),
+def regime_lines(grid: RegimeGrid, title: str, changed: set[tuple[int, int]] | frozenset[tuple[int, int]] = frozenset(),
                  color: bool = False) -> list[str]:
     """A regime map as text; changed cells get a "*" (and reverse video with color)."""
     def cell(i: int, j: int) -> str:

@@ -13,9 +13,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tprm.analysis.phase import Grid, axis_label, format_density
 from tprm.analysis.regimes import RegimeGrid
+
+if TYPE_CHECKING:
+    from matplotlib.artist import Artist
 
 FIG_SIZE = (8.0, 5.6)         # one map, inches
 WIDE_SIZE = (15.0, 5.6)       # side-by-side maps
@@ -206,7 +210,7 @@ def regime_legend(ax, grid: RegimeGrid, changed: bool = False) -> None:
     t = grid.thresholds
     mc_name = "mc_threshold" if "mc_threshold" in t else "mc_loss_threshold"
     basis = "train error" if t["mc_on"] == "error" else "train loss"
-    handles = [Patch(facecolor=REGIME_COLOURS[r], label=name)
+    handles: list[Artist] = [Patch(facecolor=REGIME_COLOURS[r], label=name)
                for r, name in (("I", "Regime I"), ("II-A", "Regime II-A"), ("II-B", "Regime II-B"),
                                ("diverged", "diverged"), ("unknown", "unknown (no data / CKA undefined)"))]
     handles += [Line2D([], [], color="black", lw=2.5, label=f"mc ({basis}) = {t[mc_name]:g}"),

@@ -95,8 +95,9 @@ def estimate(jobs: list[dict], started: float, now: float) -> Eta:
     """ETA of one run from its jobs' records.
 
     Each job: `work` (model-steps), `state`, `started` and `ended` (when it was claimed and when it
-    finished, for done/failed/diverged jobs) and, while running, `progress` {"done", "total", "started"} of its group (shared by the
-    group's members; the group's share is spread over them by work).
+    finished, for done/failed/diverged jobs) and, while running, `progress` {"done", "total",
+    "started"} of its group (shared by the group's members; the group's share is spread over them
+    by work).
     """
     total = sum(j["work"] for j in jobs) or 1.0
     before = 0.0        # work finished before this run started

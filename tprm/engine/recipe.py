@@ -19,7 +19,7 @@ import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import yaml
 
@@ -85,7 +85,7 @@ class FrozenDict(dict):
     def _immutable(self, *args: Any, **kwargs: Any) -> None:
         raise TypeError("recipe settings are immutable; use Recipe.with_overrides")
 
-    __setitem__ = __delitem__ = __ior__ = clear = pop = popitem = setdefault = update = _immutable
+    __setitem__ = __delitem__ = __ior__ = clear = pop = popitem = setdefault = update = _immutable  # type: ignore[assignment]
 
     def __hash__(self) -> int:  # type: ignore[override]
         return hash(frozenset(self.items()))
@@ -145,7 +145,7 @@ def _shown(node: yaml.Node) -> str:
     if node.tag == _BOOL:
         text = node.value.lower()
         return text if text in ("true", "false") else f"{_clip(node.value)} (a boolean)"
-    if node.tag == _STR and not (node.style is None and _EXP_NUMBER.fullmatch(node.value)):
+    if node.tag == _STR and not (getattr(node, "style", None) is None and _EXP_NUMBER.fullmatch(node.value)):
         return repr(_clip(node.value))
     return _clip(node.value)
 
@@ -353,7 +353,7 @@ class _List:
 class _Layers:
     """pruning.layers: "default" or a list of fnmatch patterns over parameter names."""
 
-    def read(self, node: yaml.Node, path: str, ctx: _Ctx) -> str | tuple[str, ...]:
+    def read(self, node: yaml.Node, path: str, ctx: _Ctx) -> str | tuple[str, ...] | None:
         _check_tag(node, path, ctx)
         if isinstance(node, yaml.SequenceNode):
             return _List(_Text(pattern=re.compile(r"\S+"), what="a non-empty name pattern"),
@@ -400,7 +400,7 @@ class _FreeMapping:
                     ctx.lines[f"{path}.{key}"] = key_node.start_mark.line + 1
                 out[key] = self._plain(value_node, path, ctx, depth + 1)
             return FrozenDict(out)
-        value = _construct(node, path, ctx)
+        value = _construct(cast(yaml.ScalarNode, node), path, ctx)
         if isinstance(value, float) and not math.isfinite(value):
             raise ctx.error(path, f"{node.value} is not a finite number, allowed: finite numbers", node)
         return value

@@ -216,9 +216,10 @@ def _v1_to_v2(data: dict) -> dict:
             job["state"] = "done"
         job.setdefault("attempts", 0)
     meta = data.setdefault("meta", {})
-    rec = next((r for r in meta.values() if isinstance(r, dict)), None)
+    rec: dict[str, Any] | None = next((r for r in meta.values() if isinstance(r, dict)), None)
     if rec is None:
-        rec = meta["1"] = {"created": time.time()}
+        rec = {"created": time.time()}
+        meta["1"] = rec
     rec.update(schema_version=2, tprm_version=__version__, migrated_from=1)
     return data
 
@@ -226,8 +227,9 @@ def _v1_to_v2(data: dict) -> dict:
 _MIGRATIONS = {1: _v1_to_v2}  # version v -> function upgrading v to v + 1
 
 
-def _upgrade(data: dict, version: int) -> dict:
-    for v in range(version, SCHEMA_VERSION):
+def _upgrade(data: dict | None, version: int | None) -> dict:
+    data = data or {}
+    for v in range(version or SCHEMA_VERSION, SCHEMA_VERSION):
         data = _MIGRATIONS[v](data)
     return data
 
@@ -512,7 +514,7 @@ class Store:
         self._write_recipe_meta(rec)
         return rec
 
-    def _recipe_meta_path(self, recipe_hash: str) -> Path | None:
+    def _recipe_meta_path(self, recipe_hash: str | None) -> Path | None:
         if not isinstance(recipe_hash, str) or not HASH_RE.fullmatch(recipe_hash):
             return None
         return self.artifacts.dir / "recipes" / f"{recipe_hash}.json"
@@ -602,7 +604,7 @@ class Store:
         """
         now, alive = time.time(), {}
         wanted = None if hashes is None else set(hashes)
-        out = {}
+        out: dict[str, dict] = {}
         for doc in self._view().table("jobs").all():
             h = doc.get("hash")
             if wanted is not None and h not in wanted:
@@ -843,7 +845,7 @@ class Store:
         meta = self.artifacts.read_meta(h) if isinstance(h, str) and HASH_RE.fullmatch(h) else None
         if meta and isinstance(meta.get("files"), dict):
             return dict(meta["files"])
-        return {name: None for name in EXPECTED_FILES.get(job.get("kind"), ())}
+        return {name: None for name in EXPECTED_FILES.get(str(job.get("kind")), ())}
 
     def artifact_problems(self, job: Mapping, deep: bool = True) -> list[dict]:
         """[{name, path, problem}] for a finished job's files that are missing or do not match
@@ -1253,7 +1255,7 @@ class Store:
         the bundle arrive as queued. A recipe already here under another hash is kept (conflict).
         """
         src = Path(path)
-        counts = {"recipes_added": 0, "jobs_added": 0, "jobs_updated": 0, "jobs_kept": 0,
+        counts: dict[str, Any] = {"recipes_added": 0, "jobs_added": 0, "jobs_updated": 0, "jobs_kept": 0,
                   "results_added": 0, "artifacts_copied": 0, "artifacts_restored": 0,
                   "conflicts": []}
         with _open_bundle(src) as (bundle, members):
@@ -1393,8 +1395,9 @@ def _open_bundle(path: Path) -> Iterator[tuple[dict, Iterator[tuple[str, IO[byte
 
                 def tar_members() -> Iterator[tuple[str, IO[bytes]]]:
                     for member in tar:
-                        if member.isfile():
-                            yield member.name, tar.extractfile(member)
+                        fh = tar.extractfile(member) if member.isfile() else None
+                        if fh is not None:
+                            yield member.name, fh
                 yield bundle, tar_members()
         else:
             with zipfile.ZipFile(path) as zf:

@@ -285,7 +285,7 @@ def _match(row: Mapping[str, Any], term: tuple[str | None, str, str]) -> bool:
         return any(val in fmt_num(v).lower() or val in str(v).lower() for v in row.values())
     cell = row.get(col)
     try:
-        a, b = float(cell), float(val)  # type: ignore[arg-type]
+        a, b = float(cell), float(val)
     except (TypeError, ValueError):
         a, b = str(cell).lower(), val  # type: ignore[assignment]
     try:
@@ -384,10 +384,10 @@ def decision_headline(report: Mapping[str, Any]) -> str:
         scores = report.get("scores") or {}
         rule = scores.get("regime rule") or {}
         others = {k: v for k, v in scores.items() if k != "regime rule" and v.get("accuracy") is not None}
-        best = max(others.items(), key=lambda kv: kv[1]["accuracy"], default=None)
+        top = max(others.items(), key=lambda kv: kv[1]["accuracy"], default=None)
         text = (f"Regime rule right in {_pct(rule.get('accuracy'))} of {rule.get('n', 0)} cells "
                 f"[{_pct(rule.get('ci_low'))}, {_pct(rule.get('ci_high'))}]")
-        return text + (f"; best baseline {best[0]}: {_pct(best[1]['accuracy'])}" if best else "")
+        return text + (f"; best baseline {top[0]}: {_pct(top[1]['accuracy'])}" if top else "")
     if kind == "select":
         picks = report.get("picks") or {}
         pick, oracle = picks.get("regime-aware") or {}, picks.get("oracle") or {}
@@ -423,6 +423,7 @@ def key_numbers(report: Mapping[str, Any]) -> list[tuple[str, str]]:
         grid = report.get("grid_search") or {}
         if grid:
             rows.append(("grid search", f"rho {fmt_value(grid.get('best_rho'))}  error "
-                                        f"{fmt_num(grid.get('best_test_error'), 4)}  {grid.get('trainings')} trainings"))
+                                        f"{fmt_num(grid.get('best_test_error'), 4)}  "
+                                        f"{grid.get('trainings')} trainings"))
         return rows
     return scalar_items(report)

@@ -106,12 +106,12 @@ def _data(spec: dict, store_root: Path, device: str):
     if fields.get("root") is None:
         fields["root"] = str(store_root / "data")
     dtype = DTYPES[spec["precision"]]
-    key = (json.dumps(fields, sort_keys=True, default=str), device, str(dtype))
-    if key not in _DATA_CACHE:
+    cache_key = (json.dumps(fields, sort_keys=True, default=str), device, str(dtype))
+    if cache_key not in _DATA_CACHE:
         _DATA_CACHE.clear()
-        _DATA_CACHE[key] = load_data(DataSpec(**fields), store_root / "cache", device=device,
+        _DATA_CACHE[cache_key] = load_data(DataSpec(**fields), store_root / "cache", device=device,
                                      dtype=dtype)
-    return _DATA_CACHE[key]
+    return _DATA_CACHE[cache_key]
 
 
 def _model(spec: dict, data, seed: int, device: str):
@@ -229,7 +229,7 @@ def _run_retrain(jobs, ctx, progress):
                     [j["spec"]["seed"] for j in jobs], masks, fuse=ctx["fuse"], progress=progress,
                     on_epoch=ctx["logs"].epoch)
     out = []
-    for job, model, res in zip(jobs, models, results):
+    for job, res in zip(jobs, results):
         ctx["artifacts"].save(job["hash"], "model", _cpu(res.state))
         ctx["artifacts"].save(job["hash"], "curves", res.curves)
         n = job["spec"]["last_epochs"]

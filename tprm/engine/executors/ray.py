@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import tprm
-from tprm.engine.artifacts import Artifacts, parse_file_name
+from tprm.engine.artifacts import Artifacts, split_file_name
 
 RAY_MISSING = "--backend ray needs Ray, which is not installed: pip install 'tprm[ray]'"
 PROGRESS_EVERY_S = 0.5       # how often the driver copies the progress actor's board to disk
@@ -253,7 +253,7 @@ def run_group(fn: Callable, ctx: dict, kind: str, jobs: list[dict], inputs: list
         files: dict[str, dict[str, bytes]] = {}
         for j in jobs:
             for p in art.files_of(j["hash"]):
-                h, name = parse_file_name(p)
+                h, name = split_file_name(p)
                 files.setdefault(h, {})[name] = p.read_bytes()
     finally:
         shutil.rmtree(root / "artifacts", ignore_errors=True)
@@ -328,7 +328,7 @@ class RayPool(Executor):
         for job in jobs:
             for dep in job.get("deps") or []:
                 for p in self.artifacts.files_of(dep):
-                    h, name = parse_file_name(p)
+                    h, name = split_file_name(p)
                     wanted.append(("artifact", (h, name), p))
             init = (job.get("runtime") or {}).get("init_path")
             if init:
