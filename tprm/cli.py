@@ -158,16 +158,10 @@ class RunDisplay:
 
 
 def _print_run_summary(summary: dict) -> None:
-    counts = ", ".join(f"{k} {v}" for k, v in sorted(summary["counts"].items()))
-    out.print(f"run {summary['run_id']}: {summary['state']} ({counts}; executed {summary['executed']})")
-    for f in summary["failed"][:10]:
-        err.print(f"  failed: {f['label']}: {f['error']}", markup=False)
-    diverged, skipped = summary.get("diverged") or [], summary["counts"].get("skipped", 0)
-    if diverged or skipped:
-        labels = ", ".join(d["label"] for d in diverged[:5]) + (", ..." if len(diverged) > 5 else "")
-        err.print(f"warning: {summary['counts'].get('diverged', len(diverged))} job(s) diverged "
-                  f"(non-finite loss: too hot){': ' + labels if labels else ''}; {skipped} dependent "
-                  "job(s) skipped; their cells show x (diverged)")
+    head, notes = Service.run_summary_lines(summary)
+    out.print(head, markup=False)
+    for line in notes:
+        err.print(line, markup=False)
 
 
 @app.command()

@@ -8,10 +8,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Callable
@@ -77,14 +73,25 @@ def _bad_input(exc: Exception) -> BadInput:
     return BadInput(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
 
 
+def _converted(exc: Exception) -> BadInput:
+    """The service error for an engine/science input error (DataNotFetched keeps its data set)."""
+    from tprm.engine.planner import DataNotFetchedError
+
+    if isinstance(exc, DataNotFetchedError):
+        return DataNotFetched(str(exc), exc.dataset)
+    return _bad_input(exc)
+
+
 def _input_errors():
     """Exception types that mean the user's input (recipe, data, store file) is at fault."""
     from tprm.engine.artifacts import ArtifactError
+    from tprm.engine.executors.ray import BackendError
+    from tprm.engine.planner import DataNotFetchedError
     from tprm.engine.recipe import RecipeError
     from tprm.engine.store import StoreError
     from tprm.science.dataspec import DataMissingError
 
-    return (RecipeError, StoreError, ArtifactError, DataMissingError)
+    return (RecipeError, StoreError, ArtifactError, DataMissingError, DataNotFetchedError, BackendError)
 
 
 def _converting_input_errors(cls):
@@ -99,7 +106,7 @@ def _converting_input_errors(cls):
             except TprmError:
                 raise
             except _input_errors() as exc:
-                raise _bad_input(exc) from None
+                raise _converted(exc) from None
         return call
 
     for name, fn in list(vars(cls).items()):
@@ -113,12 +120,13 @@ class Service:
     """Recipes, runs, results, plots and case studies over one store directory."""
 
     def __init__(self, store_dir: str | Path | None = None):
+        from tprm.engine.planner import Planner
         from tprm.engine.store import default_store_dir
 
         self.store_dir = Path(default_store_dir(store_dir)).expanduser()
         self._store = None
         self._sources: dict[tuple[str, str], str | None] = {}
-        self._plans: dict[tuple, object] = {}
+        self.planner = Planner(self.store_dir)
         self._explicit_regimes: dict[tuple, set] = {}
 
     # -- plumbing ------------------------------------------------------------------------------
@@ -281,44 +289,9 @@ class Service:
         return atomic_write(path, lambda fh: fh.write(text.encode("utf-8")))
 
     # -- plans ---------------------------------------------------------------------------------
-    def _identity_cache(self, recipe) -> Path:
-        return self.store_dir / "identity" / f"{recipe.hash}.json"
-
     def data_identity(self, recipe, compute: bool = True, download: bool = False) -> dict | None:
-        """The data's content identity (generator settings or file checksums), cached per recipe.
-
-        download=False never touches the network: missing files raise DataNotFetched at once."""
-        cache = self._identity_cache(recipe)
-        if cache.exists():
-            return json.loads(cache.read_text())
-        if not compute:
-            return None
-        from dataclasses import replace
-
-        from tprm.science.data import DataMissingError, data_identity  # imports torch: only here
-
-        spec = recipe.data_spec()
-        if spec.root is None:
-            spec = replace(spec, root=str(self.store_dir / "data"))
-        if not download:
-            spec = replace(spec, download=False)
-        try:
-            ident = data_identity(spec)
-        except DataMissingError as exc:
-            if download:
-                raise
-            raise self._not_fetched(spec) from exc
-        self._write_atomic(cache, json.dumps(ident, sort_keys=True))
-        return ident
-
-    @staticmethod
-    def _init_checksum(recipe) -> str | None:
-        """Content hash of the dense init file (recipes store its path absolute)."""
-        if not recipe.dense.init:
-            return None
-        import hashlib
-
-        return hashlib.sha256(Path(recipe.dense.init).read_bytes()).hexdigest()
+        """The data's content identity, cached per recipe (see tprm.engine.planner)."""
+        return self.planner.data_identity(recipe, compute=compute, download=download)
 
     def source_path(self, recipe) -> str | None:
         """The YAML file a loaded recipe (or a sub-grid of it) came from, if any."""
@@ -327,17 +300,7 @@ class Service:
     def plan(self, recipe, compute_identity: bool = True, download: bool = False):
         """The recipe's job plan. Only a run downloads data (download=True, as the recipe allows);
         anywhere else a missing data set raises DataNotFetched at once, never touching the network."""
-        from tprm.engine.plan import build_plan
-
-        recipe = self.load_recipe(recipe)
-        ident = self.data_identity(recipe, compute=compute_identity, download=download)
-        if ident is None:
-            return None
-        init = self._init_checksum(recipe)
-        key = (recipe.name, recipe.hash, json.dumps(ident, sort_keys=True), init)
-        if key not in self._plans:  # plans are pure functions of these: polls reuse them
-            self._plans[key] = build_plan(recipe, ident, init)
-        return self._plans[key]
+        return self.planner.plan(self.load_recipe(recipe), compute_identity, download)
 
     def _job_hashes(self, recipe) -> list[str] | None:
         plan = self.plan(recipe, compute_identity=False)
@@ -361,14 +324,6 @@ class Service:
     def data_root(self) -> Path:
         """Where recipes without dataset.root read (and `data fetch` puts) torchvision sets."""
         return self.store_dir / "data"
-
-    def _not_fetched(self, spec) -> DataNotFetched:
-        from tprm.science.data import DISPLAY_NAMES, dataset_status
-
-        st = dataset_status(spec.name, spec.root)
-        title = DISPLAY_NAMES.get(spec.name, spec.name)
-        return DataNotFetched(f"{title} not downloaded: run `tprm data fetch {spec.name}` or set "
-                              f"dataset.root (looked in {st['folder']})", spec.name)
 
     def data_list(self, root: str | Path | None = None) -> list[dict]:
         """Every data set tprm knows and whether its files are in the data folder."""
@@ -396,126 +351,65 @@ class Service:
         recipe = self.load_recipe(recipe)
         return self._run_plan(recipe, recipe, device, jobs, progress, log_path, backend, address)
 
-    @staticmethod
-    def _executor(recipe, device: str, jobs: int | None, backend: str | None = None,
-                  address: str | None = None):
-        """None for the local backend; a RayExecutor for ray (BadInput when Ray is missing)."""
-        ex = recipe.execution
-        if (backend or ("ray" if address else ex.backend)) != "ray":
-            return None
-        from tprm.engine.executors.ray import BackendError, RayExecutor, RaySettings
-
-        settings = {f: getattr(ex.ray, f) for f in ("address", "cpus_per_group", "gpus_per_group",
-                                                    "max_retries", "max_groups", "ship_code")}
-        if address is not None:
-            settings["address"] = address
-        try:
-            return RayExecutor(RaySettings(**settings), device=device, jobs=jobs)
-        except BackendError as exc:
-            raise BadInput(str(exc)) from None
-
     def _run_plan(self, recipe, owner, device=None, jobs=None, progress=None, log_path=None,
                   backend=None, address=None) -> dict:
         """Run `recipe`'s jobs, recorded as part of `owner` (the recipe itself, or the full
         recipe a case study measures a sub-grid of)."""
-        from tprm.engine.runner import Runner
+        from tprm.engine.launch import run_recipe
 
-        ex = recipe.execution
-        executor = self._executor(recipe, device or ex.device, jobs, backend, address)
-        plan = self.plan(recipe, download=True)
-        if executor is not None:
-            from tprm.engine.executors.ray import BackendError
-
-            try:
-                executor.connect()  # the cluster is unreachable or too small: bad input
-            except BackendError as exc:
-                raise BadInput(str(exc)) from None
-        path = self.source_path(owner)
-        self.store.put_recipe(owner.name, owner.hash, path,
-                              Path(path).read_text() if path else owner.to_yaml())
-        runner = Runner(self.store, plan, owner.name, owner.hash,
-                        device=device or ex.device, jobs=jobs or ex.jobs, on_error=ex.on_error,
-                        fuse=ex.fuse, max_fused=ex.max_fused, log_path=log_path, threads=ex.threads,
-                        display=progress, runtime={"init_path": recipe.dense.init},
-                        executor=executor)
-        try:
-            summary = runner.run()
-        finally:
-            if executor is not None:
-                executor.close()
-        return {"run_id": summary.run_id, "state": summary.state, "counts": summary.counts,
-                "executed": summary.executed, "failed": summary.failed,
-                "diverged": summary.diverged,
-                "exit_code": summary.exit_code}
+        return run_recipe(self.store, self.planner, recipe, owner, self.source_path(owner),
+                          device=device, jobs=jobs, progress=progress, log_path=log_path,
+                          backend=backend, address=address)
 
     def start_detached(self, recipe, device: str | None = None, jobs: int | None = None,
                        backend: str | None = None, address: str | None = None) -> dict:
-        """Start `tprm run` in its own session so it survives the terminal (and the SSH link)."""
+        """Start the run in its own session (`python -m tprm.engine.launch`) so it survives the
+        terminal (and the SSH link)."""
+        from tprm.engine.launch import start_detached
+
         recipe = self.load_recipe(recipe)
         path = self.source_path(recipe) or str(self.recipe_path(recipe.name))
-        logs = self.store_dir / "logs"
-        logs.mkdir(parents=True, exist_ok=True)
-        log = logs / f"run-{recipe.name}-{time.strftime('%Y%m%d-%H%M%S')}.log"
-        cmd = [sys.executable, "-m", "tprm", "run", str(Path(path).resolve()),
-               "--store", str(self.store_dir), "--log", str(log)]
-        if device:
-            cmd += ["--device", device]
-        if jobs:
-            cmd += ["--jobs", str(jobs)]
-        if backend:
-            cmd += ["--backend", backend]
-        if address:
-            cmd += ["--address", address]
-        with open(log, "ab") as fh:
-            proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=fh, stderr=fh,
-                                    start_new_session=True, cwd=os.getcwd())
-        return {"pid": proc.pid, "log": str(log), "recipe": recipe.name}
+        return start_detached(self.store_dir, path, recipe.name, device, jobs, backend, address)
+
+    @staticmethod
+    def run_summary_lines(summary: dict) -> tuple[str, list[str]]:
+        """A run summary as text: the result line and the failure/divergence lines (stderr)."""
+        from tprm.engine.launch import summary_lines
+
+        return summary_lines(summary)
 
     def cancel(self, recipe) -> int:
+        from tprm.engine.rundir import request_cancel
+
         recipe = self.load_recipe(recipe)
         n = self.store.request_cancel(recipe.name)
         for run in self.store.get_runs(recipe.name):
             if run.get("state") == "running":
-                d = self.store_dir / "runs" / run["run_id"]
-                d.mkdir(parents=True, exist_ok=True)
-                (d / "cancel").touch()
+                request_cancel(self.store_dir, run["run_id"])
         return n
 
     def status(self, recipe=None) -> dict:
         """Runs, job counts per state and per-job progress (for one recipe or every stored one)."""
-        if not self.store_dir.exists():
-            return {"store": str(self.store_dir), "runs": [], "recipes": {}, "jobs": []}
-        names = [self.load_recipe(recipe).name] if recipe is not None else None
-        runs = self.store.get_runs(names[0] if names else None)
-        all_jobs = self.store.get_jobs()
-        out = {"store": str(self.store_dir), "runs": runs, "recipes": {}, "jobs": []}
-        stored = {r["name"]: r for r in self.store.list_recipes()}
-        progress = self._progress(runs)
         from tprm.engine.plan import skipped_jobs
+        from tprm.engine.rundir import job_progress
+        from tprm.engine.status import recipe_status
 
+        out = {"store": str(self.store_dir), "runs": [], "recipes": {}, "jobs": []}
+        if not self.store_dir.exists():
+            return out
+        names = [self.load_recipe(recipe).name] if recipe is not None else None
+        out["runs"] = runs = self.store.get_runs(names[0] if names else None)
+        all_jobs = self.store.get_jobs()
+        stored = {r["name"]: r for r in self.store.list_recipes()}
+        progress = job_progress(self.store_dir, runs)
         skipped = skipped_jobs(all_jobs)  # behind a diverged job: settled, shown as "skipped"
         for name in names or sorted(stored):
             rec = stored.get(name, {})
             hashes = self._status_hashes(recipe if names else None, rec, all_jobs)
-            counts: dict[str, int] = {}
-            for h in hashes:
-                state = "skipped" if h in skipped else all_jobs.get(h, {}).get("state", "new")
-                counts[state] = counts.get(state, 0) + 1
-            out["recipes"][name] = {"hash": rec.get("hash"), "total": len(hashes), "counts": counts}
             work = self._job_work(recipe if names else None, rec)
-            for h in hashes:
-                j = all_jobs.get(h)
-                if j is not None:
-                    out["jobs"].append({"hash": h, "recipe": name, "kind": j["kind"],
-                                        "label": j.get("label"),
-                                        "state": "skipped" if h in skipped else j["state"],
-                                        "reason": "parent diverged" if h in skipped else None,
-                                        "error": j.get("error"), "progress": progress.get(h),
-                                        "started": j.get("started"), "ended": j.get("ended"),
-                                        "work": work.get(h, 1.0), "node": _node_of(progress.get(h), j)})
-            out["recipes"][name]["eta"] = self._eta(name, runs, [
-                dict(all_jobs.get(h, {}), work=work.get(h, 1.0), progress=progress.get(h))
-                for h in hashes])
+            out["recipes"][name], rows = recipe_status(name, rec, hashes, all_jobs, skipped,
+                                                       progress, work, runs)
+            out["jobs"] += rows
         return out
 
     def _job_work(self, recipe, rec: dict) -> dict[str, float]:
@@ -536,17 +430,6 @@ class Service:
             cache[id(plan)] = (plan, {h: job_work(j.kind, j.spec) for h, j in plan.jobs.items()})
         return cache[id(plan)][1]
 
-    @staticmethod
-    def _eta(name: str, runs: list[dict], jobs: list[dict]) -> dict | None:
-        """ETA of the recipe's running run: {"fraction", "seconds" (None: estimating), "text"}."""
-        from tprm.engine.eta import estimate
-
-        live = [r for r in runs if r.get("recipe_name") == name and r.get("state") == "running"]
-        if not live:
-            return None
-        e = estimate(jobs, live[-1]["started"], time.time())
-        return {"fraction": e.fraction, "seconds": e.seconds, "rate": e.rate, "text": e.text}
-
     def _status_hashes(self, recipe, rec: dict, all_jobs: dict) -> list[str]:
         """A recipe's jobs: its plan (the file as it is now, else the text stored at its last
         run); jobs tagged with its hash when no plan can be made without reading data."""
@@ -561,21 +444,6 @@ class Service:
         if plan is not None:
             return [j.hash for j in plan.ordered()]
         return [h for h, j in all_jobs.items() if rec.get("hash") in (j.get("recipes") or [])]
-
-    def _progress(self, runs: list[dict]) -> dict[str, dict]:
-        out = {}
-        for run in runs:
-            if run.get("state") != "running":
-                continue
-            for f in (self.store_dir / "runs" / run["run_id"] / "progress").glob("*.json"):
-                try:
-                    p = json.loads(f.read_text())
-                except (OSError, ValueError):
-                    continue
-                for h in p.get("hashes", []):
-                    out[h] = {"done": p["done"], "total": p["total"], "started": p["started"],
-                              "updated": p["updated"], "node": p.get("node")}
-        return out
 
     def logs(self, recipe, job: str | None = None) -> str:
         """The latest run log of a recipe, or one job's log (job hash prefix or label)."""
@@ -598,51 +466,10 @@ class Service:
     # -- results -------------------------------------------------------------------------------
     def results(self, recipe) -> list[dict]:
         """One record per (temperature, density, dense seed) cell (see docs/ARCHITECTURE.md)."""
-        recipe = self.load_recipe(recipe)
-        plan = self.plan(recipe)
-        jobs = self.store.get_jobs(list(plan.jobs)) if self.store_dir.exists() else {}
-        res = self.store.results(list(plan.jobs)) if self.store_dir.exists() else {}
-        return [self._cell_record(cell, jobs, res) for cell in plan.cells]
+        from tprm.engine.results import cell_records
 
-    @staticmethod
-    def _cell_record(cell, jobs: dict, res: dict) -> dict:
-        def state(h):
-            return jobs.get(h, {}).get("state", "new")
-
-        rec = {"temperature": cell.temperature, "density": cell.density,
-               "dense_seed": cell.dense_seed, "state": "missing"}
-        dense = res.get(cell.dense) or {}
-        ck = (dense.get("checkpoints") or {}).get(str(cell.epoch)) or {}
-        rec["dense_test_error"] = ck.get("test_error")
-        retrains = [res.get(h) for h in cell.retrains]
-        done = [r for r, h in zip(retrains, cell.retrains) if r and state(h) == "done"]
-        errs = [r["test_error"] for r in done]
-        rec["test_error_seeds"] = errs
-        for key in ("test_error", "train_loss", "train_error", "test_loss"):
-            vals = [r[key] for r in done if r.get(key) is not None]
-            rec[key] = sum(vals) / len(vals) if vals else None
-        pairs = res.get(cell.pairs) if state(cell.pairs) == "done" else None
-        for key in ("mc", "mc_pairs", "mc_loss", "endpoint_gap", "cka", "cka_pairs", "cka_logits"):
-            rec[key] = pairs.get(key) if pairs else None
-        hs = [res.get(h) for h in cell.hessians if state(h) == "done"]
-        rec["hessian_trace"] = (sum(h["hessian_trace"] for h in hs) / len(hs)) if hs else None
-        rec["hessian_top"] = (sum(h["hessian_top"] for h in hs) / len(hs)) if hs else None
-        all_states = [state(h) for h in (cell.dense, cell.prune, *cell.retrains, cell.pairs)]
-        if "diverged" in all_states:
-            rec["state"] = "diverged"
-            first = all_states.index("diverged")  # what comes after it will not run
-            all_states[first + 1:] = ["skipped" if s != "done" else s for s in all_states[first + 1:]]
-        elif "failed" in all_states:
-            rec["state"] = "failed"
-        elif all(s == "done" for s in all_states):
-            rec["state"] = "done"
-        elif any(s == "done" for s in all_states):
-            rec["state"] = "partial"
-        rec["jobs"] = {"dense": cell.dense, "prune": cell.prune, "retrains": list(cell.retrains),
-                       "pairs": cell.pairs}
-        names = ("dense", "prune", *[f"retrain{i}" for i in range(len(cell.retrains))], "pairs")
-        rec["job_states"] = dict(zip(names, all_states))
-        return rec
+        plan = self.plan(self.load_recipe(recipe))
+        return cell_records(self.store if self.store_dir.exists() else None, plan)
 
     def results_table(self, recipe) -> list[dict]:
         """Cell records, each with the regime of that dense seed's own measurements."""
@@ -836,51 +663,27 @@ class Service:
 
     def case_select(self, recipe, density: float, progress=None) -> dict:
         """Case 2: which dense model (temperature) to prune at a target density."""
+        from tprm.analysis.candidates import selection_candidates
         from tprm.analysis.cases import format_selection, select_model
-        from tprm.analysis.phase import aggregate
 
         recipe = self.load_recipe(recipe)
         ax, settings = self._axes(recipe), self.regime_settings(recipe)
         d = self._match(self._density(density), ax["densities"], "density")
         cells, summary = self._measure(recipe, {"densities": [d]}, progress)
-        short_cells = None
         short = recipe.cases.select_retrain_epochs
-        if short:
-            short_cells, _ = self._measure(recipe, {"densities": [d], "retrain": {
-                "epochs": short, "iterations": None,
-                "last_epochs": min(short, recipe.retrain.last_epochs)}}, progress)
-        epochs = recipe.retrain.epochs or 0
-        candidates, dense_seen = [], set()
-        for t in ax["temperatures"]:
-            full = [c for c in cells if c["temperature"] == t]
-            probe = [c for c in (short_cells or cells) if c["temperature"] == t]
-            n_retrains = sum(len(c["test_error_seeds"]) for c in probe)
-            cand = {"label": f"{ax['knob']}={t:g}",
-                    "mc": aggregate(probe, "mc")[0],
-                    "mc_loss": aggregate(probe, "mc_loss")[0],
-                    "cka": aggregate(probe, settings.cka_metric)[0],
-                    "endpoint_gap": aggregate(probe, "endpoint_gap")[0],
-                    "test_error": aggregate(probe, "test_error")[0],
-                    "dense_test_error": aggregate(full, "dense_test_error")[0],
-                    "trainings": n_retrains,
-                    # checkpoints of one run (epochs knob) share it: count each dense job once
-                    "dense_trainings": len({c["jobs"]["dense"] for c in full} - dense_seen),
-                    "true_test_error": aggregate(full, "test_error")[0],
-                    "true_trainings": sum(len(c["test_error_seeds"]) for c in full)}
-            dense_seen |= {c["jobs"]["dense"] for c in full}
-            candidates.append(cand)
+        short_cells = self._measure(recipe, {"densities": [d], "retrain": {
+            "epochs": short, "iterations": None,
+            "last_epochs": min(short, recipe.retrain.last_epochs)}}, progress)[0] if short else None
+        candidates = selection_candidates(cells, short_cells, ax["temperatures"], ax["knob"],
+                                          settings.cka_metric)
         try:
             sel = select_model(candidates, settings)
         except ValueError as exc:
             raise BadInput(str(exc)) from None
         out = sel.to_json()
-        note = (f"mc/CKA measured after a shortened retrain of {short} epochs "
-                f"(full: {epochs}); the oracle uses the full retrains" if short else
-                "mc/CKA measured on the full retrains (set cases.select_retrain_epochs to "
-                "measure after a shortened retrain)")
         out.update(kind="select", recipe=recipe.name, density=d, short_retrain_epochs=short,
                    trainings_run=summary["executed"],
-                   text=format_selection(sel) + "\n  " + note)
+                   text=format_selection(sel) + "\n  " + _select_note(short, recipe.retrain.epochs))
         return out
 
     def case_sam(self, recipe, density: float, rho: float, progress=None) -> dict:
@@ -930,65 +733,26 @@ class Service:
 
     def start_case(self, kind: str, recipe, **args) -> dict:
         """Start case study `kind` detached; returns its record (id, pid, dir, log)."""
+        from tprm.engine.casedir import new_case, start_process
+
         if kind not in self.CASE_KINDS:
             raise BadInput(f"case: '{kind}' is not a case study; use one of {', '.join(self.CASE_KINDS)}")
         recipe = self.load_recipe(recipe)
         path = self.source_path(recipe) or str(self.recipe_path(recipe.name))
-        case_id = (f"{kind}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid() % 10000:04d}"
-                   f"{int(time.time() * 1000) % 1000:03d}")
-        folder = self.store_dir / "cases" / case_id
-        folder.mkdir(parents=True, exist_ok=True)
-        request = {"id": case_id, "kind": kind, "recipe": recipe.name, "path": str(Path(path).resolve()),
-                   "args": args, "started": time.time()}
-        self._write_atomic(folder / "request.json", json.dumps(request))
-        with open(folder / "log", "ab") as fh:
-            proc = subprocess.Popen([sys.executable, "-m", "tprm.case_job", str(folder), str(self.store_dir)],
-                                    stdin=subprocess.DEVNULL, stdout=fh, stderr=fh,
-                                    start_new_session=True, cwd=os.getcwd())
+        request, folder = new_case(self.store_dir, kind, recipe.name, path, args)
+        proc = start_process(folder, self.store_dir)
         self._case_procs = getattr(self, "_case_procs", {})
-        self._case_procs[case_id] = proc  # polled, so a finished child is reaped (not a zombie)
-        request.update(pid=proc.pid)
-        self._write_atomic(folder / "pid", str(proc.pid))
-        return dict(request, dir=str(folder), log=str(folder / "log"), state="running")
+        self._case_procs[request["id"]] = proc  # polled, so a finished child is reaped (not a zombie)
+        return dict(request, pid=proc.pid, dir=str(folder), log=str(folder / "log"), state="running")
 
     def case_state(self, case_id: str) -> dict:
         """A detached case study now: state running|done|cancelled|failed, progress, report, error."""
-        folder = self.store_dir / "cases" / case_id
-        try:
-            out = json.loads((folder / "request.json").read_text())
-        except (OSError, ValueError):
-            raise BadInput(f"case {case_id}: no such case study in {self.store_dir / 'cases'}") from None
-        out.update(dir=str(folder), log=str(folder / "log"), progress=None, report=None, error=None)
-        try:
-            out["pid"] = int((folder / "pid").read_text())
-        except (OSError, ValueError):
-            out["pid"] = None
-        try:
-            out["progress"] = json.loads((folder / "progress.json").read_text())
-        except (OSError, ValueError):
-            pass
-        out["stopping"] = (folder / "cancel").exists()
-        report = None
-        if (folder / "report.json").exists():
-            try:
-                report = json.loads((folder / "report.json").read_text())
-            except ValueError:
-                report = None
-        if report is not None:
-            if report.get("cancelled"):
-                out.update(state="cancelled", error=report.get("cancelled"))
-            elif report.get("error"):
-                out.update(state="failed", error=report["error"])
-            else:
-                out.update(state="done", report=report)
-            return out
-        if self._case_alive(case_id, out["pid"]):
-            out["state"] = "running"
-            return out
-        last = [ln for ln in self._tail(folder / "log").splitlines() if ln.strip()]
-        out.update(state="failed", error="the case-study process ended without an answer"
-                   + (f": {last[-1].strip()}" if last else ""))
-        return out
+        from tprm.engine.casedir import cases_root, read_case
+
+        state = read_case(cases_root(self.store_dir) / case_id, lambda pid: self._case_alive(case_id, pid))
+        if state is None:
+            raise BadInput(f"case {case_id}: no such case study in {cases_root(self.store_dir)}")
+        return state
 
     def _case_alive(self, case_id: str, pid) -> bool:
         proc = getattr(self, "_case_procs", {}).get(case_id)
@@ -998,21 +762,11 @@ class Service:
 
         return _pid_alive(pid)
 
-    @staticmethod
-    def _tail(path: Path, size: int = 4000) -> str:
-        try:
-            with open(path, "rb") as fh:
-                fh.seek(0, os.SEEK_END)
-                fh.seek(max(0, fh.tell() - size))
-                return fh.read().decode("utf-8", "replace")
-        except OSError:
-            return ""
-
     def case_studies(self, kind: str | None = None) -> list[dict]:
         """Every detached case study of this store (of one kind), oldest first, with its state."""
-        root = self.store_dir / "cases"
-        ids = sorted(p.name for p in root.iterdir() if (p / "request.json").exists()) if root.exists() else []
-        out = [self.case_state(i) for i in ids if kind is None or i.startswith(f"{kind}-")]
+        from tprm.engine.casedir import case_ids
+
+        out = [self.case_state(i) for i in case_ids(self.store_dir) if kind is None or i.startswith(f"{kind}-")]
         return sorted(out, key=lambda c: c.get("started") or 0)
 
     def cancel_case(self, case_id: str) -> bool:
@@ -1021,8 +775,7 @@ class Service:
         state = self.case_state(case_id)
         if state["state"] != "running":
             return False
-        folder = self.store_dir / "cases" / case_id
-        (folder / "cancel").touch()
+        Path(state["dir"], "cancel").touch()
         self.cancel_runs_of_pid(state["pid"])
         return True
 
@@ -1030,12 +783,12 @@ class Service:
         """Touch the cancel file of every running run of process `pid` (what `cancel` does per recipe)."""
         if not self.store_dir.exists() or pid is None:
             return 0
+        from tprm.engine.rundir import request_cancel
+
         n = 0
         for run in self.store.get_runs():
             if run.get("pid") == pid and run.get("state") in ("running", "stale"):
-                d = self.store_dir / "runs" / run["run_id"]
-                d.mkdir(parents=True, exist_ok=True)
-                (d / "cancel").touch()
+                request_cancel(self.store_dir, run["run_id"])
                 n += 1
         return n
 
@@ -1266,10 +1019,11 @@ class Service:
         files.append(report_path)
         return {"dir": str(folder), "report": str(report_path), "files": [str(f) for f in files]}
 
-def _node_of(progress: dict | None, job: dict) -> str | None:
-    """Where a job runs (its progress report) or ran (its provenance): a host name."""
-    if progress and progress.get("node"):
-        return progress["node"]
-    if job.get("state") in ("done", "failed", "diverged", "cancelled"):
-        return (job.get("provenance") or {}).get("host")
-    return None
+
+def _select_note(short: int | None, epochs: int | None) -> str:
+    """Case 2's note on how mc/CKA were measured."""
+    if short:
+        return (f"mc/CKA measured after a shortened retrain of {short} epochs (full: {epochs or 0}); "
+                "the oracle uses the full retrains")
+    return ("mc/CKA measured on the full retrains (set cases.select_retrain_epochs to measure "
+            "after a shortened retrain)")

@@ -22,6 +22,7 @@ from typing import Callable
 from tprm.engine.artifacts import Artifacts
 from tprm.engine.eta import estimate, job_work
 from tprm.engine.executors.local import execute_group
+from tprm.engine import rundir
 from tprm.engine.plan import Job, Plan, skipped_jobs
 from tprm.engine.store import Store
 
@@ -117,12 +118,7 @@ class Runner:
     def _snapshot(self, progress_dir: Path, started: float) -> dict:
         states = self.store.get_jobs(list(self.plan.jobs))
         counts = self._counts(states)
-        running = []
-        for f in sorted(progress_dir.glob("*.json")):
-            try:
-                running.append(json.loads(f.read_text()))
-            except (OSError, ValueError):
-                continue
+        running = rundir.read_groups(progress_dir)
         progress = {h: g for g in running for h in g.get("hashes", [])}
         if self._work is None:
             self._work = {h: job_work(j.kind, j.spec) for h, j in self.plan.jobs.items()}
@@ -169,15 +165,14 @@ class Runner:
         run_id = self.store.start_run(self.recipe_name, self.recipe_hash, os.getpid(), host,
                                       self.log_path)
         owner = {"pid": os.getpid(), "host": host, "run_id": run_id}
-        run_dir = self.store.root / "runs" / run_id
-        progress_dir = run_dir / "progress"
+        progress_dir = rundir.progress_dir(self.store.root, run_id)
         progress_dir.mkdir(parents=True, exist_ok=True)
         if not self.log_path:  # every run has a log: its own file when no --log was given
-            self.log_path = str(run_dir / "run.log")
+            self.log_path = str(rundir.run_log_path(self.store.root, run_id))
             self.store.update_run(run_id, log=self.log_path)
         self._log_run(f"run {run_id} of {self.recipe_name}: {len(self.plan.jobs)} jobs, "
                       f"pid {os.getpid()} on {host}")
-        cancel_path = run_dir / "cancel"
+        cancel_path = rundir.cancel_path(self.store.root, run_id)
         ctx = {"store_root": str(self.store.root), "device": self.device, "fuse": self.fuse,
                "progress_dir": str(progress_dir), "cancel_path": str(cancel_path)}
         self._retry = {h for h, rec in self.store.get_jobs(list(self.plan.jobs)).items()

@@ -9,7 +9,6 @@ computation (`tprm.science.train.train`); each job still gets its own artifacts 
 from __future__ import annotations
 
 import json
-import os
 import platform
 import resource
 import socket
@@ -21,6 +20,7 @@ from typing import Callable
 import torch
 
 import tprm
+from tprm.engine import rundir
 from tprm.engine.artifacts import Artifacts
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
@@ -66,9 +66,7 @@ class Progress:
         if self.sink is not None:
             self.sink(payload)
         if self.path is not None:
-            tmp = self.path.with_suffix(f".{os.getpid()}.tmp")
-            tmp.write_text(json.dumps(payload))
-            os.replace(tmp, self.path)
+            rundir.write_progress(self.path, payload)
 
 
 class JobLogs:
@@ -338,7 +336,7 @@ def execute_group(ctx: dict, kind: str, jobs: list[dict]) -> list[dict]:
     if ctx.get("threads"):
         torch.set_num_threads(ctx["threads"])  # process-wide: restored below (in-thread runs)
     hashes = [j["hash"] for j in jobs]
-    progress = Progress(Path(ctx["progress_dir"]) / f"{hashes[0]}.json" if ctx.get("progress_dir")
+    progress = Progress(rundir.progress_file(ctx["progress_dir"], hashes[0]) if ctx.get("progress_dir")
                         else None, Path(ctx["cancel_path"]) if ctx.get("cancel_path") else None,
                         f"{kind} x{len(jobs)}: {jobs[0]['label']}", hashes)
     worker["logs"] = logs = JobLogs(worker["artifacts"], jobs)
@@ -369,7 +367,7 @@ def execute_group(ctx: dict, kind: str, jobs: list[dict]) -> list[dict]:
         res["provenance"] = dict(prov, seeds=_stream_seeds(kind, job["spec"]))
         if res["state"] == "diverged":
             res["error"] = "diverged: non-finite loss"
-    if state_error is None and ctx.get("progress_dir"):
-        Path(ctx["progress_dir"], f"{hashes[0]}.json").unlink(missing_ok=True)
+    if state_error is None:
+        rundir.clear_progress(ctx.get("progress_dir"), hashes[0])
     torch.set_num_threads(threads_before)
     return results
