@@ -758,9 +758,9 @@ class Service:
         proc = getattr(self, "_case_procs", {}).get(case_id)
         if proc is not None:
             return proc.poll() is None
-        from tprm.engine.store import _pid_alive
+        from tprm.engine.storebase import pid_alive
 
-        return _pid_alive(pid)
+        return pid_alive(pid)
 
     def case_studies(self, kind: str | None = None) -> list[dict]:
         """Every detached case study of this store (of one kind), oldest first, with its state."""
