@@ -127,7 +127,6 @@ class Service:
         self._store = None
         self._sources: dict[tuple[str, str], str | None] = {}
         self.planner = Planner(self.store_dir)
-        self._explicit_regimes: dict[tuple, set] = {}
 
     # -- plumbing ------------------------------------------------------------------------------
     @property
@@ -508,30 +507,15 @@ class Service:
 
     # -- analysis ------------------------------------------------------------------------------
     def regime_settings(self, recipe):
-        """The recipe's regime thresholds, each with where it came from."""
-        import yaml
-
-        from tprm.analysis.regimes import RegimeSettings
+        """The recipe's regime thresholds, each with where it came from (the file that set it, as
+        the parsed recipe remembers, or the default)."""
+        from tprm.analysis.regimes import settings_from_section
 
         recipe = self.load_recipe(recipe)
         path = self.source_path(recipe)
-        explicit: dict = {}
-        if path:
-            try:
-                key = (path, Path(path).stat().st_mtime_ns)
-                if key not in self._explicit_regimes:  # polls must not re-parse the file
-                    doc = yaml.safe_load(Path(path).read_text()) or {}
-                    self._explicit_regimes[key] = set(doc.get("regimes") or {})
-                explicit = self._explicit_regimes[key]
-            except (OSError, yaml.YAMLError, AttributeError, TypeError):
-                explicit = set()
         where = Path(path).name if path else recipe.name
-        r = recipe.regimes
-        fields = ("mc_on", "mc_threshold", "mc_loss_threshold", "cka_threshold", "cka_output",
-                  "split", "max_endpoint_gap")
-        sources = {f: (f"recipe {where} regimes.{f}" if f in explicit else "tprm default")
-                   for f in fields}
-        return RegimeSettings(**{f: getattr(r, f) for f in fields}, sources=sources)
+        return settings_from_section(recipe.regimes, lambda f: bool(path) and recipe.set_in_file(f"regimes.{f}"),
+                                     f"recipe {where}")
 
     def _axes(self, recipe) -> dict:
         from tprm.engine.recipe import HOTTER

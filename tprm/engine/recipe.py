@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import hashlib
+import io
 import json
 import math
 import re
@@ -629,12 +630,24 @@ class Recipe:
                               "dict such as {'dense': {'lr': 0.1}}", source="<overrides>", line=1, field="overrides")
         merged = _merge(self.to_dict(), _plain_overrides(overrides))
         try:
-            text = yaml.dump(merged, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=100)
+            root = _as_nodes(merged, "<overrides>")
         except yaml.YAMLError as exc:
             raise RecipeError(f"cannot write the overrides as YAML ({_clip(str(exc), 80)}), allowed: numbers, "
                               "strings, booleans, null, lists and mappings",
                               source="<overrides>", line=1, field="overrides") from None
-        return parse_recipe(text, source="<overrides>")
+        sub = _validate(root, _Ctx("<overrides>", Path.cwd()))
+        object.__setattr__(sub, "_lines", self.key_lines)  # what the file set is the base's file
+        return sub
+
+    @property
+    def key_lines(self) -> FrozenDict:
+        """{dotted key: line} of every setting the recipe's file wrote explicitly (empty when it
+        was built otherwise); a sub-grid made by with_overrides keeps its base's."""
+        return self.__dict__.get("_lines", FrozenDict())
+
+    def set_in_file(self, key: str) -> bool:
+        """True when the file set `key` (dotted, e.g. "regimes.cka_threshold") explicitly."""
+        return key in self.key_lines
 
     def data_spec(self):
         """The science layer's DataSpec for this recipe's dataset (imported lazily)."""
@@ -828,12 +841,18 @@ def parse_recipe(text: str, source: str = "<string>", *, base_dir: str | Path | 
     if root is None:
         raise RecipeError("the file is empty, allowed: a mapping with at least 'name: <recipe-name>'",
                           source=source, line=1, field="recipe")
+    return _validate(root, ctx)
+
+
+def _validate(root: yaml.Node, ctx: _Ctx) -> Recipe:
+    """A Recipe from a composed node tree; it remembers the line of every key the tree set."""
     ctx.root_line = root.start_mark.line + 1
     if not isinstance(root, yaml.MappingNode):
         _check_tag(root, "recipe", ctx)
         raise ctx.error("", f"expected a mapping of settings (name: ..., dataset: ...), got {_shown(root)}", root)
     recipe = _read_section(Recipe, root, "", ctx)
     _check_recipe(recipe, ctx)
+    object.__setattr__(recipe, "_lines", FrozenDict(ctx.lines))
     return recipe
 
 
@@ -943,6 +962,22 @@ class _Dumper(yaml.SafeDumper):
 
     def ignore_aliases(self, data: Any) -> bool:
         return True
+
+
+def _as_nodes(data: Any, source: str) -> yaml.Node:
+    """Plain data as the node tree composing its YAML would give (no text written or parsed);
+    every node is marked at line 1 of `source`."""
+    root = _Dumper(io.StringIO()).represent_data(data)
+    mark = yaml.Mark(source, 0, 0, 0, None, 0)
+    todo = [root]
+    while todo:
+        node = todo.pop()
+        node.start_mark = node.end_mark = mark
+        if isinstance(node, yaml.SequenceNode):
+            todo.extend(node.value)
+        elif isinstance(node, yaml.MappingNode):
+            todo.extend(n for pair in node.value for n in pair)
+    return root
 
 
 _Dumper.add_representer(dict, lambda d, data: d.represent_mapping(_MAP, data, flow_style=False))
