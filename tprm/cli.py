@@ -174,10 +174,10 @@ def run(recipe: RecipeArg, store: StoreOpt = None,
         dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan and what is already done.")] = False,
         log: Annotated[Optional[str], typer.Option(hidden=True)] = None):
     """Run (or resume) a recipe: dense -> prune -> retrain -> pair metrics."""
-    if device is not None:
-        _check_device(device)
-    _check_backend(backend, address)
     svc = _svc(store)
+    if device is not None:
+        svc.check_device(device)
+    _check_backend(backend, address)
     if dry_run:
         s = svc.plan_summary(recipe)
         out.print(f"plan for {s['recipe']}: {s['total']} jobs, {s['done']} done")
@@ -196,13 +196,6 @@ def run(recipe: RecipeArg, store: StoreOpt = None,
                           backend=backend, address=address)
     _print_run_summary(summary)
     raise typer.Exit(summary["exit_code"])
-
-
-def _check_device(device: str) -> None:
-    import re
-
-    if not re.fullmatch(r"auto|cpu|cuda|cuda:\d+|mps", device):
-        raise BadInput(f"--device: '{device}' is not a device; use auto, cpu, cuda or cuda:N")
 
 
 def _check_backend(backend: str | None, address: str | None) -> None:

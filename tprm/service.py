@@ -48,6 +48,10 @@ RESULT_COLUMNS: tuple[str, ...] = (
     "temperature", "density", "dense_seed", "state", "regime", "test_error", "spread",
     "normalized_error", "mc", "cka", "train_loss", "dense_test_error",
 )
+# The metrics grid/plot take ("regime" is the regime map), in the order the CLI lists them.
+METRICS: tuple[str, ...] = (
+    "test_error", "normalized_error", "mc", "cka", "regime", "train_loss", "train_error", "test_loss",
+    "mc_loss", "cka_logits", "endpoint_gap", "dense_test_error", "hessian_trace", "hessian_top")
 CSV_DIGITS = 6  # decimals kept in CSV (0.46599999999999997 -> 0.466)
 
 
@@ -110,7 +114,9 @@ def _converting_input_errors(cls):
         return call
 
     for name, fn in list(vars(cls).items()):
-        if callable(fn) and not name.startswith("_") and not isinstance(fn, type):
+        if isinstance(fn, staticmethod) and not name.startswith("_"):
+            setattr(cls, name, staticmethod(wrap(fn.__func__)))
+        elif callable(fn) and not name.startswith("_") and not isinstance(fn, type):
             setattr(cls, name, wrap(fn))
     return cls
 
@@ -179,6 +185,13 @@ class Service:
         r = load_recipe(path)
         self._sources[(r.name, r.hash)] = str(path)
         return r
+
+    @staticmethod
+    def check_device(device: str) -> str:
+        """A --device value checked by the recipe schema (execution.device): BadInput otherwise."""
+        from tprm.engine.recipe import check_setting
+
+        return check_setting("execution.device", device, "--device")
 
     def recipe_text(self, recipe) -> str:
         return self.recipe_path(recipe).read_text()
@@ -524,9 +537,7 @@ class Service:
                 "densities": list(recipe.densities), "knob": recipe.temperature.knob,
                 "hotter": HOTTER[recipe.temperature.knob]}
 
-    METRICS = ("test_error", "normalized_error", "mc", "cka", "regime", "train_loss",
-               "train_error", "test_loss", "mc_loss", "cka_logits", "endpoint_gap",
-               "dense_test_error", "hessian_trace", "hessian_top")
+    METRICS = METRICS
 
     def grid(self, recipe, metric: str, cells: list[dict] | None = None):
         """A Grid (or, for metric "regime", a RegimeGrid) over the recipe's plane."""

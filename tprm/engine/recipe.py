@@ -467,6 +467,20 @@ def _validate(root: yaml.Node, ctx: Ctx) -> Recipe:
     return recipe
 
 
+def check_setting(key: str, value: Any, flag: str) -> Any:
+    """One setting given outside a file (a command-line override such as ``--device``), checked by
+    the schema's own spec for dotted `key`; RecipeError ``FLAG: what is wrong, allowed: ...``."""
+    cls: Any = Recipe
+    *sections, leaf = key.split(".")
+    for name in sections:
+        cls = next(f for f in fields(cls) if f.name == name).metadata["section"]
+    spec = next(f for f in fields(cls) if f.name == leaf).metadata["spec"]
+    try:
+        return spec.read(as_nodes(value, flag), key, Ctx(flag, Path.cwd()))
+    except RecipeError as exc:
+        raise RecipeError(f"{flag}: {exc.problem}") from None
+
+
 def load_recipe(path: str | Path) -> Recipe:
     """Read and validate a recipe file; relative paths inside it are relative to its directory."""
     path = Path(path)

@@ -42,7 +42,7 @@ class _Loader(yaml.SafeLoader):
 
 
 class SchemaError(ValueError):
-    """A recipe problem. ``str()`` is one line: ``file:line: field: what is wrong, what is allowed``."""
+    """A document problem. ``str()`` is one line: ``file:line: field: what is wrong, what is allowed``."""
 
     def __init__(self, message: str, *, source: str | None = None, line: int | None = None,
                  field: str | None = None) -> None:

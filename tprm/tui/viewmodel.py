@@ -14,14 +14,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from tprm.service import RESULT_COLUMNS, rows_csv  # one column list, one CSV writer (CLI and TUI)
+from tprm.service import METRICS, RESULT_COLUMNS, rows_csv  # one list of each, one CSV writer (CLI and TUI)
 
-# Metrics offered by the phase-plot selector, in menu order (names as the service's grid/plot take them).
-PLOT_METRICS: tuple[str, ...] = (
-    "regime", "test_error", "normalized_error", "mc", "cka", "train_loss", "train_error",
-    "test_loss", "mc_loss", "cka_logits", "endpoint_gap", "dense_test_error",
-    "hessian_trace", "hessian_top",
-)
+# Metrics offered by the phase-plot selector, in menu order: the service's, the regime map first.
+PLOT_METRICS: tuple[str, ...] = ("regime", *[m for m in METRICS if m != "regime"])
 
 # Job states in the order the run monitor counts them (what needs attention first).
 STATE_ORDER = {"running": 0, "stale": 1, "failed": 2, "diverged": 3, "queued": 4,
