@@ -44,6 +44,8 @@ from tprm.engine.yamlschema import (
     to_plain,
 )
 
+from tprm.science.pruning_methods import METHOD_NAMES
+
 RecipeError = SchemaError  # a recipe's one-line error: ``file:line: field: problem, allowed``
 
 __all__ = [
@@ -160,7 +162,7 @@ class TemperatureSection:
 
 @dataclass(frozen=True)
 class PruningSection:
-    method: str = setting("magnitude", Text(choices=("magnitude", "random", "imp")))
+    method: str = setting("magnitude", Text(choices=METHOD_NAMES))
     scope: str = setting("layerwise", Text(choices=("layerwise", "global")))
     layers: str | tuple[str, ...] = setting("default", _Layers())
     imp_rounds: int = setting(3, _POS_INT)
