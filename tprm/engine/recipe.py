@@ -44,6 +44,9 @@ from tprm.engine.yamlschema import (
     to_plain,
 )
 
+from tprm.science.dataspec import DATASET_NAMES as _DATASET_NAMES
+from tprm.science.dataspec import DataSpec
+from tprm.science.modelspec import MODEL_SETTINGS
 from tprm.science.pruning_methods import METHOD_NAMES
 
 RecipeError = SchemaError  # a recipe's one-line error: ``file:line: field: problem, allowed``
@@ -53,10 +56,9 @@ __all__ = [
     "load_recipe", "parse_recipe", "find_recipe", "known_recipes", "hotter_order",
 ]
 
-# Kept here (not imported from the science layer) so that loading a recipe stays fast.
-DATASET_NAMES: tuple[str, ...] = ("mnist1d", "cifar10", "cifar100", "svhn")
-MODEL_NAMES: tuple[str, ...] = ("mlp", "conv1d", "preresnet", "resnet18", "vgg11", "vgg16", "densenet")
-_CHANNELS = {"mnist1d": 1, "cifar10": 3, "cifar100": 3, "svhn": 3}
+# The science layer's light spec modules name the data sets and models (no torch imported).
+DATASET_NAMES: tuple[str, ...] = _DATASET_NAMES
+MODEL_NAMES: tuple[str, ...] = tuple(MODEL_SETTINGS)
 
 # Which way each temperature knob turns to make dense training hotter (noisier/shorter).
 # weight_decay: larger = hotter is OUR choice (see docs/recipes.md for the reason).
@@ -317,9 +319,7 @@ class Recipe:
         return key in self.key_lines
 
     def data_spec(self):
-        """The science layer's DataSpec for this recipe's dataset (imported lazily)."""
-        from tprm.science.dataspec import DataSpec
-
+        """The science layer's DataSpec for this recipe's dataset."""
         d = self.dataset
         return DataSpec(name=d.name, root=d.root, download=d.download, seed=d.seed,
                         num_samples=d.num_samples, train_subset=d.train_subset, test_subset=d.test_subset,
@@ -414,7 +414,7 @@ def _check_recipe(recipe: Recipe, ctx: Ctx) -> None:
     if r.epochs is not None and r.last_epochs > r.epochs:
         raise ctx.error("retrain.last_epochs", f"{r.last_epochs} is more than retrain.epochs ({r.epochs}), "
                                                f"allowed: integers in [1, {r.epochs}]")
-    channels = _CHANNELS[recipe.dataset.name]
+    channels = DataSpec(name=recipe.dataset.name).input_shape[0]
     for key in ("mean", "std"):
         value = getattr(recipe.dataset.normalize, key)
         if value is not None and len(value) != channels:
@@ -434,7 +434,6 @@ def _check_recipe(recipe: Recipe, ctx: Ctx) -> None:
 
 def _check_model_kwargs(recipe: Recipe, ctx: Ctx) -> None:
     """model.kwargs against the built-in model's settings (types, ranges, fit to the dataset)."""
-    from tprm.science.dataspec import DataSpec
     from tprm.science.modelspec import check_model_kwargs
 
     m = recipe.model
