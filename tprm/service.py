@@ -894,8 +894,7 @@ class Service:
         Returns the aligned grids, the difference map B - A, the regime changes and the terminal
         text; BadInput (one line naming the axis) when the grids cannot be aligned.
         """
-        from tprm.analysis.compare import (AxisMismatch, align, difference, regime_changes,
-                                           render_comparison, restrict)
+        from tprm.analysis.compare import AxisMismatch, compare_grids
 
         if metric == "regime":
             raise BadInput("--metric: compare always shows the regime maps; choose a numeric metric "
@@ -903,30 +902,17 @@ class Service:
         svc_b = other or self
         ra_recipe, rb_recipe = self.load_recipe(a), svc_b.load_recipe(b)
         cells_a, cells_b = self.results(ra_recipe), svc_b.results(rb_recipe)
-        for r, cells, svc in ((ra_recipe, cells_a, self), (rb_recipe, cells_b, svc_b)):
-            if not any(c["state"] in ("done", "partial", "diverged") for c in cells):
-                raise BadInput(f"{r.name}: no results in {svc.store_dir} yet; run `tprm run {r.name}` first")
+        self._require_results(ra_recipe, cells_a)
+        svc_b._require_results(rb_recipe, cells_b)
         ga, gb = self.grid(ra_recipe, metric, cells_a), svc_b.grid(rb_recipe, metric, cells_b)
+        try:  # e.g. a median split on an incomplete grid: the metric still compares
+            ra, rb = self.grid(ra_recipe, "regime", cells_a), svc_b.grid(rb_recipe, "regime", cells_b)
+        except BadInput:
+            ra = rb = None
         try:
-            al = align(ga, gb, (ra_recipe.name, rb_recipe.name))
+            return compare_grids((ra_recipe.name, rb_recipe.name), metric, ga, gb, ra, rb, width, color)
         except AxisMismatch as exc:
             raise BadInput(f"compare {ra_recipe.name} {rb_recipe.name}: {exc}") from None
-        ga, gb = (restrict(g, al.temperatures, al.densities) for g in (ga, gb))
-        diff = difference(ga, gb)
-        try:
-            ra = restrict(self.grid(ra_recipe, "regime", cells_a), al.temperatures, al.densities)
-            rb = restrict(svc_b.grid(rb_recipe, "regime", cells_b), al.temperatures, al.densities)
-        except BadInput:  # e.g. a median split on an incomplete grid: the metric still compares
-            ra = rb = None
-        names = (ra_recipe.name, rb_recipe.name)
-        changes = regime_changes(ra, rb) if ra is not None else []
-        return {"a": names[0], "b": names[1], "metric": metric, "partial": al.partial,
-                "note": al.note(), "knob": al.knob, "temperatures": al.temperatures,
-                "densities": al.densities, "shared_cells": [list(c) for c in al.cells],
-                "only_a": al.only_a, "only_b": al.only_b,
-                "grid_a": ga, "grid_b": gb, "difference": diff, "regimes_a": ra, "regimes_b": rb,
-                "regime_changes": changes,
-                "text": render_comparison(names, metric, ga, gb, diff, ra, rb, al, width, color)}
 
     def report(self, recipe, out: str | Path | None = None, fmt: str = "md", compare=None,
                other: "Service | None" = None, metric: str = "test_error") -> dict:
@@ -935,75 +921,30 @@ class Service:
         Never starts training. `compare` adds the comparison with another recipe (read from
         `other`'s store when given). Returns {"dir", "report", "files"}.
         """
-        from tprm.analysis import figures
-        from tprm.analysis.regimes import describe_thresholds
-        from tprm.analysis.report import markdown_to_html, report_markdown
+        from tprm.analysis.figures import comparison_figures, report_figures
+        from tprm.analysis.report import METRIC_TITLES, markdown_to_html, report_markdown
 
         if fmt not in ("md", "html"):
             raise BadInput(f"--format: '{fmt}' is not a report format; use md or html")
         recipe = self.load_recipe(recipe)
-        cells = self.results(recipe)
-        if not any(c["state"] in ("done", "partial", "diverged") for c in cells):
-            raise BadInput(f"{recipe.name}: no results in {self.store_dir} yet; run `tprm run "
-                           f"{recipe.name}` first (a report never starts training)")
+        cells = self._require_results(recipe, self.results(recipe), "a report never starts training")
         folder = Path(out) if out else Path.cwd() / "reports" / recipe.name
         folder.mkdir(parents=True, exist_ok=True)
-        min_seeds = len(recipe.dense_seeds)
         grids = self._report_grids(recipe, cells)
         try:
             regimes, regime_error = self.grid(recipe, "regime", cells), None
         except BadInput as exc:  # e.g. a median split on an incomplete grid: the metrics still report
             regimes, regime_error = None, str(exc)
-        files: list[Path] = []
-        figs = []
-        from tprm.analysis.report import METRIC_TITLES
-
-        for name, g in grids.items():
-            paths = figures.metric_figure(g, folder / name, f"{recipe.name}: {name}", min_seeds)
-            files += paths
-            figs.append({"metric": name, "title": METRIC_TITLES.get(name, name),
-                         "png": paths[0].name, "svg": paths[1].name})
-        threshold_lines, regime_fig = [], None
-        if regimes is not None:
-            threshold_lines = describe_thresholds(regimes.thresholds, regimes.sources)
-            paths = figures.regime_figure(regimes, folder / "regimes", f"{recipe.name}: regimes",
-                                          note="\n".join(threshold_lines[:2]))
-            files += paths
-            regime_fig = {"metric": "regime", "title": "regime map", "png": paths[0].name,
-                          "svg": paths[1].name}
+        files, figs, regime_fig, threshold_lines = report_figures(
+            grids, regimes, folder, recipe.name, len(recipe.dense_seeds), METRIC_TITLES)
         comparison = None
         if compare is not None:
             c = self.compare(recipe, compare, metric, other=other, width=100)
-            stem = f"compare-{c['b']}"
-            titles = (f"A {c['a']}", f"B {c['b']}", f"B - A ({metric})")
-            cfiles = figures.comparison_figure(c["grid_a"], c["grid_b"], c["difference"],
-                                               folder / f"{stem}-{metric}", titles,
-                                               note=c["note"])
-            cfigs = [{"title": f"{metric}: A, B and B - A", "png": cfiles[0].name, "svg": cfiles[1].name}]
-            if c["regimes_a"] is not None:
-                changed = [(x["i"], x["j"]) for x in c["regime_changes"]]
-                rfiles = figures.regime_comparison_figure(c["regimes_a"], c["regimes_b"], changed,
-                                                          folder / f"{stem}-regimes", titles[:2],
-                                                          note=c["note"])
-                cfigs.append({"title": "regimes: A and B, changed cells framed",
-                              "png": rfiles[0].name, "svg": rfiles[1].name})
-                cfiles += rfiles
+            cfiles, cfigs = comparison_figures(c, folder, metric)
             files += cfiles
             comparison = {"other": c["b"], "text": c["text"], "figures": cfigs}
-        cases, cases_note = self._report_cases(recipe, cells)
-        source = self.source_path(recipe)
-        ctx = {"recipe": {"name": recipe.name, "description": recipe.description, "hash": recipe.hash,
-                          "text": Path(source).read_text() if source else recipe.to_yaml(),
-                          "source": source, "knob": recipe.temperature.knob,
-                          "hotter": self._axes(recipe)["hotter"],
-                          "temperatures": list(recipe.temperature.values),
-                          "densities": list(recipe.densities), "dense_seeds": list(recipe.dense_seeds),
-                          "retrain_seeds": list(recipe.retrain.seeds)},
-               "cells_done": sum(c["state"] == "done" for c in cells), "cells_total": len(cells),
-               "grids": grids, "regimes": regimes, "regime_error": regime_error,
-               "figures": figs, "regime_figure": regime_fig,
-               "threshold_lines": threshold_lines, "cases": cases, "cases_note": cases_note,
-               "comparison": comparison, "provenance": self._report_provenance(recipe)}
+        ctx = self._report_context(recipe, cells, grids, regimes, regime_error, figs, regime_fig,
+                                   threshold_lines, comparison)
         text = report_markdown(ctx)
         if fmt == "html":
             page = markdown_to_html(text, lambda name: (folder / name).read_bytes(),
@@ -1014,6 +955,30 @@ class Service:
         files.append(report_path)
         return {"dir": str(folder), "report": str(report_path), "files": [str(f) for f in files]}
 
+    def _require_results(self, recipe, cells: list[dict], why: str | None = None) -> list[dict]:
+        """`cells` (the recipe's records); BadInput when nothing of it has run yet."""
+        if not any(c["state"] in ("done", "partial", "diverged") for c in cells):
+            raise BadInput(f"{recipe.name}: no results in {self.store_dir} yet; run `tprm run "
+                           f"{recipe.name}` first" + (f" ({why})" if why else ""))
+        return cells
+
+    def _report_context(self, recipe, cells, grids, regimes, regime_error, figs, regime_fig,
+                        threshold_lines, comparison) -> dict:
+        """What report_markdown renders."""
+        cases, cases_note = self._report_cases(recipe, cells)
+        source = self.source_path(recipe)
+        return {"recipe": {"name": recipe.name, "description": recipe.description, "hash": recipe.hash,
+                           "text": Path(source).read_text() if source else recipe.to_yaml(),
+                           "source": source, "knob": recipe.temperature.knob,
+                           "hotter": self._axes(recipe)["hotter"],
+                           "temperatures": list(recipe.temperature.values),
+                           "densities": list(recipe.densities), "dense_seeds": list(recipe.dense_seeds),
+                           "retrain_seeds": list(recipe.retrain.seeds)},
+                "cells_done": sum(c["state"] == "done" for c in cells), "cells_total": len(cells),
+                "grids": grids, "regimes": regimes, "regime_error": regime_error,
+                "figures": figs, "regime_figure": regime_fig,
+                "threshold_lines": threshold_lines, "cases": cases, "cases_note": cases_note,
+                "comparison": comparison, "provenance": self._report_provenance(recipe)}
 
 def _select_note(short: int | None, epochs: int | None) -> str:
     """Case 2's note on how mc/CKA were measured."""

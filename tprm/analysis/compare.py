@@ -217,3 +217,25 @@ def render_comparison(names: tuple[str, str], metric: str, a: Grid, b: Grid, dif
         lines += ["I Regime I  A II-A  B II-B  x diverged  ? unknown  * changed regime"]
         lines += changes_lines(changes, alignment.knob, width)
     return "\n".join(lines)
+
+
+def compare_grids(names: tuple[str, str], metric: str, ga: Grid, gb: Grid, ra: RegimeGrid | None,
+                  rb: RegimeGrid | None, width: int = 80, color: bool = False) -> dict:
+    """Recipe A's grid against B's on their shared cells: the aligned grids, B - A, the regime
+    maps (None unless both exist) and their changes, and the terminal text. AxisMismatch when
+    the grids cannot be aligned."""
+    al = align(ga, gb, names)
+    ga, gb = (restrict(g, al.temperatures, al.densities) for g in (ga, gb))
+    diff = difference(ga, gb)
+    if ra is not None and rb is not None:
+        ra, rb = (restrict(g, al.temperatures, al.densities) for g in (ra, rb))
+    else:
+        ra = rb = None
+    changes = regime_changes(ra, rb) if ra is not None and rb is not None else []
+    return {"a": names[0], "b": names[1], "metric": metric, "partial": al.partial,
+            "note": al.note(), "knob": al.knob, "temperatures": al.temperatures,
+            "densities": al.densities, "shared_cells": [list(c) for c in al.cells],
+            "only_a": al.only_a, "only_b": al.only_b,
+            "grid_a": ga, "grid_b": gb, "difference": diff, "regimes_a": ra, "regimes_b": rb,
+            "regime_changes": changes,
+            "text": render_comparison(names, metric, ga, gb, diff, ra, rb, al, width, color)}

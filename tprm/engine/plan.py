@@ -138,8 +138,9 @@ class Job:
     deps: tuple[str, ...] = ()
 
     def record(self) -> dict:
+        """The job as plain data (JSON-able: the spec as a dict)."""
         return {"hash": self.hash, "kind": self.kind, "label": self.label,
-                "spec": self.spec, "deps": list(self.deps)}
+                "spec": dict(self.spec), "deps": list(self.deps)}
 
 
 @dataclass(frozen=True)

@@ -277,8 +277,8 @@ class Runner:
         return summary
 
     def _record(self, job: Job) -> dict:
-        """What a worker needs to execute a job: its key, label and full spec."""
-        rec = job.record()
+        """What a worker needs to execute a job: its key, label and full (typed) spec."""
+        rec = dict(job.record(), spec=job.spec)
         if job.kind == "dense" and self.runtime.get("init_path"):
             rec["runtime"] = {"init_path": self.runtime["init_path"]}
         return rec
