@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import csv
 import io
-import time
 from pathlib import Path
 from typing import Callable
 
@@ -197,31 +196,33 @@ class Service:
         return self.recipe_path(recipe).read_text()
 
     def list_recipes(self) -> list[dict]:
-        from tprm.engine.recipe import HOTTER, load_recipe
-
+        """Every recipe file of recipe_dirs() (the first of a name wins), valid or not, with its
+        grid and how many of its jobs are done."""
         rows, seen = [], set()
         jobs = self.store.get_jobs() if self.store_dir.exists() else {}
         for d in self.recipe_dirs():
             for path in sorted(d.glob("*.y*ml")) if d.exists() else []:
-                if path.stem in seen:
-                    continue
-                seen.add(path.stem)
-                row = {"name": path.stem, "path": str(path), "valid": True, "error": None,
-                       "knob": None, "hotter": None, "grid": None, "jobs_done": 0, "jobs_total": None}
-                try:
-                    r = load_recipe(path)
-                    row.update(name=r.name, knob=r.temperature.knob,
-                               hotter=HOTTER[r.temperature.knob],
-                               grid=f"{len(r.temperature.values)}x{len(r.densities)}")
-                    hashes = self._job_hashes(r)
-                    if hashes is not None:
-                        row["jobs_total"] = len(hashes)
-                        row["jobs_done"] = sum(1 for h in hashes
-                                               if jobs.get(h, {}).get("state") == "done")
-                except _input_errors() as exc:
-                    row.update(valid=False, error=str(exc).splitlines()[0])
-                rows.append(row)
+                if path.stem not in seen:
+                    seen.add(path.stem)
+                    rows.append(self._recipe_row(path, jobs))
         return rows
+
+    def _recipe_row(self, path: Path, jobs: dict) -> dict:
+        from tprm.engine.recipe import HOTTER, load_recipe
+
+        row = {"name": path.stem, "path": str(path), "valid": True, "error": None,
+               "knob": None, "hotter": None, "grid": None, "jobs_done": 0, "jobs_total": None}
+        try:
+            r = load_recipe(path)
+            row.update(name=r.name, knob=r.temperature.knob, hotter=HOTTER[r.temperature.knob],
+                       grid=f"{len(r.temperature.values)}x{len(r.densities)}")
+            hashes = self._job_hashes(r)
+            if hashes is not None:
+                row["jobs_total"] = len(hashes)
+                row["jobs_done"] = sum(1 for h in hashes if jobs.get(h, {}).get("state") == "done")
+        except _input_errors() as exc:
+            row.update(valid=False, error=str(exc).splitlines()[0])
+        return row
 
     def validate(self, paths: list[str | Path]) -> list[dict]:
         from tprm.engine.recipe import load_recipe
@@ -256,9 +257,7 @@ class Service:
         return self.user_recipe_dir() / Path(path).name if self.is_shipped(path) else Path(path)
 
     def new_recipe(self, name: str, template: str = "quickstart", directory: Path | None = None) -> Path:
-        from tprm.engine.recipe import parse_recipe
-
-        from tprm.engine.recipe import NAME_PATTERN
+        from tprm.engine.recipe import NAME_PATTERN, parse_recipe, renamed
 
         if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):  # as given, before any YAML
             raise BadInput(f"NAME: {name!r} is not a recipe name, allowed: lower-case letters, digits, "
@@ -271,15 +270,7 @@ class Service:
                            "allowed: a plain recipe name")
         if target.exists():
             raise BadInput(f"{target}: already exists; choose another name or edit it")
-        text = src.read_text()
-        lines = text.splitlines()
-        for i, line in enumerate(lines):
-            if line.startswith("name:"):
-                lines[i] = f"name: {name}"
-                break
-        else:
-            lines.insert(0, f"name: {name}")
-        text = "\n".join(lines) + "\n"
+        text = renamed(src.read_text(), name)
         parse_recipe(text, str(target))
         return self._write_atomic(target, text)
 
@@ -626,24 +617,13 @@ class Service:
     def case_direction(self, recipe, temperature: float | None, density: float | None,
                        evaluate: bool = False, progress=None) -> dict:
         """Case 1: which way to move the temperature knob (one cell, or the rule scored on all)."""
-        from tprm.analysis.cases import (direction_for_cell, evaluate_direction_rule,
-                                         format_direction, format_direction_evaluation)
+        from tprm.analysis.cases import direction_for_cell, format_direction
         from tprm.analysis.phase import aggregate
 
         recipe = self.load_recipe(recipe)
-        ax, settings = self._axes(recipe), self.regime_settings(recipe)
         if evaluate:
-            summary = self.run(recipe, progress=progress)
-            if summary["state"] == "cancelled":
-                raise RunCancelled(f"{recipe.name}: case study stopped; finished jobs are kept")
-            cells = self.results(recipe)
-            ev = evaluate_direction_rule(cells, settings, recipe.cases.noise_floor,
-                                         hotter=ax["hotter"], knob=ax["knob"],
-                                         temperatures=ax["temperatures"], densities=ax["densities"])
-            out = ev.to_json()
-            out.update(kind="direction-evaluation", recipe=recipe.name, run=summary,
-                       text=format_direction_evaluation(ev, rows=True))
-            return out
+            return self._direction_evaluation_report(recipe, progress)
+        ax, settings = self._axes(recipe), self.regime_settings(recipe)
         t = self._match(temperature, ax["temperatures"], "temperature")
         d = self._match(self._density(density), ax["densities"], "density")
         cells, summary = self._measure(recipe, {"temperature": {"values": [t]}, "densities": [d]},
@@ -654,6 +634,28 @@ class Service:
                    test_error=aggregate(cells, "test_error")[0],
                    text=format_direction(decision) + f"\n  jobs run now: {summary['executed']} "
                    f"(the rest reused from the store)")
+        return out
+
+    def _direction_evaluation(self, recipe, cells: list[dict]):
+        """Case study 1's rule scored on every cell of `cells` (ValueError when it cannot be)."""
+        from tprm.analysis.cases import evaluate_direction_rule
+
+        ax = self._axes(recipe)
+        return evaluate_direction_rule(cells, self.regime_settings(recipe), recipe.cases.noise_floor,
+                                       hotter=ax["hotter"], knob=ax["knob"],
+                                       temperatures=ax["temperatures"], densities=ax["densities"])
+
+    def _direction_evaluation_report(self, recipe, progress=None) -> dict:
+        """Case 1 evaluated: run the whole grid (reusing what is done), then score the rule."""
+        from tprm.analysis.cases import format_direction_evaluation
+
+        summary = self.run(recipe, progress=progress)
+        if summary["state"] == "cancelled":
+            raise RunCancelled(f"{recipe.name}: case study stopped; finished jobs are kept")
+        ev = self._direction_evaluation(recipe, self.results(recipe))
+        out = ev.to_json()
+        out.update(kind="direction-evaluation", recipe=recipe.name, run=summary,
+                   text=format_direction_evaluation(ev, rows=True))
         return out
 
     def case_select(self, recipe, density: float, progress=None) -> dict:
@@ -837,50 +839,22 @@ class Service:
 
     def _report_provenance(self, recipe) -> dict:
         """Versions, devices, hosts, dates and compute time from the recipe's job records."""
-        import datetime
-        from importlib.metadata import PackageNotFoundError, version
+        from tprm.analysis.provenance import provenance_summary
 
-        from tprm.analysis.report import format_seconds
-
-        try:
-            torch_version = version("torch")
-        except PackageNotFoundError:
-            torch_version = "not installed"
         plan = self.plan(recipe, compute_identity=False)
         hashes = list(plan.jobs) if plan is not None else []
         jobs = self.store.get_jobs(hashes) if hashes else {}
-        done = [j for j in jobs.values() if j.get("state") == "done"]
-        provs = [j.get("provenance") or {} for j in done]
-        stamp = lambda t: datetime.datetime.fromtimestamp(t, datetime.timezone.utc).strftime(  # noqa: E731
-            "%Y-%m-%d %H:%M UTC")
-        started = [j["started"] for j in done if j.get("started")]
-        ended = [j["ended"] for j in done if j.get("ended")]
-        # a fused group's wall time is shared by its jobs: each job carries wall / group size
-        compute = sum(p.get("group_wall_s", 0.0) / max(p.get("group_size", 1), 1) for p in provs)
-        return {"tprm": tprm.__version__, "torch": torch_version,
-                "devices": sorted({p["device"] if p.get("device_name") in (None, "", p["device"])
-                                   else f"{p['device']} ({p['device_name']})"
-                                   for p in provs if p.get("device")}),
-                "hosts": sorted({p["host"] for p in provs if p.get("host")}),
-                "jobs_done": len(done), "jobs_total": len(hashes),
-                "started": stamp(min(started)) if started else None,
-                "ended": stamp(max(ended)) if ended else None,
-                "compute": format_seconds(compute) if provs else None, "compute_s": round(compute, 3),
-                "generated": stamp(time.time()),
-                "data_identity": self.data_identity(recipe, compute=False)}
+        return provenance_summary(jobs, len(hashes), self.data_identity(recipe, compute=False))
 
     def _report_cases(self, recipe, cells: list[dict]) -> tuple[str | None, str]:
         """Case study 1 scored on the stored grid (pure analysis, no training) when it is complete."""
-        from tprm.analysis.cases import evaluate_direction_rule, format_direction_evaluation
+        from tprm.analysis.cases import format_direction_evaluation
 
         if not cells or any(c["state"] != "done" for c in cells):
             return None, ("Case study 1 (direction rule scored on the grid) needs a complete grid; "
                           "case studies 2 and 3 run their own trainings: see `tprm case --help`.")
-        ax = self._axes(recipe)
         try:
-            ev = evaluate_direction_rule(cells, self.regime_settings(recipe), recipe.cases.noise_floor,
-                                         hotter=ax["hotter"], knob=ax["knob"],
-                                         temperatures=ax["temperatures"], densities=ax["densities"])
+            ev = self._direction_evaluation(recipe, cells)
         except ValueError as exc:
             return None, f"Case study 1 could not be scored: {exc}"
         return format_direction_evaluation(ev, rows=False), (
@@ -921,8 +895,8 @@ class Service:
         Never starts training. `compare` adds the comparison with another recipe (read from
         `other`'s store when given). Returns {"dir", "report", "files"}.
         """
-        from tprm.analysis.figures import comparison_figures, report_figures
-        from tprm.analysis.report import METRIC_TITLES, markdown_to_html, report_markdown
+        from tprm.analysis.figures import report_figures
+        from tprm.analysis.report import METRIC_TITLES, report_markdown
 
         if fmt not in ("md", "html"):
             raise BadInput(f"--format: '{fmt}' is not a report format; use md or html")
@@ -939,21 +913,30 @@ class Service:
             grids, regimes, folder, recipe.name, len(recipe.dense_seeds), METRIC_TITLES)
         comparison = None
         if compare is not None:
-            c = self.compare(recipe, compare, metric, other=other, width=100)
-            cfiles, cfigs = comparison_figures(c, folder, metric)
-            files += cfiles
-            comparison = {"other": c["b"], "text": c["text"], "figures": cfigs}
+            comparison = self._report_comparison(recipe, compare, other, metric, folder)
+            files += comparison.pop("files")
         ctx = self._report_context(recipe, cells, grids, regimes, regime_error, figs, regime_fig,
                                    threshold_lines, comparison)
-        text = report_markdown(ctx)
-        if fmt == "html":
-            page = markdown_to_html(text, lambda name: (folder / name).read_bytes(),
-                                    f"tprm report: {recipe.name}")
-            report_path = self._write_atomic(folder / "report.html", page)
-        else:
-            report_path = self._write_atomic(folder / "report.md", text)
+        report_path = self._write_report(folder, fmt, report_markdown(ctx), recipe.name)
         files.append(report_path)
         return {"dir": str(folder), "report": str(report_path), "files": [str(f) for f in files]}
+
+    def _report_comparison(self, recipe, compare, other, metric: str, folder: Path) -> dict:
+        """The report's comparison section (with its figure "files", which the caller takes)."""
+        from tprm.analysis.figures import comparison_figures
+
+        c = self.compare(recipe, compare, metric, other=other, width=100)
+        files, figs = comparison_figures(c, folder, metric)
+        return {"other": c["b"], "text": c["text"], "figures": figs, "files": files}
+
+    def _write_report(self, folder: Path, fmt: str, text: str, name: str) -> Path:
+        """report.md, or report.html with the figures inlined."""
+        from tprm.analysis.report import markdown_to_html
+
+        if fmt == "html":
+            page = markdown_to_html(text, lambda f: (folder / f).read_bytes(), f"tprm report: {name}")
+            return self._write_atomic(folder / "report.html", page)
+        return self._write_atomic(folder / "report.md", text)
 
     def _require_results(self, recipe, cells: list[dict], why: str | None = None) -> list[dict]:
         """`cells` (the recipe's records); BadInput when nothing of it has run yet."""

@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from itertools import combinations
 from typing import Any
 
@@ -72,20 +72,18 @@ class JobSpec(Mapping):
     data_identity: dict
     precision: str
 
+    # The instance dict holds exactly the fields, in field order (set by the dataclass __init__).
     def __getitem__(self, key: str) -> Any:
-        if key not in self._names():
-            raise KeyError(key)
-        return getattr(self, key)
+        try:
+            return self.__dict__[key]
+        except KeyError:
+            raise KeyError(key) from None
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._names())
+        return iter(self.__dict__)
 
     def __len__(self) -> int:
-        return len(self._names())
-
-    @classmethod
-    def _names(cls) -> tuple[str, ...]:
-        return tuple(f.name for f in fields(cls))
+        return len(self.__dict__)
 
 
 @dataclass(frozen=True, eq=False)

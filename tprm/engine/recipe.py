@@ -482,6 +482,19 @@ def check_setting(key: str, value: Any, flag: str) -> Any:
         raise RecipeError(f"{flag}: {exc.problem}") from None
 
 
+def renamed(text: str, name: str) -> str:
+    """Recipe YAML `text` with its top-level ``name:`` line set to `name` (added first if absent);
+    every other line kept as written."""
+    lines = text.splitlines()
+    for i, line in enumerate(lines):
+        if line.startswith("name:"):
+            lines[i] = f"name: {name}"
+            break
+    else:
+        lines.insert(0, f"name: {name}")
+    return "\n".join(lines) + "\n"
+
+
 def load_recipe(path: str | Path) -> Recipe:
     """Read and validate a recipe file; relative paths inside it are relative to its directory."""
     path = Path(path)
