@@ -92,7 +92,7 @@ def _input_errors():
     from tprm.engine.planner import DataNotFetchedError
     from tprm.engine.recipe import RecipeError
     from tprm.engine.store import StoreError
-    from tprm.science.dataspec import DataMissingError
+    from tprm.engine.datasets import DataMissingError
 
     return (RecipeError, StoreError, ArtifactError, DataMissingError, DataNotFetchedError, BackendError)
 
@@ -330,20 +330,20 @@ class Service:
 
     def data_list(self, root: str | Path | None = None) -> list[dict]:
         """Every data set tprm knows and whether its files are in the data folder."""
-        from tprm.science.data import DATASET_NAMES, dataset_status
+        from tprm.engine.datasets import dataset_rows
 
-        return [dataset_status(n, Path(root) if root else self.data_root()) for n in DATASET_NAMES]
+        return dataset_rows(Path(root) if root else self.data_root())
 
     def data_fetch(self, name: str, source: str | Path | None = None, root: str | Path | None = None,
                    progress: Callable[[str], None] | None = None) -> dict:
         """Put data set `name` into the data folder: from `source` (a folder or .tar.gz) or downloaded."""
-        from tprm.science.data import DATASET_NAMES, fetch_dataset
+        from tprm.engine.datasets import DATASET_NAMES, fetch
 
         if name not in DATASET_NAMES:
             raise BadInput(f"data set: '{name}' is not one of {', '.join(DATASET_NAMES)}")
         if source is not None and not Path(source).expanduser().exists():
             raise BadInput(f"--from: {source}: no such file or folder")
-        return fetch_dataset(name, Path(root) if root else self.data_root(), source, progress)
+        return fetch(name, Path(root) if root else self.data_root(), source, progress)
 
     # -- runs ----------------------------------------------------------------------------------
     def run(self, recipe, device: str | None = None, jobs: int | None = None,
