@@ -18,10 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from tprm.engine import rundir
 from tprm.engine.artifacts import Artifacts
 from tprm.engine.eta import estimate, job_work
 from tprm.engine.executors.local import LocalExecutor, execute_group
-from tprm.engine import rundir
 from tprm.engine.plan import DenseSpec, Job, Plan, RetrainSpec, skipped_jobs
 from tprm.engine.store import Store
 

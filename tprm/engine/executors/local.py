@@ -111,7 +111,7 @@ def _data(spec: JobSpec, store_root: Path, device: str):
     if cache_key not in _DATA_CACHE:
         _DATA_CACHE.clear()
         _DATA_CACHE[cache_key] = load_data(DataSpec(**fields), store_root / "cache", device=device,
-                                     dtype=dtype)
+                                           dtype=dtype)
     return _DATA_CACHE[cache_key]
 
 
