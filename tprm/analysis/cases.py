@@ -33,6 +33,31 @@ def wilson_interval(successes: int, n: int, z: float = 1.959963984540054) -> tup
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
+def paired_difference_interval(both: int, only_first: int, only_second: int, neither: int,
+                               z: float = 1.959963984540054) -> tuple[float, float, float]:
+    """Difference of two paired proportions (first minus second) with its 95 % interval.
+
+    Newcombe's hybrid score interval (1998, method 10) from the 2x2 table of paired outcomes:
+    both right, only the first right, only the second right, neither. Returns (difference, low,
+    high); (0, -1, 1) when there is nothing to compare.
+    """
+    counts = (both, only_first, only_second, neither)
+    if any(not isinstance(c, int) or c < 0 for c in counts):
+        raise ValueError(f"paired_difference_interval: counts must be integers >= 0, got {counts}")
+    n = sum(counts)
+    if n == 0:
+        return 0.0, -1.0, 1.0
+    p1, p2 = (both + only_first) / n, (both + only_second) / n
+    l1, u1 = wilson_interval(both + only_first, n, z)
+    l2, u2 = wilson_interval(both + only_second, n, z)
+    margins = (both + only_first) * (only_second + neither) * (both + only_second) * (only_first + neither)
+    phi = (both * neither - only_first * only_second) / math.sqrt(margins) if margins else 0.0
+    diff = p1 - p2
+    low = diff - math.sqrt(max(0.0, (p1 - l1) ** 2 - 2 * phi * (p1 - l1) * (u2 - p2) + (u2 - p2) ** 2))
+    high = diff + math.sqrt(max(0.0, (u1 - p1) ** 2 - 2 * phi * (u1 - p1) * (p2 - l2) + (p2 - l2) ** 2))
+    return diff, max(-1.0, low), min(1.0, high)
+
+
 def _records(cell: dict | Sequence[dict]) -> list[dict]:
     return [cell] if isinstance(cell, dict) else list(cell)
 
@@ -125,6 +150,21 @@ class MethodScore:
 
 
 @dataclass
+class Comparison:
+    """The rule against one baseline on the same cells: paired accuracy difference (rule minus
+    baseline) with its 95 % interval; ``verdict`` is "better" / "worse" when the interval
+    excludes 0, else "not distinguishable"."""
+
+    baseline: str
+    rule_only: int                 # cells the rule got right and the baseline wrong
+    baseline_only: int             # and the other way round
+    difference: float
+    ci_low: float
+    ci_high: float
+    verdict: str
+
+
+@dataclass
 class DirectionEvaluation:
     knob: str
     hotter: str
@@ -134,6 +174,12 @@ class DirectionEvaluation:
     skipped: list[dict]             # cells not scored, with why
     thresholds: dict
     sources: dict
+    comparisons: dict[str, Comparison] = field(default_factory=dict)  # per baseline
+
+    @property
+    def beats_every_baseline(self) -> bool:
+        """True when the rule is better than every baseline with 95 % confidence."""
+        return bool(self.comparisons) and all(c.verdict == "better" for c in self.comparisons.values())
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -192,8 +238,44 @@ def evaluate_direction_rule(cells: Sequence[dict], settings: RegimeSettings | No
     scores = {"regime rule": _score([r.correct for r in rows])}
     for name in BASELINES:
         scores[name] = _score([r.baselines[name] == r.truth for r in rows])
+    comparisons = {name: compare_to_baseline(rows, name) for name in BASELINES}
     return DirectionEvaluation(knob=knob, hotter=hotter, noise_floor=noise_floor, rows=rows, scores=scores,
-                               skipped=skipped, thresholds=regimes.thresholds, sources=regimes.sources)
+                               skipped=skipped, thresholds=regimes.thresholds, sources=regimes.sources,
+                               comparisons=comparisons)
+
+
+def compare_to_baseline(rows: Sequence[DirectionRow], baseline: str) -> Comparison:
+    """Paired comparison of the rule with one baseline over the same scored cells."""
+    table = [0, 0, 0, 0]  # both right, rule only, baseline only, neither
+    for r in rows:
+        other = r.baselines[baseline] == r.truth
+        table[(0 if other else 1) if r.correct else (2 if other else 3)] += 1
+    diff, lo, hi = paired_difference_interval(*table)
+    verdict = "better" if lo > 0 else ("worse" if hi < 0 else "not distinguishable")
+    return Comparison(baseline=baseline, rule_only=table[1], baseline_only=table[2], difference=diff,
+                      ci_low=lo, ci_high=hi, verdict=verdict)
+
+
+def verdict_lines(result: DirectionEvaluation) -> list[str]:
+    """Plain sentences on whether the rule beats each baseline here, from the paired intervals."""
+    comps = result.comparisons
+    if not comps or not result.rows:
+        return ["  verdict: no cell could be scored, so nothing can be said about the rule here"]
+    if result.beats_every_baseline:
+        return ["  verdict: the regime rule beats every baseline here (each paired 95% interval is above 0)"]
+    lines = ["  verdict: the regime rule is NOT shown better than every baseline here:"]
+    for c in comps.values():
+        if c.verdict == "better":
+            continue
+        how = "worse than" if c.verdict == "worse" else "not distinguishable from"
+        lines.append(f"    {how} '{c.baseline}': rule minus baseline {c.difference:+.0%} "
+                     f"(95% CI {c.ci_low:+.0%} to {c.ci_high:+.0%}; rule alone right in {c.rule_only} "
+                     f"cell(s), baseline alone in {c.baseline_only})")
+    keep = comps.get("always keep")
+    if keep is not None and keep.verdict != "better":
+        lines.append("    so on this grid, keeping the setting is as good a guide as the regime rule"
+                     + (" (or better)" if keep.verdict == "worse" else ""))
+    return lines
 
 
 def _dense_move(dense: list[list[float | None]], i: int, j: int, nt: int) -> str:
@@ -220,6 +302,7 @@ def format_direction_evaluation(result: DirectionEvaluation, rows: bool = False)
     for name, sc in result.scores.items():
         acc = "  n/a" if sc.accuracy is None else f"{sc.accuracy:5.1%}"
         lines.append(f"  {name:<17} {acc}  ({sc.correct}/{sc.n}, 95% CI {sc.ci_low:.0%}-{sc.ci_high:.0%})")
+    lines += verdict_lines(result)
     lines += _threshold_lines(result.thresholds, result.sources)
     if rows:
         lines.append(f"  {result.knob:>8} {'density':>7} {'regime':<8} {'rule':<6} {'truth':<6} ok")
