@@ -896,9 +896,11 @@ class Service:
         on_ladder = any(abs(v - rho) < 1e-12 for v in ladder)
         run_counts = {"run": 0, "reused": 0}
 
-        def measure(r: float) -> list[dict]:
-            cells, summary = self._measure(recipe, {"temperature": {"values": [r]},
-                                                    "densities": [d]}, progress)
+        def measure(r: float, extra_seeds: int = 0) -> list[dict]:
+            seeds = list(recipe.dense_seeds)  # a point in doubt gets `extra_seeds` more dense seeds
+            seeds += [max(seeds) + k for k in range(1, extra_seeds + 1)]
+            cells, summary = self._measure(recipe, {"temperature": {"values": [r]}, "densities": [d],
+                                                    "dense_seeds": seeds}, progress)
             run_counts["run"] += summary["executed"]
             run_counts["reused"] += sum(summary["counts"].values()) - summary["executed"]
             return cells
@@ -906,7 +908,8 @@ class Service:
         c = recipe.cases
         try:
             walk = sam_walk(measure, rho, ladder if on_ladder else None, c.sam_rho_min,
-                            c.sam_rho_max, c.sam_max_steps, settings)
+                            c.sam_rho_max, c.sam_max_steps, settings, near_mc=c.near_mc,
+                            near_cka=c.near_cka, extra_seeds=c.extra_dense_seeds)
         except ValueError as exc:
             raise BadInput(str(exc)) from None
         full = [x for x in self.results(recipe) if abs(x["density"] - d) < 1e-12]

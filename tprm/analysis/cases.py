@@ -429,6 +429,9 @@ class WalkPoint:
     mc: float | None
     cka: float | None
     trainings: int
+    dense_seeds: int = 1           # dense seeds behind the point (extra ones included)
+    extra_seeds: int = 0           # dense seeds added because the point was in doubt
+    doubts: list[str] = field(default_factory=list)  # why the regime is a coin flip (empty: it is not)
 
 
 @dataclass
@@ -461,20 +464,60 @@ def record_trainings(records: Sequence[dict]) -> int:
     return total
 
 
-def sam_walk(measure: Callable[[float], dict | Sequence[dict]], start_rho: float,
+def regime_doubts(records: Sequence[dict], settings: RegimeSettings | None = None, near_mc: float = 0.02,
+                  near_cka: float = 0.01) -> list[str]:
+    """Why a cell's regime is a coin flip; empty when it is not.
+
+    In doubt when the (dense-seed mean) mc lies within ``near_mc`` of the mc threshold, when a
+    well-connected cell's CKA lies within ``near_cka`` of the CKA threshold, or when the dense
+    seeds, each classified on its own, fall in different regimes.
+    """
+    s = settings or RegimeSettings()
+    _check_margins(near_mc, near_cka)
+    records = list(records)
+    c = classify_records(records, s)
+    if c["regime"] not in ("I", "II-A", "II-B"):
+        return []
+    doubts = []
+    if abs(c["mc"] - s.mc_limit) <= near_mc:
+        doubts.append(f"mc {c['mc']:.3f} is within {near_mc:g} of the threshold {s.mc_limit:g}")
+    elif c["regime"] != "I" and c["cka"] is not None and abs(c["cka"] - s.cka_threshold) <= near_cka:
+        doubts.append(f"CKA {c['cka']:.3f} is within {near_cka:g} of the threshold {s.cka_threshold:.4g}")
+    per_seed = [(r.get("dense_seed"), classify_records(r, s)["regime"]) for r in records]
+    if len({reg for _, reg in per_seed if reg in ("I", "II-A", "II-B")}) > 1:
+        doubts.append("dense seeds disagree (" + ", ".join(f"seed {seed}: {reg}" for seed, reg in per_seed) + ")")
+    return doubts
+
+
+def _check_margins(near_mc: float, near_cka: float) -> None:
+    for name, value in (("cases.near_mc", near_mc), ("cases.near_cka", near_cka)):
+        if finite_number(value) is None or value < 0:
+            raise ValueError(f"{name}: {value!r} is not valid; use a number >= 0")
+
+
+def sam_walk(measure: Callable[..., dict | Sequence[dict]], start_rho: float,
              ladder: Sequence[float] | None = None, rho_min: float = 0.01, rho_max: float = 2.0,
-             max_steps: int = 6, settings: RegimeSettings | None = None) -> SamWalk:
+             max_steps: int = 6, settings: RegimeSettings | None = None, *, near_mc: float = 0.02,
+             near_cka: float = 0.01, extra_seeds: int = 1) -> SamWalk:
     """Walk rho by the regime rule: up in Regime I, down in II-A (and after divergence).
 
     Moves one rung of ``ladder`` (sorted values) or, without a ladder, x2 / /2 clamped to
     [rho_min, rho_max]. Stops at II-B, at an unknown regime, when I and II-A flip (either
     order), at a value already visited, at a bound / the ladder's end, or after ``max_steps``
-    moves (so at most max_steps + 1 measurements). ``measure(rho)`` returns the cell record(s)
+    moves (so at most max_steps + 1 rho values). ``measure(rho)`` returns the cell record(s)
     at the target density; the service runs or reuses the jobs.
+
+    A point in doubt (`regime_doubts`: near a threshold, or its dense seeds disagree) is not a
+    basis for a move: the walk first takes the cheaper step of measuring one more dense seed
+    there (``measure(rho, extra_seeds=k)`` returns the records with k more dense seeds), up to
+    ``extra_seeds`` of them; if still in doubt it stays at that rho and says why.
     """
     s = settings or RegimeSettings()
     if not isinstance(max_steps, int) or max_steps < 0:
         raise ValueError(f"cases.sam_max_steps: {max_steps!r} is not valid; use an integer >= 0")
+    if not isinstance(extra_seeds, int) or isinstance(extra_seeds, bool) or extra_seeds < 0:
+        raise ValueError(f"cases.extra_dense_seeds: {extra_seeds!r} is not valid; use an integer >= 0")
+    _check_margins(near_mc, near_cka)
     rungs = None
     if ladder is not None:
         rungs = sorted(float(r) for r in ladder)
@@ -493,11 +536,22 @@ def sam_walk(measure: Callable[[float], dict | Sequence[dict]], start_rho: float
     stop = ""
     while True:
         records = _records(measure(rho))
+        doubts, extra = regime_doubts(records, s, near_mc, near_cka), 0
+        while doubts and extra < extra_seeds:  # the cheaper safe step: one more dense seed here
+            extra += 1
+            records = _records(measure(rho, extra_seeds=extra))
+            doubts = regime_doubts(records, s, near_mc, near_cka)
         c = classify_records(records, s)
         te = aggregate(records, "test_error")[0]
-        path.append(WalkPoint(rho=rho, regime=c["regime"], uncertain=c["uncertain"], test_error=te,
-                              mc=c["mc"], cka=c["cka"], trainings=record_trainings(records)))
+        path.append(WalkPoint(rho=rho, regime=c["regime"], uncertain=c["uncertain"] or bool(doubts), test_error=te,
+                              mc=c["mc"], cka=c["cka"], trainings=record_trainings(records),
+                              dense_seeds=len(records), extra_seeds=extra, doubts=doubts))
         regime = c["regime"]
+        if doubts:
+            added = f" after {extra} more dense seed(s)" if extra else ""
+            stop = (f"regime {regime} at rho={rho:g} is a coin flip{added} ({'; '.join(doubts)}): "
+                    f"stayed at rho={rho:g} rather than move on it")
+            break
         if regime == "II-B":
             stop = f"reached II-B at rho={rho:g}"
             break
@@ -525,7 +579,8 @@ def sam_walk(measure: Callable[[float], dict | Sequence[dict]], start_rho: float
     return SamWalk(path=path, best=best, stop=stop, trainings=sum(p.trainings for p in path),
                    thresholds=s.thresholds(), sources=s.threshold_sources(),
                    settings={"start_rho": start_rho, "ladder": rungs, "rho_min": rho_min, "rho_max": rho_max,
-                             "max_steps": max_steps})
+                             "max_steps": max_steps, "near_mc": near_mc, "near_cka": near_cka,
+                             "extra_dense_seeds": extra_seeds})
 
 
 def _next_rho(rho: float, move: str | None, rungs: list[float] | None, lo: float, hi: float) -> float | None:
@@ -579,6 +634,11 @@ def grid_search_best(cells: Sequence[dict], density: float | None = None) -> Gri
 def format_sam_walk(result: SamWalk, grid: GridSearch | None = None) -> str:
     steps = " -> ".join(f"{p.rho:g} ({p.regime}{'~' if p.uncertain else ''})" for p in result.path)
     lines = [f"SAM rho walk: {steps}", f"  stopped: {result.stop}"]
+    for p in result.path:
+        if p.extra_seeds:
+            outcome = "still in doubt" if p.doubts else f"settled: {p.regime}"
+            lines.append(f"  rho={p.rho:g} was in doubt: measured {p.extra_seeds} more dense seed(s) "
+                         f"({p.dense_seeds} in all), {outcome}")
     if result.best is not None:
         lines.append(f"  best visited: rho={result.best.rho:g}, pruned test error {result.best.test_error:.4f}"
                      f"; {result.trainings} trainings")

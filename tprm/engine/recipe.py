@@ -553,6 +553,9 @@ class CasesSection:
     sam_max_steps: int = _setting(6, _POS_INT)
     sam_rho_min: float = _setting(0.01, _Number(lo=0, lo_open=True))
     sam_rho_max: float = _setting(2.0, _Number(lo=0, lo_open=True))
+    near_mc: float = _setting(0.02, _Number(lo=0))
+    near_cka: float = _setting(0.01, _FRACTION)
+    extra_dense_seeds: int = _setting(1, _Number(integer=True, lo=0))
 
 
 @dataclass(frozen=True)
