@@ -28,6 +28,17 @@ def test_direction_measures_only_the_cell_then_scores_the_grid(tiny_recipe, stor
     for score in ev["scores"].values():
         lo, hi = score["ci_low"], score["ci_high"]
         assert score["n"] == len(ev["rows"]) and 0 <= lo <= score["accuracy"] <= hi <= 1
+    assert "track_record" not in one  # the grid was not complete when the cell was asked about
+    keep = ev["comparisons"]["always keep"]
+    assert keep["ci_low"] <= keep["difference"] <= keep["ci_high"] and keep["verdict"] in (
+        "better", "worse", "not distinguishable")
+    shown = run_tprm("case", "direction", str(tiny_recipe), "--evaluate", "--store", str(store_dir)).stdout
+    assert "verdict:" in shown and "regimes of the scored cells" in shown
+    # now that the whole grid is in the store, a single cell's answer carries the rule's track record
+    again = case("direction", str(tiny_recipe), "-t", "2", "-d", "20", "--store", str(store_dir))
+    assert again["trainings_run"] == 0 and again["track_record"]["scores"] == ev["scores"]
+    shown = run_tprm("case", "direction", str(tiny_recipe), "-t", "2", "-d", "20", "--store", str(store_dir)).stdout
+    assert "track record on this recipe's grid" in shown and "verdict:" in shown
 
 
 def test_direction_rejects_a_point_off_the_grid(tiny_recipe, store_dir):

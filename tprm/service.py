@@ -803,8 +803,8 @@ class Service:
     def case_direction(self, recipe, temperature: float | None, density: float | None,
                        evaluate: bool = False, progress=None) -> dict:
         """Case 1: which way to move the temperature knob (one cell, or the rule scored on all)."""
-        from tprm.analysis.cases import (direction_for_cell, evaluate_direction_rule,
-                                         format_direction, format_direction_evaluation)
+        from tprm.analysis.cases import (direction_for_cell, evaluate_direction_rule, format_direction,
+                                         format_direction_evaluation, track_record_lines)
         from tprm.analysis.phase import aggregate
 
         recipe = self.load_recipe(recipe)
@@ -831,7 +831,20 @@ class Service:
                    test_error=aggregate(cells, "test_error")[0],
                    text=format_direction(decision) + f"\n  jobs run now: {summary['executed']} "
                    f"(the rest reused from the store)")
+        record = self._track_record(recipe, settings, ax)  # the rule's record on the whole grid, if run
+        if record is not None:
+            out.update(track_record=record.to_json(), text=out["text"] + "\n" + "\n".join(track_record_lines(record)))
         return out
+
+    def _track_record(self, recipe, settings, ax):
+        """Case 1 scored on the recipe's full grid when every cell is done in the store, else None."""
+        from tprm.analysis.cases import evaluate_direction_rule
+
+        full = self.results(recipe)
+        if not full or any(c["state"] != "done" for c in full):
+            return None
+        return evaluate_direction_rule(full, settings, recipe.cases.noise_floor, hotter=ax["hotter"],
+                                       knob=ax["knob"], temperatures=ax["temperatures"], densities=ax["densities"])
 
     def case_select(self, recipe, density: float, progress=None) -> dict:
         """Case 2: which dense model (temperature) to prune at a target density."""

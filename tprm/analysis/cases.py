@@ -275,7 +275,38 @@ def verdict_lines(result: DirectionEvaluation) -> list[str]:
     if keep is not None and keep.verdict != "better":
         lines.append("    so on this grid, keeping the setting is as good a guide as the regime rule"
                      + (" (or better)" if keep.verdict == "worse" else ""))
+    lines += _why_lines(result.rows)
     return lines
+
+
+def _why_lines(rows: Sequence[DirectionRow]) -> list[str]:
+    """Why the rule does as it does: the regimes it saw and its wrong calls, counted."""
+    seen: dict[str, int] = {}
+    for r in rows:
+        seen[r.regime] = seen.get(r.regime, 0) + 1
+    wrong: dict[tuple, int] = {}
+    for r in rows:
+        if not r.correct:
+            key = (r.regime, r.recommendation or "no call", r.truth)
+            wrong[key] = wrong.get(key, 0) + 1
+    lines = ["    regimes of the scored cells: " + ", ".join(f"{k} {v}" for k, v in sorted(seen.items()))]
+    if wrong:
+        calls = sorted(wrong.items(), key=lambda kv: -kv[1])
+        lines.append("    the rule's wrong calls: " + "; ".join(
+            f"{n} x {reg} -> {rule} where {truth} was best" for (reg, rule, truth), n in calls))
+    return lines
+
+
+def track_record_lines(result: DirectionEvaluation) -> list[str]:
+    """A single-cell decision's context: how the rule did on this recipe's whole grid."""
+    rule, keep = result.scores.get("regime rule"), result.scores.get("always keep")
+    if rule is None or not rule.n:
+        return []
+    head = (f"  track record on this recipe's grid: the rule was right in {rule.correct}/{rule.n} cells "
+            f"(95% CI {rule.ci_low:.0%}-{rule.ci_high:.0%})")
+    if keep is not None:
+        head += f", 'always keep' in {keep.correct}/{keep.n}"
+    return [head] + verdict_lines(result)
 
 
 def _dense_move(dense: list[list[float | None]], i: int, j: int, nt: int) -> str:
