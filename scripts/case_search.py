@@ -70,6 +70,10 @@ CANDIDATES: dict[str, tuple[str, dict, str | None]] = {
     "w16": ("narrow net (widths 16) and 4,000 training samples, retraining 10 epochs",
             {"dataset": {"num_samples": 5000}, "model": {"kwargs": {"widths": [16, 16, 16]}},
              "retrain": {"epochs": 10}}, None),
+    # added after qs / qs-logits had run (the criteria above unchanged):
+    "sam": ("SAM rho as temperature (0.01, 0.05, 0.2, 0.5), 64 dense epochs",
+            {"dense": {"checkpoint_every": 64}, "temperature": {"knob": "sam_rho", "values": [0.01, 0.05, 0.2, 0.5]}},
+            None),
 }
 
 
