@@ -74,6 +74,11 @@ CANDIDATES: dict[str, tuple[str, dict, str | None]] = {
     "sam": ("SAM rho as temperature (0.01, 0.05, 0.2, 0.5), 64 dense epochs",
             {"dense": {"checkpoint_every": 64}, "temperature": {"knob": "sam_rho", "values": [0.01, 0.05, 0.2, 0.5]}},
             None),
+    # added after lr, bs, d4k (d4k: all three regimes, but CKA on 2,000-4,000 memorised training
+    # samples hardly separates hot from cold), criteria unchanged:
+    "n8k": ("8,000 training samples, retraining 5 epochs (hot models cannot memorise)",
+            {"dataset": {"num_samples": 10000}, "retrain": {"epochs": 5}, "metrics": {"cka": {"samples": 4000}}},
+            None),
 }
 
 
