@@ -52,6 +52,9 @@ def test_a_rule_no_better_than_keep_is_said_plainly_with_its_numbers():
     single = {"kind": "direction", "recommendation": "keep", "regime": "II-B", "track_record": ev.to_json()}
     assert "NOT shown better than keeping" in decision_headline(single)
     assert track_record_lines(ev)[0].startswith("  track record on this recipe's grid: the rule was right in 0/12")
+    here = track_record_lines(ev, 64, 0.1)
+    assert here[0] == ("  measured on the grid: the best move here was keep (no neighbour is better), "
+                       "so the rule's call is wrong at this cell") and "0/12" in here[1]
 
 
 def test_a_rule_that_wins_everywhere_is_credited():
@@ -64,6 +67,9 @@ def test_a_rule_that_wins_everywhere_is_credited():
     assert ev.beats_every_baseline and "beats every baseline" in format_direction_evaluation(ev)
     assert "NOT" not in decision_headline({"kind": "direction-evaluation", **ev.to_json()})
     assert compare_to_baseline(ev.rows, "always hotter").rule_only == 8  # the hottest cells: keep
+    assert track_record_lines(ev, 64, 0.1)[0] == (
+        "  measured on the grid: the best move here was raise (that neighbour is better by 0.100, beyond the "
+        "noise 0.000), so the rule's call is right at this cell")
 
 
 def test_sam_key_numbers_mark_extra_seeds_and_doubt():

@@ -833,7 +833,7 @@ class Service:
                    f"(the rest reused from the store)")
         record = self._track_record(recipe, settings, ax)  # the rule's record on the whole grid, if run
         if record is not None:
-            out.update(track_record=record.to_json(), text=out["text"] + "\n" + "\n".join(track_record_lines(record)))
+            out.update(track_record=record.to_json(), text=out["text"] + "\n" + "\n".join(track_record_lines(record, t, d)))
         return out
 
     def _track_record(self, recipe, settings, ax):

@@ -297,16 +297,31 @@ def _why_lines(rows: Sequence[DirectionRow]) -> list[str]:
     return lines
 
 
-def track_record_lines(result: DirectionEvaluation) -> list[str]:
-    """A single-cell decision's context: how the rule did on this recipe's whole grid."""
+def track_record_lines(result: DirectionEvaluation, temperature: float | None = None,
+                       density: float | None = None) -> list[str]:
+    """A single-cell decision's context: how the rule did on this recipe's whole grid, and (given
+    the cell) what the measured neighbours say was the best move there."""
     rule, keep = result.scores.get("regime rule"), result.scores.get("always keep")
     if rule is None or not rule.n:
         return []
+    lines = []
+    cell = [r for r in result.rows if temperature is not None and density is not None
+            and same_value(r.temperature, temperature) and same_value(r.density, density)]
+    if cell:
+        r = cell[0]
+        if r.truth != "keep":
+            why = f"that neighbour is better by {r.gain:.3f}, beyond the noise {r.noise:.3f}"
+        elif r.gain > 0:
+            why = f"the best neighbour is better by only {r.gain:.3f}, within the noise {r.noise:.3f}"
+        else:
+            why = "no neighbour is better"
+        lines.append(f"  measured on the grid: the best move here was {r.truth} ({why}), so the rule's call "
+                     f"is {'right' if r.correct else 'wrong'} at this cell")
     head = (f"  track record on this recipe's grid: the rule was right in {rule.correct}/{rule.n} cells "
             f"(95% CI {rule.ci_low:.0%}-{rule.ci_high:.0%})")
     if keep is not None:
         head += f", 'always keep' in {keep.correct}/{keep.n}"
-    return [head] + verdict_lines(result)
+    return lines + [head] + verdict_lines(result)
 
 
 def _dense_move(dense: list[list[float | None]], i: int, j: int, nt: int) -> str:
