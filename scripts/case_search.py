@@ -79,6 +79,10 @@ CANDIDATES: dict[str, tuple[str, dict, str | None]] = {
     "n8k": ("8,000 training samples, retraining 5 epochs (hot models cannot memorise)",
             {"dataset": {"num_samples": 10000}, "retrain": {"epochs": 5}, "metrics": {"cka": {"samples": 4000}}},
             None),
+    # added after sam, n8k, w16 (the 8-epoch column is undertrained: "lower" is its best move almost
+    # everywhere, yet it reads II-B), criteria unchanged:
+    "t16": ("the quickstart without its undertrained 8-epoch column: epochs 16, 24, 32, 48, 64",
+            {"temperature": {"values": [16, 24, 32, 48, 64]}}, None),
 }
 
 
