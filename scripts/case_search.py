@@ -130,10 +130,6 @@ def run(name: str) -> dict:
     return out
 
 
-def _cells(svc, path: Path) -> list[dict]:
-    return svc.results(str(path))
-
-
 def evaluate(name: str) -> dict:
     from tprm.analysis.cases import evaluate_direction_rule
     from tprm.analysis.regimes import RegimeSettings, regime_grid
@@ -143,7 +139,7 @@ def evaluate(name: str) -> dict:
     path, store = recipe_for(name)
     svc = Service(store)
     recipe = svc.load_recipe(str(path))
-    cells = _cells(svc, path)
+    cells = svc.results(str(path))
     knob, hotter = recipe.temperature.knob, HOTTER[recipe.temperature.knob]
     axes = {"temperatures": list(recipe.temperature.values), "densities": list(recipe.densities)}
     cka_output = recipe.regimes.cka_output
@@ -211,7 +207,7 @@ def table() -> str:
     for d in data:
         s, c = d["scores"], d["comparisons"]
 
-        def acc(k):
+        def acc(k, s=s):
             return f"{s[k]['correct']}/{s[k]['n']} [{s[k]['ci_low']:.0%}-{s[k]['ci_high']:.0%}]"
         keep = c["always keep"]
         lines.append(
