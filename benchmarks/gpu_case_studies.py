@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -43,6 +44,26 @@ def tprm(*args: str, check: bool = True) -> subprocess.CompletedProcess:
     if check and proc.returncode != 0:
         raise SystemExit(f"error: tprm {' '.join(args)} exited {proc.returncode}:\n{proc.stderr[-3000:]}")
     return proc
+
+
+def run_with_budget(args: list[str], budget_s: float) -> tuple[int | str, str]:
+    """`tprm ARGS` stopped gracefully (SIGINT: the runner cancels, finished jobs stay in the store)
+    once ``budget_s`` has passed; returns (exit code or "stopped", the last lines of its output)."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    with open(os.devnull, "w") as null, subprocess.Popen(
+            [sys.executable, "-m", "tprm", *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            stdin=null, text=True, env=env) as proc:
+        try:
+            out, _ = proc.communicate(timeout=budget_s)
+            return proc.returncode, "\n".join(out.strip().splitlines()[-3:])
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGINT)
+            try:
+                out, _ = proc.communicate(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                out, _ = proc.communicate()
+            return "stopped", "\n".join((out or "").strip().splitlines()[-3:])
 
 
 def prepare_data(store: Path, cifar10_dir: str | None, tiny: bool) -> str:
@@ -94,6 +115,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--store", default=os.environ.get("STORE", "/tmp/tprm-gpu-cases"))
     ap.add_argument("--cifar10-dir", default=os.environ.get("CIFAR10_DIR"))
     ap.add_argument("--tiny", action="store_true", help="shrink the recipe to seconds (CPU check)")
+    ap.add_argument("--budget-s", type=float, default=float(os.environ.get("BUDGET_S", 540)),
+                    help="stop the run gracefully after this many seconds (it resumes on the next call)")
     a = ap.parse_args(argv)
 
     from tprm.service import Service
@@ -123,12 +146,16 @@ def main(argv: list[str] | None = None) -> int:
                   f"retrain model-epoch, {per['pair']:g} s/pair): {estimate(me, per) / 60:.1f} min")
 
     start = time.time()
-    run = tprm("run", str(path), "--store", str(store), check=False)
+    rc, tail = run_with_budget(["run", str(path), "--store", str(store)], a.budget_s)
     wall = time.time() - start
-    print("\n".join(run.stdout.strip().splitlines()[-3:]))
-    if run.returncode != 0:
-        print(run.stderr[-3000:])
-        print(f"RUN FAILED (exit {run.returncode}) after {wall:.0f} s")
+    print(tail)
+    if rc == "stopped":
+        print(f"\nPARTIAL: stopped after {wall:.0f} s (--budget-s {a.budget_s:g}); finished jobs are kept in "
+              f"{store}: run the same command again to resume. Maps of what is done so far:")
+        print(tprm("plot", str(path), "--metric", "regime", "--no-table", "--store", str(store)).stdout.rstrip())
+        return 3
+    if rc != 0:
+        print(f"RUN FAILED (exit {rc}) after {wall:.0f} s")
         return 1
     print(f"\nrun wall time: {wall:.1f} s ({wall / 60:.1f} min) on {a.device}"
           f"{' -- FAKE DATA: timing only, the maps below are of random images' if data == 'FAKE' else ''}")
