@@ -7,7 +7,8 @@ import pytest
 
 from tprm.analysis.cases import (direction_for_cell, evaluate_direction_rule, format_direction,
                                  format_direction_evaluation, format_sam_walk, format_selection,
-                                 grid_search_best, sam_walk, select_model, wilson_interval)
+                                 grid_search_best, regime_doubts, sam_walk, select_model,
+                                 wilson_interval)
 from tprm.analysis.regimes import RegimeSettings
 
 I = {"mc": -0.3, "cka": 0.97}
@@ -226,3 +227,67 @@ def test_grid_search_best_mean_over_dense_seeds_and_cost():
     assert [p["test_error"] for p in g.points][2] is None
     assert g.trainings == 4 * 3 + 1 + 2  # diverged record: its dense training + 2 listed seeds
     dumps(g)
+
+
+def seeded_measure(per_seed_metrics, error=0.2):
+    """measure(rho, extra_seeds=k): records of dense seeds 0, 1 (+ k more) from
+    per_seed_metrics(rho, seed); records every call as (rho, k)."""
+    calls = []
+
+    def measure(rho, extra_seeds=0):
+        calls.append((rho, extra_seeds))
+        return [record(rho, 0.1, error, seed=seed, **per_seed_metrics(rho, seed)) for seed in range(2 + extra_seeds)]
+    measure.calls = calls
+    return measure
+
+
+def test_regime_doubts_near_thresholds_and_disagreeing_seeds():
+    assert regime_doubts([record(0.1, 0.1, 0.2, mc=-0.3, cka=0.9)]) == []
+    near_mc = regime_doubts([record(0.1, 0.1, 0.2, mc=-0.06, cka=0.9)])
+    assert len(near_mc) == 1 and "mc -0.060 is within 0.02 of the threshold -0.05" in near_mc[0]
+    assert regime_doubts([record(0.1, 0.1, 0.2, mc=-0.06, cka=0.9)], near_mc=0.005) == []
+    near_cka = regime_doubts([record(0.1, 0.1, 0.2, mc=0.0, cka=0.955)])
+    assert len(near_cka) == 1 and "CKA 0.955" in near_cka[0]
+    # a poorly connected cell's CKA does not matter
+    assert regime_doubts([record(0.1, 0.1, 0.2, mc=-0.3, cka=0.955)]) == []
+    split = regime_doubts([record(0.1, 0.1, 0.2, seed=0, mc=-0.3, cka=0.97),
+                           record(0.1, 0.1, 0.2, seed=1, mc=0.0, cka=0.97)])
+    assert split == ["dense seeds disagree (seed 0: I, seed 1: II-B)"]
+    assert regime_doubts([record(0.1, 0.1, None, state="diverged")]) == []
+    with pytest.raises(ValueError, match="cases.near_cka"):
+        regime_doubts([], near_cka=-0.1)
+
+
+def test_sam_walk_measures_one_more_seed_at_a_doubtful_start_then_moves():
+    # rho 0.1: mean mc -0.06 on two seeds (near -0.05); a third seed settles it at I (-0.13 mean)
+    def metrics(rho, seed):
+        if rho < 0.15:
+            return {"mc": -0.06 if seed < 2 else -0.27, "cka": 0.97}
+        return B
+    m = seeded_measure(metrics)
+    walk = sam_walk(m, 0.1, ladder=[0.05, 0.1, 0.2])
+    assert m.calls == [(0.1, 0), (0.1, 1), (0.2, 0)]
+    first = walk.path[0]
+    assert (first.regime, first.extra_seeds, first.dense_seeds, first.doubts) == ("I", 1, 3, [])
+    assert [p.rho for p in walk.path] == [0.1, 0.2] and walk.final.regime == "II-B"
+    assert walk.trainings == 3 * 3 + 2 * 3  # the extra seed's dense + 2 retrains are counted once
+    assert "was in doubt: measured 1 more dense seed(s) (3 in all), settled: I" in format_sam_walk(walk)
+
+
+def test_sam_walk_stays_when_the_seeds_keep_disagreeing():
+    m = seeded_measure(lambda rho, seed: I if seed % 2 == 0 else B)
+    walk = sam_walk(m, 0.1)
+    assert m.calls == [(0.1, 0), (0.1, 1)] and len(walk.path) == 1
+    p = walk.final
+    assert p.uncertain and p.extra_seeds == 1 and "seed 2: I" in p.doubts[0]
+    assert "coin flip after 1 more dense seed(s)" in walk.stop and "stayed at rho=0.1" in walk.stop
+    # without extra seeds allowed it stays at once, and says so
+    m0 = seeded_measure(lambda rho, seed: I if seed % 2 == 0 else B)
+    stay = sam_walk(m0, 0.1, extra_seeds=0)
+    assert m0.calls == [(0.1, 0)] and "coin flip (" in stay.stop and stay.settings["extra_dense_seeds"] == 0
+    # margins of 0 and agreeing seeds: the old behaviour, no extra measurement
+    sure = seeded_measure(lambda rho, seed: {"mc": -0.06, "cka": 0.97} if rho < 0.15 else B)
+    assert [p.rho for p in sam_walk(sure, 0.1, near_mc=0.0).path] == [0.1, 0.2] and sure.calls == [(0.1, 0), (0.2, 0)]
+    with pytest.raises(ValueError, match="extra_dense_seeds"):
+        sam_walk(m, 0.1, extra_seeds=-1)
+    dumps(walk)

@@ -235,6 +235,11 @@ async def test_case_studies_give_decisions(finished) -> None:
         assert f"regime {report['regime']}" in shown and "thresholds" in shown
         assert static_text(app, "#direction-decision").startswith(f"Decision: {report['recommendation']}")
         assert report["regime"] in static_text(app, "#direction-numbers")
+        # tiny ran in full: the answer carries the rule's record on the grid and says whether it beats keeping
+        assert "track record on this recipe's grid" in shown and "verdict:" in shown
+        keep = report["track_record"]["comparisons"]["always keep"]
+        assert (keep["verdict"] != "better") == ("NOT shown better than keeping"
+                                                 in static_text(app, "#direction-decision"))
 
         await pilot.press("n")  # next case: which model to prune
         await wait_for(pilot, lambda: panel("select").recipe_values, 30, "the select inputs")

@@ -617,7 +617,7 @@ class Service:
     def case_direction(self, recipe, temperature: float | None, density: float | None,
                        evaluate: bool = False, progress=None) -> dict:
         """Case 1: which way to move the temperature knob (one cell, or the rule scored on all)."""
-        from tprm.analysis.cases import direction_for_cell, format_direction
+        from tprm.analysis.cases import direction_for_cell, format_direction, track_record_lines
         from tprm.analysis.phase import aggregate
 
         recipe = self.load_recipe(recipe)
@@ -634,6 +634,10 @@ class Service:
                    test_error=aggregate(cells, "test_error")[0],
                    text=format_direction(decision) + f"\n  jobs run now: {summary['executed']} "
                    f"(the rest reused from the store)")
+        record = self._track_record(recipe)  # the rule's record on the whole grid, if run
+        if record is not None:
+            out.update(track_record=record.to_json(),
+                       text=out["text"] + "\n" + "\n".join(track_record_lines(record, t, d)))
         return out
 
     def _direction_evaluation(self, recipe, cells: list[dict]):
@@ -657,6 +661,13 @@ class Service:
         out.update(kind="direction-evaluation", recipe=recipe.name, run=summary,
                    text=format_direction_evaluation(ev, rows=True))
         return out
+
+    def _track_record(self, recipe):
+        """Case 1 scored on the recipe's full grid when every cell is done in the store, else None."""
+        full = self.results(recipe)
+        if not full or any(c["state"] != "done" for c in full):
+            return None
+        return self._direction_evaluation(recipe, full)
 
     def case_select(self, recipe, density: float, progress=None) -> dict:
         """Case 2: which dense model (temperature) to prune at a target density."""
@@ -697,9 +708,11 @@ class Service:
         on_ladder = any(abs(v - rho) < 1e-12 for v in ladder)
         run_counts = {"run": 0, "reused": 0}
 
-        def measure(r: float) -> list[dict]:
-            cells, summary = self._measure(recipe, {"temperature": {"values": [r]},
-                                                    "densities": [d]}, progress)
+        def measure(r: float, extra_seeds: int = 0) -> list[dict]:
+            seeds = list(recipe.dense_seeds)  # a point in doubt gets `extra_seeds` more dense seeds
+            seeds += [max(seeds) + k for k in range(1, extra_seeds + 1)]
+            cells, summary = self._measure(recipe, {"temperature": {"values": [r]}, "densities": [d],
+                                                    "dense_seeds": seeds}, progress)
             run_counts["run"] += summary["executed"]
             run_counts["reused"] += sum(summary["counts"].values()) - summary["executed"]
             return cells
@@ -707,7 +720,8 @@ class Service:
         c = recipe.cases
         try:
             walk = sam_walk(measure, rho, ladder if on_ladder else None, c.sam_rho_min,
-                            c.sam_rho_max, c.sam_max_steps, settings)
+                            c.sam_rho_max, c.sam_max_steps, settings, near_mc=c.near_mc,
+                            near_cka=c.near_cka, extra_seeds=c.extra_dense_seeds)
         except ValueError as exc:
             raise BadInput(str(exc)) from None
         full = [x for x in self.results(recipe) if abs(x["density"] - d) < 1e-12]

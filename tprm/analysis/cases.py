@@ -33,6 +33,31 @@ def wilson_interval(successes: int, n: int, z: float = 1.959963984540054) -> tup
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
+def paired_difference_interval(both: int, only_first: int, only_second: int, neither: int,
+                               z: float = 1.959963984540054) -> tuple[float, float, float]:
+    """Difference of two paired proportions (first minus second) with its 95 % interval.
+
+    Newcombe's hybrid score interval (1998, method 10) from the 2x2 table of paired outcomes:
+    both right, only the first right, only the second right, neither. Returns (difference, low,
+    high); (0, -1, 1) when there is nothing to compare.
+    """
+    counts = (both, only_first, only_second, neither)
+    if any(not isinstance(c, int) or c < 0 for c in counts):
+        raise ValueError(f"paired_difference_interval: counts must be integers >= 0, got {counts}")
+    n = sum(counts)
+    if n == 0:
+        return 0.0, -1.0, 1.0
+    p1, p2 = (both + only_first) / n, (both + only_second) / n
+    l1, u1 = wilson_interval(both + only_first, n, z)
+    l2, u2 = wilson_interval(both + only_second, n, z)
+    margins = (both + only_first) * (only_second + neither) * (both + only_second) * (only_first + neither)
+    phi = (both * neither - only_first * only_second) / math.sqrt(margins) if margins else 0.0
+    diff = p1 - p2
+    low = diff - math.sqrt(max(0.0, (p1 - l1) ** 2 - 2 * phi * (p1 - l1) * (u2 - p2) + (u2 - p2) ** 2))
+    high = diff + math.sqrt(max(0.0, (u1 - p1) ** 2 - 2 * phi * (u1 - p1) * (p2 - l2) + (p2 - l2) ** 2))
+    return diff, max(-1.0, low), min(1.0, high)
+
+
 def _records(cell: dict | Sequence[dict]) -> list[dict]:
     return [cell] if isinstance(cell, dict) else list(cell)
 
@@ -125,6 +150,21 @@ class MethodScore:
 
 
 @dataclass
+class Comparison:
+    """The rule against one baseline on the same cells: paired accuracy difference (rule minus
+    baseline) with its 95 % interval; ``verdict`` is "better" / "worse" when the interval
+    excludes 0, else "not distinguishable"."""
+
+    baseline: str
+    rule_only: int                 # cells the rule got right and the baseline wrong
+    baseline_only: int             # and the other way round
+    difference: float
+    ci_low: float
+    ci_high: float
+    verdict: str
+
+
+@dataclass
 class DirectionEvaluation:
     knob: str
     hotter: str
@@ -134,6 +174,12 @@ class DirectionEvaluation:
     skipped: list[dict]             # cells not scored, with why
     thresholds: dict
     sources: dict
+    comparisons: dict[str, Comparison] = field(default_factory=dict)  # per baseline
+
+    @property
+    def beats_every_baseline(self) -> bool:
+        """True when the rule is better than every baseline with 95 % confidence."""
+        return bool(self.comparisons) and all(c.verdict == "better" for c in self.comparisons.values())
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -192,8 +238,90 @@ def evaluate_direction_rule(cells: Sequence[dict], settings: RegimeSettings | No
     scores = {"regime rule": _score([r.correct for r in rows])}
     for name in BASELINES:
         scores[name] = _score([r.baselines[name] == r.truth for r in rows])
+    comparisons = {name: compare_to_baseline(rows, name) for name in BASELINES}
     return DirectionEvaluation(knob=knob, hotter=hotter, noise_floor=noise_floor, rows=rows, scores=scores,
-                               skipped=skipped, thresholds=regimes.thresholds, sources=regimes.sources)
+                               skipped=skipped, thresholds=regimes.thresholds, sources=regimes.sources,
+                               comparisons=comparisons)
+
+
+def compare_to_baseline(rows: Sequence[DirectionRow], baseline: str) -> Comparison:
+    """Paired comparison of the rule with one baseline over the same scored cells."""
+    table = [0, 0, 0, 0]  # both right, rule only, baseline only, neither
+    for r in rows:
+        other = r.baselines[baseline] == r.truth
+        table[(0 if other else 1) if r.correct else (2 if other else 3)] += 1
+    diff, lo, hi = paired_difference_interval(*table)
+    verdict = "better" if lo > 0 else ("worse" if hi < 0 else "not distinguishable")
+    return Comparison(baseline=baseline, rule_only=table[1], baseline_only=table[2], difference=diff,
+                      ci_low=lo, ci_high=hi, verdict=verdict)
+
+
+def verdict_lines(result: DirectionEvaluation) -> list[str]:
+    """Plain sentences on whether the rule beats each baseline here, from the paired intervals."""
+    comps = result.comparisons
+    if not comps or not result.rows:
+        return ["  verdict: no cell could be scored, so nothing can be said about the rule here"]
+    if result.beats_every_baseline:
+        return ["  verdict: the regime rule beats every baseline here (each paired 95% interval is above 0)"]
+    lines = ["  verdict: the regime rule is NOT shown better than every baseline here:"]
+    for c in comps.values():
+        if c.verdict == "better":
+            continue
+        how = "worse than" if c.verdict == "worse" else "not distinguishable from"
+        lines.append(f"    {how} '{c.baseline}': rule minus baseline {c.difference:+.0%} "
+                     f"(95% CI {c.ci_low:+.0%} to {c.ci_high:+.0%}; rule alone right in {c.rule_only} "
+                     f"cell(s), baseline alone in {c.baseline_only})")
+    keep = comps.get("always keep")
+    if keep is not None and keep.verdict != "better":
+        lines.append("    so on this grid, keeping the setting is as good a guide as the regime rule"
+                     + (" (or better)" if keep.verdict == "worse" else ""))
+    lines += _why_lines(result.rows)
+    return lines
+
+
+def _why_lines(rows: Sequence[DirectionRow]) -> list[str]:
+    """Why the rule does as it does: the regimes it saw and its wrong calls, counted."""
+    seen: dict[str, int] = {}
+    for r in rows:
+        seen[r.regime] = seen.get(r.regime, 0) + 1
+    wrong: dict[tuple, int] = {}
+    for r in rows:
+        if not r.correct:
+            key = (r.regime, r.recommendation or "no call", r.truth)
+            wrong[key] = wrong.get(key, 0) + 1
+    lines = ["    regimes of the scored cells: " + ", ".join(f"{k} {v}" for k, v in sorted(seen.items()))]
+    if wrong:
+        calls = sorted(wrong.items(), key=lambda kv: -kv[1])
+        lines.append("    the rule's wrong calls: " + "; ".join(
+            f"{n} x {reg} -> {rule} where {truth} was best" for (reg, rule, truth), n in calls))
+    return lines
+
+
+def track_record_lines(result: DirectionEvaluation, temperature: float | None = None,
+                       density: float | None = None) -> list[str]:
+    """A single-cell decision's context: how the rule did on this recipe's whole grid, and (given
+    the cell) what the measured neighbours say was the best move there."""
+    rule, keep = result.scores.get("regime rule"), result.scores.get("always keep")
+    if rule is None or not rule.n:
+        return []
+    lines = []
+    cell = [r for r in result.rows if temperature is not None and density is not None
+            and same_value(r.temperature, temperature) and same_value(r.density, density)]
+    if cell:
+        r = cell[0]
+        if r.truth != "keep":
+            why = f"that neighbour is better by {r.gain:.3f}, beyond the noise {r.noise:.3f}"
+        elif r.gain > 0:
+            why = f"the best neighbour is better by only {r.gain:.3f}, within the noise {r.noise:.3f}"
+        else:
+            why = "no neighbour is better"
+        lines.append(f"  measured on the grid: the best move here was {r.truth} ({why}), so the rule's call "
+                     f"is {'right' if r.correct else 'wrong'} at this cell")
+    head = (f"  track record on this recipe's grid: the rule was right in {rule.correct}/{rule.n} cells "
+            f"(95% CI {rule.ci_low:.0%}-{rule.ci_high:.0%})")
+    if keep is not None:
+        head += f", 'always keep' in {keep.correct}/{keep.n}"
+    return lines + [head] + verdict_lines(result)
 
 
 def _dense_move(dense: list[list[float | None]], i: int, j: int, nt: int) -> str:
@@ -220,6 +348,7 @@ def format_direction_evaluation(result: DirectionEvaluation, rows: bool = False)
     for name, sc in result.scores.items():
         acc = "  n/a" if sc.accuracy is None else f"{sc.accuracy:5.1%}"
         lines.append(f"  {name:<17} {acc}  ({sc.correct}/{sc.n}, 95% CI {sc.ci_low:.0%}-{sc.ci_high:.0%})")
+    lines += verdict_lines(result)
     lines += _threshold_lines(result.thresholds, result.sources)
     if rows:
         lines.append(f"  {result.knob:>8} {'density':>7} {'regime':<8} {'rule':<6} {'truth':<6} ok")
@@ -346,6 +475,9 @@ class WalkPoint:
     mc: float | None
     cka: float | None
     trainings: int
+    dense_seeds: int = 1           # dense seeds behind the point (extra ones included)
+    extra_seeds: int = 0           # dense seeds added because the point was in doubt
+    doubts: list[str] = field(default_factory=list)  # why the regime is a coin flip (empty: it is not)
 
 
 @dataclass
@@ -378,20 +510,60 @@ def record_trainings(records: Sequence[dict]) -> int:
     return total
 
 
-def sam_walk(measure: Callable[[float], dict | Sequence[dict]], start_rho: float,
+def regime_doubts(records: Sequence[dict], settings: RegimeSettings | None = None, near_mc: float = 0.02,
+                  near_cka: float = 0.01) -> list[str]:
+    """Why a cell's regime is a coin flip; empty when it is not.
+
+    In doubt when the (dense-seed mean) mc lies within ``near_mc`` of the mc threshold, when a
+    well-connected cell's CKA lies within ``near_cka`` of the CKA threshold, or when the dense
+    seeds, each classified on its own, fall in different regimes.
+    """
+    s = settings or RegimeSettings()
+    _check_margins(near_mc, near_cka)
+    records = list(records)
+    c = classify_records(records, s)
+    if c["regime"] not in ("I", "II-A", "II-B"):
+        return []
+    doubts = []
+    if abs(c["mc"] - s.mc_limit) <= near_mc:
+        doubts.append(f"mc {c['mc']:.3f} is within {near_mc:g} of the threshold {s.mc_limit:g}")
+    elif c["regime"] != "I" and c["cka"] is not None and abs(c["cka"] - s.cka_threshold) <= near_cka:
+        doubts.append(f"CKA {c['cka']:.3f} is within {near_cka:g} of the threshold {s.cka_threshold:.4g}")
+    per_seed = [(r.get("dense_seed"), classify_records(r, s)["regime"]) for r in records]
+    if len({reg for _, reg in per_seed if reg in ("I", "II-A", "II-B")}) > 1:
+        doubts.append("dense seeds disagree (" + ", ".join(f"seed {seed}: {reg}" for seed, reg in per_seed) + ")")
+    return doubts
+
+
+def _check_margins(near_mc: float, near_cka: float) -> None:
+    for name, value in (("cases.near_mc", near_mc), ("cases.near_cka", near_cka)):
+        if finite_number(value) is None or value < 0:
+            raise ValueError(f"{name}: {value!r} is not valid; use a number >= 0")
+
+
+def sam_walk(measure: Callable[..., dict | Sequence[dict]], start_rho: float,
              ladder: Sequence[float] | None = None, rho_min: float = 0.01, rho_max: float = 2.0,
-             max_steps: int = 6, settings: RegimeSettings | None = None) -> SamWalk:
+             max_steps: int = 6, settings: RegimeSettings | None = None, *, near_mc: float = 0.02,
+             near_cka: float = 0.01, extra_seeds: int = 1) -> SamWalk:
     """Walk rho by the regime rule: up in Regime I, down in II-A (and after divergence).
 
     Moves one rung of ``ladder`` (sorted values) or, without a ladder, x2 / /2 clamped to
     [rho_min, rho_max]. Stops at II-B, at an unknown regime, when I and II-A flip (either
     order), at a value already visited, at a bound / the ladder's end, or after ``max_steps``
-    moves (so at most max_steps + 1 measurements). ``measure(rho)`` returns the cell record(s)
+    moves (so at most max_steps + 1 rho values). ``measure(rho)`` returns the cell record(s)
     at the target density; the service runs or reuses the jobs.
+
+    A point in doubt (`regime_doubts`: near a threshold, or its dense seeds disagree) is not a
+    basis for a move: the walk first takes the cheaper step of measuring one more dense seed
+    there (``measure(rho, extra_seeds=k)`` returns the records with k more dense seeds), up to
+    ``extra_seeds`` of them; if still in doubt it stays at that rho and says why.
     """
     s = settings or RegimeSettings()
     if not isinstance(max_steps, int) or max_steps < 0:
         raise ValueError(f"cases.sam_max_steps: {max_steps!r} is not valid; use an integer >= 0")
+    if not isinstance(extra_seeds, int) or isinstance(extra_seeds, bool) or extra_seeds < 0:
+        raise ValueError(f"cases.extra_dense_seeds: {extra_seeds!r} is not valid; use an integer >= 0")
+    _check_margins(near_mc, near_cka)
     rungs = None
     if ladder is not None:
         rungs = sorted(float(r) for r in ladder)
@@ -410,11 +582,22 @@ def sam_walk(measure: Callable[[float], dict | Sequence[dict]], start_rho: float
     stop = ""
     while True:
         records = _records(measure(rho))
+        doubts, extra = regime_doubts(records, s, near_mc, near_cka), 0
+        while doubts and extra < extra_seeds:  # the cheaper safe step: one more dense seed here
+            extra += 1
+            records = _records(measure(rho, extra_seeds=extra))
+            doubts = regime_doubts(records, s, near_mc, near_cka)
         c = classify_records(records, s)
         te = aggregate(records, "test_error")[0]
-        path.append(WalkPoint(rho=rho, regime=c["regime"], uncertain=c["uncertain"], test_error=te,
-                              mc=c["mc"], cka=c["cka"], trainings=record_trainings(records)))
+        path.append(WalkPoint(rho=rho, regime=c["regime"], uncertain=c["uncertain"] or bool(doubts), test_error=te,
+                              mc=c["mc"], cka=c["cka"], trainings=record_trainings(records),
+                              dense_seeds=len(records), extra_seeds=extra, doubts=doubts))
         regime = c["regime"]
+        if doubts:
+            added = f" after {extra} more dense seed(s)" if extra else ""
+            stop = (f"regime {regime} at rho={rho:g} is a coin flip{added} ({'; '.join(doubts)}): "
+                    f"stayed at rho={rho:g} rather than move on it")
+            break
         if regime == "II-B":
             stop = f"reached II-B at rho={rho:g}"
             break
@@ -442,7 +625,8 @@ def sam_walk(measure: Callable[[float], dict | Sequence[dict]], start_rho: float
     return SamWalk(path=path, best=best, stop=stop, trainings=sum(p.trainings for p in path),
                    thresholds=s.thresholds(), sources=s.threshold_sources(),
                    settings={"start_rho": start_rho, "ladder": rungs, "rho_min": rho_min, "rho_max": rho_max,
-                             "max_steps": max_steps})
+                             "max_steps": max_steps, "near_mc": near_mc, "near_cka": near_cka,
+                             "extra_dense_seeds": extra_seeds})
 
 
 def _next_rho(rho: float, move: str | None, rungs: list[float] | None, lo: float, hi: float) -> float | None:
@@ -496,6 +680,11 @@ def grid_search_best(cells: Sequence[dict], density: float | None = None) -> Gri
 def format_sam_walk(result: SamWalk, grid: GridSearch | None = None) -> str:
     steps = " -> ".join(f"{p.rho:g} ({p.regime}{'~' if p.uncertain else ''})" for p in result.path)
     lines = [f"SAM rho walk: {steps}", f"  stopped: {result.stop}"]
+    for p in result.path:
+        if p.extra_seeds:
+            outcome = "still in doubt" if p.doubts else f"settled: {p.regime}"
+            lines.append(f"  rho={p.rho:g} was in doubt: measured {p.extra_seeds} more dense seed(s) "
+                         f"({p.dense_seeds} in all), {outcome}")
     if result.best is not None:
         lines.append(f"  best visited: rho={result.best.rho:g}, pruned test error {result.best.test_error:.4f}"
                      f"; {result.trainings} trainings")

@@ -223,6 +223,9 @@ class CasesSection:
     sam_max_steps: int = setting(6, _POS_INT)
     sam_rho_min: float = setting(0.01, Number(lo=0, lo_open=True))
     sam_rho_max: float = setting(2.0, Number(lo=0, lo_open=True))
+    near_mc: float = setting(0.02, Number(lo=0))
+    near_cka: float = setting(0.01, _FRACTION)
+    extra_dense_seeds: int = setting(1, Number(integer=True, lo=0))
 
 
 @dataclass(frozen=True)

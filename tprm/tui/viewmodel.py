@@ -375,7 +375,11 @@ def decision_headline(report: Mapping[str, Any]) -> str:
     kind = report.get("kind")
     if kind == "direction":
         flag = ", uncertain" if report.get("uncertain") else ""
-        return f"Decision: {report.get('recommendation')} (regime {report.get('regime')}{flag})"
+        text = f"Decision: {report.get('recommendation')} (regime {report.get('regime')}{flag})"
+        keep = ((report.get("track_record") or {}).get("comparisons") or {}).get("always keep")
+        if keep and keep.get("verdict") != "better":
+            text += "; on this recipe's grid the rule is NOT shown better than keeping the setting"
+        return text
     if kind == "direction-evaluation":
         scores = report.get("scores") or {}
         rule = scores.get("regime rule") or {}
@@ -383,7 +387,11 @@ def decision_headline(report: Mapping[str, Any]) -> str:
         top = max(others.items(), key=lambda kv: kv[1]["accuracy"], default=None)
         text = (f"Regime rule right in {_pct(rule.get('accuracy'))} of {rule.get('n', 0)} cells "
                 f"[{_pct(rule.get('ci_low'))}, {_pct(rule.get('ci_high'))}]")
-        return text + (f"; best baseline {top[0]}: {_pct(top[1]['accuracy'])}" if top else "")
+        text += f"; best baseline {top[0]}: {_pct(top[1]['accuracy'])}" if top else ""
+        keep = (report.get("comparisons") or {}).get("always keep")
+        if keep and keep.get("verdict") != "better":
+            text += " -- NOT shown better than keeping the setting here (see the verdict below)"
+        return text
     if kind == "select":
         picks = report.get("picks") or {}
         pick, oracle = picks.get("regime-aware") or {}, picks.get("oracle") or {}
@@ -414,7 +422,9 @@ def key_numbers(report: Mapping[str, Any]) -> list[tuple[str, str]]:
                        f"{fmt_num(p.get('regret'), 4)}  {p.get('trainings')} trainings")
                 for name, p in (report.get("picks") or {}).items()]
     if kind == "sam":
-        rows = [(f"rho {fmt_value(p.get('rho'))}", f"{p.get('regime')}  error {fmt_num(p.get('test_error'), 4)}")
+        rows = [(f"rho {fmt_value(p.get('rho'))}", f"{p.get('regime')}  error {fmt_num(p.get('test_error'), 4)}"
+                 + (f"  +{p['extra_seeds']} dense seed(s)" if p.get("extra_seeds") else "")
+                 + ("  in doubt: stayed" if p.get("doubts") else ""))
                 for p in report.get("path") or []]
         grid = report.get("grid_search") or {}
         if grid:
