@@ -100,6 +100,50 @@ def test_fused_equals_separate_with_augmentation(tmp_path):
             torch.testing.assert_close(a.state[name], b.state[name], rtol=0, atol=1e-10)
 
 
+# fp32 without SAM and with small lrs (SAM and lr 0.1 amplify fp32 round-off to ~1e-3 within a few
+# steps on random labels); fp64 with SAM on model 1: fused and separate agree to round-off (~1e-16).
+@pytest.mark.parametrize("dtype, tol, rho", [(torch.float32, 1e-3, 0.0), (torch.float64, 1e-10, 0.1)])
+def test_fused_preresnet20_with_batchnorm_equals_separate(dtype, tol, rho, tmp_path):
+    """PreResNet-20 (BatchNorm in training mode) fused == one by one: weights, running statistics
+    (momentum update per model), curves and test evaluation (eval mode uses each model's own stats);
+    with SAM, its perturbed pass must leave the running statistics alone in both paths."""
+    write_fake_cifar10(tmp_path, n_train=32, n_test=8)
+    data = load_data(DataSpec(name="cifar10", root=str(tmp_path)), tmp_path, dtype=dtype)
+    models = []
+    for s in (0, 1, 2):
+        with seeded(s):
+            models.append(build_model("preresnet", 10, (3, 32, 32), depth=20).to(dtype))
+    params = prunable_parameters(models[0])
+    masks = [magnitude_masks(models[0], 0.2, params), None, random_masks(models[2], 0.4, params, seed=1)]
+    schedules = [
+        Schedule(lr=0.05, batch_size=8, epochs=2),
+        Schedule(lr=0.04, batch_size=8, epochs=2, sam_rho=rho, weight_decay=5e-4),
+        Schedule(lr=0.02, batch_size=8, epochs=2, milestones=(0.5,)),
+    ]
+    assert fusable(models, schedules, data.n_train)
+    copies = [clone(m) for m in models]
+    fused = train(models, data, schedules, [3, 4, 5], masks, fuse=True, checkpoint_epochs=(1,))
+    loop = train(copies, data, schedules, [3, 4, 5], masks, fuse=False, checkpoint_epochs=(1,))
+    for k, (a, b) in enumerate(zip(fused, loop)):
+        assert a.state.keys() == b.state.keys()
+        for name in a.state:
+            for got, want in ((a.state[name], b.state[name]), (a.checkpoints[1][name], b.checkpoints[1][name])):
+                if got.is_floating_point():
+                    torch.testing.assert_close(got, want, rtol=tol, atol=tol, msg=lambda m, k=k, name=name: f"model {k} {name}: {m}")
+                else:
+                    assert torch.equal(got, want), name
+        assert int(a.state["bn.num_batches_tracked"]) == schedules[k].total_iterations(data.n_train)
+        for key in a.curves:
+            assert a.curves[key] == pytest.approx(b.curves[key], abs=tol), key
+        for name, tensor in models[k].state_dict().items():  # the modules hold the final state
+            assert torch.equal(tensor, a.state[name])
+        if masks[k]:
+            assert_masked_zero(a.state, masks[k])
+    # the running statistics really moved, and differ between models (each model has its own)
+    assert not torch.allclose(fused[0].state["bn.running_mean"], fused[1].state["bn.running_mean"])
+    assert not torch.allclose(fused[0].state["bn.running_var"], torch.ones(64, dtype=dtype))
+
+
 def test_update_matches_torch_optim_sgd(data64):
     """The loop path's update is torch.optim.SGD (momentum, coupled weight decay) on the seeded batches."""
     model = tiny("conv1d", 0, data64)
@@ -158,7 +202,7 @@ def test_sam_second_pass_sees_zero_masked_weights_and_frozen_bn_stats(data32):
     """Inside training: both passes see masked weights at 0.0, the perturbed pass is at distance rho
     (global norm of the masked gradient), and BN running stats move once per step (first pass only)."""
     model = tiny("conv1d", 0, data32, dtype=torch.float32, batchnorm=True)
-    assert not fusable([model, clone(model)], [Schedule(lr=0.1, batch_size=50, epochs=1)] * 2, data32.n_train)
+    assert fusable([model, clone(model)], [Schedule(lr=0.1, batch_size=50, epochs=1)] * 2, data32.n_train)
     bn = model.features[1]
     masks = magnitude_masks(model, 0.25, prunable_parameters(model))
     seen = []

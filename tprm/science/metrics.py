@@ -201,6 +201,7 @@ def lmc(
     test: bool = True,
     on: str = "error",
     eval_batch_size: int = EVAL_BATCH_SIZE,
+    batched: bool | None = None,
 ) -> dict[str, Any]:
     """Linear mode connectivity of two models along ``w(t) = (1 - t) w_a + t w_b``.
 
@@ -211,6 +212,10 @@ def lmc(
     ``on`` ("error" | "loss") picks which of the two is also returned as ``mc_selected``.
     ``endpoint_gap`` is |e(0) - e(1)| on train error. The input models are not modified.
     Without ``test`` the test curves are empty lists.
+
+    ``batched``: compute all points as ONE vmapped model (one pass over the data for the BatchNorm
+    recompute of every point, one per evaluated split); the same numbers to float tolerance.
+    ``None`` picks it on an accelerator, where it pays; on the CPU the point-by-point loop is as fast.
     """
     _check_positive("points", points)
     if points < 2:
@@ -224,8 +229,12 @@ def lmc(
     entries = _interpolated_entries(scratch, model_a, model_b)
     ts = [i / (points - 1) for i in range(points)]
     curves: dict[str, list[float]] = {"train_error": [], "train_loss": [], "test_error": [], "test_loss": []}
+    if batched is None:
+        batched = _device(model_a).type != "cpu"
     with torch.no_grad():
-        for t in ts:
+        if batched:
+            curves.update(_batched_curves(scratch, entries, ts, data, bn_batch_size, test, eval_batch_size))
+        for t in ts if not batched else ():
             for target, a, b in entries:
                 torch.lerp(a, b, t, out=target)
             recompute_bn(scratch, data, bn_batch_size)
@@ -246,6 +255,79 @@ def lmc(
         "endpoint_gap": abs(curves["train_error"][0] - curves["train_error"][-1]),
         "points": points,
     }
+
+
+def _batched_curves(
+    scratch: nn.Module,
+    entries: list[tuple[Tensor, Tensor, Tensor]],
+    ts: list[float],
+    data: Any,
+    bn_batch_size: int,
+    test: bool,
+    eval_batch_size: int,
+) -> dict[str, list[float]]:
+    """The LMC curves of every point at once: the points' weights stacked as [P, ...] tensors and one
+    ``vmap``-ed ``functional_call`` of the scratch module (same recompute and evaluation rules)."""
+    from torch.func import functional_call, vmap
+
+    on_line = {target.data_ptr(): (a, b) for target, a, b in entries}  # state_dict tensors share storage
+    weights = torch.tensor(ts, dtype=torch.float64)
+    stacked: dict[str, Tensor] = {}
+    for name, tensor in [*scratch.named_parameters(), *scratch.named_buffers()]:
+        match = on_line.get(tensor.data_ptr()) if tensor.is_floating_point() else None
+        if match is not None:
+            a, b = match
+            w = weights.to(a.device, a.dtype).view((-1,) + (1,) * a.dim())
+            stacked[name] = torch.lerp(a.expand(len(ts), *a.shape), b.expand(len(ts), *b.shape), w).contiguous()
+        else:  # recomputed statistics (reset below) and non-float entries (model_a's)
+            stacked[name] = tensor.detach().expand(len(ts), *tensor.shape).clone()
+    layers = batch_norm_layers(scratch)
+    prefixes = {id(m): n for n, m in scratch.named_modules()}
+    for layer in layers:
+        prefix = prefixes[id(layer)]
+        dot = f"{prefix}." if prefix else ""
+        stacked[f"{dot}running_mean"].zero_()
+        stacked[f"{dot}running_var"].fill_(1.0)
+        if layer.num_batches_tracked is not None:
+            stacked[f"{dot}num_batches_tracked"].zero_()
+    forward = vmap(lambda state, x: functional_call(scratch, state, (x,)), in_dims=(0, None))
+    device = _device(scratch)
+    momenta = [layer.momentum for layer in layers]
+    with _eval_mode(scratch):
+        if layers:
+            if data.n_train < 2:
+                raise ValueError("data: BatchNorm recompute needs at least 2 training samples")
+            try:
+                for layer in layers:
+                    layer.training = True
+                seen = 0
+                for x, _ in data.plain_batches("train", bn_batch_size):
+                    size = int(x.shape[0])
+                    if size < 2:
+                        continue
+                    for layer in layers:
+                        layer.momentum = size / (seen + size)
+                    forward(stacked, x.to(device))
+                    seen += size
+            finally:
+                for layer, momentum in zip(layers, momenta):
+                    layer.momentum = momentum
+                    layer.training = False
+        curves: dict[str, list[float]] = {}
+        for split in SPLITS if test else ("train",):
+            loss = torch.zeros(len(ts), dtype=torch.float64, device=device)
+            wrong = torch.zeros(len(ts), dtype=torch.float64, device=device)
+            count = 0
+            for x, y in data.plain_batches(split, eval_batch_size):
+                x, y = x.to(device), y.to(device)
+                logits = forward(stacked, x)  # [P, B, C]
+                losses = F.cross_entropy(logits.flatten(0, 1), y.repeat(len(ts)), reduction="none")
+                loss += losses.view(len(ts), -1).double().sum(1)
+                wrong += (logits.argmax(-1) != y).double().sum(1)
+                count += int(y.numel())
+            curves[f"{split}_loss"] = (loss / count).tolist()
+            curves[f"{split}_error"] = (wrong / count).tolist()
+    return curves
 
 
 # ----------------------------------------------------------------------------- CKA
