@@ -8,7 +8,7 @@ cka_outputs) on the same data and device. Every row is measured in this one run;
 seconds and the ratio baseline / tprm (> 1: tprm faster).
 
     python benchmarks/paper_speed.py [--device cpu|cuda] [--small] [--data ROOT] [--ks 1,8,32,64]
-        [--retrain-batch 64] [--workers 4]
+        [--retrain-batch 64] [--workers 4] (CPU default 0: on 2 shared cores workers only compete)
 
 Without --data it writes its own CIFAR-10-format fake data: 50,000/10,000 images, or with --small
 2,000/1,000 (the CPU size). Section 4 extrapolates `cifar10-preresnet20-epochs-quick` (one 40-epoch
@@ -182,13 +182,13 @@ def main() -> None:
     parser.add_argument("--data", default=None, help="a real CIFAR-10 root instead of fake data")
     parser.add_argument("--ks", default=None, help="retrain group sizes (default 1,8,32,64; CPU 1,8)")
     parser.add_argument("--retrain-batch", type=int, default=None, help="default 64 (CPU: 16)")
-    parser.add_argument("--workers", type=int, default=None, help="DataLoader workers (default 4, CPU 2)")
+    parser.add_argument("--workers", type=int, default=None, help="DataLoader workers (default 4, CPU 0)")
     parser.add_argument("--skip-dense", action="store_true")
     args = parser.parse_args()
     device, cpu = args.device, args.device == "cpu"
     ks = [int(k) for k in (args.ks or ("1,8" if cpu else "1,8,32,64")).split(",")]
     rbatch = args.retrain_batch or (16 if cpu else 64)
-    workers = args.workers if args.workers is not None else (2 if cpu else 4)
+    workers = args.workers if args.workers is not None else (0 if cpu else 4)
     n_train = args.train or (2000 if args.small else 50000)
     n_test = max(n_train // 2, 100) if args.small or args.train else 10000
     rows: list[tuple[str, float, float, str]] = []
