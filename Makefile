@@ -4,19 +4,29 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.tprm-installed
 
-.PHONY: demo test install clean
+.PHONY: demo test install clean readme-demo
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $(STAMP)
 
+# The tests also cover the Ray backend, so they install the optional [ray] extra (demo does not).
+TEST_STAMP := $(VENV)/.tprm-test-installed
+$(TEST_STAMP): $(STAMP)
+	$(BIN)/pip install -q -e '.[dev,ray]'
+	touch $(TEST_STAMP)
+
 install: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/tprm demo
 
-test: $(STAMP)
+# Rerun the demo and rewrite README.md's demo block from its real output (1-3 min on a CPU).
+readme-demo: $(STAMP)
+	$(BIN)/python scripts/readme_demo.py
+
+test: $(TEST_STAMP)
 	$(BIN)/python -m pytest -q
 
 clean:

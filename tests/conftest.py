@@ -62,3 +62,14 @@ def tprm_cmd(*args: str) -> list[str]:
 def run_tprm(*args: str, timeout: float = 300, env: dict | None = None, cwd=None):
     return subprocess.run(tprm_cmd(*args), capture_output=True, text=True, timeout=timeout,
                           env={**os.environ, **(env or {})}, cwd=cwd)
+
+
+def call(capsys, monkeypatch, *args):
+    """Run the real entry point in-process; returns (exit code, stdout, stderr)."""
+    from tprm.cli import main
+
+    monkeypatch.setattr(sys, "argv", ["tprm", *args])
+    with pytest.raises(SystemExit) as exc:
+        main()
+    out = capsys.readouterr()
+    return exc.value.code or 0, out.out, out.err

@@ -122,3 +122,24 @@ def test_files_of_remove_log_path_and_put_file(arts, tmp_path):
     buf = io.BytesIO(arts.path(other, "state").read_bytes())
     arts.put_file(H, "copy", buf)
     assert arts.load(H, "copy") == [3]
+
+
+def test_manifest_metadata_and_checksum_on_load(arts):
+    from tprm.engine.artifacts import file_problem
+
+    path = arts.save(H, "state", {"w": torch.arange(4.0)})
+    files = arts.manifest(H)
+    assert set(files) == {"state"} and files["state"]["size"] == path.stat().st_size
+    assert len(files["state"]["sha256"]) == 64
+    assert arts.read_meta(H) is None  # nothing recorded yet: loads are not checked
+    arts.write_meta(H, {"hash": H, "kind": "dense", "files": files})
+    assert arts.read_meta(H)["files"] == files and arts.all_metas() == [arts.meta_path(H)]
+    assert file_problem(path, files["state"]) is None
+    torch.save({"format": FORMAT_VERSION, "payload": {"w": torch.zeros(4)}}, path)  # replaced
+    assert file_problem(path, files["state"], deep=False) is not None  # mtime moved: hashed
+    with pytest.raises(ArtifactError, match="fails its checksum"):
+        arts.load(H, "state")
+    path.unlink()
+    assert file_problem(path, files["state"]) == "missing"
+    arts.meta_path(H).write_text("{not json")
+    assert arts.read_meta(H) is None  # a bad metadata file is ignored, never raised

@@ -4,26 +4,15 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 
-import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from tprm.cli import main
 
-from conftest import TINY_RECIPE, run_tprm
+from conftest import call, TINY_RECIPE, run_tprm
 
 ERROR_LINE = re.compile(r"^error: .+:\d+: [\w.\[\]]+: .+$")
 
-
-def call(capsys, monkeypatch, *args):
-    """Run the real entry point in-process; returns (exit code, stdout, stderr)."""
-    monkeypatch.setattr(sys, "argv", ["tprm", *args])
-    with pytest.raises(SystemExit) as exc:
-        main()
-    out = capsys.readouterr()
-    return exc.value.code or 0, out.out, out.err
 
 
 def test_bad_recipe_is_one_line_exit_2(tmp_path, capsys, monkeypatch):
@@ -73,10 +62,10 @@ def test_recipes_list_show_new(tmp_path, capsys, monkeypatch):
     names = {r["name"] for r in json.loads(out)}
     assert code == 0 and {"quickstart", "cifar10-preresnet20-epochs"} <= names
     code, out, _ = call(capsys, monkeypatch, "recipes", "new", "mine", "--store", str(tmp_path / "s"))
-    assert code == 0 and (tmp_path / "recipes" / "mine.yaml").exists()
-    code, out, _ = call(capsys, monkeypatch, "recipes", "show", "mine", "--resolved")
+    assert code == 0 and (tmp_path / "s" / "recipes" / "mine.yaml").exists()  # no ./recipes: the store's
+    code, out, _ = call(capsys, monkeypatch, "recipes", "show", "mine", "--resolved", "--store", str(tmp_path / "s"))
     assert code == 0 and yaml.safe_load(out)["name"] == "mine"
-    code, _, err = call(capsys, monkeypatch, "recipes", "new", "mine")
+    code, _, err = call(capsys, monkeypatch, "recipes", "new", "mine", "--store", str(tmp_path / "s"))
     assert code == 2 and "already exists" in err
 
 
@@ -150,8 +139,8 @@ def test_store_migrate_through_the_cli(tmp_path, capsys, monkeypatch):
     store = tmp_path / "old"
     write_v1_store(store)
     code, out, _ = call(capsys, monkeypatch, "store", "migrate", "--store", str(store))
-    assert code == 0 and "(1, 2)" in out
+    assert code == 0 and out.strip() == "store schema version 1 -> 2"
     doc = json.loads((store / "tprm.db.json").read_text())
     assert all(j["state"] != "finished" for j in doc["jobs"].values())
     code, out, _ = call(capsys, monkeypatch, "store", "gc", "--dry-run", "--store", str(store))
-    assert code == 0 and "would remove" in out
+    assert code == 0 and "would move 0 orphaned file(s)" in out

@@ -158,3 +158,119 @@ def test_render_curve_with_plotext():
     assert "\x1b[" in render_curve(xs, {"a": xs}, width=40, height=10, color=True)
     with pytest.raises(ValueError, match="points"):
         render_curve([0, 1], {"a": [1.0]})
+
+
+# -- the heat map of coloured blocks (tprm.analysis.heatmap) -------------------------------------
+
+from rich.text import Text  # noqa: E402
+
+from tprm.analysis.colors import RED_BLUE, REGIME_RGB, VIRIDIS, luminance, to_16, to_256  # noqa: E402
+
+
+def bg_at(line: str, col: int):
+    """The background colour (r, g, b) of the visible character at ``col`` of an ANSI line."""
+    text = Text.from_ansi(line)
+    for span in text.spans:
+        if span.start <= col < span.end and span.style.bgcolor is not None:
+            return tuple(span.style.bgcolor.get_truecolor())
+    return None
+
+
+def underlined_at(line: str, col: int) -> bool:
+    return any(span.start <= col < span.end and span.style.underline for span in Text.from_ansi(line).spans)
+
+
+def block_line(text: str, density_label: str) -> str:
+    return next(line for line in text.splitlines() if strip_ansi(line).split("│")[0].strip() == density_label)
+
+
+def test_heat_map_blocks_colour_each_cell_by_its_value_with_the_value_inside():
+    g = build_grid(error_cells(), "test_error", None, None, "epochs", "fewer")  # min 0.200, max 0.777
+    text = render_grid(g, width=80, height=20, depth="truecolor")
+    lines = strip_ansi(text).splitlines()
+    assert all(len(line) <= 80 for line in lines) and len(lines) <= 20
+    row = block_line(text, "20%")
+    plain = strip_ansi(row)
+    col = plain.index("0.777")
+    assert bg_at(row, col) == VIRIDIS[-1]           # the maximum: the top of viridis (yellow)
+    low = block_line(text, "5%")
+    assert bg_at(low, strip_ansi(low).index("0.200")) == VIRIDIS[0]   # the minimum: dark purple
+    # the value sits under its temperature tick
+    ticks = lines[2]
+    assert ticks[col - 3:col + 8].split() == ["16"]
+    # a colour bar from the minimum to the maximum
+    bar = next(line for line in text.splitlines() if strip_ansi(line).startswith("scale"))
+    assert strip_ansi(bar).startswith("scale 0.200 ") and " 0.777  viridis" in strip_ansi(bar)
+    start = len("scale 0.200 ")
+    end = strip_ansi(bar).index(" 0.777") - 1
+    shades = [luminance(bg_at(bar, k)) for k in range(start, end + 1)]
+    assert shades == sorted(shades) and shades[0] < 0.2 and shades[-1] > 0.8  # dark -> light
+
+
+def test_heat_map_grows_with_the_terminal():
+    g = build_grid(error_cells(), "test_error", None, None, "epochs", "fewer")
+    small = strip_ansi(render_grid(g, width=80, height=20, depth="truecolor")).splitlines()
+    large = strip_ansi(render_grid(g, width=120, height=40, depth="truecolor")).splitlines()
+    assert len(large) > len(small) and max(map(len, large)) > max(map(len, small))
+    assert all(len(line) <= 120 for line in large) and len(large) <= 40
+    # a small screen (60x20 with the inspector open leaves ~58x9): every density row still
+    # shows, the footer gives way, nothing is wider than the screen
+    tiny = strip_ansi(render_grid(g, width=58, height=9, depth="truecolor")).splitlines()
+    assert len(tiny) <= 9 and all(len(line) <= 58 for line in tiny)
+    assert [line.split("│")[0].strip() for line in tiny if "│" in line][1:] == ["80%", "40%", "20%", "10%", "5%"]
+
+
+def test_mc_uses_a_diverging_scale_centred_on_zero_and_diverged_cells_are_hatched():
+    cells = [record(64, 0.1, mc=-0.106), record(8, 0.1, mc=0.0), record(64, 0.8, mc=0.05),
+             record(8, 0.8, state="diverged")]
+    g = build_grid(cells, "mc", [64, 8], [0.1, 0.8], "epochs", "fewer")
+    text = render_grid(g, width=80, height=20, depth="truecolor")
+    sparse, dense = block_line(text, "10%"), block_line(text, "80%")
+    assert "-0.106" in strip_ansi(sparse)  # sign and three digits inside the block
+    assert bg_at(sparse, strip_ansi(sparse).index("-0.106")) == RED_BLUE[0]   # most negative: red
+    assert bg_at(sparse, strip_ansi(sparse).index("0.000")) == RED_BLUE[3]    # zero: white
+    assert "diverged" in strip_ansi(dense)
+    assert "red < 0 < blue" in strip_ansi(text)
+
+
+def test_regime_map_blocks_and_boundaries_between_regimes():
+    labels = {(64, 0.05): (-0.4, 0.97), (64, 0.8): (0.0, 0.98), (8, 0.05): (0.0, 0.90), (8, 0.8): (0.0, 0.90)}
+    cells = [record(t, d, mc=mc, cka=cka, endpoint_gap=0.0) for (t, d), (mc, cka) in labels.items()]
+    rg = regime_grid(cells, [64, 8], [0.05, 0.8], "epochs", "fewer", RegimeSettings())
+    text = render_grid(rg, width=80, height=24, depth="truecolor")
+    lines = strip_ansi(text).splitlines()
+    sparse, dense = block_line(text, "5%"), block_line(text, "80%")
+    p_sparse, p_dense = strip_ansi(sparse), strip_ansi(dense)
+    assert bg_at(sparse, p_sparse.index(" I ") + 1) == REGIME_RGB["I"]
+    assert bg_at(sparse, p_sparse.index("II-A")) == REGIME_RGB["II-A"]
+    assert bg_at(dense, p_dense.index("II-B")) == REGIME_RGB["II-B"]
+    # 5%: I | II-A differ -> a vertical boundary between the two cells; 80%: II-B, II-A differ too
+    bar = p_sparse.index("┃")
+    assert p_sparse.index(" I ") < bar < p_sparse.index("II-A")
+    assert "┃" in p_dense
+    # a horizontal boundary between the 80% and 5% rows, under the 64 column (II-B above I)
+    # and under the 8 column (II-A above II-A: none)
+    between = lines[lines.index(p_dense) + 1:lines.index(p_sparse)]
+    sep = next(line for line in between if "━" in line)
+    assert sep.index("━") < bar and "━" not in sep[bar + 1:]
+    # too short for lines between rows: rows touch and the upper cell is underlined instead
+    short = render_grid(rg, width=80, height=9, depth="truecolor")
+    dense = block_line(short, "80%")
+    assert "━" not in strip_ansi(short).split("density")[1].split("Regime I if")[0].replace("┃━", "")
+    plain_dense = strip_ansi(dense)
+    assert underlined_at(dense, plain_dense.index("II-B")) and not underlined_at(dense, plain_dense.index("II-A"))
+
+
+def test_colour_depth_fallbacks_and_plain_text():
+    g = build_grid(error_cells(), "test_error", None, None, "epochs", "fewer")
+    true, c256, c16 = (render_grid(g, width=80, height=20, depth=d) for d in ("truecolor", "256", "16"))
+    assert "\x1b[38;2;" in true or "\x1b[48;2;" in true
+    assert "48;5;" in c256 and "48;2;" not in c256
+    assert "48;5;" not in c16 and "48;2;" not in c16 and "\x1b[" in c16
+    # the same layout at every depth: only the escapes differ
+    assert strip_ansi(true) == strip_ansi(c256) == strip_ansi(c16)
+    assert to_256(VIRIDIS[-1]) == 220 and to_16(VIRIDIS[0]) in (40, 45, 100) and to_16(VIRIDIS[-1]) in (43, 103)
+    # NO_COLOR / TERM=dumb / piped: no escapes at all, exactly the plain glyph grid
+    plain = render_grid(g, width=80, height=20, depth="none")
+    assert "\x1b[" not in plain and plain == render_grid(g, width=80, height=20, color=False)
+    assert "▁0.200" in plain  # glyph + number cells

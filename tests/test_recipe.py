@@ -373,7 +373,8 @@ def test_docs_describe_every_field():
 
 # ------------------------------------------------------------------------------ mutated recipes
 
-BASE = parse_recipe(RICH.replace("import: mypkg.nets:make_net", "name: conv1d")).to_dict()
+BASE = parse_recipe(RICH.replace("import: mypkg.nets:make_net", "name: preresnet").replace(
+    "{widths: [8, 16], opts: {act: relu, gain: 1.5}}", "{depth: 8, width: 0.5}")).to_dict()
 KEY_NAMES = sorted({k for text in (RICH, parse_recipe("name: a").to_yaml()) for k in re.findall(r"(\w+):", text)})
 SCALARS = st.one_of(
     st.none(), st.booleans(), st.integers(-3, 200), st.integers(), st.floats(), st.text(max_size=8),

@@ -451,13 +451,19 @@ def test_gc_removes_only_orphans_and_old_temp_files(store):
     for p in (old_tmp, old_db_tmp):
         os.utime(p, (two_hours_ago, two_hours_ago))
     expected = sorted(orphans + [orphan_log, old_tmp, old_db_tmp])
-    assert sorted(store.gc(dry_run=True)) == expected
+    with pytest.raises(StoreError, match="refusing to collect 2 of 4 artifact files"):
+        store.gc(dry_run=True)  # half the artifacts: more than the 10 % gc takes without --force
+    assert sorted(store.gc(dry_run=True, force=True)) == expected
     assert all(p.exists() for p in expected)
-    assert sorted(store.gc()) == expected
+    assert sorted(store.gc(force=True)) == expected
     assert not any(p.exists() for p in expected)
+    trashed = sorted(p for p in (store.root / "trash").rglob("*") if p.is_file())
+    assert sorted(p.name for p in trashed) == sorted(p.name for p in expected)  # moved, not deleted
     assert all(p.exists() for p in keep + [keep_log, run_log, fresh_tmp])
     assert not (store.artifacts.dir / "ff").exists()  # the emptied shard directory went too
     assert store.gc() == []
+    assert store.purge_trash(dry_run=True) == 5 and (store.root / "trash").exists()
+    assert store.purge_trash() == 5 and not (store.root / "trash").exists()
 
 
 def make_finished_store(root: Path) -> Store:
@@ -489,7 +495,9 @@ def test_export_then_import_reproduces_jobs_results_artifacts(tmp_path, suffix):
     assert counts["artifacts_copied"] == 2 and counts["conflicts"] == []
     wanted = [h(100), h(0), h(1)]
     assert set(dst.get_jobs()) == {*wanted, h(2)}  # the unrelated job stays behind
-    assert src.get_jobs(wanted) == dst.get_jobs(wanted)
+    assert _sans_files(src.get_jobs(wanted)) == _sans_files(dst.get_jobs(wanted))
+    # the import records the files as installed here (size, checksum) for later checks
+    assert set(dst.get_jobs()[h(100)]["artifacts"]) == {"state"}
     running = dst.get_jobs()[h(2)]  # a job running over there arrives as queued, with no owner
     assert running["state"] == "queued" and running["owner"] is None
     assert dst.results() == src.results(wanted)
@@ -498,7 +506,11 @@ def test_export_then_import_reproduces_jobs_results_artifacts(tmp_path, suffix):
     assert dst.get_recipe("quick")["yaml"] == "name: quick\n"
     again = dst.import_bundle(bundle)  # importing twice changes nothing
     assert again["jobs_added"] == 0 and again["jobs_kept"] == 4 and again["artifacts_copied"] == 0
-    assert dst.get_jobs(wanted) == src.get_jobs(wanted)
+    assert _sans_files(dst.get_jobs(wanted)) == _sans_files(src.get_jobs(wanted))
+
+
+def _sans_files(jobs: dict) -> dict:
+    return {k: {f: v for f, v in j.items() if f != "artifacts"} for k, j in jobs.items()}
 
 
 def test_import_keeps_local_done_jobs_and_reports_conflicts(tmp_path):

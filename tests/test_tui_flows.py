@@ -31,7 +31,7 @@ from tprm.tui.screens.plot import PlotScreen
 from tprm.tui.screens.prompt import PromptModal
 from tprm.tui.screens.results import ResultsScreen
 from tprm.tui.screens.runs import RunsScreen
-from tprm.tui.viewmodel import EtaEstimator, filter_rows, sort_rows
+from tprm.tui.viewmodel import filter_rows, sort_rows
 from tprm.tui.widgets.case_panel import CasePanel
 
 SIZE = (80, 24)
@@ -77,7 +77,7 @@ async def wait_for(pilot: Pilot, condition: Callable[[], object], timeout: float
 
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory: pytest.TempPathFactory):
-    """A working directory (new recipes land in its recipes/) with a store holding three recipes."""
+    """A working directory (without ./recipes: new recipes land in the store's) with a store holding three recipes."""
     work = tmp_path_factory.mktemp("tui-flows")
     store = work / "store"
     (store / "recipes").mkdir(parents=True)
@@ -161,6 +161,30 @@ async def test_launch_watch_finish_and_plot(workdir) -> None:
         await wait_for(pilot, lambda: plot.metric != "regime" and plot.plot_data.get("metric") == plot.metric,
                        30, "the next metric's plot")
         assert plot.metric in plain(plot.plot_text)
+        assert plot.selected_cell() == second  # the inspected cell stays where it was
+
+        # mc: negative values keep sign and all digits in the inspector grid (-0.005, not -0.00)
+        while plot.metric != "mc":
+            await pilot.press("right_square_bracket")
+        await wait_for(pilot, lambda: plot.plot_data.get("metric") == "mc", 30, "the mc plot")
+        assert plot.selected_cell() == second
+        grid = plot.query_one("#cell-grid")
+        texts = {str(c.value): [str(grid.get_cell(r, c)) for r in grid.rows] for c in grid.columns
+                 if str(c.value) != "density"}
+        values = [v for v in plot.plot_data["values"].values() if v is not None]
+        for key, cells in texts.items():
+            width = grid.columns[next(k for k in grid.columns if str(k.value) == key)].width
+            assert all(len(c) <= width for c in cells), (key, cells, width)  # nothing cut
+        negative = [c for cells in texts.values() for c in cells if c.startswith("-")]
+        assert len(negative) == sum(v < 0 for v in values)
+        assert all(float(c) < 0 for c in negative), negative  # the sign is kept
+
+        # z: the inspector hides and the heat map grows into the space
+        lines_before = len(plain(plot.plot_text).splitlines())
+        await pilot.press("z")
+        await wait_for(pilot, lambda: len(plain(plot.plot_text).splitlines()) > lines_before, 30,
+                       "a taller plot after zoom")
+        assert not plot.query_one("#inspector").display
 
 
 async def test_quit_warns_cancel_and_resume(workdir) -> None:
@@ -240,9 +264,11 @@ async def test_recipe_new_edit_rejects_invalid_then_saves(workdir) -> None:
         await select_recipe(pilot, app, "tiny")
         await pilot.press("n")
         await wait_for(pilot, lambda: app.screen.query_one("#name", Input), 10, "the new-recipe dialog")
-        await pilot.press(*"mine", "enter")
+        await pilot.press(*"mine")
+        path = store / "recipes" / "mine.yaml"  # no ./recipes in the working directory: the store's
+        assert static_text(app, "#new-where") == f"will be written to {path}"  # said before writing
+        await pilot.press("enter")
         await wait_for(pilot, lambda: isinstance(app.screen, EditorScreen), 30, "the editor")
-        path = work / "recipes" / "mine.yaml"
         good = path.read_text()
         assert "name: mine" in good
 
@@ -341,8 +367,8 @@ async def test_help_palette_and_errors(finished) -> None:
         assert app.is_running
 
 
-def test_filter_sort_and_eta_rules() -> None:
-    """The filter language (free text, column aliases, comparisons), sort order and the ETA estimate."""
+def test_filter_and_sort_rules() -> None:
+    """The filter language (free text, column aliases, comparisons), sort order."""
     rows = [{"temperature": 16, "density": 0.1, "state": "done", "regime": "I", "mc": -0.2},
             {"temperature": 4, "density": 0.8, "state": "done", "regime": "II-B", "mc": 0.0},
             {"temperature": 8, "density": 0.1, "state": "missing", "regime": None, "mc": None}]
@@ -352,9 +378,3 @@ def test_filter_sort_and_eta_rules() -> None:
     assert [r["temperature"] for r in sort_rows(rows, "mc")] == [16, 4, 8]  # missing last, either way
     assert [r["temperature"] for r in sort_rows(rows, "mc", reverse=True)] == [4, 16, 8]
 
-    eta = EtaEstimator()
-    assert eta.update(0.0, 0.0) is None  # one sample says nothing
-    assert eta.update(10.0, 0.25) == pytest.approx(30.0)
-    assert eta.update(20.0, 0.5) == pytest.approx(20.0)
-    assert eta.update(21.0, 0.1) is None  # progress went back: a new run, start over
-    assert eta.update(30.0, 1.0) == 0.0

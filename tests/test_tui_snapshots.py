@@ -2,12 +2,14 @@
 
 The store is prepared once per module by a real foreground run of the tiny recipe. Screens
 are captured after every worker has finished, with no clock or ETA text on screen (the run
-is finished; the run log of a foreground run is empty), so the pictures are deterministic.
+is finished; the logs' timestamps, run id and pid are replaced), so the pictures are deterministic.
 Update them with `pytest tests/test_tui_snapshots.py --snapshot-update` after a deliberate
 UI change, and look at the report before committing.
 """
 
 from __future__ import annotations
+
+import re
 
 import pytest
 from conftest import prepare_tiny_store
@@ -23,9 +25,18 @@ def prepared(tmp_path_factory: pytest.TempPathFactory):
     """A store where the tiny recipe ran to the end (and a cwd without recipes of its own)."""
     work = tmp_path_factory.mktemp("tui-snapshots")
     store = prepare_tiny_store(work)
+    fixed_logs(store)
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(work)
         yield store
+
+
+def fixed_logs(store) -> None:
+    """Run and job logs with the clock, run id and pid replaced, so the log views are deterministic."""
+    for log in [*store.glob("runs/*/run.log"), *store.glob("logs/*.log")]:
+        text = re.sub(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", "2026-01-01 00:00:00", log.read_text())
+        text = re.sub(r"\d{8}-\d{6}-[0-9a-f]{6}", "20260101-000000-000000", text)
+        log.write_text(re.sub(r"pid \d+ on \S+", "pid 1 on host", text))
 
 
 async def settle(pilot: Pilot) -> None:
@@ -80,9 +91,30 @@ def test_plot_screen(snap_compare, prepared) -> None:
     assert snap_compare(app_on(prepared), terminal_size=SIZE, run_before=before("4", "down", ready=plot_ready))
 
 
+def test_plot_screen_heat_map_80x24(snap_compare, prepared) -> None:
+    """The test-error heat map (coloured blocks, values inside, colour bar) at 80x24."""
+    assert snap_compare(app_on(prepared), terminal_size=SIZE,
+                        run_before=before("4", "right_square_bracket", ready=plot_ready))
+
+
+def test_plot_screen_heat_map_120x40(snap_compare, prepared) -> None:
+    """The same heat map grows with the terminal; the regime map too."""
+    assert snap_compare(app_on(prepared), terminal_size=(120, 40),
+                        run_before=before("4", "right_square_bracket", ready=plot_ready))
+
+
+def test_plot_screen_regimes_120x40(snap_compare, prepared) -> None:
+    assert snap_compare(app_on(prepared), terminal_size=(120, 40), run_before=before("4", ready=plot_ready))
+
+
 def test_cases_screen(snap_compare, prepared) -> None:
     assert snap_compare(app_on(prepared), terminal_size=SIZE, run_before=before("5"))
 
 
 def test_help_screen(snap_compare, prepared) -> None:
     assert snap_compare(app_on(prepared), terminal_size=SIZE, run_before=before("question_mark"))
+
+
+def test_cases_screen_at_60x20(snap_compare, prepared) -> None:
+    """The case form packs into two rows and the question folds away: Run and the results stay visible."""
+    assert snap_compare(app_on(prepared), terminal_size=(60, 20), run_before=before("5"))

@@ -1,4 +1,8 @@
-"""`tprm`: the command line. Thin calls of tprm.service; exit 0 ok, 1 run failed, 2 bad input."""
+"""`tprm`: the command line. Thin calls of tprm.service.
+
+Exit codes: 0 ok (a run whose only non-done jobs diverged, with their dependents skipped, is ok:
+divergence is a result, reported by a warning line); 1 a job failed or the run was cancelled;
+2 bad input (recipe, argument, store file); 130 interrupted."""
 
 from __future__ import annotations
 
@@ -9,20 +13,28 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
+from tprm.cli_help import plain_help
 from tprm.service import BadInput, Service, TprmError
 
-app = typer.Typer(help="tprm: experiments on the three-regime model of network pruning.",
-                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+plain_help()  # no `<bool>` after flags, RECIPE (not `{recipe}`) in usage lines
+app = typer.Typer(help="tprm: experiments on the three-regime model of network pruning. Exit codes: "
+                       "0 ok (diverged jobs are a result, reported by a warning), 1 a job failed or "
+                       "the run was cancelled, 2 bad input, 130 interrupted.",
+                  no_args_is_help=True, add_completion=True, pretty_exceptions_enable=False)
 recipes_app = typer.Typer(help="Browse, check and create recipes.", no_args_is_help=True)
 store_app = typer.Typer(help="Maintain the store.", no_args_is_help=True)
 case_app = typer.Typer(help="The three case studies.", no_args_is_help=True)
 app.add_typer(recipes_app, name="recipes")
 app.add_typer(store_app, name="store")
 app.add_typer(case_app, name="case")
+data_app = typer.Typer(help="Data sets: what is present, fetch the torchvision ones.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
 
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+# User text (paths, names, errors with `file:100:`) prints literally: no emoji codes, no markup.
+out = Console(highlight=False, soft_wrap=True, emoji=False, markup=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False, markup=False)
 
 StoreOpt = Annotated[Optional[str], typer.Option("--store", help="Store directory (default: $TPRM_HOME, else ~/.local/share/tprm).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
@@ -46,6 +58,7 @@ def recipes_list(store: StoreOpt = None, as_json: JsonOpt = False):
         _json(rows)
         return
     from rich.table import Table
+    from rich.text import Text
 
     t = Table(box=None)
     t.add_column("name", no_wrap=True)
@@ -55,7 +68,7 @@ def recipes_list(store: StoreOpt = None, as_json: JsonOpt = False):
     t.add_column("jobs", no_wrap=True)
     for r in rows:
         if not r["valid"]:
-            t.add_row(r["name"], "[red]invalid[/]", "", "", r["error"])
+            t.add_row(r["name"], Text("invalid", style="red"), "", "", r["error"])
             continue
         done = "-" if r["jobs_total"] is None else f"{r['jobs_done']}/{r['jobs_total']}"
         t.add_row(r["name"], r["knob"], r["hotter"], r["grid"], done)
@@ -89,23 +102,24 @@ def recipes_validate(paths: Annotated[list[str], typer.Argument(help="Recipe fil
 
 
 @recipes_app.command("new")
-def recipes_new(name: str, template: Annotated[str, typer.Option("--from", help="Template recipe.")] = "quickstart",
+def recipes_new(name: Annotated[str, typer.Argument(help="Name of the new recipe: lower-case letters, digits, '-' and '_' (writes ./recipes/NAME.yaml).")],
+                template: Annotated[str, typer.Option("--from", help="Template recipe.")] = "quickstart",
                 store: StoreOpt = None):
-    """Create recipes/NAME.yaml from a template recipe."""
+    """Create NAME.yaml from a template: in ./recipes if it exists, else in the store's recipes/."""
     path = _svc(store).new_recipe(name, template)
     out.print(f"created {path}")
 
 
 # -- running -------------------------------------------------------------------------------------
 class RunDisplay:
-    """Rich progress: an overall bar with ETA plus one bar per running (fused) job group."""
+    """Rich progress: an overall bar (share of the work in model-steps, ETA from the measured
+    throughput, see tprm.engine.eta) plus one bar per running (fused) job group."""
 
     def __init__(self, console: Console):
-        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                                   TimeElapsedColumn, TimeRemainingColumn)
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
         self.progress = Progress(TextColumn("{task.description}"), BarColumn(),
-                                 MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
+                                 TextColumn("{task.fields[right]}"), TimeElapsedColumn(),
                                  console=console, transient=False)
         self.overall = None
         self.groups: dict[str, int] = {}
@@ -119,17 +133,22 @@ class RunDisplay:
 
     def __call__(self, snap: dict) -> None:
         done = snap["counts"].get("done", 0)
-        finished = done + sum(snap["counts"].get(s, 0) for s in ("failed", "diverged"))
+        finished = done + sum(snap["counts"].get(s, 0) for s in ("failed", "diverged", "skipped"))
+        eta = snap.get("eta") or {}
         if self.overall is None:
-            self.overall = self.progress.add_task(f"[bold]{snap['recipe']}: jobs", total=snap["total"])
-        self.progress.update(self.overall, completed=finished)
+            self.overall = self.progress.add_task("", total=1000, right="")
+        self.progress.update(self.overall, completed=round(1000 * eta.get("fraction", 0.0)),
+                             description=f"[bold]{escape(snap['recipe'])}: jobs {finished}/{snap['total']}",
+                             right=f"ETA {eta.get('text', 'estimating')}")
         live = set()
         for g in snap["running"]:
             key = g["hashes"][0]
             live.add(key)
             if key not in self.groups:
-                self.groups[key] = self.progress.add_task("  " + g["label"][:48], total=g["total"])
-            self.progress.update(self.groups[key], completed=g["done"], total=g["total"])
+                self.groups[key] = self.progress.add_task("  " + escape(g["label"][:48]), total=g["total"],
+                                                          right="")
+            self.progress.update(self.groups[key], completed=g["done"], total=g["total"],
+                                 right=f"{g['done']}/{g['total']} steps")
         for key in list(self.groups):
             if key not in live:
                 self.progress.remove_task(self.groups.pop(key))
@@ -140,18 +159,27 @@ def _print_run_summary(summary: dict) -> None:
     out.print(f"run {summary['run_id']}: {summary['state']} ({counts}; executed {summary['executed']})")
     for f in summary["failed"][:10]:
         err.print(f"  failed: {f['label']}: {f['error']}", markup=False)
+    diverged, skipped = summary.get("diverged") or [], summary["counts"].get("skipped", 0)
+    if diverged or skipped:
+        labels = ", ".join(d["label"] for d in diverged[:5]) + (", ..." if len(diverged) > 5 else "")
+        err.print(f"warning: {summary['counts'].get('diverged', len(diverged))} job(s) diverged "
+                  f"(non-finite loss: too hot){': ' + labels if labels else ''}; {skipped} dependent "
+                  "job(s) skipped; their cells show x (diverged)")
 
 
 @app.command()
 def run(recipe: RecipeArg, store: StoreOpt = None,
         device: Annotated[Optional[str], typer.Option(help="auto | cpu | cuda | cuda:N (default: the recipe's).")] = None,
         jobs: Annotated[Optional[int], typer.Option("--jobs", "-j", min=1, help="Parallel workers (default: the recipe's).")] = None,
+        backend: Annotated[Optional[str], typer.Option(help="local | ray (default: the recipe's execution.backend).")] = None,
+        address: Annotated[Optional[str], typer.Option(help="Ray cluster: auto | HOST:PORT | ray://HOST:PORT (implies --backend ray).")] = None,
         detach: Annotated[bool, typer.Option(help="Run in the background, surviving the terminal.")] = False,
         dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan and what is already done.")] = False,
         log: Annotated[Optional[str], typer.Option(hidden=True)] = None):
     """Run (or resume) a recipe: dense -> prune -> retrain -> pair metrics."""
     if device is not None:
         _check_device(device)
+    _check_backend(backend, address)
     svc = _svc(store)
     if dry_run:
         s = svc.plan_summary(recipe)
@@ -160,14 +188,15 @@ def run(recipe: RecipeArg, store: StoreOpt = None,
             out.print(f"  {kind:8s} {k['total']:5d} jobs  {k['done']:5d} done")
         return
     if detach:
-        info = svc.start_detached(recipe, device, jobs)
+        info = svc.start_detached(recipe, device, jobs, backend, address)
         out.print(f"started {info['recipe']} in the background (pid {info['pid']}); it keeps running "
                   f"after this terminal closes.\nlog: {info['log']}\nwatch: tprm status {info['recipe']}")
         return
-    console = Console(stderr=True) if log else err
+    console = Console(stderr=True, emoji=False, markup=False) if log else err
     loaded = svc.load_recipe(recipe)  # a bad recipe fails here, before any progress display
     with RunDisplay(console) as display:
-        summary = svc.run(loaded, device=device, jobs=jobs, progress=display, log_path=log)
+        summary = svc.run(loaded, device=device, jobs=jobs, progress=display, log_path=log,
+                          backend=backend, address=address)
     _print_run_summary(summary)
     raise typer.Exit(summary["exit_code"])
 
@@ -177,6 +206,18 @@ def _check_device(device: str) -> None:
 
     if not re.fullmatch(r"auto|cpu|cuda|cuda:\d+|mps", device):
         raise BadInput(f"--device: '{device}' is not a device; use auto, cpu, cuda or cuda:N")
+
+
+def _check_backend(backend: str | None, address: str | None) -> None:
+    import re
+
+    if backend is not None and backend not in ("local", "ray"):
+        raise BadInput(f"--backend: '{backend}' is not a backend; use local or ray")
+    if address is not None and not re.fullmatch(r"auto|(ray://)?[A-Za-z0-9_.\[\]:-]+:\d{1,5}", address):
+        raise BadInput(f"--address: '{address}' is not a Ray address; use auto, HOST:PORT or "
+                       "ray://HOST:PORT")
+    if backend == "local" and address is not None:
+        raise BadInput("--address: only used with --backend ray")
 
 
 @app.command()
@@ -193,30 +234,64 @@ def status(recipe: Annotated[Optional[str], typer.Argument(help="Recipe name or 
     for name, r in s["recipes"].items():
         counts = ", ".join(f"{k} {v}" for k, v in sorted(r["counts"].items()))
         out.print(f"{name}: {r['total']} jobs ({counts})")
+        if r.get("eta"):  # a running run: share of the work in model-steps, time left
+            out.print(f"  work {100 * r['eta']['fraction']:.0f}% done, ETA {r['eta']['text']}")
     for run_ in s["runs"][-5:]:
         started = time.strftime("%Y-%m-%d %H:%M", time.localtime(run_.get("started", 0)))
-        out.print(f"  run {run_['run_id']} {run_['recipe_name']}: {run_['state']} since {started} "
-                  f"(pid {run_.get('pid')} on {run_.get('host')})")
+        when = f"since {started}"
+        if run_.get("state") != "running":  # finished: say when it ended, not "failed since"
+            ended = run_.get("ended")
+            when = (f"at {time.strftime('%Y-%m-%d %H:%M', time.localtime(ended))} (started {started})"
+                    if isinstance(ended, (int, float)) else f"(started {started})")
+        out.print(f"  run {run_.get('run_id')} {run_.get('recipe_name')}: {run_.get('state')} {when} "
+                  f"(pid {run_.get('pid')} on {run_.get('host')}){_cluster_text(run_)}")
     for j in s["jobs"]:
         if j["state"] == "running" and j.get("progress"):
             p = j["progress"]
-            out.print(f"  running {j['label']}: {p['done']}/{p['total']}")
+            on = f" on {j['node']}" if j.get("node") else ""
+            out.print(f"  running {j['label']}: {p['done']}/{p['total']}{on}")
         elif j["state"] in ("failed", "stale"):
             out.print(f"  {j['state']} {j['label']}: {j.get('error') or ''}")
+        elif j["state"] == "diverged":
+            out.print(f"  diverged {j['label']}: {j.get('error') or 'non-finite loss'}")
+    skipped = sum(r["counts"].get("skipped", 0) for r in s["recipes"].values())
+    if skipped:
+        out.print(f"  {skipped} job(s) skipped (parent diverged)")
+
+
+def _cluster_text(run_: dict) -> str:
+    """'; ray: 2 nodes, 8 CPU, 1 GPU' for a run on a Ray cluster, '' for a local one."""
+    ray = run_.get("ray") or {}
+    if run_.get("backend") != "ray":
+        return ""
+    res = ray.get("resources") or {}
+    return (f"; ray {ray.get('address')}: {len(ray.get('nodes') or [])} node(s), "
+            f"{res.get('CPU', 0):g} CPU, {res.get('GPU', 0):g} GPU")
 
 
 @app.command()
 def logs(recipe: RecipeArg, job: Annotated[Optional[str], typer.Argument(help="Job hash prefix or label.")] = None,
-         store: StoreOpt = None, follow: Annotated[bool, typer.Option("--follow", "-f")] = False):
-    """The run log of a recipe, or one job's log."""
+         store: StoreOpt = None,
+         follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new lines until the run ends.")] = False):
+    """The run log of a recipe (its latest run), or one job's log; what exists so far while it runs."""
     svc = _svc(store)
     shown = 0
     while True:
         text = svc.logs(recipe, job)
+        if len(text) < shown:  # a new run (or job attempt) started a new log
+            shown = 0
         sys.stdout.write(text[shown:])
         sys.stdout.flush()
         shown = len(text)
         if not follow:
+            if not text:
+                err.print(f"no log yet for {recipe}" + (f" job {job}" if job else ""), markup=False)
+            return
+        runs = svc.status(recipe)["runs"]
+        if runs and runs[-1].get("state") != "running":
+            text = svc.logs(recipe, job)
+            sys.stdout.write(text[shown:] if len(text) >= shown else text)
+            sys.stdout.flush()
             return
         time.sleep(1.0)
 
@@ -258,17 +333,66 @@ def plot(recipe: RecipeArg, store: StoreOpt = None,
          metric: Annotated[str, typer.Option(help="test_error | normalized_error | mc | cka | regime | train_loss | ...")] = "regime",
          as_json: JsonOpt = False,
          table: Annotated[bool, typer.Option("--table/--no-table", help="Print the numbers under the plot.")] = True,
-         width: Annotated[int, typer.Option(min=40, max=400)] = 80,
-         height: Annotated[int, typer.Option(min=10, max=200)] = 20,
-         color: Annotated[bool, typer.Option("--color/--no-color")] = True,
+         width: Annotated[Optional[int], typer.Option(min=40, max=400, help="Columns (default: the terminal's, 80 when piped).")] = None,
+         height: Annotated[Optional[int], typer.Option(min=10, max=200, help="Lines of the map (default: the terminal's, 20 when piped).")] = None,
+         color: Annotated[bool, typer.Option("--color/--no-color", help="Coloured heat map in a terminal (NO_COLOR and TERM=dumb also turn it off).")] = True,
          page: Annotated[int, typer.Option(min=0, help="Page of a grid too large for the terminal.")] = 0):
-    """Plot a metric over the temperature x density plane in the terminal."""
+    """Plot a metric over the temperature x density plane: a coloured heat map in a terminal,
+    plain text when piped."""
     svc = _svc(store)
     if as_json:
         _json(svc.grid_json(recipe, metric))
         return
+    tty = sys.stdout.isatty()
+    depth = "none"
+    if color and tty:
+        depth = "none" if out.no_color else Service.color_depth(out.color_system)  # NO_COLOR, TERM=dumb
+    size = out.size if tty else None
+    width = width or (min(size.width, 400) if size else 80)
+    height = height or (max(10, min(size.height - 2, 200)) if size else 20)
     sys.stdout.write(svc.plot(recipe, metric, width=width, height=height, table=table,
-                              color=color and sys.stdout.isatty(), page=page) + "\n")
+                              color=depth != "none", page=page, depth=depth) + "\n")
+
+
+# -- reports and comparisons ---------------------------------------------------------------------
+@app.command("report")
+def report_cmd(recipe: RecipeArg, store: StoreOpt = None,
+               out_dir: Annotated[Optional[str], typer.Option("--out", help="Folder to write (default: ./reports/RECIPE).")] = None,
+               fmt: Annotated[str, typer.Option("--format", help="md (report.md + PNG/SVG files) | html (one file, images inlined).")] = "md",
+               compare_with: Annotated[Optional[str], typer.Option("--compare", help="Add the comparison with recipe B.")] = None,
+               metric: Annotated[str, typer.Option(help="Metric of the comparison.")] = "test_error",
+               store_b: Annotated[Optional[str], typer.Option("--store-b", help="Read --compare's recipe from this store.")] = None,
+               as_json: JsonOpt = False):
+    """Write a report folder: report.md, one PNG and SVG per figure (reads the store; trains nothing)."""
+    info = _svc(store).report(recipe, out_dir, fmt=fmt, compare=compare_with, metric=metric,
+                              other=_svc(store_b) if store_b else None)
+    if as_json:
+        _json(info)
+        return
+    out.print(f"report: {info['report']}")
+    for f in info["files"]:
+        out.print(f"  {f}", markup=False)
+
+
+@app.command("compare")
+def compare_cmd(a: Annotated[str, typer.Argument(help="Recipe A (name or path).")],
+                b: Annotated[str, typer.Argument(help="Recipe B (name or path).")],
+                store: StoreOpt = None,
+                store_b: Annotated[Optional[str], typer.Option("--store-b", help="Read B from this store (default: the same).")] = None,
+                metric: Annotated[str, typer.Option(help="test_error | normalized_error | mc | cka | ...")] = "test_error",
+                width: Annotated[int, typer.Option(min=40, max=400, help="Width of the side-by-side text in columns.")] = 80,
+                as_json: JsonOpt = False):
+    """A and B side by side, the difference map B - A and the regime maps (changed cells marked)."""
+    svc = _svc(store)
+    c = svc.compare(a, b, metric, other=_svc(store_b) if store_b else None, width=width,
+                    color=sys.stdout.isatty() and not as_json)
+    if as_json:
+        from dataclasses import asdict, is_dataclass
+
+        _json({k: asdict(v) if is_dataclass(v) else v for k, v in c.items()
+               if k != "text"})
+        return
+    sys.stdout.write(c["text"] + "\n")
 
 
 # -- case studies --------------------------------------------------------------------------------
@@ -276,12 +400,29 @@ def _report(report: dict, as_json: bool) -> None:
     if as_json:
         _json({k: v for k, v in report.items() if k != "text"})
     else:
-        sys.stdout.write(report["text"].rstrip() + "\n")
+        width = out.size.width if sys.stdout.isatty() else 80
+        sys.stdout.write(wrap_lines(report["text"].rstrip(), width) + "\n")
+
+
+def wrap_lines(text: str, width: int) -> str:
+    """Lines longer than ``width`` broken at spaces, continuations indented under their line
+    (case reports: the terminal's width, 80 columns when piped)."""
+    import textwrap
+
+    lines = []
+    for line in text.splitlines():
+        if len(line) <= width:
+            lines.append(line)
+            continue
+        indent = " " * (len(line) - len(line.lstrip()))
+        lines += textwrap.wrap(line, width=width, subsequent_indent=indent + "  ",
+                               break_long_words=False, break_on_hyphens=False) or [line]
+    return "\n".join(lines)
 
 
 @case_app.command("direction")
 def case_direction(recipe: RecipeArg, store: StoreOpt = None,
-                   temperature: Annotated[Optional[float], typer.Option("--temperature", "-t")] = None,
+                   temperature: Annotated[Optional[float], typer.Option("--temperature", "-t", help="A temperature value on the recipe's grid (in the knob's unit, e.g. epochs or lr).")] = None,
                    density: Annotated[Optional[float], typer.Option("--density", "-d", help="Fraction (0.1) or percent (10).")] = None,
                    evaluate: Annotated[bool, typer.Option(help="Score the rule on every cell of a complete grid.")] = False,
                    as_json: JsonOpt = False):
@@ -295,7 +436,7 @@ def case_direction(recipe: RecipeArg, store: StoreOpt = None,
 
 
 @case_app.command("select")
-def case_select(recipe: RecipeArg, density: Annotated[float, typer.Option("--density", "-d")],
+def case_select(recipe: RecipeArg, density: Annotated[float, typer.Option("--density", "-d", help="Target density: fraction (0.1) or percent (10).")],
                 store: StoreOpt = None, as_json: JsonOpt = False):
     """Case 2: which dense model of a family to prune at a target density."""
     svc = _svc(store)
@@ -305,7 +446,7 @@ def case_select(recipe: RecipeArg, density: Annotated[float, typer.Option("--den
 
 
 @case_app.command("sam")
-def case_sam(recipe: RecipeArg, density: Annotated[float, typer.Option("--density", "-d")],
+def case_sam(recipe: RecipeArg, density: Annotated[float, typer.Option("--density", "-d", help="Target density: fraction (0.1) or percent (10).")],
              rho: Annotated[float, typer.Option("--rho", help="Starting SAM rho.")],
              store: StoreOpt = None, as_json: JsonOpt = False):
     """Case 3: tune SAM's rho for pruning by walking the regimes."""
@@ -315,33 +456,123 @@ def case_sam(recipe: RecipeArg, density: Annotated[float, typer.Option("--densit
     _report(report, as_json)
 
 
+# -- data sets -----------------------------------------------------------------------------------
+@data_app.command("list")
+def data_list(store: StoreOpt = None, as_json: JsonOpt = False):
+    """Show which data sets are in the store's data folder (recipes without dataset.root read there)."""
+    svc = _svc(store)
+    rows = svc.data_list()
+    if as_json:
+        _json(rows)
+        return
+    out.print(f"data folder: {svc.data_root()}")
+    for r in rows:
+        size = f"{r['bytes'] / 1e6:.1f} MB" if r["bytes"] else ""
+        where = r["note"] if r["name"] == "mnist1d" else f"{r['note']:<15} {size:>7}  {r['folder']}"
+        out.print(f"  {r['name']:<9} {where}", markup=False)
+
+
+@data_app.command("fetch")
+def data_fetch(name: Annotated[str, typer.Argument(help="cifar10, cifar100 or svhn.")],
+               source: Annotated[Optional[str], typer.Option("--from", help="A folder or .tar.gz holding the files (offline); default: download.")] = None,
+               store: StoreOpt = None):
+    """Put a torchvision data set into the store's data folder (download, or copy from --from)."""
+    status = _svc(store).data_fetch(name, source, progress=lambda msg: err.print(msg, markup=False))
+    out.print(f"{name}: {status['note']} in {status['folder']}", markup=False)
+
+
 # -- store ---------------------------------------------------------------------------------------
 @store_app.command("migrate")
 def store_migrate(store: StoreOpt = None):
     """Upgrade an older store to this version's schema."""
-    info = _svc(store).migrate()
-    out.print(f"store schema version {info[0]} -> {info[1]} ({info})")
+    old, new = _svc(store).migrate()
+    out.print(f"store schema version {old} -> {new}" if old != new
+              else f"store schema version {new}: already up to date")
 
 
 @store_app.command("gc")
-def store_gc(store: StoreOpt = None, dry_run: Annotated[bool, typer.Option("--dry-run")] = False):
-    """Remove artifact files no job refers to."""
-    removed = _svc(store).gc(dry_run=dry_run)
-    out.print(f"{'would remove' if dry_run else 'removed'} {len(removed)} orphaned file(s)")
+def store_gc(store: StoreOpt = None,
+             dry_run: Annotated[bool, typer.Option("--dry-run", help="Only list what would be moved.")] = False,
+             force: Annotated[bool, typer.Option("--force", help="Collect even more than --max-fraction of the artifacts.")] = False,
+             purge: Annotated[bool, typer.Option("--purge", help="Then empty the store's trash/ for good.")] = False,
+             max_fraction: Annotated[Optional[float], typer.Option("--max-fraction", help="Refuse to collect more than this share of the artifact files (default 0.10).")] = None):
+    """Move files no job owns (artifacts, logs, old temp files) to the store's trash/.
+
+    Refuses when the db does not validate (run `tprm store check` / `tprm store repair`)."""
+    r = _svc(store).gc(dry_run=dry_run, force=force, purge=purge, max_fraction=max_fraction)
+    verb = "would move" if dry_run else "moved"
+    out.print(f"{verb} {len(r['moved'])} orphaned file(s) to {r['trash']}", markup=False)
+    if purge:
+        out.print(f"{'would purge' if dry_run else 'purged'} {r['purged']} file(s) from the trash",
+                  markup=False)
+
+
+@store_app.command("check")
+def store_check(store: StoreOpt = None, as_json: JsonOpt = False,
+                quick: Annotated[bool, typer.Option("--quick", help="Compare file sizes only, no checksums.")] = False):
+    """Validate the db and cross-check artifacts: missing, orphaned, checksum mismatch.
+
+    Exit 0 when all is well, 1 when something is wrong."""
+    r = _svc(store).store_check(deep=not quick)
+    if as_json:
+        _json(r)
+    else:
+        for p in r["malformed"][:20]:
+            out.print(f"malformed record {p['text']}", markup=False)
+        if r["db"]["error"]:
+            out.print(f"db: {r['db']['error']}", markup=False)
+        a = r["artifacts"]
+        for key in ("missing", "checksum_mismatch"):
+            for row in a[key][:20]:
+                out.print(f"{key.replace('_', ' ')}: {row['label'] or row['job']}: {row['path']} "
+                          f"({row['problem']})", markup=False)
+        for path in a["orphaned"][:20]:
+            out.print(f"orphaned: {path}", markup=False)
+        for h in a["no_metadata"][:20]:
+            out.print(f"no metadata file: job {h}", markup=False)
+        out.print(r["summary"], markup=False)
+    raise typer.Exit(0 if r["ok"] else 1)
+
+
+@store_app.command("repair")
+def store_repair(store: StoreOpt = None, as_json: JsonOpt = False):
+    """Rebuild the job index from the artifact metadata files and the newest valid backup."""
+    r = _svc(store).store_repair()
+    if as_json:
+        _json(r)
+        return
+    if r["damaged_copy"]:
+        out.print(f"kept the damaged db as {r['damaged_copy']}", markup=False)
+    for text in r["dropped"][:20]:
+        out.print(f"dropped malformed record {text}", markup=False)
+    for text in r["skipped_metadata"][:20]:
+        out.print(f"not restored: {text}", markup=False)
+    if r["requeued"]:
+        out.print(f"re-queued {len(r['requeued'])} job(s) whose artifacts are missing or damaged: "
+                  f"{', '.join(r['requeued'][:5])}{' ...' if len(r['requeued']) > 5 else ''}",
+                  markup=False)
+    backup = ", ".join(f"{n} {t}" for t, n in r["from_backup"].items()) or "nothing"
+    out.print(f"repaired {r['store']}: {r['jobs']} job(s) in the index now (db was {r['db_state']}; "
+              f"base: {r['source']}); {r['from_metadata']} job(s) and {r['results_from_metadata']} "
+              f"result(s) restored from artifact metadata, {r['recipes_from_metadata']} recipe(s) "
+              f"from metadata, {backup} from backup", markup=False)
 
 
 @app.command("export")
-def export(recipe: RecipeArg, path: str, store: StoreOpt = None):
+def export(recipe: RecipeArg,
+           path: Annotated[str, typer.Argument(help="Bundle file to write; its name ends in .tar.gz, .tgz or .zip.")],
+           store: StoreOpt = None):
     """Write a recipe's jobs, results and artifacts to a bundle file."""
     p = _svc(store).export(recipe, path)
     out.print(f"exported to {p}")
 
 
 @app.command("import")
-def import_(path: str, store: StoreOpt = None):
+def import_(path: Annotated[str, typer.Argument(help="Bundle file written by `tprm export` (.tar.gz, .tgz or .zip).")],
+            store: StoreOpt = None):
     """Merge a bundle written by `tprm export` into this store."""
     info = _svc(store).import_bundle(path)
-    out.print(f"imported: {info}")
+    out.print(f"imported: {info}", markup=False)
 
 
 @app.command()
@@ -357,7 +588,7 @@ def demo(store: StoreOpt = None,
          recipe: Annotated[str, typer.Option(help="Recipe to demonstrate.")] = "quickstart"):
     """Run the quickstart on the CPU, show the results and phase plots, check the phenomenon."""
     svc = _svc(store)
-    out.print(f"[bold]tprm demo[/]: {recipe} (store {svc.store_dir})")
+    out.print(f"[bold]tprm demo[/]: {escape(recipe)} (store {escape(str(svc.store_dir))})", markup=True)
     with RunDisplay(err) as display:
         summary = svc.run(recipe, progress=display)
     _print_run_summary(summary)
@@ -371,10 +602,17 @@ def demo(store: StoreOpt = None,
     raise typer.Exit(0 if summary["exit_code"] == 0 else 1)
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    err.print(f"warning: {message}", markup=False)
+
+
 def main() -> None:
     """Entry point: one-line errors, exit 2 for bad input, no tracebacks."""
+    import warnings
+
+    warnings.showwarning = _show_warning  # one line per warning (e.g. a skipped store record)
     try:
-        app()  # Typer's standalone mode: usage errors exit 2, typer.Exit carries its code
+        app(prog_name="tprm")  # standalone mode: usage errors exit 2; `tprm` names the completion
     except TprmError as exc:
         err.print(f"error: {exc}", markup=False)
         sys.exit(exc.exit_code)

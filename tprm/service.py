@@ -35,6 +35,44 @@ class RunFailed(TprmError):
     exit_code = 1
 
 
+class RunCancelled(RunFailed):
+    """A run (or a case study's run) stopped on request; finished jobs are kept."""
+
+
+class DataNotFetched(BadInput):
+    """A recipe's torchvision data set is not on disk (and planning never downloads)."""
+
+    def __init__(self, message: str, dataset: str):
+        super().__init__(message)
+        self.dataset = dataset
+
+
+# The columns of a results row, in the order the TUI table, its export and `tprm results --csv` use.
+RESULT_COLUMNS: tuple[str, ...] = (
+    "temperature", "density", "dense_seed", "state", "regime", "test_error", "spread",
+    "normalized_error", "mc", "cka", "train_loss", "dense_test_error",
+)
+CSV_DIGITS = 6  # decimals kept in CSV (0.46599999999999997 -> 0.466)
+
+
+def rows_csv(rows, columns: tuple[str, ...] = RESULT_COLUMNS) -> str:
+    """Result rows as CSV text: floats rounded to CSV_DIGITS decimals, blanks for missing values.
+    The one CSV writer of results (TUI export and `tprm results --csv`)."""
+    def cell(value):
+        if value is None:
+            return ""
+        if isinstance(value, float):
+            return repr(round(value, CSV_DIGITS)) if value == value else "nan"
+        return value
+
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(columns)
+    for row in rows:
+        w.writerow([cell(row.get(c)) for c in columns])
+    return buf.getvalue()
+
+
 def _bad_input(exc: Exception) -> BadInput:
     return BadInput(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
 
@@ -44,7 +82,7 @@ def _input_errors():
     from tprm.engine.artifacts import ArtifactError
     from tprm.engine.recipe import RecipeError
     from tprm.engine.store import StoreError
-    from tprm.science.data import DataMissingError
+    from tprm.science.dataspec import DataMissingError
 
     return (RecipeError, StoreError, ArtifactError, DataMissingError)
 
@@ -96,7 +134,11 @@ class Service:
         return self._store
 
     def recipe_dirs(self) -> list[Path]:
-        dirs = [Path.cwd() / "recipes", self.store_dir / "recipes", PACKAGE_RECIPES]
+        """Where recipes are found, first match wins: ./recipes (when it is not the shipped folder),
+        the store's recipes/ ($TPRM_HOME/recipes), then the shipped recipes."""
+        local = Path.cwd() / "recipes"
+        dirs = [*([] if local.resolve() == PACKAGE_RECIPES else [local]), self.store_dir / "recipes",
+                PACKAGE_RECIPES]
         seen, out = set(), []
         for d in dirs:
             if d.resolve() not in seen:
@@ -176,12 +218,37 @@ class Service:
                 out.append({"path": str(p), "ok": False, "error": str(exc).splitlines()[0]})
         return out
 
+    def user_recipe_dir(self) -> Path:
+        """Where new recipes (and copies of edited shipped ones) are written: ./recipes when that
+        folder exists (and is not the shipped one), else the store's recipes/ ($TPRM_HOME/recipes)."""
+        local = Path.cwd() / "recipes"
+        if local.is_dir() and local.resolve() != PACKAGE_RECIPES:
+            return local
+        return self.store_dir / "recipes"
+
+    def is_shipped(self, path: str | Path) -> bool:
+        """True for a recipe file installed with tprm (edits are saved as a copy, never in place)."""
+        return Path(path).resolve().parent == PACKAGE_RECIPES
+
+    def recipe_save_path(self, path: str | Path) -> Path:
+        """The file a save of recipe `path` writes: the file itself, or for a shipped recipe a copy
+        of the same name in user_recipe_dir() (found before the shipped one from then on)."""
+        return self.user_recipe_dir() / Path(path).name if self.is_shipped(path) else Path(path)
+
     def new_recipe(self, name: str, template: str = "quickstart", directory: Path | None = None) -> Path:
         from tprm.engine.recipe import parse_recipe
 
+        from tprm.engine.recipe import NAME_PATTERN
+
+        if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):  # as given, before any YAML
+            raise BadInput(f"NAME: {name!r} is not a recipe name, allowed: lower-case letters, digits, "
+                           "'-' and '_', starting with a letter or digit (max 64)")
         src = self.recipe_path(template)
-        target_dir = Path(directory) if directory else Path.cwd() / "recipes"
+        target_dir = Path(directory) if directory else self.user_recipe_dir()
         target = target_dir / f"{name}.yaml"
+        if target.resolve().parent != target_dir.resolve():
+            raise BadInput(f"NAME: {name!r} would write {target.resolve()}, outside {target_dir.resolve()}; "
+                           "allowed: a plain recipe name")
         if target.exists():
             raise BadInput(f"{target}: already exists; choose another name or edit it")
         text = src.read_text()
@@ -200,6 +267,9 @@ class Service:
         """Validate `text` and only then replace the file: a bad recipe never overwrites a good one."""
         from tprm.engine.recipe import parse_recipe
 
+        if self.is_shipped(path):
+            raise BadInput(f"{path}: a shipped recipe is not edited in place; save to "
+                           f"{self.recipe_save_path(path)} instead")
         recipe = parse_recipe(text, str(path))
         self._write_atomic(Path(path), text)
         return recipe
@@ -214,21 +284,30 @@ class Service:
     def _identity_cache(self, recipe) -> Path:
         return self.store_dir / "identity" / f"{recipe.hash}.json"
 
-    def data_identity(self, recipe, compute: bool = True) -> dict | None:
-        """The data's content identity (generator settings or file checksums), cached per recipe."""
-        from tprm.science.data import data_identity
+    def data_identity(self, recipe, compute: bool = True, download: bool = False) -> dict | None:
+        """The data's content identity (generator settings or file checksums), cached per recipe.
 
+        download=False never touches the network: missing files raise DataNotFetched at once."""
         cache = self._identity_cache(recipe)
         if cache.exists():
             return json.loads(cache.read_text())
         if not compute:
             return None
+        from dataclasses import replace
+
+        from tprm.science.data import DataMissingError, data_identity  # imports torch: only here
+
         spec = recipe.data_spec()
         if spec.root is None:
-            from dataclasses import replace
-
             spec = replace(spec, root=str(self.store_dir / "data"))
-        ident = data_identity(spec)
+        if not download:
+            spec = replace(spec, download=False)
+        try:
+            ident = data_identity(spec)
+        except DataMissingError as exc:
+            if download:
+                raise
+            raise self._not_fetched(spec) from exc
         self._write_atomic(cache, json.dumps(ident, sort_keys=True))
         return ident
 
@@ -245,11 +324,13 @@ class Service:
         """The YAML file a loaded recipe (or a sub-grid of it) came from, if any."""
         return self._sources.get((recipe.name, recipe.hash))
 
-    def plan(self, recipe, compute_identity: bool = True):
+    def plan(self, recipe, compute_identity: bool = True, download: bool = False):
+        """The recipe's job plan. Only a run downloads data (download=True, as the recipe allows);
+        anywhere else a missing data set raises DataNotFetched at once, never touching the network."""
         from tprm.engine.plan import build_plan
 
         recipe = self.load_recipe(recipe)
-        ident = self.data_identity(recipe, compute=compute_identity)
+        ident = self.data_identity(recipe, compute=compute_identity, download=download)
         if ident is None:
             return None
         init = self._init_checksum(recipe)
@@ -262,8 +343,8 @@ class Service:
         plan = self.plan(recipe, compute_identity=False)
         return None if plan is None else list(plan.jobs)
 
-    def plan_summary(self, recipe) -> dict:
-        plan = self.plan(recipe)
+    def plan_summary(self, recipe, download: bool = False) -> dict:
+        plan = self.plan(recipe, download=download)
         states = self.store.get_jobs(list(plan.jobs)) if self.store_dir.exists() else {}
         kinds: dict[str, dict] = {}
         jobs = []
@@ -276,33 +357,99 @@ class Service:
         return {"recipe": plan.recipe_name, "kinds": kinds, "jobs": jobs, "total": len(jobs),
                 "done": sum(k["done"] for k in kinds.values())}
 
+    # -- data sets ---------------------------------------------------------------------------
+    def data_root(self) -> Path:
+        """Where recipes without dataset.root read (and `data fetch` puts) torchvision sets."""
+        return self.store_dir / "data"
+
+    def _not_fetched(self, spec) -> DataNotFetched:
+        from tprm.science.data import DISPLAY_NAMES, dataset_status
+
+        st = dataset_status(spec.name, spec.root)
+        title = DISPLAY_NAMES.get(spec.name, spec.name)
+        return DataNotFetched(f"{title} not downloaded: run `tprm data fetch {spec.name}` or set "
+                              f"dataset.root (looked in {st['folder']})", spec.name)
+
+    def data_list(self, root: str | Path | None = None) -> list[dict]:
+        """Every data set tprm knows and whether its files are in the data folder."""
+        from tprm.science.data import DATASET_NAMES, dataset_status
+
+        return [dataset_status(n, Path(root) if root else self.data_root()) for n in DATASET_NAMES]
+
+    def data_fetch(self, name: str, source: str | Path | None = None, root: str | Path | None = None,
+                   progress: Callable[[str], None] | None = None) -> dict:
+        """Put data set `name` into the data folder: from `source` (a folder or .tar.gz) or downloaded."""
+        from tprm.science.data import DATASET_NAMES, fetch_dataset
+
+        if name not in DATASET_NAMES:
+            raise BadInput(f"data set: '{name}' is not one of {', '.join(DATASET_NAMES)}")
+        if source is not None and not Path(source).expanduser().exists():
+            raise BadInput(f"--from: {source}: no such file or folder")
+        return fetch_dataset(name, Path(root) if root else self.data_root(), source, progress)
+
     # -- runs ----------------------------------------------------------------------------------
     def run(self, recipe, device: str | None = None, jobs: int | None = None,
-            progress: Callable[[dict], None] | None = None, log_path: str | None = None) -> dict:
-        """Run (or resume) a recipe in the foreground; returns the run summary."""
+            progress: Callable[[dict], None] | None = None, log_path: str | None = None,
+            backend: str | None = None, address: str | None = None) -> dict:
+        """Run (or resume) a recipe in the foreground; returns the run summary.
+        `backend`/`address` override execution.backend / execution.ray.address."""
         recipe = self.load_recipe(recipe)
-        return self._run_plan(recipe, recipe, device, jobs, progress, log_path)
+        return self._run_plan(recipe, recipe, device, jobs, progress, log_path, backend, address)
 
-    def _run_plan(self, recipe, owner, device=None, jobs=None, progress=None, log_path=None) -> dict:
+    @staticmethod
+    def _executor(recipe, device: str, jobs: int | None, backend: str | None = None,
+                  address: str | None = None):
+        """None for the local backend; a RayExecutor for ray (BadInput when Ray is missing)."""
+        ex = recipe.execution
+        if (backend or ("ray" if address else ex.backend)) != "ray":
+            return None
+        from tprm.engine.executors.ray import BackendError, RayExecutor, RaySettings
+
+        settings = {f: getattr(ex.ray, f) for f in ("address", "cpus_per_group", "gpus_per_group",
+                                                    "max_retries", "max_groups", "ship_code")}
+        if address is not None:
+            settings["address"] = address
+        try:
+            return RayExecutor(RaySettings(**settings), device=device, jobs=jobs)
+        except BackendError as exc:
+            raise BadInput(str(exc)) from None
+
+    def _run_plan(self, recipe, owner, device=None, jobs=None, progress=None, log_path=None,
+                  backend=None, address=None) -> dict:
         """Run `recipe`'s jobs, recorded as part of `owner` (the recipe itself, or the full
         recipe a case study measures a sub-grid of)."""
         from tprm.engine.runner import Runner
 
-        plan = self.plan(recipe)
+        ex = recipe.execution
+        executor = self._executor(recipe, device or ex.device, jobs, backend, address)
+        plan = self.plan(recipe, download=True)
+        if executor is not None:
+            from tprm.engine.executors.ray import BackendError
+
+            try:
+                executor.connect()  # the cluster is unreachable or too small: bad input
+            except BackendError as exc:
+                raise BadInput(str(exc)) from None
         path = self.source_path(owner)
         self.store.put_recipe(owner.name, owner.hash, path,
                               Path(path).read_text() if path else owner.to_yaml())
-        ex = recipe.execution
         runner = Runner(self.store, plan, owner.name, owner.hash,
                         device=device or ex.device, jobs=jobs or ex.jobs, on_error=ex.on_error,
-                        fuse=ex.fuse, max_fused=ex.max_fused, log_path=log_path,
-                        display=progress, runtime={"init_path": recipe.dense.init})
-        summary = runner.run()
+                        fuse=ex.fuse, max_fused=ex.max_fused, log_path=log_path, threads=ex.threads,
+                        display=progress, runtime={"init_path": recipe.dense.init},
+                        executor=executor)
+        try:
+            summary = runner.run()
+        finally:
+            if executor is not None:
+                executor.close()
         return {"run_id": summary.run_id, "state": summary.state, "counts": summary.counts,
                 "executed": summary.executed, "failed": summary.failed,
+                "diverged": summary.diverged,
                 "exit_code": summary.exit_code}
 
-    def start_detached(self, recipe, device: str | None = None, jobs: int | None = None) -> dict:
+    def start_detached(self, recipe, device: str | None = None, jobs: int | None = None,
+                       backend: str | None = None, address: str | None = None) -> dict:
         """Start `tprm run` in its own session so it survives the terminal (and the SSH link)."""
         recipe = self.load_recipe(recipe)
         path = self.source_path(recipe) or str(self.recipe_path(recipe.name))
@@ -315,6 +462,10 @@ class Service:
             cmd += ["--device", device]
         if jobs:
             cmd += ["--jobs", str(jobs)]
+        if backend:
+            cmd += ["--backend", backend]
+        if address:
+            cmd += ["--address", address]
         with open(log, "ab") as fh:
             proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=fh, stderr=fh,
                                     start_new_session=True, cwd=os.getcwd())
@@ -340,21 +491,61 @@ class Service:
         out = {"store": str(self.store_dir), "runs": runs, "recipes": {}, "jobs": []}
         stored = {r["name"]: r for r in self.store.list_recipes()}
         progress = self._progress(runs)
+        from tprm.engine.plan import skipped_jobs
+
+        skipped = skipped_jobs(all_jobs)  # behind a diverged job: settled, shown as "skipped"
         for name in names or sorted(stored):
             rec = stored.get(name, {})
             hashes = self._status_hashes(recipe if names else None, rec, all_jobs)
             counts: dict[str, int] = {}
             for h in hashes:
-                state = all_jobs.get(h, {}).get("state", "new")
+                state = "skipped" if h in skipped else all_jobs.get(h, {}).get("state", "new")
                 counts[state] = counts.get(state, 0) + 1
             out["recipes"][name] = {"hash": rec.get("hash"), "total": len(hashes), "counts": counts}
+            work = self._job_work(recipe if names else None, rec)
             for h in hashes:
                 j = all_jobs.get(h)
                 if j is not None:
                     out["jobs"].append({"hash": h, "recipe": name, "kind": j["kind"],
-                                        "label": j.get("label"), "state": j["state"],
-                                        "error": j.get("error"), "progress": progress.get(h)})
+                                        "label": j.get("label"),
+                                        "state": "skipped" if h in skipped else j["state"],
+                                        "reason": "parent diverged" if h in skipped else None,
+                                        "error": j.get("error"), "progress": progress.get(h),
+                                        "started": j.get("started"), "ended": j.get("ended"),
+                                        "work": work.get(h, 1.0), "node": _node_of(progress.get(h), j)})
+            out["recipes"][name]["eta"] = self._eta(name, runs, [
+                dict(all_jobs.get(h, {}), work=work.get(h, 1.0), progress=progress.get(h))
+                for h in hashes])
         return out
+
+    def _job_work(self, recipe, rec: dict) -> dict[str, float]:
+        """Model-steps of each job of a recipe's plan (see tprm.engine.eta)."""
+        from tprm.engine.eta import job_work
+        from tprm.engine.recipe import parse_recipe
+
+        try:
+            r = self.load_recipe(recipe) if recipe is not None else parse_recipe(
+                rec["yaml"], rec.get("path") or rec["name"])
+            plan = self.plan(r, compute_identity=False)
+        except (TprmError, *_input_errors(), KeyError):
+            return {}
+        if plan is None:  # no plan without reading the data: every job counts as one step
+            return {}
+        cache = self.__dict__.setdefault("_work_tables", {})  # plans are cached: so is their work
+        if id(plan) not in cache:
+            cache[id(plan)] = (plan, {h: job_work(j.kind, j.spec) for h, j in plan.jobs.items()})
+        return cache[id(plan)][1]
+
+    @staticmethod
+    def _eta(name: str, runs: list[dict], jobs: list[dict]) -> dict | None:
+        """ETA of the recipe's running run: {"fraction", "seconds" (None: estimating), "text"}."""
+        from tprm.engine.eta import estimate
+
+        live = [r for r in runs if r.get("recipe_name") == name and r.get("state") == "running"]
+        if not live:
+            return None
+        e = estimate(jobs, live[-1]["started"], time.time())
+        return {"fraction": e.fraction, "seconds": e.seconds, "rate": e.rate, "text": e.text}
 
     def _status_hashes(self, recipe, rec: dict, all_jobs: dict) -> list[str]:
         """A recipe's jobs: its plan (the file as it is now, else the text stored at its last
@@ -383,7 +574,7 @@ class Service:
                     continue
                 for h in p.get("hashes", []):
                     out[h] = {"done": p["done"], "total": p["total"], "started": p["started"],
-                              "updated": p["updated"]}
+                              "updated": p["updated"], "node": p.get("node")}
         return out
 
     def logs(self, recipe, job: str | None = None) -> str:
@@ -439,6 +630,10 @@ class Service:
         all_states = [state(h) for h in (cell.dense, cell.prune, *cell.retrains, cell.pairs)]
         if "diverged" in all_states:
             rec["state"] = "diverged"
+            first = all_states.index("diverged")  # what comes after it will not run
+            all_states[first + 1:] = ["skipped" if s != "done" else s for s in all_states[first + 1:]]
+        elif "failed" in all_states:
+            rec["state"] = "failed"
         elif all(s == "done" for s in all_states):
             rec["state"] = "done"
         elif any(s == "done" for s in all_states):
@@ -454,18 +649,34 @@ class Service:
 
         recipe = self.load_recipe(recipe)
         settings = self.regime_settings(recipe)
-        return [dict(r, regime=classify_records(r, settings)["regime"])
+        return [dict(r, regime=None if r["state"] == "failed" else classify_records(r, settings)["regime"])
                 for r in self.results(recipe)]
 
+    def result_rows(self, recipe) -> dict:
+        """{"rows", "note"}: one row per cell record under RESULT_COLUMNS, with its dense seed's
+        regime, the spread (max - min) of its retrain seeds' test errors and its cell's
+        normalized error; `note` says why a column is empty (e.g. no test errors yet)."""
+        records = self.results_table(recipe)
+        note, norm = None, None
+        try:
+            norm = self.grid(recipe, "normalized_error", cells=records)
+        except (TprmError, ValueError, KeyError) as exc:
+            note = f"no normalized error: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+        rows = []
+        for rec in records:
+            seeds = [e for e in rec.get("test_error_seeds") or [] if isinstance(e, (int, float))]
+            row = {c: rec.get(c) for c in RESULT_COLUMNS}
+            row["spread"] = (max(seeds) - min(seeds)) if len(seeds) > 1 else None
+            if row.get("normalized_error") is None and norm is not None:
+                try:
+                    row["normalized_error"] = norm.at(rec["temperature"], rec["density"])
+                except KeyError:
+                    pass
+            rows.append(row)
+        return {"rows": rows, "note": note}
+
     def results_csv(self, recipe) -> str:
-        cols = ["temperature", "density", "dense_seed", "state", "test_error", "train_loss",
-                "mc", "cka", "regime", "dense_test_error"]
-        buf = io.StringIO()
-        w = csv.writer(buf)
-        w.writerow(cols)
-        for r in self.results_table(recipe):
-            w.writerow(["" if r.get(c) is None else r.get(c) for c in cols])
-        return buf.getvalue()
+        return rows_csv(self.result_rows(recipe)["rows"])
 
     # -- analysis ------------------------------------------------------------------------------
     def regime_settings(self, recipe):
@@ -531,13 +742,22 @@ class Service:
 
         return asdict(g)
 
+    @staticmethod
+    def color_depth(color_system: str | None) -> str:
+        """The plot's colour depth (truecolor | 256 | 16 | none) for a terminal's colour system."""
+        from tprm.analysis.colors import depth_of
+
+        return depth_of(color_system)
+
     def plot(self, recipe, metric: str = "regime", width: int = 80, height: int = 20,
-             table: bool = True, color: bool = True, page: int = 0) -> str:
-        """The metric over the temperature x density plane as terminal text (plus its numbers)."""
+             table: bool = True, color: bool = True, page: int = 0, depth: str | None = None) -> str:
+        """The metric over the temperature x density plane as terminal text (plus its numbers).
+
+        ``depth`` "truecolor" | "256" | "16" draws a heat map of coloured blocks; "none" plain text."""
         from tprm.analysis.plots import render_grid, render_table
 
         g = self.grid(recipe, metric)
-        text = render_grid(g, width=width, height=height, color=color, page=page)
+        text = render_grid(g, width=width, height=height, color=color, page=page, depth=depth)
         if table:
             text += "\n" + render_table(g, width=width)
         return text
@@ -558,6 +778,9 @@ class Service:
         sub = recipe.with_overrides(overrides)
         self._sources[(sub.name, sub.hash)] = self.source_path(recipe)
         summary = self._run_plan(sub, recipe, progress=progress)
+        if summary["state"] == "cancelled":  # a stopped case study must not go on measuring
+            raise RunCancelled(f"{recipe.name}: case study stopped; finished jobs are kept and "
+                               "running it again reuses them")
         return self.results(sub), summary
 
     @staticmethod
@@ -588,6 +811,8 @@ class Service:
         ax, settings = self._axes(recipe), self.regime_settings(recipe)
         if evaluate:
             summary = self.run(recipe, progress=progress)
+            if summary["state"] == "cancelled":
+                raise RunCancelled(f"{recipe.name}: case study stopped; finished jobs are kept")
             cells = self.results(recipe)
             ev = evaluate_direction_rule(cells, settings, recipe.cases.noise_floor,
                                          hotter=ax["hotter"], knob=ax["knob"],
@@ -695,12 +920,147 @@ class Service:
                    f"(run `tprm run {recipe.name}` for the comparison)"))
         return out
 
+    # -- detached case studies -----------------------------------------------------------------
+    # A case study started from the TUI runs as its own process (`python -m tprm.case_job DIR`)
+    # in its own session, like `start_detached`: quitting the UI does not stop it. Its folder
+    # store/cases/<id>/ holds request.json, progress.json (the runner's latest snapshot),
+    # report.json (the answer, or {"error"} / {"cancelled"}), cancel (stop request) and log.
+    CASE_KINDS = ("direction", "select", "sam")
+
+    def start_case(self, kind: str, recipe, **args) -> dict:
+        """Start case study `kind` detached; returns its record (id, pid, dir, log)."""
+        if kind not in self.CASE_KINDS:
+            raise BadInput(f"case: '{kind}' is not a case study; use one of {', '.join(self.CASE_KINDS)}")
+        recipe = self.load_recipe(recipe)
+        path = self.source_path(recipe) or str(self.recipe_path(recipe.name))
+        case_id = f"{kind}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid() % 10000:04d}{int(time.time() * 1000) % 1000:03d}"
+        folder = self.store_dir / "cases" / case_id
+        folder.mkdir(parents=True, exist_ok=True)
+        request = {"id": case_id, "kind": kind, "recipe": recipe.name, "path": str(Path(path).resolve()),
+                   "args": args, "started": time.time()}
+        self._write_atomic(folder / "request.json", json.dumps(request))
+        with open(folder / "log", "ab") as fh:
+            proc = subprocess.Popen([sys.executable, "-m", "tprm.case_job", str(folder), str(self.store_dir)],
+                                    stdin=subprocess.DEVNULL, stdout=fh, stderr=fh,
+                                    start_new_session=True, cwd=os.getcwd())
+        self._case_procs = getattr(self, "_case_procs", {})
+        self._case_procs[case_id] = proc  # polled, so a finished child is reaped (not a zombie)
+        request.update(pid=proc.pid)
+        self._write_atomic(folder / "pid", str(proc.pid))
+        return dict(request, dir=str(folder), log=str(folder / "log"), state="running")
+
+    def case_state(self, case_id: str) -> dict:
+        """A detached case study now: state running|done|cancelled|failed, progress, report, error."""
+        folder = self.store_dir / "cases" / case_id
+        try:
+            out = json.loads((folder / "request.json").read_text())
+        except (OSError, ValueError):
+            raise BadInput(f"case {case_id}: no such case study in {self.store_dir / 'cases'}") from None
+        out.update(dir=str(folder), log=str(folder / "log"), progress=None, report=None, error=None)
+        try:
+            out["pid"] = int((folder / "pid").read_text())
+        except (OSError, ValueError):
+            out["pid"] = None
+        try:
+            out["progress"] = json.loads((folder / "progress.json").read_text())
+        except (OSError, ValueError):
+            pass
+        out["stopping"] = (folder / "cancel").exists()
+        report = None
+        if (folder / "report.json").exists():
+            try:
+                report = json.loads((folder / "report.json").read_text())
+            except ValueError:
+                report = None
+        if report is not None:
+            if report.get("cancelled"):
+                out.update(state="cancelled", error=report.get("cancelled"))
+            elif report.get("error"):
+                out.update(state="failed", error=report["error"])
+            else:
+                out.update(state="done", report=report)
+            return out
+        if self._case_alive(case_id, out["pid"]):
+            out["state"] = "running"
+            return out
+        last = [ln for ln in self._tail(folder / "log").splitlines() if ln.strip()]
+        out.update(state="failed", error="the case-study process ended without an answer"
+                   + (f": {last[-1].strip()}" if last else ""))
+        return out
+
+    def _case_alive(self, case_id: str, pid) -> bool:
+        proc = getattr(self, "_case_procs", {}).get(case_id)
+        if proc is not None:
+            return proc.poll() is None
+        from tprm.engine.store import _pid_alive
+
+        return _pid_alive(pid)
+
+    @staticmethod
+    def _tail(path: Path, size: int = 4000) -> str:
+        try:
+            with open(path, "rb") as fh:
+                fh.seek(0, os.SEEK_END)
+                fh.seek(max(0, fh.tell() - size))
+                return fh.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+    def case_studies(self, kind: str | None = None) -> list[dict]:
+        """Every detached case study of this store (of one kind), oldest first, with its state."""
+        root = self.store_dir / "cases"
+        ids = sorted(p.name for p in root.iterdir() if (p / "request.json").exists()) if root.exists() else []
+        out = [self.case_state(i) for i in ids if kind is None or i.startswith(f"{kind}-")]
+        return sorted(out, key=lambda c: c.get("started") or 0)
+
+    def cancel_case(self, case_id: str) -> bool:
+        """Stop a detached case study through the runner's cancel path: its running jobs stop at
+        their next progress tick and are recorded as cancelled (resumable). False if not running."""
+        state = self.case_state(case_id)
+        if state["state"] != "running":
+            return False
+        folder = self.store_dir / "cases" / case_id
+        (folder / "cancel").touch()
+        self.cancel_runs_of_pid(state["pid"])
+        return True
+
+    def cancel_runs_of_pid(self, pid) -> int:
+        """Touch the cancel file of every running run of process `pid` (what `cancel` does per recipe)."""
+        if not self.store_dir.exists() or pid is None:
+            return 0
+        n = 0
+        for run in self.store.get_runs():
+            if run.get("pid") == pid and run.get("state") in ("running", "stale"):
+                d = self.store_dir / "runs" / run["run_id"]
+                d.mkdir(parents=True, exist_ok=True)
+                (d / "cancel").touch()
+                n += 1
+        return n
+
     # -- store maintenance ---------------------------------------------------------------------
     def migrate(self) -> dict:
         return self.store.migrate()
 
-    def gc(self, dry_run: bool = False) -> list[str]:
-        return [str(p) for p in self.store.gc(dry_run=dry_run)]
+    def gc(self, dry_run: bool = False, force: bool = False, purge: bool = False,
+           max_fraction: float | None = None) -> dict:
+        """Collect unowned files into the store's trash (see Store.gc); `purge` then empties it."""
+        from tprm.engine.store import GC_MAX_FRACTION
+
+        if max_fraction is not None and not 0 <= max_fraction <= 1:
+            raise BadInput(f"--max-fraction: {max_fraction} must be between 0 and 1")
+        moved = self.store.gc(dry_run=dry_run, force=force,
+                              max_fraction=GC_MAX_FRACTION if max_fraction is None else max_fraction)
+        purged = self.store.purge_trash(dry_run=dry_run) if purge else 0
+        return {"moved": [str(p) for p in moved], "purged": purged, "dry_run": dry_run,
+                "trash": str(self.store_dir / "trash")}
+
+    def store_check(self, deep: bool = True) -> dict:
+        """The store's health report (db, records, artifacts); reads only."""
+        return self.store.check(deep=deep)
+
+    def store_repair(self) -> dict:
+        """Rebuild the job index from the artifact metadata and the newest valid backup."""
+        return self.store.repair()
 
     def export(self, recipe, path: str | Path) -> Path:
         recipe = self.load_recipe(recipe)
@@ -711,3 +1071,203 @@ class Service:
         if not Path(path).exists():
             raise BadInput(f"{path}: no such file; give a bundle written by `tprm export`")
         return self.store.import_bundle(Path(path))
+
+    # -- reports and comparisons ---------------------------------------------------------------
+    REPORT_METRICS = ("test_error", "normalized_error", "mc", "cka", "hessian_trace", "hessian_top")
+
+    def _report_grids(self, recipe, cells: list[dict]) -> dict:
+        """{grid metric name: Grid} of the report's metrics (Hessian ones only when measured)."""
+        grids = {}
+        for metric in self.REPORT_METRICS:
+            g = self.grid(recipe, metric, cells)
+            if metric.startswith("hessian") and all(v is None for row in g.mean for v in row):
+                continue
+            grids[g.metric] = g
+        return grids
+
+    def _report_provenance(self, recipe) -> dict:
+        """Versions, devices, hosts, dates and compute time from the recipe's job records."""
+        import datetime
+        from importlib.metadata import PackageNotFoundError, version
+
+        from tprm.analysis.report import format_seconds
+
+        try:
+            torch_version = version("torch")
+        except PackageNotFoundError:
+            torch_version = "not installed"
+        plan = self.plan(recipe, compute_identity=False)
+        hashes = list(plan.jobs) if plan is not None else []
+        jobs = self.store.get_jobs(hashes) if hashes else {}
+        done = [j for j in jobs.values() if j.get("state") == "done"]
+        provs = [j.get("provenance") or {} for j in done]
+        stamp = lambda t: datetime.datetime.fromtimestamp(t, datetime.timezone.utc).strftime(  # noqa: E731
+            "%Y-%m-%d %H:%M UTC")
+        started = [j["started"] for j in done if j.get("started")]
+        ended = [j["ended"] for j in done if j.get("ended")]
+        # a fused group's wall time is shared by its jobs: each job carries wall / group size
+        compute = sum(p.get("group_wall_s", 0.0) / max(p.get("group_size", 1), 1) for p in provs)
+        return {"tprm": tprm.__version__, "torch": torch_version,
+                "devices": sorted({p["device"] if p.get("device_name") in (None, "", p["device"])
+                                   else f"{p['device']} ({p['device_name']})"
+                                   for p in provs if p.get("device")}),
+                "hosts": sorted({p["host"] for p in provs if p.get("host")}),
+                "jobs_done": len(done), "jobs_total": len(hashes),
+                "started": stamp(min(started)) if started else None,
+                "ended": stamp(max(ended)) if ended else None,
+                "compute": format_seconds(compute) if provs else None, "compute_s": round(compute, 3),
+                "generated": stamp(time.time()),
+                "data_identity": self.data_identity(recipe, compute=False)}
+
+    def _report_cases(self, recipe, cells: list[dict]) -> tuple[str | None, str]:
+        """Case study 1 scored on the stored grid (pure analysis, no training) when it is complete."""
+        from tprm.analysis.cases import evaluate_direction_rule, format_direction_evaluation
+
+        if not cells or any(c["state"] != "done" for c in cells):
+            return None, ("Case study 1 (direction rule scored on the grid) needs a complete grid; "
+                          "case studies 2 and 3 run their own trainings: see `tprm case --help`.")
+        ax = self._axes(recipe)
+        try:
+            ev = evaluate_direction_rule(cells, self.regime_settings(recipe), recipe.cases.noise_floor,
+                                         hotter=ax["hotter"], knob=ax["knob"],
+                                         temperatures=ax["temperatures"], densities=ax["densities"])
+        except ValueError as exc:
+            return None, f"Case study 1 could not be scored: {exc}"
+        return format_direction_evaluation(ev, rows=False), (
+            "Case study 1: the direction rule scored on every cell of the stored grid (computed from "
+            "the store, no training). Case studies 2 and 3 train their own models: `tprm case --help`.")
+
+    def compare(self, a, b, metric: str = "test_error", other: "Service | None" = None,
+                width: int = 80, color: bool = False) -> dict:
+        """Recipe `a` against `b` (read from `other`'s store when given) on `metric` and regimes.
+
+        Returns the aligned grids, the difference map B - A, the regime changes and the terminal
+        text; BadInput (one line naming the axis) when the grids cannot be aligned.
+        """
+        from tprm.analysis.compare import (AxisMismatch, align, difference, regime_changes,
+                                           render_comparison, restrict)
+
+        if metric == "regime":
+            raise BadInput("--metric: compare always shows the regime maps; choose a numeric metric "
+                           f"({', '.join(m for m in self.METRICS if m != 'regime')})")
+        svc_b = other or self
+        ra_recipe, rb_recipe = self.load_recipe(a), svc_b.load_recipe(b)
+        cells_a, cells_b = self.results(ra_recipe), svc_b.results(rb_recipe)
+        for r, cells, svc in ((ra_recipe, cells_a, self), (rb_recipe, cells_b, svc_b)):
+            if not any(c["state"] in ("done", "partial", "diverged") for c in cells):
+                raise BadInput(f"{r.name}: no results in {svc.store_dir} yet; run `tprm run {r.name}` first")
+        ga, gb = self.grid(ra_recipe, metric, cells_a), svc_b.grid(rb_recipe, metric, cells_b)
+        try:
+            al = align(ga, gb, (ra_recipe.name, rb_recipe.name))
+        except AxisMismatch as exc:
+            raise BadInput(f"compare {ra_recipe.name} {rb_recipe.name}: {exc}") from None
+        ga, gb = (restrict(g, al.temperatures, al.densities) for g in (ga, gb))
+        diff = difference(ga, gb)
+        try:
+            ra = restrict(self.grid(ra_recipe, "regime", cells_a), al.temperatures, al.densities)
+            rb = restrict(svc_b.grid(rb_recipe, "regime", cells_b), al.temperatures, al.densities)
+        except BadInput:  # e.g. a median split on an incomplete grid: the metric still compares
+            ra = rb = None
+        names = (ra_recipe.name, rb_recipe.name)
+        changes = regime_changes(ra, rb) if ra is not None else []
+        return {"a": names[0], "b": names[1], "metric": metric, "partial": al.partial,
+                "note": al.note(), "knob": al.knob, "temperatures": al.temperatures,
+                "densities": al.densities, "shared_cells": [list(c) for c in al.cells],
+                "only_a": al.only_a, "only_b": al.only_b,
+                "grid_a": ga, "grid_b": gb, "difference": diff, "regimes_a": ra, "regimes_b": rb,
+                "regime_changes": changes,
+                "text": render_comparison(names, metric, ga, gb, diff, ra, rb, al, width, color)}
+
+    def report(self, recipe, out: str | Path | None = None, fmt: str = "md", compare=None,
+               other: "Service | None" = None, metric: str = "test_error") -> dict:
+        """Write report.md (or report.html), one PNG + SVG per figure, from the store only.
+
+        Never starts training. `compare` adds the comparison with another recipe (read from
+        `other`'s store when given). Returns {"dir", "report", "files"}.
+        """
+        from tprm.analysis import figures
+        from tprm.analysis.regimes import describe_thresholds
+        from tprm.analysis.report import markdown_to_html, report_markdown
+
+        if fmt not in ("md", "html"):
+            raise BadInput(f"--format: '{fmt}' is not a report format; use md or html")
+        recipe = self.load_recipe(recipe)
+        cells = self.results(recipe)
+        if not any(c["state"] in ("done", "partial", "diverged") for c in cells):
+            raise BadInput(f"{recipe.name}: no results in {self.store_dir} yet; run `tprm run "
+                           f"{recipe.name}` first (a report never starts training)")
+        folder = Path(out) if out else Path.cwd() / "reports" / recipe.name
+        folder.mkdir(parents=True, exist_ok=True)
+        min_seeds = len(recipe.dense_seeds)
+        grids = self._report_grids(recipe, cells)
+        try:
+            regimes, regime_error = self.grid(recipe, "regime", cells), None
+        except BadInput as exc:  # e.g. a median split on an incomplete grid: the metrics still report
+            regimes, regime_error = None, str(exc)
+        files: list[Path] = []
+        figs = []
+        from tprm.analysis.report import METRIC_TITLES
+
+        for name, g in grids.items():
+            paths = figures.metric_figure(g, folder / name, f"{recipe.name}: {name}", min_seeds)
+            files += paths
+            figs.append({"metric": name, "title": METRIC_TITLES.get(name, name),
+                         "png": paths[0].name, "svg": paths[1].name})
+        threshold_lines, regime_fig = [], None
+        if regimes is not None:
+            threshold_lines = describe_thresholds(regimes.thresholds, regimes.sources)
+            paths = figures.regime_figure(regimes, folder / "regimes", f"{recipe.name}: regimes",
+                                          note="\n".join(threshold_lines[:2]))
+            files += paths
+            regime_fig = {"metric": "regime", "title": "regime map", "png": paths[0].name,
+                          "svg": paths[1].name}
+        comparison = None
+        if compare is not None:
+            c = self.compare(recipe, compare, metric, other=other, width=100)
+            stem = f"compare-{c['b']}"
+            titles = (f"A {c['a']}", f"B {c['b']}", f"B - A ({metric})")
+            cfiles = figures.comparison_figure(c["grid_a"], c["grid_b"], c["difference"],
+                                               folder / f"{stem}-{metric}", titles,
+                                               note=c["note"])
+            cfigs = [{"title": f"{metric}: A, B and B - A", "png": cfiles[0].name, "svg": cfiles[1].name}]
+            if c["regimes_a"] is not None:
+                changed = [(x["i"], x["j"]) for x in c["regime_changes"]]
+                rfiles = figures.regime_comparison_figure(c["regimes_a"], c["regimes_b"], changed,
+                                                          folder / f"{stem}-regimes", titles[:2],
+                                                          note=c["note"])
+                cfigs.append({"title": "regimes: A and B, changed cells framed",
+                              "png": rfiles[0].name, "svg": rfiles[1].name})
+                cfiles += rfiles
+            files += cfiles
+            comparison = {"other": c["b"], "text": c["text"], "figures": cfigs}
+        cases, cases_note = self._report_cases(recipe, cells)
+        source = self.source_path(recipe)
+        ctx = {"recipe": {"name": recipe.name, "description": recipe.description, "hash": recipe.hash,
+                          "text": Path(source).read_text() if source else recipe.to_yaml(),
+                          "source": source, "knob": recipe.temperature.knob,
+                          "hotter": self._axes(recipe)["hotter"],
+                          "temperatures": list(recipe.temperature.values),
+                          "densities": list(recipe.densities), "dense_seeds": list(recipe.dense_seeds),
+                          "retrain_seeds": list(recipe.retrain.seeds)},
+               "cells_done": sum(c["state"] == "done" for c in cells), "cells_total": len(cells),
+               "grids": grids, "regimes": regimes, "regime_error": regime_error,
+               "figures": figs, "regime_figure": regime_fig,
+               "threshold_lines": threshold_lines, "cases": cases, "cases_note": cases_note,
+               "comparison": comparison, "provenance": self._report_provenance(recipe)}
+        text = report_markdown(ctx)
+        if fmt == "html":
+            page = markdown_to_html(text, lambda name: (folder / name).read_bytes(),
+                                    f"tprm report: {recipe.name}")
+            report_path = self._write_atomic(folder / "report.html", page)
+        else:
+            report_path = self._write_atomic(folder / "report.md", text)
+        files.append(report_path)
+        return {"dir": str(folder), "report": str(report_path), "files": [str(f) for f in files]}
+
+def _node_of(progress: dict | None, job: dict) -> str | None:
+    """Where a job runs (its progress report) or ran (its provenance): a host name."""
+    if progress and progress.get("node"):
+        return progress["node"]
+    if job.get("state") in ("done", "failed", "diverged", "cancelled"):
+        return (job.get("provenance") or {}).get("host")
+    return None

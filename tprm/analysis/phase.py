@@ -19,7 +19,7 @@ PAIR_METRICS = ("mc", "mc_loss", "cka", "cka_logits", "endpoint_gap")
 METRICS = ("test_error", "train_loss", "train_error", "test_loss", *PAIR_METRICS,
            "dense_test_error", "hessian_trace", "hessian_top")
 HOTTER_DIRECTIONS = ("fewer", "smaller", "larger")
-CELL_STATES = ("done", "partial", "diverged", "missing")
+CELL_STATES = ("done", "partial", "diverged", "failed", "missing")
 # Records in these states can carry measured values (a "partial" cell has some retrain seeds).
 _MEASURED_STATES = ("done", "partial")
 
@@ -139,7 +139,8 @@ def cell_state(records: Sequence[dict]) -> str:
     """Aggregate state of a cell's dense-seed records.
 
     No records or all missing -> "missing"; any diverged -> "diverged" (a temperature at which a
-    dense seed diverges is too hot); all done -> "done"; otherwise "partial".
+    dense seed diverges is too hot); only failed (or missing) -> "failed"; all done -> "done";
+    otherwise "partial".
     """
     states = [r.get("state", "done") for r in records]
     for s in states:
@@ -149,6 +150,8 @@ def cell_state(records: Sequence[dict]) -> str:
         return "missing"
     if "diverged" in states:
         return "diverged"
+    if "failed" in states and set(states) <= {"failed", "missing"}:
+        return "failed"
     if all(s == "done" for s in states):
         return "done"
     return "partial"

@@ -82,13 +82,22 @@ def grid_pages(grid: Grid | RegimeGrid, width: int = 80, height: int = 20) -> in
 
 
 def render_grid(grid: Grid | RegimeGrid, width: int = 80, height: int = 20, color: bool = True,
-                page: int = 0) -> str:
+                page: int = 0, depth: str | None = None) -> str:
     """Heat map (or regime map) of the temperature x density plane as text.
 
     Columns are temperatures, coldest left -> hottest right (the axis title states the knob's
     hotter direction); rows are densities, highest at the top. At most ``width`` columns and
     ``height`` lines: larger grids are split into pages (``page`` counts from 0, columns first).
+    ``depth`` "truecolor" | "256" | "16" draws coloured blocks (tprm.analysis.heatmap); "none"
+    or ``color=False`` the plain glyph + number grid; None (the default) that grid with
+    coloured glyphs.
     """
+    if depth is not None and depth != "none" and color:
+        from tprm.analysis.heatmap import render_blocks
+
+        return render_blocks(grid, width=width, height=height, depth=depth, page=page)
+    if depth == "none":
+        color = False
     if height < 1:
         raise ValueError(f"height: {height} is too small; use at least 1")
     footer = _footer(grid, width, color)

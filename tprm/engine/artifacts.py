@@ -6,10 +6,19 @@ name in the same directory, fsynced and renamed, so a reader (or a crash) never 
 Files hold ``{"format": FORMAT_VERSION, "payload": obj}`` and are read back with
 ``torch.load(weights_only=True)``: no pickled code is ever executed when loading.
 
+Beside a finished job's files sits its metadata, ``<hash>.job.json`` (written by the store when
+the job finishes): job hash, kind, label, deps, recipe hashes and names, state, result,
+provenance and ``files`` ({name: {size, sha256}} recorded when the job finished). ``load``
+checks a file against it before reading; ``tprm store check`` checks every file; ``tprm store
+repair`` rebuilds the job index from these files alone.
+
 torch is imported lazily so that the CLI can list and poll a store without paying for it.
 """
 from __future__ import annotations
 
+import hashlib
+import io
+import json
 import os
 import re
 import secrets
@@ -21,6 +30,11 @@ FORMAT_VERSION = 1
 HASH_RE = re.compile(r"[0-9A-Za-z][0-9A-Za-z_-]{0,127}")
 NAME_RE = re.compile(r"[0-9A-Za-z][0-9A-Za-z_.-]{0,127}")
 TEMP_SUFFIX = ".tmp"
+META_SUFFIX = ".job.json"
+META_FORMAT = 1
+# The files each job kind writes (used for jobs finished before per-job file lists were recorded).
+EXPECTED_FILES = {"dense": ("checkpoints", "curves"), "prune": ("pruned",),
+                  "retrain": ("model", "curves"), "pairs": ("lmc",), "hessian": ()}
 
 
 class ArtifactError(Exception):
@@ -51,6 +65,37 @@ def parse_file_name(path: Path | str) -> tuple[str, str] | None:
     if not dot or not HASH_RE.fullmatch(job_hash) or not NAME_RE.fullmatch(name):
         return None
     return job_hash, name
+
+
+def file_digest(path: Path) -> dict:
+    """{"size", "sha256", "mtime_ns"} of a file (read in 1 MiB blocks)."""
+    h, size = hashlib.sha256(), 0
+    with open(path, "rb") as fh:
+        mtime = os.fstat(fh.fileno()).st_mtime_ns
+        while block := fh.read(1 << 20):
+            h.update(block)
+            size += len(block)
+    return {"size": size, "sha256": h.hexdigest(), "mtime_ns": mtime}
+
+
+def file_problem(path: Path, want: dict | None, deep: bool = True) -> str | None:
+    """Why `path` does not match its record `want` ({size, sha256}): "missing", "size ...",
+    "checksum mismatch"; None when it matches (or nothing is recorded and the file exists).
+    `deep=False` reads the file only when its modification time differs from the recorded one
+    (a stat otherwise, like git's index)."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return "missing"
+    if not isinstance(want, dict):
+        return None
+    if isinstance(want.get("size"), int) and st.st_size != want["size"]:
+        return f"size {st.st_size} != recorded {want['size']}"
+    if not deep and want.get("mtime_ns") not in (None, st.st_mtime_ns):
+        deep = True
+    if deep and isinstance(want.get("sha256"), str) and file_digest(path)["sha256"] != want["sha256"]:
+        return "checksum mismatch"
+    return None
 
 
 def fsync_dir(directory: Path) -> None:
@@ -160,6 +205,31 @@ class Artifacts:
         return sorted(p for p in shard.glob(f"{job_hash}.*.pt")
                       if (parsed := parse_file_name(p)) and parsed[0] == job_hash)
 
+    def meta_path(self, job_hash: str) -> Path:
+        """The job's metadata file ``<hash>.job.json`` beside its artifacts."""
+        check_hash(job_hash)
+        return self.dir / job_hash[:2] / f"{job_hash}{META_SUFFIX}"
+
+    def all_metas(self) -> list[Path]:
+        """Every job metadata file, sorted."""
+        if not self.dir.is_dir():
+            return []
+        return sorted(p for p in self.dir.glob(f"*/*{META_SUFFIX}")
+                      if HASH_RE.fullmatch(p.name[:-len(META_SUFFIX)]) and p.is_file())
+
+    def manifest(self, job_hash: str) -> dict:
+        """{name: {size, sha256}} of the job's artifact files as they are now."""
+        return {parse_file_name(p)[1]: file_digest(p) for p in self.files_of(job_hash)}
+
+    def write_meta(self, job_hash: str, meta: dict) -> Path:
+        """Atomically write the job's metadata file (JSON)."""
+        text = json.dumps({"format": META_FORMAT, **meta}, indent=1, sort_keys=True, default=str)
+        return atomic_write(self.meta_path(job_hash), lambda fh: fh.write(text.encode()))
+
+    def read_meta(self, job_hash: str) -> dict | None:
+        """The job's metadata, or None when absent or unreadable (never raises for a bad file)."""
+        return read_meta_file(self.meta_path(job_hash), job_hash)
+
     def temp_files(self) -> list[Path]:
         """Leftover temp files of interrupted writes (gc removes the old ones)."""
         if not self.dir.is_dir():
@@ -200,9 +270,17 @@ class Artifacts:
 
         target = self.path(job_hash, name)
         if not target.is_file():
-            raise ArtifactError(f"{target}: artifact missing (job {job_hash} has no '{name}' output)")
+            raise ArtifactError(f"{target}: artifact missing (job {job_hash} has no '{name}' output); "
+                                "the next `tprm run` recomputes it")
+        raw = target.read_bytes()
+        want = ((self.read_meta(job_hash) or {}).get("files") or {}).get(name)
+        if isinstance(want, dict) and (len(raw) != want.get("size") or
+                                       hashlib.sha256(raw).hexdigest() != want.get("sha256")):
+            raise ArtifactError(f"{target}: artifact fails its checksum (changed since job "
+                                f"{job_hash} wrote it); run `tprm store check`, the next `tprm run` "
+                                "recomputes it")
         try:
-            blob = torch.load(target, map_location=map_location, weights_only=True)
+            blob = torch.load(io.BytesIO(raw), map_location=map_location, weights_only=True)
         except Exception as exc:  # noqa: BLE001 -- zip, pickle, EOF and torch errors all mean "unreadable"
             first = (str(exc).strip().splitlines() or [""])[0][:200]
             raise ArtifactError(f"{target}: truncated or corrupt artifact "
@@ -213,3 +291,15 @@ class Artifacts:
             raise ArtifactError(f"{target}: artifact format {blob['format']!r} is not supported; "
                                 f"this tprm reads format {FORMAT_VERSION} (upgrade tprm or rerun the job)")
         return blob["payload"]
+
+
+def read_meta_file(path: Path, job_hash: str | None = None) -> dict | None:
+    """A job metadata file's contents, or None when absent, unreadable or not for `job_hash`."""
+    try:
+        meta = json.loads(path.read_bytes())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(meta, dict) or not isinstance(meta.get("hash"), str) \
+            or (job_hash is not None and meta["hash"] != job_hash):
+        return None
+    return meta

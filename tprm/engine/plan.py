@@ -43,6 +43,24 @@ def job_key(kind: str, spec: dict) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()[:32]
 
 
+def skipped_jobs(records: dict[str, dict]) -> set[str]:
+    """Jobs that will not run because an ancestor diverged ("skipped (parent diverged)"): a
+    divergence is a deterministic result, so its dependents are settled, not waiting. ``records``
+    maps hash -> job record with "state" and "deps" (as the store keeps them)."""
+    memo: dict[str, bool] = {}
+
+    def blocked(h: str, depth: int = 0) -> bool:
+        if h not in memo:
+            rec = records.get(h) or {}
+            memo[h] = depth < 16 and any(
+                (records.get(d) or {}).get("state") == "diverged" or blocked(d, depth + 1)
+                for d in rec.get("deps") or ())
+        return memo[h]
+
+    return {h for h, rec in records.items()
+            if (rec or {}).get("state") not in ("done", "diverged", "running") and blocked(h)}
+
+
 @dataclass(frozen=True)
 class Job:
     hash: str

@@ -40,9 +40,11 @@ HOTTER: dict[str, str] = {"epochs": "fewer", "batch_size": "smaller", "lr": "lar
 KNOBS: tuple[str, ...] = tuple(HOTTER)
 
 _NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
+NAME_PATTERN = _NAME   # what a recipe name may be (`tprm recipes new NAME` checks it as given)
 _LABEL = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 _IMPORT = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
 _DEVICE = re.compile(r"auto|cpu|mps|cuda|cuda:\d+")
+_RAY_ADDRESS = re.compile(r"auto|(ray://)?[A-Za-z0-9_.\[\]:-]+:\d{1,5}")
 # Exponent numbers without a dot or exponent sign ("1e-4", "3E5") are strings to YAML 1.1 (PyYAML);
 # number fields accept them as the number anyone writing them means.
 _EXP_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
@@ -53,6 +55,18 @@ _STR, _INT, _FLOAT, _BOOL, _NULL = (_TAG + t for t in ("str", "int", "float", "b
 _TIMESTAMP, _SEQ, _MAP = _TAG + "timestamp", _TAG + "seq", _TAG + "map"
 _SCALAR_TAGS = {_STR, _INT, _FLOAT, _BOOL, _NULL, _TIMESTAMP}
 _CONSTRUCT = yaml.constructor.SafeConstructor()
+_ALIAS = "tprm:alias"   # the tag an alias (*name) gets: rejected where it is read, with its field
+
+
+class _Loader(yaml.SafeLoader):
+    """Composes a recipe without following aliases: each ``*name`` becomes a marker node at its own
+    line, so a nested-alias "billion laughs" costs nothing and is rejected naming its field."""
+
+    def compose_node(self, parent, index):  # noqa: ANN001 -- PyYAML's signature
+        if self.check_event(yaml.AliasEvent):
+            event = self.get_event()
+            return yaml.ScalarNode(_ALIAS, f"*{event.anchor}", event.start_mark, event.end_mark)
+        return super().compose_node(parent, index)
 
 
 class RecipeError(ValueError):
@@ -141,6 +155,9 @@ def _short_tag(tag: str) -> str:
 
 
 def _check_tag(node: yaml.Node, path: str, ctx: _Ctx) -> None:
+    if node.tag == _ALIAS:
+        raise ctx.error(path, f"YAML alias {_clip(node.value)!r} is not supported, allowed: the value "
+                              "written out (recipes take no anchors or aliases)", node)
     allowed = {yaml.ScalarNode: _SCALAR_TAGS, yaml.SequenceNode: {_SEQ}, yaml.MappingNode: {_MAP}}
     if node.tag not in allowed[type(node)]:
         raise ctx.error(path, f"unsupported YAML tag {_clip(_short_tag(node.tag))!r}, only plain values "
@@ -379,6 +396,8 @@ class _FreeMapping:
                 key = key_node.value
                 if key in out:
                     raise ctx.error(path, f"duplicate key {_clip(key)!r}, allowed: each key once", key_node)
+                if depth == 0:
+                    ctx.lines[f"{path}.{key}"] = key_node.start_mark.line + 1
                 out[key] = self._plain(value_node, path, ctx, depth + 1)
             return FrozenDict(out)
         value = _construct(node, path, ctx)
@@ -537,6 +556,19 @@ class CasesSection:
 
 
 @dataclass(frozen=True)
+class RaySection:
+    """execution.ray: where and how job groups run when execution.backend is ray (docs/cluster.md)."""
+
+    address: str | None = _setting(None, _Text(optional=True, pattern=_RAY_ADDRESS,
+                                               what="null, auto, HOST:PORT or ray://HOST:PORT"))
+    cpus_per_group: float = _setting(1.0, _Number(lo=0, lo_open=True))
+    gpus_per_group: float | None = _setting(None, _Number(lo=0, optional=True))
+    max_retries: int = _setting(3, _Number(integer=True, lo=0))
+    max_groups: int | None = _setting(None, _Number(integer=True, lo=1, optional=True))
+    ship_code: bool = _setting(True, _Bool())
+
+
+@dataclass(frozen=True)
 class ExecutionSection:
     device: str = _setting("auto", _Text(pattern=_DEVICE, what="auto, cpu, cuda, cuda:N or mps"))
     jobs: int = _setting(1, _POS_INT)
@@ -544,6 +576,9 @@ class ExecutionSection:
     on_error: str = _setting("continue", _Text(choices=("continue", "stop")))
     fuse: bool = _setting(True, _Bool())
     max_fused: int = _setting(128, _POS_INT)
+    threads: int | None = _setting(1, _Number(integer=True, lo=1, hi=1024, optional=True))
+    backend: str = _setting("local", _Text(choices=("local", "ray")))
+    ray: RaySection = _section(RaySection)
 
 
 @dataclass(frozen=True)
@@ -603,7 +638,7 @@ class Recipe:
 
     def data_spec(self):
         """The science layer's DataSpec for this recipe's dataset (imported lazily)."""
-        from tprm.science.data import DataSpec
+        from tprm.science.dataspec import DataSpec
 
         d = self.dataset
         return DataSpec(name=d.name, root=d.root, download=d.download, seed=d.seed,
@@ -743,12 +778,32 @@ def _check_recipe(recipe: Recipe, ctx: _Ctx) -> None:
     for key in ("mean", "std"):
         value = getattr(recipe.dataset.normalize, key)
         if value is not None and len(value) != channels:
+            if "dataset.name" not in ctx.lines:  # the dataset defaulted: that is what to fix
+                raise ctx.error("dataset.name", f"not set, so the default {recipe.dataset.name} ({channels} "
+                                                f"channel) is used but dataset.normalize.{key} has {len(value)} "
+                                                f"values, allowed: one of {', '.join(DATASET_NAMES)}")
             raise ctx.error(f"dataset.normalize.{key}", f"{len(value)} value(s) for {recipe.dataset.name}, "
                                                         f"allowed: one per channel ({channels})")
+    if recipe.model.import_ is None:
+        _check_model_kwargs(recipe, ctx)
     c = recipe.cases
     if c.sam_rho_max <= c.sam_rho_min:
         raise ctx.error("cases.sam_rho_max", f"{c.sam_rho_max:g} is not above cases.sam_rho_min "
                                              f"({c.sam_rho_min:g}), allowed: a value > sam_rho_min")
+
+
+def _check_model_kwargs(recipe: Recipe, ctx: _Ctx) -> None:
+    """model.kwargs against the built-in model's settings (types, ranges, fit to the dataset)."""
+    from tprm.science.dataspec import DataSpec
+    from tprm.science.modelspec import check_model_kwargs
+
+    m = recipe.model
+    problem = check_model_kwargs(m.name, dict(m.kwargs), DataSpec(name=recipe.dataset.name).input_shape)
+    if problem is not None:
+        key, message = problem
+        if "model.name" not in ctx.lines:  # the model defaulted: that is what to fix
+            raise ctx.error("model.name", f"not set, so the default {m.name} is used: {message}")
+        raise ctx.error(f"model.kwargs.{key}" if key else "model.name", message)
 
 
 def parse_recipe(text: str, source: str = "<string>", *, base_dir: str | Path | None = None) -> Recipe:
@@ -756,7 +811,7 @@ def parse_recipe(text: str, source: str = "<string>", *, base_dir: str | Path | 
     dataset.root) are resolved against ``base_dir`` (default: the current directory)."""
     ctx = _Ctx(source, Path(base_dir) if base_dir is not None else Path.cwd())
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        root = yaml.compose(text, Loader=_Loader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         problem = exc.problem or exc.context or "invalid YAML"

@@ -20,8 +20,9 @@ from pathlib import Path
 from typing import Callable
 
 from tprm.engine.artifacts import Artifacts
+from tprm.engine.eta import estimate, job_work
 from tprm.engine.executors.local import execute_group
-from tprm.engine.plan import Job, Plan
+from tprm.engine.plan import Job, Plan, skipped_jobs
 from tprm.engine.store import Store
 
 LEASE_S = 60.0
@@ -34,9 +35,11 @@ class RunSummary:
     counts: dict[str, int] = field(default_factory=dict)
     executed: int = 0
     failed: list[dict] = field(default_factory=list)
+    diverged: list[dict] = field(default_factory=list)   # a result (too hot), not a failure
 
     @property
     def exit_code(self) -> int:
+        """0 when every job is done, or diverged / skipped behind a divergence; 1 otherwise."""
         return 0 if self.state == "done" else 1
 
 
@@ -60,17 +63,21 @@ class Runner:
     def __init__(self, store: Store, plan: Plan, recipe_name: str, recipe_hash: str, *,
                  device: str = "auto", jobs: int = 1, on_error: str = "continue",
                  fuse: bool = True, max_fused: int = 128, log_path: str | None = None,
-                 display: Callable[[dict], None] | None = None, runtime: dict | None = None):
+                 display: Callable[[dict], None] | None = None, runtime: dict | None = None,
+                 threads: int | None = None, executor=None):
         self.store, self.plan = store, plan
         self.recipe_name, self.recipe_hash = recipe_name, recipe_hash
         self.device, self.workers = device, max(1, jobs)
         self.on_error, self.fuse, self.max_fused = on_error, fuse, max(1, max_fused)
         self.log_path, self.display, self.runtime = log_path, display, runtime or {}
+        self.threads = threads  # torch threads per worker; None: the cores split among workers
+        self.executor = executor  # None: this machine; else open(ctx) -> pool (e.g. RayExecutor)
         self.artifacts = Artifacts(store.root)
         self._held: set[str] = set()
         self._retry: set[str] = set()
         self._lock = threading.Lock()
         self._stop = threading.Event()
+        self._work: dict[str, float] | None = None
 
     # -- helpers -------------------------------------------------------------------------------
     def _ready_groups(self, states: dict[str, dict]) -> list[list[Job]]:
@@ -98,19 +105,32 @@ class Runner:
             except Exception:  # noqa: BLE001 -- a missed heartbeat only shortens the lease
                 pass
 
-    def _snapshot(self, progress_dir: Path, started: float) -> dict:
-        states = self.store.get_jobs(list(self.plan.jobs))
+    def _counts(self, states: dict[str, dict]) -> dict[str, int]:
+        """Jobs per state; jobs behind a diverged one count as "skipped" (they will not run)."""
+        skipped = skipped_jobs({h: dict(states.get(h) or {}, deps=j.deps)
+                                for h, j in self.plan.jobs.items()})
         counts: dict[str, int] = defaultdict(int)
         for h in self.plan.jobs:
-            counts[states.get(h, {}).get("state", "queued")] += 1
+            counts["skipped" if h in skipped else states.get(h, {}).get("state", "queued")] += 1
+        return dict(counts)
+
+    def _snapshot(self, progress_dir: Path, started: float) -> dict:
+        states = self.store.get_jobs(list(self.plan.jobs))
+        counts = self._counts(states)
         running = []
         for f in sorted(progress_dir.glob("*.json")):
             try:
                 running.append(json.loads(f.read_text()))
             except (OSError, ValueError):
                 continue
+        progress = {h: g for g in running for h in g.get("hashes", [])}
+        if self._work is None:
+            self._work = {h: job_work(j.kind, j.spec) for h, j in self.plan.jobs.items()}
+        eta = estimate([dict(states.get(h, {}), work=w, progress=progress.get(h))
+                        for h, w in self._work.items()], started, time.time())
         return {"recipe": self.recipe_name, "total": len(self.plan.jobs), "counts": dict(counts),
-                "running": running, "elapsed": time.time() - started}
+                "running": running, "elapsed": time.time() - started,
+                "eta": {"fraction": eta.fraction, "seconds": eta.seconds, "text": eta.text}}
 
     def _log_job(self, job: Job, res: dict) -> None:
         path = self.artifacts.log_path(job.hash)
@@ -125,17 +145,38 @@ class Runner:
             if res.get("traceback"):
                 fh.write(res["traceback"] + "\n")
 
+    def _log_run(self, text: str) -> None:
+        """One timestamped line in the run log (written as the run goes, so it can be followed)."""
+        if not self.log_path:
+            return
+        try:
+            with open(self.log_path, "a") as fh:
+                fh.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {text}\n")
+        except OSError:
+            pass  # a full disk must not fail the run; the job logs and the store still hold it
+
     # -- main loop -----------------------------------------------------------------------------
     def run(self) -> RunSummary:
         host = socket.gethostname()
         self.store.add_jobs([{k: v for k, v in j.record().items() if k != "spec"}
                              for j in self.plan.ordered()], self.recipe_hash)
+        # A finished job whose files were deleted or damaged is queued again (sizes checked for
+        # all, checksums for the ones this run will read).
+        before = self.store.get_jobs(list(self.plan.jobs))
+        self.store.requeue_broken(list(self.plan.jobs), deep={
+            d for j in self.plan.ordered() if before.get(j.hash, {}).get("state") != "done"
+            for d in j.deps})
         run_id = self.store.start_run(self.recipe_name, self.recipe_hash, os.getpid(), host,
                                       self.log_path)
         owner = {"pid": os.getpid(), "host": host, "run_id": run_id}
         run_dir = self.store.root / "runs" / run_id
         progress_dir = run_dir / "progress"
         progress_dir.mkdir(parents=True, exist_ok=True)
+        if not self.log_path:  # every run has a log: its own file when no --log was given
+            self.log_path = str(run_dir / "run.log")
+            self.store.update_run(run_id, log=self.log_path)
+        self._log_run(f"run {run_id} of {self.recipe_name}: {len(self.plan.jobs)} jobs, "
+                      f"pid {os.getpid()} on {host}")
         cancel_path = run_dir / "cancel"
         ctx = {"store_root": str(self.store.root), "device": self.device, "fuse": self.fuse,
                "progress_dir": str(progress_dir), "cancel_path": str(cancel_path)}
@@ -145,11 +186,15 @@ class Runner:
         beat.start()
         started = time.time()
         summary = RunSummary(run_id, "done")
-        if self.workers == 1:
+        if self.executor is not None:  # another backend: a concurrent.futures-style pool
+            pool = self.executor.open(ctx)
+            self.workers = pool.slots
+            self.store.update_run(run_id, **pool.describe())
+        elif self.workers == 1:
             pool = ThreadPoolExecutor(max_workers=1)
         else:
             pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=get_context("spawn"))
-            ctx["threads"] = max(1, (os.cpu_count() or 1) // self.workers)
+        ctx["threads"] = self.threads or max(1, (os.cpu_count() or 1) // self.workers)
         running: dict[Future, list[Job]] = {}
         slot = 0
         stop_claiming = False
@@ -178,20 +223,23 @@ class Runner:
                         fut = pool.submit(execute_group, gctx, group[0].kind,
                                           [self._record(j) for j in group])
                         running[fut] = group
+                        self._log_run(f"start {group[0].kind} x{len(group)}: "
+                                      f"{', '.join(j.label for j in group[:3])}"
+                                      f"{' ...' if len(group) > 3 else ''}")
                 if not running:
                     if self._blocked(states) or stop_claiming:
                         break
                     time.sleep(1.0)  # another runner holds what we wait for
                     continue
                 done, _ = wait(list(running), timeout=0.5, return_when=FIRST_COMPLETED)
-                if self.display:
-                    self.display(self._snapshot(progress_dir, started))
                 for fut in done:
                     group = running.pop(fut)
                     results = self._collect(fut, group)
                     finishes = []
                     for job, res in zip(group, results):
                         self._log_job(job, res)
+                        self._log_run(f"{res['state']} {job.label}"
+                                      + (f": {res['error']}" if res.get("error") else ""))
                         finishes.append({"hash": job.hash, "owner": owner,
                                          "state": res["state"], "result": res.get("result"),
                                          "error": res.get("error"),
@@ -200,12 +248,15 @@ class Runner:
                         if res["state"] == "done":
                             summary.executed += 1
                         elif res["state"] in ("failed", "diverged"):
-                            summary.failed.append({"label": job.label, "error": res.get("error")})
-                            if self.on_error == "stop":
+                            (summary.diverged if res["state"] == "diverged" else summary.failed).append(
+                                {"label": job.label, "error": res.get("error")})
+                            if self.on_error == "stop" and res["state"] == "failed":
                                 stop_claiming = True
                     self.store.finish_many(finishes)
                     with self._lock:
                         self._held.difference_update(j.hash for j in group)
+                if self.display:  # after recording: a finished group's progress file is gone
+                    self.display(self._snapshot(progress_dir, started))
         except KeyboardInterrupt:
             cancel_path.touch()
             for fut, group in running.items():
@@ -219,18 +270,19 @@ class Runner:
         finally:
             self._stop.set()
             pool.shutdown(wait=True, cancel_futures=True)
-            states = self.store.get_jobs(list(self.plan.jobs))
-            counts: dict[str, int] = defaultdict(int)
-            for h in self.plan.jobs:
-                counts[states.get(h, {}).get("state", "queued")] += 1
-            summary.counts = dict(counts)
+            counts = self._counts(self.store.get_jobs(list(self.plan.jobs)))
+            summary.counts = counts
+            settled = sum(counts.get(s, 0) for s in ("done", "diverged", "skipped"))
             if summary.state != "cancelled":
                 if cancel_path.exists():
                     summary.state = "cancelled"
-                elif counts.get("done", 0) != len(self.plan.jobs):
+                elif settled != len(self.plan.jobs):
                     summary.state = "failed"
             self.store.update_run(run_id, state=summary.state, ended=time.time(),
                                   counts=summary.counts)
+            self._log_run(f"run {run_id}: {summary.state} ("
+                          + ", ".join(f"{k} {v}" for k, v in sorted(summary.counts.items()))
+                          + f"; executed {summary.executed})")
             if self.display:
                 self.display(self._snapshot(progress_dir, started))
         return summary

@@ -24,11 +24,19 @@ Times are unix seconds. Job states stored: queued, running, done, failed, diverg
 "stale" is derived on read for a running job whose lease expired or whose owner process is gone from
 this host (and for a running run whose process is gone or whose heartbeat is old).
 
+Safety (see docs/store.md): every record is checked on read (``records.py``); readers skip a
+malformed one with a warning, writers refuse a file that holds one. The last BACKUP_KEEP versions
+of the db are kept, gzipped, in ``backups/``. Each finished job's folder holds its metadata
+(``<hash>.job.json``: kind, recipes, result, provenance, file sizes and checksums), from which
+``repair`` rebuilds the index; ``check`` cross-checks db and files; ``gc`` moves files to
+``trash/`` and refuses on a db that does not validate or when it would take too much.
+
 Store location (``default_store_dir``): an explicit path (``--store``), else ``$TPRM_HOME``, else
 ``$XDG_DATA_HOME/tprm``, else ``~/.local/share/tprm``.
 """
 from __future__ import annotations
 
+import gzip
 import io
 import json
 import os
@@ -38,6 +46,7 @@ import shutil
 import socket
 import tarfile
 import time
+import warnings
 import zipfile
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -50,15 +59,22 @@ from tinydb.storages import Storage
 
 from tprm import __version__
 from tprm.engine.artifacts import (
+    EXPECTED_FILES,
     HASH_RE,
+    META_SUFFIX,
     TEMP_SUFFIX,
     ArtifactError,
     Artifacts,
     atomic_write,
     check_name,
+    file_problem,
     parse_file_name,
+    read_meta_file,
     temp_path_for,
 )
+from tprm.engine.records import clean as _clean_records
+from tprm.engine.records import describe as _describe
+from tprm.engine.records import record_problem, table_problems
 
 SCHEMA_VERSION = 2
 DB_NAME = "tprm.db.json"
@@ -75,10 +91,21 @@ RUN_STALE_AFTER_S = 120.0   # a running run whose heartbeat is older than this i
 TEMP_MAX_AGE_S = 3600.0     # gc removes temp files older than this (younger ones may be in flight)
 ERROR_MAX_CHARS = 300
 JOB_LOG_RE = re.compile(r"[0-9a-f]{8,128}")  # per-job log names are hex job hashes
+BACKUP_DIR = "backups"
+BACKUP_KEEP = 5             # db versions kept in backups/ (gzipped)
+BACKUP_EVERY_S = 60.0       # at most one backup per this many seconds (a finished run always gets one)
+TRASH_DIR = "trash"
+GC_MAX_FRACTION = 0.10      # gc refuses (without --force) to remove more than this share of artifacts
+REPAIR_HINT = ("run `tprm store check` to see what is wrong and `tprm store repair` to rebuild it "
+               "from the artifact files or the newest backup")
 
 
 class StoreError(Exception):
     """A store problem a user can act on; str() is one line."""
+
+
+class StoreWarning(UserWarning):
+    """Something a reader skipped or fixed on the way (a malformed record, a re-queued job)."""
 
 
 def default_store_dir(explicit: Path | str | None = None) -> Path:
@@ -172,7 +199,7 @@ def _schema_version(data: dict) -> int | None:
                 return int(rec["schema_version"])
             except (TypeError, ValueError):
                 raise StoreError(f"meta.schema_version: {rec['schema_version']!r} is not an "
-                                 "integer") from None
+                                 f"integer; {REPAIR_HINT}") from None
     return 1 if any(data.get(t) for t in TABLES) else None
 
 
@@ -183,11 +210,13 @@ def _new_meta() -> dict:
 def _v1_to_v2(data: dict) -> dict:
     """v1 stored finished jobs as state "finished" and had no `attempts` counter or schema version."""
     for job in (data.get("jobs") or {}).values():
+        if not isinstance(job, dict):
+            continue  # malformed: left for the record check to report
         if job.get("state") == "finished":
             job["state"] = "done"
         job.setdefault("attempts", 0)
     meta = data.setdefault("meta", {})
-    rec = next(iter(meta.values()), None)
+    rec = next((r for r in meta.values() if isinstance(r, dict)), None)
     if rec is None:
         rec = meta["1"] = {"created": time.time()}
     rec.update(schema_version=2, tprm_version=__version__, migrated_from=1)
@@ -201,6 +230,16 @@ def _upgrade(data: dict, version: int) -> dict:
     for v in range(version, SCHEMA_VERSION):
         data = _MIGRATIONS[v](data)
     return data
+
+
+def _insert(data: dict, table: str, records: list[dict]) -> None:
+    """Add records to a raw table ({doc id: record}) under new numeric ids."""
+    if not records:
+        return
+    tab = data.setdefault(table, {})
+    next_id = max((int(k) for k in tab if str(k).isdigit()), default=0) + 1
+    for i, rec in enumerate(records):
+        tab[str(next_id + i)] = rec
 
 
 def _by_hash(table) -> dict[str, Any]:
@@ -253,6 +292,7 @@ class Store:
         self.host = socket.gethostname()
         self._cache_key: tuple | None = None
         self._cache: dict = {}
+        self._force_backup = False
 
     def __repr__(self) -> str:
         return f"Store({str(self.root)!r})"
@@ -272,22 +312,66 @@ class Store:
             data = json.loads(raw)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             line = getattr(exc, "lineno", 1)
-            raise StoreError(f"{self.db_path}: not a valid tprm store (JSON error at line {line}): "
-                             "restore it from a backup or move it away to start an empty store"
-                             ) from None
-        if not isinstance(data, dict) or not all(isinstance(t, dict) and
-                                                 all(isinstance(d, dict) for d in t.values())
-                                                 for t in data.values()):
+            raise StoreError(f"{self.db_path}: not a valid tprm store (JSON error at line {line}); "
+                             f"nothing was changed; {REPAIR_HINT}") from None
+        if not isinstance(data, dict) or not all(isinstance(t, dict) for t in data.values()):
             raise StoreError(f"{self.db_path}: not a valid tprm store (expected a JSON object of "
-                             "tables of records); move it away to start an empty store")
+                             f"tables of records); nothing was changed; {REPAIR_HINT}")
         return data
 
-    def _write_data(self, data: dict) -> None:
+    def _write_data(self, data: dict, backup: bool = False) -> None:
         try:
             text = json.dumps(data, separators=(",", ":"), default=_json_default)
         except (TypeError, ValueError) as exc:
             raise StoreError(f"{self.db_path}: refusing to write a non-JSON value ({exc})") from None
-        atomic_write(self.db_path, lambda fh: fh.write(text.encode("utf-8")))
+        problems = table_problems(data)
+        if problems:  # a bug or a bad bundle: never let it reach the file
+            raise StoreError(f"{self.db_path}: refusing to write a malformed record "
+                             f"({_describe(problems[0])}); nothing was changed; {REPAIR_HINT}")
+        raw = text.encode("utf-8")
+        atomic_write(self.db_path, lambda fh: fh.write(raw))
+        self._backup(raw, force=backup)
+
+    # -- backups ---------------------------------------------------------------------------------
+    @property
+    def backup_dir(self) -> Path:
+        return self.root / BACKUP_DIR
+
+    def backups(self) -> list[Path]:
+        """Backup files, newest first."""
+        if not self.backup_dir.is_dir():
+            return []
+        return sorted(self.backup_dir.glob("tprm.db.*.json.gz"), reverse=True)
+
+    def _backup(self, raw: bytes, force: bool = False) -> Path | None:
+        """Keep `raw` (a db version that validated) as a gzipped backup; rotate to BACKUP_KEEP.
+
+        At most one per BACKUP_EVERY_S unless `force`; a failure to back up never fails a write.
+        """
+        try:
+            existing = self.backups()
+            if existing and not force and time.time() - existing[0].stat().st_mtime < BACKUP_EVERY_S:
+                return None
+            stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + f"-{time.time_ns() % 10**9:09d}"
+            target = self.backup_dir / f"tprm.db.{stamp}.json.gz"
+            atomic_write(target, lambda fh: fh.write(gzip.compress(raw, compresslevel=6, mtime=0)))
+            for old in self.backups()[BACKUP_KEEP:]:
+                old.unlink(missing_ok=True)
+            return target
+        except OSError:
+            return None
+
+    def newest_valid_backup(self) -> tuple[Path, dict] | None:
+        """(path, data) of the newest backup that parses and validates, or None."""
+        for path in self.backups():
+            try:
+                data = json.loads(gzip.decompress(path.read_bytes()))
+            except (OSError, ValueError, EOFError, gzip.BadGzipFile):
+                continue
+            if isinstance(data, dict) and all(isinstance(t, dict) for t in data.values()) \
+                    and not table_problems(data):
+                return path, data
+        return None
 
     @contextmanager
     def _locked(self) -> Iterator[None]:
@@ -315,14 +399,31 @@ class Store:
             key = None
         if key is not None and key == self._cache_key:
             return self._cache
-        data = self._read_data() or {}
+        data = self._read_data()
+        if data is None and self._orphan_metadata():
+            warnings.warn(StoreWarning(
+                f"{self.db_path}: missing or empty, but the store holds finished jobs' files; "
+                "run `tprm store repair` to rebuild the index from them (`tprm store check` "
+                "tells more)"), stacklevel=3)
+        data = data or {}
         version = _schema_version(data)
         if version is not None and version > SCHEMA_VERSION:
             raise self._newer_error(version)
         if version is not None and version < SCHEMA_VERSION:
             data = _upgrade(data, version)
+        problems = table_problems(data)
+        if problems:  # readers skip malformed records, once warned
+            data = _clean_records(data, problems)
+            warnings.warn(StoreWarning(
+                f"{self.db_path}: skipped {len(problems)} malformed record(s) (first: "
+                f"{_describe(problems[0])}); {REPAIR_HINT}"), stacklevel=3)
         self._cache_key, self._cache = key, data
         return data
+
+    def _orphan_metadata(self) -> bool:
+        """True when job metadata files exist (checked only when there is no db)."""
+        return self.artifacts.dir.is_dir() and next(
+            iter(self.artifacts.dir.glob(f"*/*{META_SUFFIX}")), None) is not None
 
     def _view(self) -> TinyDB:
         return TinyDB(storage=_MemoryStorage, data=self._snapshot(), read_only=True)
@@ -335,8 +436,20 @@ class Store:
     def _transaction(self) -> Iterator[TinyDB]:
         """Lock, read, yield a TinyDB over the data, and write it back once if anything changed."""
         with self._locked():
-            data = self._read_data() or {}
+            data = self._read_data()
+            if data is None and self._orphan_metadata():
+                raise StoreError(f"{self.db_path}: missing or empty, but the store holds finished "
+                                 "jobs' files; nothing was changed; run `tprm store repair` to "
+                                 "rebuild the index from them (`tprm store check` tells more)")
+            data = data or {}
             version = _schema_version(data)
+            problems = table_problems(data if version in (None, SCHEMA_VERSION) or version >
+                                      SCHEMA_VERSION else _upgrade(json.loads(json.dumps(data)),
+                                                                   version))
+            if problems:
+                raise StoreError(f"{self.db_path}: not a valid tprm store ({len(problems)} malformed "
+                                 f"record(s), first: {_describe(problems[0])}); nothing was changed; "
+                                 f"{REPAIR_HINT}")
             if version is None:
                 data = {"meta": {"1": _new_meta()}}
             elif version > SCHEMA_VERSION:
@@ -347,7 +460,8 @@ class Store:
             storage = _MemoryStorage(data)
             yield TinyDB(storage=lambda: storage)
             if storage.dirty:
-                self._write_data(storage.data)
+                self._write_data(storage.data, backup=self._force_backup)
+                self._force_backup = False
 
     # -- meta / migration ------------------------------------------------------------------------
     def meta(self) -> dict:
@@ -394,7 +508,24 @@ class Store:
             else:
                 table.update(rec, doc_ids=[old.doc_id])
                 rec = {**old, **rec}
-        return {**rec, "added": rec.get("added", now)}
+        rec = {**rec, "added": rec.get("added", now)}
+        self._write_recipe_meta(rec)
+        return rec
+
+    def _recipe_meta_path(self, recipe_hash: str) -> Path | None:
+        if not isinstance(recipe_hash, str) or not HASH_RE.fullmatch(recipe_hash):
+            return None
+        return self.artifacts.dir / "recipes" / f"{recipe_hash}.json"
+
+    def _write_recipe_meta(self, rec: Mapping) -> None:
+        """Keep the recipe's record (name, hash, path, yaml) beside the artifacts, for repair."""
+        path = self._recipe_meta_path(rec.get("hash"))
+        if path is not None and not path.exists():
+            text = json.dumps(dict(rec), indent=1, default=str)
+            try:
+                atomic_write(path, lambda fh: fh.write(text.encode()))
+            except OSError:
+                pass
 
     def get_recipe(self, name: str) -> dict | None:
         return next((dict(d) for d in self._view().table("recipes").all() if d.get("name") == name),
@@ -557,6 +688,7 @@ class Store:
                 raise StoreError(f"job {h}: result must be a dict of scalars, got "
                                  f"{type(result).__name__}")
             prepared.append((h, _check_owner(item.get("owner")), state,
+                             self.artifacts.manifest(h) if state in ("done", "diverged") else None,
                              None if result is None else _jsonable(dict(result), f"job {h}: result"),
                              _one_line(item.get("error")),
                              None if item.get("traceback") is None else str(item["traceback"]),
@@ -567,7 +699,8 @@ class Store:
             existing = _by_hash(jobs)
             old_results = _by_hash(results)
             job_changes, result_changes, result_new, result_drop, out = {}, {}, [], [], []
-            for h, own, state, result, error, tb, prov in prepared:
+            metas = {}
+            for h, own, state, files, result, error, tb, prov in prepared:
                 doc = existing.get(h)
                 if doc is None or doc.get("state") != "running" or not _same_owner(doc.get("owner"), own) \
                         or h in job_changes:
@@ -576,6 +709,9 @@ class Store:
                 out.append(True)
                 job_changes[h] = {"state": state, "ended": now, "lease_until": None,
                                   "error": error, "traceback": tb, "provenance": prov}
+                if files is not None:
+                    job_changes[h]["artifacts"] = files
+                    metas[h] = self._job_meta({**doc, **job_changes[h]}, result, db)
                 old = old_results.get(h)
                 if result is None:
                     if old is not None:
@@ -590,7 +726,26 @@ class Store:
                 results.remove(doc_ids=result_drop)
             if result_new:
                 results.insert_multiple(result_new)
+        for h, meta in metas.items():  # after the commit: metadata never claims an unrecorded job
+            self._write_job_meta(h, meta)
         return out
+
+    def _job_meta(self, job: Mapping, result: Any, db: TinyDB) -> dict:
+        """What a finished job's folder records about it (enough to rebuild its index records)."""
+        names = sorted({r.get("name") for r in db.table("recipes").all()
+                        if r.get("hash") in (job.get("recipes") or [])} - {None})
+        keep = ("hash", "kind", "label", "deps", "recipes", "state", "attempts", "error",
+                "provenance", "created", "started", "ended")
+        meta = {k: job.get(k) for k in keep}
+        meta.update(recipe_names=names, result=result, files=job.get("artifacts") or {})
+        return _jsonable(meta, f"job {job.get('hash')}: metadata")
+
+    def _write_job_meta(self, job_hash: str, meta: dict) -> None:
+        try:
+            self.artifacts.write_meta(job_hash, meta)
+        except OSError as exc:  # the db has the record; `tprm store check` reports the gap
+            warnings.warn(StoreWarning(f"job {job_hash}: could not write its metadata file "
+                                       f"({exc.strerror})"), stacklevel=3)
 
     def release(self, hashes: Iterable[str], owner: Mapping, state: str = "queued") -> list[str]:
         """Give back jobs `owner` still holds, as `state` (queued or cancelled); returns those released."""
@@ -638,6 +793,7 @@ class Store:
         fields = _jsonable(fields, f"run {run_id}")
         if fields.get("state") in ("done", "failed", "cancelled") and fields.get("ended") is None:
             fields["ended"] = time.time()
+        self._force_backup = fields.get("state") in ("done", "failed", "cancelled")
         with self._transaction() as db:
             runs = db.table("runs")
             doc = next((d for d in runs.all() if d.get("run_id") == run_id), None)
@@ -676,19 +832,322 @@ class Store:
         return any(d.get("run_id") == run_id and d.get("cancel_requested")
                    for d in self._view().table("runs").all())
 
-    # -- maintenance -----------------------------------------------------------------------------
-    def gc(self, dry_run: bool = False) -> list[Path]:
-        """Remove artifact and log files of jobs not in the store, and temp files older than an hour.
+    # -- artifact integrity ----------------------------------------------------------------------
+    def expected_files(self, job: Mapping) -> dict[str, dict | None]:
+        """{name: recorded {size, sha256} or None} a finished job must have on disk: the list
+        recorded when it finished, else its metadata file's, else what its kind writes."""
+        recorded = job.get("artifacts")
+        if isinstance(recorded, dict):
+            return dict(recorded)
+        h = job.get("hash")
+        meta = self.artifacts.read_meta(h) if isinstance(h, str) and HASH_RE.fullmatch(h) else None
+        if meta and isinstance(meta.get("files"), dict):
+            return dict(meta["files"])
+        return {name: None for name in EXPECTED_FILES.get(job.get("kind"), ())}
 
-        Only per-job logs (``logs/<hex job hash>.log``) are candidates; run logs are never touched.
-        Returns what was (or, with dry_run, would be) removed.
+    def artifact_problems(self, job: Mapping, deep: bool = True) -> list[dict]:
+        """[{name, path, problem}] for a finished job's files that are missing or do not match
+        their recorded size (and, with `deep`, checksum)."""
+        out = []
+        for name, want in self.expected_files(job).items():
+            try:
+                path = self.artifacts.path(job["hash"], name)
+            except ArtifactError:
+                continue
+            problem = file_problem(path, want, deep=deep)
+            if problem:
+                out.append({"name": name, "path": str(path), "problem": problem})
+        return out
+
+    def requeue_broken(self, hashes: Iterable[str], deep: Iterable[str] = ()) -> list[dict]:
+        """Re-queue done/diverged jobs among `hashes` whose artifact files are missing or damaged.
+
+        Sizes are compared for all (a stat each); checksums for the jobs in `deep` (those whose
+        files the coming work will read). Their result rows go too; the next run recomputes them.
+        Returns [{hash, label, problems}] and warns once when there are any.
+        """
+        deep = set(deep)
+        broken = {}
+        for h, job in self.get_jobs(hashes).items():
+            if job.get("state") in ("done", "diverged"):
+                problems = self.artifact_problems(job, deep=h in deep)
+                if problems:
+                    broken[h] = {"hash": h, "label": job.get("label"), "problems": problems}
+        if not broken:
+            return []
+        with self._transaction() as db:
+            jobs, results = db.table("jobs"), db.table("results")
+            existing = _by_hash(jobs)
+            todo = {h: b for h, b in broken.items()
+                    if h in existing and existing[h].get("state") in ("done", "diverged")}
+            _apply(jobs, existing, {h: {
+                "state": "queued", "owner": None, "lease_until": None,
+                "error": "re-queued: " + "; ".join(f"{p['name']} {p['problem']}" for p in b["problems"]),
+                "requeued": int(existing[h].get("requeued") or 0) + 1} for h, b in todo.items()})
+            drop = [d.doc_id for d in results.all() if d.get("hash") in todo]
+            if drop:
+                results.remove(doc_ids=drop)
+        out = [broken[h] for h in todo]
+        if out:
+            first = out[0]
+            warnings.warn(StoreWarning(
+                f"re-queued {len(out)} finished job(s) whose artifacts are missing or damaged "
+                f"(first: {first['label'] or first['hash']}: {first['problems'][0]['name']} "
+                f"{first['problems'][0]['problem']}); this run recomputes them"), stacklevel=2)
+        return out
+
+    # -- check / repair --------------------------------------------------------------------------
+    def _db_state(self) -> tuple[dict | None, dict]:
+        """(data or None, {state, error, problems}) without raising: state is ok, empty,
+        missing, unreadable (does not parse) or malformed (records do not validate)."""
+        info: dict[str, Any] = {"path": str(self.db_path), "state": "ok", "error": None,
+                                "problems": []}
+        if not self.db_path.exists():
+            info["state"] = "missing"
+            return None, info
+        try:
+            data = self._read_data()
+        except StoreError as exc:
+            info.update(state="unreadable", error=str(exc))
+            return None, info
+        if data is None:
+            info["state"] = "empty"
+            return None, info
+        try:
+            version = info["schema_version"] = _schema_version(data)
+        except StoreError as exc:
+            info.update(state="malformed", error=str(exc))
+            version = None
+            for rec in (data.get("meta") or {}).values():
+                if isinstance(rec, dict):
+                    rec.pop("schema_version", None)
+        if version is not None and version > SCHEMA_VERSION:
+            info.update(state="unreadable", error=str(self._newer_error(version)), newer=True)
+            return None, info
+        if version is not None and version < SCHEMA_VERSION:
+            data = _upgrade(data, version)
+        info["problems"] = [dict(p, text=_describe(p)) for p in table_problems(data)]
+        if info["problems"]:
+            info["state"] = "malformed"
+        return data, info
+
+    def check(self, deep: bool = True) -> dict:
+        """Validate the db (schema, every record) and cross-check it with the files: artifacts of
+        finished jobs missing or failing their size/checksum, files no job owns, finished jobs
+        without a metadata file. Reads only; `ok` is True when nothing is wrong."""
+        data, db = self._db_state()
+        jobs = {}
+        if data is not None:
+            for rec in _clean_records(data, db["problems"]).get("jobs", {}).values():
+                jobs[rec["hash"]] = rec
+        files, metas = self.artifacts.all_files(), self.artifacts.all_metas()
+        missing, mismatch, no_meta = [], [], []
+        finished = [j for j in jobs.values() if j.get("state") in ("done", "diverged")]
+        for job in finished:
+            for p in self.artifact_problems(job, deep=deep):
+                row = {"job": job["hash"], "label": job.get("label"), **p}
+                (missing if p["problem"] == "missing" else mismatch).append(row)
+            if not self.artifacts.meta_path(job["hash"]).is_file():
+                no_meta.append(job["hash"])
+        index_ok = db["state"] == "ok" or (db["state"] in ("missing", "empty") and not files)
+        orphaned = ([str(p) for p in files if parse_file_name(p)[0] not in jobs]
+                    if index_ok else [])
+        recoverable = sum(1 for p in metas if (m := read_meta_file(p)) and
+                          m.get("state") in ("done", "diverged"))
+        trash = self.root / TRASH_DIR
+        report = {
+            "store": str(self.root), "db": {k: v for k, v in db.items() if k != "problems"},
+            "malformed": db["problems"],
+            "jobs": {"total": len(jobs), "finished": len(finished)},
+            "artifacts": {"files": len(files), "bytes": sum(p.stat().st_size for p in files
+                                                            if p.exists()),
+                          "metadata_files": len(metas), "recoverable_jobs": recoverable,
+                          "missing": missing, "checksum_mismatch": mismatch, "orphaned": orphaned,
+                          "no_metadata": no_meta, "temp": len(self.artifacts.temp_files()),
+                          "checksums": "checked" if deep else "sizes only"},
+            "backups": [str(p) for p in self.backups()],
+            "trash_files": sum(1 for p in trash.rglob("*") if p.is_file()) if trash.is_dir() else 0,
+        }
+        problems = []
+        if db["state"] in ("unreadable", "malformed") or (db["state"] in ("missing", "empty")
+                                                          and (files or metas)):
+            problems.append(f"db {db['state']}" + (f" ({len(db['problems'])} malformed record(s))"
+                                                   if db["problems"] else ""))
+        for key in ("missing", "checksum_mismatch", "orphaned", "no_metadata"):
+            n = len(report["artifacts"][key])
+            if n:
+                problems.append(f"{n} {key.replace('_', ' ')}")
+        report["ok"] = not problems
+        report["summary"] = (
+            f"{'ok' if not problems else 'PROBLEMS (' + ', '.join(problems) + ')'}: db {db['state']}, "
+            f"{len(jobs)} job(s) ({len(finished)} finished), {len(files)} artifact file(s), "
+            f"{len(metas)} job metadata file(s), {len(report['backups'])} backup(s)")
+        if not problems:
+            pass
+        elif db["state"] != "ok":
+            report["summary"] += (f"; `tprm store repair` can rebuild {recoverable} finished job(s) "
+                                  "from their metadata")
+        elif missing or mismatch:
+            report["summary"] += "; the next `tprm run` recomputes the jobs with bad artifacts"
+        return report
+
+    def repair(self) -> dict:
+        """Rebuild the index: keep the db's well-formed records (or, when it does not parse, take
+        the newest valid backup), add records only a backup still has, then restore every finished
+        job whose artifacts are intact from its metadata file, and re-queue finished jobs whose
+        artifacts are not. A damaged db is kept as ``tprm.db.json.damaged-<time>``."""
+        report: dict[str, Any] = {"store": str(self.root), "source": None, "damaged_copy": None,
+                                  "dropped": [], "from_backup": {}, "from_metadata": 0,
+                                  "results_from_metadata": 0, "recipes_from_metadata": 0,
+                                  "requeued": [], "skipped_metadata": [], "jobs": 0}
+        with self._locked():
+            data, db = self._db_state()
+            if db.get("newer"):
+                raise StoreError(db["error"])  # a newer tprm's store is not ours to rewrite
+            report["db_state"] = db["state"]
+            if db["state"] != "ok" and self.db_path.exists():
+                copy = self.root / f"{DB_NAME}.damaged-{time.strftime('%Y%m%d-%H%M%S')}"
+                shutil.copy2(self.db_path, copy)
+                report["damaged_copy"] = str(copy)
+            if data is not None:
+                report["source"] = "db"
+                report["dropped"] = [p["text"] for p in db["problems"]]
+                data = _clean_records(data, db["problems"])
+            else:
+                data = {}
+            backup = self.newest_valid_backup()
+            if backup is not None:
+                path, bdata = backup
+                if report["source"] is None:
+                    report["source"] = f"backup {path.name}"
+                bversion = _schema_version(bdata)
+                if bversion is not None and bversion < SCHEMA_VERSION:
+                    bdata = _upgrade(bdata, bversion)
+                for table, key in (("recipes", "name"), ("runs", "run_id"), ("jobs", "hash"),
+                                   ("results", "hash")):
+                    have = {r[key] for r in (data.get(table) or {}).values()}
+                    new = [r for r in (bdata.get(table) or {}).values() if r[key] not in have]
+                    if new:
+                        report["from_backup"][table] = len(new)
+                        _insert(data, table, new)
+            report["source"] = report["source"] or "artifact metadata only"
+            if not data.get("meta"):
+                data["meta"] = {"1": _new_meta()}
+            # recipes from their metadata files
+            have = {r["name"] for r in (data.get("recipes") or {}).values()}
+            rdir = self.artifacts.dir / "recipes"
+            new_recipes = []
+            for p in sorted(rdir.glob("*.json")) if rdir.is_dir() else []:
+                try:
+                    rec = json.loads(p.read_bytes())
+                except (OSError, ValueError):
+                    continue
+                if record_problem("recipes", rec) is None and rec["name"] not in have:
+                    have.add(rec["name"])
+                    new_recipes.append(rec)
+            _insert(data, "recipes", new_recipes)
+            report["recipes_from_metadata"] = len(new_recipes)
+            # jobs and results from job metadata files
+            jobs = {r["hash"]: (k, r) for k, r in (data.get("jobs") or {}).items()}
+            now, alive = time.time(), {}
+            results = {r["hash"]: k for k, r in (data.get("results") or {}).items()}
+            new_jobs, new_results = [], []
+            for p in self.artifacts.all_metas():
+                meta = read_meta_file(p, p.name[:-len(META_SUFFIX)])
+                if meta is None or meta.get("state") not in ("done", "diverged"):
+                    report["skipped_metadata"].append(f"{p}: unreadable or not a finished job")
+                    continue
+                h = meta["hash"]
+                here = jobs.get(h)
+                here_state = None if here is None else self._derive(here[1], now, alive)["state"]
+                if here_state in ("done", "diverged") and here[1].get("artifacts") == meta.get("files") \
+                        and isinstance(meta.get("result"), dict) and (
+                            h not in results or data["results"][results[h]].get("values") != meta["result"]):
+                    row = {"hash": h, "values": meta["result"], "updated": time.time()}
+                    if h in results:  # same files as when the metadata was written: its result holds
+                        data["results"][results[h]] = row
+                    else:
+                        new_results.append(row)
+                    report["results_from_metadata"] += 1
+                if here_state == "running" or (here_state in ("done", "diverged")
+                                               and not self.artifact_problems(here[1], deep=True)):
+                    continue  # a live job, or a finished one whose files check out
+                rec = {"hash": h, "kind": meta.get("kind"), "label": meta.get("label") or "",
+                       "deps": meta.get("deps") or [], "spec": {}, "recipes": meta.get("recipes") or [],
+                       "state": meta["state"], "owner": None, "lease_until": None,
+                       "attempts": meta.get("attempts") or 1, "error": meta.get("error"),
+                       "traceback": None, "provenance": meta.get("provenance"),
+                       "created": meta.get("created"), "started": meta.get("started"),
+                       "ended": meta.get("ended"), "artifacts": meta.get("files") or {},
+                       "restored": "metadata"}
+                problem = record_problem("jobs", rec)
+                if problem is not None or self.artifact_problems(rec, deep=True):
+                    report["skipped_metadata"].append(
+                        f"{p}: {problem or 'its artifact files are missing or damaged'}")
+                    continue
+                if here is not None:
+                    data["jobs"][here[0]] = {**here[1], **rec}
+                else:
+                    new_jobs.append(rec)
+                report["from_metadata"] += 1
+                if isinstance(meta.get("result"), dict):
+                    row = {"hash": h, "values": meta["result"], "updated": time.time()}
+                    if h in results:
+                        data["results"][results[h]] = row
+                    else:
+                        new_results.append(row)
+                    report["results_from_metadata"] += 1
+            _insert(data, "jobs", new_jobs)
+            _insert(data, "results", new_results)
+            # finished jobs whose files are gone or damaged: back to the queue
+            bad = set()
+            for job in (data.get("jobs") or {}).values():
+                if job.get("state") in ("done", "diverged"):
+                    problems = self.artifact_problems(job, deep=True)
+                    if problems:
+                        job.update(state="queued", owner=None, lease_until=None,
+                                   error="re-queued by repair: " + "; ".join(
+                                       f"{q['name']} {q['problem']}" for q in problems))
+                        bad.add(job["hash"])
+                        report["requeued"].append(job.get("label") or job["hash"])
+            if bad and data.get("results"):
+                data["results"] = {k: r for k, r in data["results"].items() if r["hash"] not in bad}
+            report["jobs"] = len(data.get("jobs") or {})
+            self._write_data(data, backup=True)
+            self._cache_key = None
+        return report
+
+    # -- maintenance -----------------------------------------------------------------------------
+    def gc(self, dry_run: bool = False, force: bool = False,
+           max_fraction: float = GC_MAX_FRACTION) -> list[Path]:
+        """Move to ``trash/`` the files no job in a *validating* db owns: artifact files, job
+        metadata and per-job logs of jobs not in the store, and temp files older than an hour.
+
+        Refuses (StoreError, nothing moved) when the db is missing, does not parse or holds a
+        malformed record, and -- unless `force` -- when it would take more than `max_fraction` of
+        the artifact files. Run logs are never touched. Returns what was (or would be) moved.
         """
         with self._locked():
-            view = self._view()
-            known = {d.get("hash") for d in view.table("jobs").all()}
-            run_logs = {d.get("log") for d in view.table("runs").all()}
+            data, db = self._db_state()
+            files = self.artifacts.all_files()
+            if db["state"] in ("unreadable", "malformed") or (data is None and files):
+                why = (f"{len(db['problems'])} malformed record(s), first: "
+                       f"{db['problems'][0]['text']}" if db["problems"]
+                       else db["error"] or f"no job index but {len(files)} artifact file(s)")
+                raise StoreError(f"store gc: refusing to collect anything: {self.db_path} does not "
+                                 f"validate ({why}); {REPAIR_HINT}")
+            data = data or {}
+            known = {d["hash"] for d in (data.get("jobs") or {}).values()}
+            run_logs = {d.get("log") for d in (data.get("runs") or {}).values()}
             cutoff = time.time() - TEMP_MAX_AGE_S
-            doomed = [p for p in self.artifacts.all_files() if parse_file_name(p)[0] not in known]
+            doomed_art = [p for p in files if parse_file_name(p)[0] not in known]
+            if files and len(doomed_art) > max_fraction * len(files) and not force:
+                raise StoreError(
+                    f"store gc: refusing to collect {len(doomed_art)} of {len(files)} artifact "
+                    f"files (more than {max_fraction:.0%}); check with `tprm store check`, then "
+                    "use --force if that is really what you want")
+            doomed = doomed_art + [p for p in self.artifacts.all_metas()
+                                   if p.name[:-len(META_SUFFIX)] not in known]
             if self.artifacts.logs_dir.is_dir():
                 doomed += [p for p in sorted(self.artifacts.logs_dir.glob("*.log"))
                            if JOB_LOG_RE.fullmatch(p.stem) and p.stem not in known
@@ -700,15 +1159,31 @@ class Store:
                         doomed.append(p)
                 except FileNotFoundError:
                     continue
-            if not dry_run:
+            if not dry_run and doomed:
+                trash = self.root / TRASH_DIR / (time.strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2))
                 for p in doomed:
-                    p.unlink(missing_ok=True)
+                    target = trash / p.relative_to(self.root)
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    try:
+                        os.replace(p, target)
+                    except FileNotFoundError:
+                        continue
                     if p.parent.parent == self.artifacts.dir:
                         try:
                             p.parent.rmdir()  # only succeeds once the shard directory is empty
                         except OSError:
                             pass
         return doomed
+
+    def purge_trash(self, dry_run: bool = False) -> int:
+        """Delete what gc moved to ``trash/``; returns how many files (would) go."""
+        trash = self.root / TRASH_DIR
+        if not trash.is_dir():
+            return 0
+        n = sum(1 for p in trash.rglob("*") if p.is_file() or p.is_symlink())
+        if not dry_run:
+            shutil.rmtree(trash, ignore_errors=True)
+        return n
 
     def export_recipe(self, recipe_name: str, out_path: Path | str) -> Path:
         """Write a bundle (.tar.gz/.tgz or .zip) of a recipe, its jobs (with deps), results and artifacts."""
@@ -732,6 +1207,15 @@ class Store:
             todo.extend(jobs[h].get("deps", []))
         results = {d["hash"]: d.get("values", {}) for d in view.table("results").all()
                    if d.get("hash") in chosen}
+        for h in sorted(chosen):  # a bundle never silently lacks a finished job's file
+            if chosen[h].get("state") in ("done", "diverged"):
+                problems = self.artifact_problems(chosen[h], deep=True)
+                if problems:
+                    p = problems[0]
+                    raise StoreError(
+                        f"export: job {h[:12]} ({chosen[h].get('label') or chosen[h].get('kind')}): "
+                        f"artifact {p['path']} {p['problem']}; nothing written; `tprm run "
+                        f"{recipe_name}` recomputes it (`tprm store check` lists every problem)")
         bundle = {"format": BUNDLE_FORMAT, "tprm_version": __version__,
                   "schema_version": SCHEMA_VERSION, "exported": time.time(), "recipe": recipe,
                   "jobs": [chosen[h] for h in sorted(chosen)], "results": results}
@@ -770,7 +1254,8 @@ class Store:
         """
         src = Path(path)
         counts = {"recipes_added": 0, "jobs_added": 0, "jobs_updated": 0, "jobs_kept": 0,
-                  "results_added": 0, "artifacts_copied": 0, "conflicts": []}
+                  "results_added": 0, "artifacts_copied": 0, "artifacts_restored": 0,
+                  "conflicts": []}
         with _open_bundle(src) as (bundle, members):
             recipe, jobs, results = _check_bundle(bundle, src)
             with self._transaction() as db:
@@ -787,6 +1272,7 @@ class Store:
                 jtable, restable = db.table("jobs"), db.table("results")
                 local_jobs, local_results = _by_hash(jtable), _by_hash(restable)
                 take: set[str] = set()
+                restore: dict[str, set[str]] = {}  # done in both, but files lost here: refill them
                 inserts, changes = [], {}
                 for job in jobs:
                     h = job["hash"]
@@ -812,6 +1298,10 @@ class Store:
                             and local_results[h].get("values") != results[h]:
                         counts["conflicts"].append(f"job {h} ({job.get('label', '')}): done in both "
                                                    "with different results; kept the store's")
+                    if job.get("state") == "done" and local_state == "done":
+                        lost = {p["name"] for p in self.artifact_problems(here, deep=True)}
+                        if lost:
+                            restore[h] = lost
                     counts["jobs_kept"] += 1
                     if recipes != here.get("recipes", []):
                         changes[h] = {"recipes": recipes}
@@ -831,12 +1321,36 @@ class Store:
                     restable.insert_multiple(res_new)
                 # Files go in place before the db write commits; if it fails they are harmless
                 # (they belong to jobs that were not done here) and gc or a rerun replaces them.
+                by_hash = {j["hash"]: j for j in jobs}
                 for arcname, fileobj in members:
                     parsed = _artifact_member(arcname)
-                    if parsed is None or parsed[0] not in take:
+                    if parsed is None or (parsed[0] not in take
+                                          and parsed[1] not in restore.get(parsed[0], ())):
                         continue
-                    self.artifacts.put_file(parsed[0], parsed[1], fileobj)
-                    counts["artifacts_copied"] += 1
+                    path = self.artifacts.put_file(parsed[0], parsed[1], fileobj)
+                    want = (by_hash[parsed[0]].get("artifacts") or {}).get(parsed[1])
+                    if parsed[0] in restore:
+                        want = self.expected_files(local_jobs[parsed[0]]).get(parsed[1]) or want
+                    problem = file_problem(path, want if isinstance(want, dict) else None)
+                    if problem:
+                        path.unlink(missing_ok=True)
+                        counts["conflicts"].append(f"bundle file {arcname}: {problem}; not installed")
+                    elif parsed[0] in restore:
+                        counts["artifacts_restored"] += 1
+                    else:
+                        counts["artifacts_copied"] += 1
+                # record the files as installed here (their checks passed above)
+                fill = {h: {"artifacts": self.artifacts.manifest(h)} for h in {*take, *restore}
+                        if (by_hash[h] if h in take else local_jobs[h]).get("state")
+                        in ("done", "diverged")}
+                _apply(jtable, _by_hash(jtable), fill)
+                res_now = {d["hash"]: d.get("values") for d in restable.all()}
+                metas = {h: self._job_meta(d, res_now.get(h), db) for h, d in _by_hash(jtable).items()
+                         if h in fill}
+                self._force_backup = True
+        for h, meta in metas.items():
+            self._write_job_meta(h, meta)
+        self._write_recipe_meta(recipe)
         return counts
 
 
@@ -929,6 +1443,9 @@ def _check_bundle(bundle: dict, path: Path) -> tuple[dict, list[dict], dict]:
         if not isinstance(job, dict):
             raise StoreError(f"{path}: bundle.json jobs[{i}] must be an object")
         _check_hash(job.get("hash"), f"{path}: bundle.json jobs[{i}].hash")
+        problem = record_problem("jobs", job)
+        if problem and job.get("state") in JOB_STATES:
+            raise StoreError(f"{path}: bundle.json jobs[{i}]: {problem}")
         if job.get("state") not in JOB_STATES:
             raise StoreError(f"{path}: bundle.json jobs[{i}].state {job.get('state')!r} must be one "
                              f"of {JOB_STATES}")

@@ -502,6 +502,7 @@ def _run(
     eval_every: int,
     eval_batch_size: int,
     tick: Callable[[int], None],
+    on_epoch: Callable[[int, dict], None] | None = None,
 ) -> list[TrainResult]:
     """Train the K slots over their (shared) budget, recording curves, checkpoints and divergence."""
     k_models, n_train = slots.k, data.n_train
@@ -551,6 +552,8 @@ def _run(
                 (epoch, epoch_lr[k], train_loss[k], train_error[k], test_loss[k], test_error[k]),
             ):
                 curves[key].append(value if key == "epoch" or value is None else float(value))
+            if on_epoch is not None:
+                on_epoch(k, {key: curves[key][-1] for key in CURVE_KEYS})
             if not alive[k]:
                 curves["test_loss"][-1] = curves["test_error"][-1] = None
                 results[k].diverged, results[k].diverged_at = True, epoch
@@ -660,6 +663,7 @@ def train(
     checkpoint_epochs: Sequence[int] = (),
     fuse: bool = True,
     progress: Callable[[int, int], None] | None = None,
+    on_epoch: Callable[[int, dict], None] | None = None,
     eval_every: int = 1,
     eval_batch_size: int = EVAL_BATCH_SIZE,
 ) -> list[TrainResult]:
@@ -672,6 +676,7 @@ def train(
     there, no later checkpoints; its state is the last weights before the failing step).
     ``progress(done, total)`` counts model-steps and is called after every step; an exception raised
     by it propagates (cancel). Final weights are also left in the modules passed in.
+    ``on_epoch(k, row)`` is called after each epoch of model k with that epoch's curve values.
     """
     checked_masks = _check_inputs(models, data, schedules, seeds, masks, checkpoint_epochs, eval_every)
     n_train = data.n_train
@@ -687,17 +692,18 @@ def train(
         if fuse and fusable(models, schedules, n_train):
             streams = [_BatchStream(seed, n_train, s.batch_size, data.device) for seed, s in zip(seeds, schedules)]
             slots = _FusedSlots(models, checked_masks, schedules)
-            results = _run(slots, schedules, streams, data, **common)
+            results = _run(slots, schedules, streams, data, on_epoch=on_epoch, **common)
             slots.release()
             counter.settle(counter.total)
             return results
         results = []
-        for model, mask, s, seed in zip(models, checked_masks, schedules, seeds):
+        for i, (model, mask, s, seed) in enumerate(zip(models, checked_masks, schedules, seeds)):
             end = counter.done + s.total_iterations(n_train)
             stream = _BatchStream(seed, n_train, s.batch_size, data.device)
+            hook = None if on_epoch is None else (lambda _k, row, i=i: on_epoch(i, row))
             slot = _ModuleSlot(model, mask, s)
             try:
-                results += _run(slot, [s], [stream], data, **common)
+                results += _run(slot, [s], [stream], data, on_epoch=hook, **common)
             finally:
                 slot.release()
             counter.settle(end)  # a diverged model stops early: count its skipped steps as done

@@ -15,8 +15,10 @@ from textual.binding import Binding, BindingType
 from textual.reactive import reactive
 
 from tprm.service import Service
+from tprm.tui.colors import apply_color_policy
 from tprm.tui.commands import TprmCommands
 from tprm.tui.screens.cases import CasesScreen
+from tprm.tui.screens.compare import CompareScreen
 from tprm.tui.screens.confirm import ConfirmModal
 from tprm.tui.screens.error import ErrorModal
 from tprm.tui.screens.help import HelpScreen
@@ -32,6 +34,7 @@ TASK_SCREENS = {
     "results": ResultsScreen,
     "plot": PlotScreen,
     "cases": CasesScreen,
+    "compare": CompareScreen,
 }
 
 
@@ -49,6 +52,7 @@ class TprmApp(App[None]):
         Binding("3", "show('results')", "Results", show=False),
         Binding("4", "show('plot')", "Plot", show=False),
         Binding("5", "show('cases')", "Cases", show=False),
+        Binding("6", "show('compare')", "Compare", show=False),
         Binding("question_mark", "help", "Help"),
         Binding("ctrl+t", "toggle_theme", "Light/dark", show=False),
         Binding("q", "quit", "Quit"),
@@ -61,10 +65,12 @@ class TprmApp(App[None]):
     def __init__(self, store_dir: str | None = None, service: Service | None = None,
                  poll_interval: float = 1.0) -> None:
         super().__init__()
+        apply_color_policy(self)  # TERM=dumb: no colour; NO_COLOR: readable greys
         self.svc = service if service is not None else Service(store_dir)
         self.poll_interval = poll_interval
         self.left_running: list[dict[str, Any]] = []
-        self.case_panels: set[Any] = set()  # CasePanels register here, so quitting can stop their studies
+        self.recipe_names: list[str] = []  # for the palette's "Recipe: NAME" entries
+        self.case_panels: set[Any] = set()  # CasePanels register here, so quitting can name their studies
 
     # ------------------------------------------------------------------ service calls
 
@@ -100,6 +106,14 @@ class TprmApp(App[None]):
 
     # ------------------------------------------------------------------ actions
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Digits switch screens, except while a form's input has focus (there they are input)."""
+        if action == "show":
+            from tprm.tui.screens.cases import in_form
+
+            return not in_form(self.screen.focused)
+        return True
+
     def action_show(self, mode: str) -> None:
         if mode in TASK_SCREENS and self.current_mode != mode:
             self.switch_mode(mode)
@@ -119,7 +133,7 @@ class TprmApp(App[None]):
 
     def _quit_checked(self, status: dict[str, Any]) -> None:
         running = active_runs(status)
-        studies = [p.kind for p in self.case_panels if p.running]
+        studies = [p for p in self.case_panels if p.running]
         if not running and not studies:
             self.exit()
             return
@@ -130,13 +144,15 @@ class TprmApp(App[None]):
                          "detached, so closing the UI or the SSH connection does not stop it. Run `tprm tui` "
                          "again to watch it, or cancel it on the Runs screen (c).")
         if studies:
-            parts.append(f"The {', '.join(studies)} case study runs inside this window: quitting stops it "
-                         "after the job in progress (finished jobs are kept).")
+            names = ", ".join(f"{p.kind} (pid {p.case_pid})" for p in studies)
+            parts.append(f"The {names} case study keeps running in the background after you quit: it is "
+                         "detached, and its answer is shown on Cases (5) when you come back.")
         question = " ".join(parts) + " Quit the UI now?"
 
         def answer(quit_now: bool | None) -> None:
             if quit_now:
-                self.left_running = list(running)
+                self.left_running = list(running) + [
+                    {"recipe": f"{p.kind} case study", "pid": p.case_pid} for p in studies]
                 self.exit()
 
         self.push_screen(ConfirmModal(question, title="Still working", yes="Quit", no="Stay"), answer)

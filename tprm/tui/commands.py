@@ -38,9 +38,15 @@ def palette_commands(app: "TprmApp") -> list[tuple[str, str, Callable[[], Awaita
         ("Run: monitor", "jobs, progress, ETA and logs", partial(go, "runs")),
         ("Results: table", "sortable, filterable cell results", partial(go, "results")),
         ("Results: export CSV/JSON", "write the rows shown to a file", partial(go, "results", "export")),
-        ("Plot: regime map", "regimes I / II-A / II-B over temperature x density", partial(go, "plot")),
+        ("Plot: regime map", "regimes I / II-A / II-B over temperature x density",
+         partial(_plot_metric, app, "regime")),
+        ("Plot: write report", "report.md + PNG/SVG figures of the recipe (key w on the Plot screen)",
+         partial(go, "plot", "write_report")),
+        ("Compare: two recipes", "maps side by side, difference B - A, regime changes", partial(go, "compare")),
     ]
-    for metric in plot_metrics(app.svc):
+    for name in app.recipe_names:
+        commands.append((f"Recipe: {name}", f"show {name} on every screen", partial(_recipe, app, name)))
+    for metric in [m for m in plot_metrics(app.svc) if m != "regime"]:
         commands.append((f"Plot: {metric}", f"phase plot of {metric}", partial(_plot_metric, app, metric)))
     for kind, title in (("direction", "which way to move a hyperparameter"),
                         ("select", "which model of a family to prune"), ("sam", "tuning SAM's rho")):
@@ -57,6 +63,10 @@ async def _plot_metric(app: "TprmApp", metric: str) -> None:
     from textual.widgets import Select
 
     app.screen.query_one("#metric-select", Select).value = metric
+
+
+async def _recipe(app: "TprmApp", name: str) -> None:
+    app.recipe = name  # every screen follows the app's recipe
 
 
 async def _case(app: "TprmApp", kind: str) -> None:
@@ -76,6 +86,17 @@ async def _theme(app: "TprmApp") -> None:
 
 class TprmCommands(Provider):
     """Offers the app's actions in the command palette (discoverable with an empty query)."""
+
+    async def startup(self) -> None:
+        app: "TprmApp" = self.app  # type: ignore[assignment]
+        if not app.recipe_names:  # the Recipes screen fills this; before it has, ask the service
+            import asyncio
+
+            try:
+                rows = await asyncio.to_thread(app.svc.list_recipes)
+            except Exception:  # noqa: BLE001 -- the palette still offers every other command
+                rows = []
+            app.recipe_names = [r["name"] for r in rows]
 
     async def discover(self) -> Hits:
         for name, help_text, callback in palette_commands(self.app):  # type: ignore[arg-type]

@@ -6,7 +6,6 @@ the screens use, and the logic can be tested without a terminal.
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import re
@@ -14,6 +13,8 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+from tprm.service import RESULT_COLUMNS, rows_csv  # one column list, one CSV writer (CLI and TUI)
 
 # Metrics offered by the phase-plot selector, in menu order (names as the service's grid/plot take them).
 PLOT_METRICS: tuple[str, ...] = (
@@ -26,13 +27,9 @@ PLOT_METRICS: tuple[str, ...] = (
 STATE_ORDER = {"running": 0, "stale": 1, "failed": 2, "diverged": 3, "queued": 4,
                "cancelled": 5, "done": 6}
 # States a job does not leave by itself (a cancelled or stale job runs again on resume).
-FINISHED_STATES = frozenset({"done", "diverged", "failed"})
+FINISHED_STATES = frozenset({"done", "diverged", "failed", "skipped"})  # skipped: parent diverged
 ACTIVE_RUN_STATES = frozenset({"running"})
 
-RESULT_COLUMNS: tuple[str, ...] = (
-    "temperature", "density", "dense_seed", "state", "regime", "test_error", "spread",
-    "normalized_error", "mc", "cka", "train_loss", "dense_test_error",
-)
 # Short headers so the results table fits an 80-column terminal.
 RESULT_HEADERS = {
     "temperature": "T", "density": "dens", "dense_seed": "seed", "state": "state",
@@ -67,20 +64,6 @@ def fmt_value(value: Any) -> str:
     if isinstance(value, float) and value == int(value) and abs(value) < 1e6:
         return str(int(value)) if abs(value) >= 1 else repr(value)
     return str(value)
-
-
-def fmt_duration(seconds: float | None) -> str:
-    """Seconds as '1h02m', '3m05s', '12s'; '-' when unknown."""
-    if seconds is None or seconds < 0 or math.isinf(seconds) or math.isnan(seconds):
-        return "-"
-    seconds = int(round(seconds))
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{hours}h{minutes:02d}m"
-    if minutes:
-        return f"{minutes}m{secs:02d}s"
-    return f"{secs}s"
 
 
 def one_line(exc: BaseException | str) -> str:
@@ -156,30 +139,6 @@ def state_counts(jobs: Iterable[Mapping[str, Any]]) -> dict[str, int]:
     return dict(sorted(counts.items(), key=lambda kv: STATE_ORDER.get(kv[0], 9)))
 
 
-class EtaEstimator:
-    """Estimates time left from successive (time, fraction) samples of one run.
-
-    Uses the rate over the samples seen since the fraction last moved backwards (a new run),
-    so it needs two polls before it says anything.
-    """
-
-    def __init__(self) -> None:
-        self._samples: list[tuple[float, float]] = []
-
-    def update(self, now: float, fraction: float) -> float | None:
-        """Record a sample; return the estimated seconds left, or None when unknown."""
-        if self._samples and fraction < self._samples[-1][1]:
-            self._samples.clear()
-        self._samples.append((now, fraction))
-        self._samples = self._samples[-120:]
-        if fraction >= 1.0:
-            return 0.0
-        (t0, f0), (t1, f1) = self._samples[0], self._samples[-1]
-        if t1 <= t0 or f1 <= f0:
-            return None
-        return (1.0 - f1) * (t1 - t0) / (f1 - f0)
-
-
 def run_name(run: Mapping[str, Any]) -> str:
     """The recipe name of a run record."""
     return str(run.get("recipe_name") or run.get("recipe") or "?")
@@ -191,12 +150,27 @@ def run_summary(run: Mapping[str, Any] | None) -> tuple[str, bool]:
         return "no run yet: press r to launch this recipe (detached: it survives quitting or SSH loss)", False
     state = str(run.get("state", "?"))
     stale = bool(run.get("stale")) or state == "stale"
-    where = f"pid {run.get('pid', '?')} on {run.get('host', '?')}"
+    where = f"pid {run.get('pid', '?')} on {run.get('host', '?')}{cluster_text(run)}"
     if stale:
         return f"last run is STALE: its process ({where}) stopped reporting; r resumes it", True
     if state in ACTIVE_RUN_STATES:
         return f"running ({where}), detached: it keeps going if you quit or lose SSH; c cancels", False
-    return f"last run: {state}; r runs it again (only unfinished jobs run)", False
+    return f"last run: {state}{cluster_text(run)}; r runs it again (only unfinished jobs run)", False
+
+
+def cluster_text(run: Mapping[str, Any]) -> str:
+    """'; ray: 2 nodes, 8 CPU, 1 GPU' for a run on a Ray cluster, '' for a local run."""
+    if run.get("backend") != "ray":
+        return ""
+    ray = run.get("ray") or {}
+    res = ray.get("resources") or {}
+    n = len(ray.get("nodes") or [])
+    return f"; ray: {n} node{'s' if n != 1 else ''}, {res.get('CPU', 0):g} CPU, {res.get('GPU', 0):g} GPU"
+
+
+def log_title(label: str, node: str | None) -> str:
+    """The job log's title; names the node when the job runs (or ran) on a Ray cluster."""
+    return f"log of {label}{f' (on {node})' if node else ''}  (l: whole run)"
 
 
 def latest_run(status: Mapping[str, Any], recipe: str | None) -> Mapping[str, Any] | None:
@@ -241,27 +215,6 @@ def group_records(records: Sequence[Mapping[str, Any]]) -> dict[tuple[float, flo
     return dict(groups)
 
 
-def result_rows(records: Sequence[Mapping[str, Any]], regimes: Mapping[tuple[float, float], str] | None = None,
-                normalized: Mapping[tuple[float, float], float] | None = None) -> list[dict[str, Any]]:
-    """One display row per cell record: raw values (for sort/filter/export) under RESULT_COLUMNS.
-
-    `regimes` and `normalized` are per-(temperature, density) lookups from the service's regime map
-    and normalized-error grid (see grid_lookup); the spread is max-min over retrain seeds.
-    """
-    regimes, normalized = regimes or {}, normalized or {}
-    rows = []
-    for rec in records:
-        seeds = [e for e in rec.get("test_error_seeds") or [] if isinstance(e, (int, float))]
-        row = {col: rec.get(col) for col in RESULT_COLUMNS}
-        row["spread"] = (max(seeds) - min(seeds)) if len(seeds) > 1 else None
-        key = (float(rec["temperature"]), float(rec["density"]))
-        row["regime"] = rec.get("regime") or regimes.get(key)
-        if row.get("normalized_error") is None:
-            row["normalized_error"] = normalized.get(key)
-        rows.append(row)
-    return rows
-
-
 def display_cells(row: Mapping[str, Any]) -> tuple[str, ...]:
     """A result row as table cell strings."""
     return tuple(fmt_value(row[c]) if c in ("temperature", "density") else fmt_num(row.get(c))
@@ -285,6 +238,37 @@ def parse_filter(query: str) -> list[tuple[str | None, str, str]]:
         else:
             terms.append((None, "~", token.lower()))
     return terms
+
+
+TEXT_COLUMNS = frozenset({"state", "regime"})
+_OPERATOR = re.compile(r"[<>!=]")
+
+
+def filter_error(query: str) -> str | None:
+    """A one-line message when the filter query cannot mean what it says, else None.
+
+    Caught: a comparison on an unknown column (`foo<3`), a number column compared with a
+    non-number (`mc<<0`, `T>=abc`), a missing value (`mc<`).
+    """
+    aliases = {v.lower(): k for k, v in RESULT_HEADERS.items()}
+    names = ", ".join(RESULT_HEADERS[c] for c in RESULT_COLUMNS)
+    for token in query.split():
+        if not _OPERATOR.search(token) or token.startswith("="):
+            continue
+        m = re.match(r"^(?P<col>[A-Za-z_±]+)(?P<op><=|>=|!=|=|<|>)(?P<val>.*)$", token)
+        if m is None:
+            return f"filter {token!r}: write column<op>value, e.g. mc<0 (op: < <= > >= = !=)"
+        col = aliases.get(m["col"].lower(), m["col"].lower())
+        if col not in RESULT_COLUMNS:
+            return f"filter {token!r}: no column {m['col']!r}; columns: {names}"
+        if not m["val"]:
+            return f"filter {token!r}: give a value after {m['op']}, e.g. {m['col']}{m['op']}0"
+        if col not in TEXT_COLUMNS:
+            try:
+                float(m["val"])
+            except ValueError:
+                return f"filter {token!r}: {m['val']!r} is not a number ({m['col']} holds numbers)"
+    return None
 
 
 def filter_rows(rows: Sequence[Mapping[str, Any]], query: str) -> list[Mapping[str, Any]]:
@@ -334,11 +318,7 @@ def export_rows(rows: Sequence[Mapping[str, Any]], path: str | Path) -> Path:
     if suffix == ".json":
         target.write_text(json.dumps(list(rows), indent=1, default=str) + "\n")
     else:
-        with target.open("w", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=list(RESULT_COLUMNS), extrasaction="ignore")
-            writer.writeheader()
-            for row in rows:
-                writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in RESULT_COLUMNS})
+        target.write_text(rows_csv(rows))
     return target.resolve()
 
 

@@ -16,6 +16,7 @@ import socket
 import time
 import traceback
 from pathlib import Path
+from typing import Callable
 
 import torch
 
@@ -41,8 +42,11 @@ def resolve_device(device: str, worker_index: int = 0) -> str:
 
 
 class Progress:
-    """Throttled progress reporter: writes a small JSON file the runner and the TUI read, and
-    raises Cancelled when the run's cancel file appears."""
+    """Throttled progress reporter: writes a small JSON file the runner and the TUI read (and
+    hands the same payload to `sink` when set, e.g. a Ray actor), and raises Cancelled when the
+    run's cancel file appears."""
+
+    sink: Callable[[dict], None] | None = None
 
     def __init__(self, path: Path | None, cancel_path: Path | None, label: str, hashes: list[str]):
         self.path, self.cancel_path = path, cancel_path
@@ -57,12 +61,36 @@ class Progress:
         self._last = now
         if self.cancel_path is not None and self.cancel_path.exists():
             raise Cancelled("cancelled by request")
+        payload = {"label": self.label, "hashes": self.hashes, "done": done, "total": total,
+                   "started": self.started, "updated": now}
+        if self.sink is not None:
+            self.sink(payload)
         if self.path is not None:
-            payload = {"label": self.label, "hashes": self.hashes, "done": done, "total": total,
-                       "started": self.started, "updated": now}
             tmp = self.path.with_suffix(f".{os.getpid()}.tmp")
             tmp.write_text(json.dumps(payload))
             os.replace(tmp, self.path)
+
+
+class JobLogs:
+    """Appends timestamped lines to each job's log file as the job runs (start, every epoch's
+    loss and error), so `tprm logs` and the TUI show a running job, not only a finished one."""
+
+    def __init__(self, artifacts: Artifacts | None, jobs: list[dict]):
+        self.paths = [artifacts.log_path(j["hash"]) for j in jobs] if artifacts else []
+        self.labels = [j["label"] for j in jobs]
+
+    def write(self, k: int, text: str, stamp: str = "%Y-%m-%d %H:%M:%S") -> None:
+        if k < len(self.paths):
+            with open(self.paths[k], "a") as fh:
+                fh.write(f"{time.strftime(stamp)} {text}\n")
+
+    def epoch(self, k: int, row: dict) -> None:
+        """One short line (fits an 80-column log pane): the day is on the job's start line."""
+        def f(key: str) -> str:
+            v = row.get(key)
+            return "-" if v is None else f"{v:.4f}"
+        self.write(k, f"epoch {row['epoch']}: train loss {f('train_loss')} err {f('train_error')}"
+                      f", test loss {f('test_loss')} err {f('test_error')}", stamp="%H:%M:%S")
 
 
 _DATA_CACHE: dict = {}
@@ -130,7 +158,7 @@ def _run_dense(jobs, ctx, progress):
     checkpoints = sorted({e for e in spec0["checkpoints"] if e > 0})
     results = train(models, data, [_schedule(j["spec"]["schedule"]) for j in jobs],
                     [j["spec"]["seed"] for j in jobs], checkpoint_epochs=checkpoints,
-                    fuse=ctx["fuse"], progress=progress)
+                    fuse=ctx["fuse"], progress=progress, on_epoch=ctx["logs"].epoch)
     out = []
     for job, res in zip(jobs, results):
         states = {int(e): _cpu(s) for e, s in res.checkpoints.items()}
@@ -198,7 +226,8 @@ def _run_retrain(jobs, ctx, progress):
         models.append(model)
         masks.append({k: v.to(ctx["device"]) for k, v in pruned["masks"].items()})
     results = train(models, data, [_schedule(j["spec"]["schedule"]) for j in jobs],
-                    [j["spec"]["seed"] for j in jobs], masks, fuse=ctx["fuse"], progress=progress)
+                    [j["spec"]["seed"] for j in jobs], masks, fuse=ctx["fuse"], progress=progress,
+                    on_epoch=ctx["logs"].epoch)
     out = []
     for job, model, res in zip(jobs, models, results):
         ctx["artifacts"].save(job["hash"], "model", _cpu(res.state))
@@ -305,12 +334,18 @@ def execute_group(ctx: dict, kind: str, jobs: list[dict]) -> list[dict]:
     store_root = Path(ctx["store_root"])
     worker = dict(ctx, store_root=store_root, artifacts=Artifacts(store_root))
     worker["device"] = resolve_device(ctx["device"], ctx.get("worker_index", 0))
+    threads_before = torch.get_num_threads()
     if ctx.get("threads"):
-        torch.set_num_threads(ctx["threads"])
+        torch.set_num_threads(ctx["threads"])  # process-wide: restored below (in-thread runs)
     hashes = [j["hash"] for j in jobs]
     progress = Progress(Path(ctx["progress_dir"]) / f"{hashes[0]}.json" if ctx.get("progress_dir")
                         else None, Path(ctx["cancel_path"]) if ctx.get("cancel_path") else None,
                         f"{kind} x{len(jobs)}: {jobs[0]['label']}", hashes)
+    worker["logs"] = logs = JobLogs(worker["artifacts"], jobs)
+    for k in range(len(jobs)):
+        logs.write(k, f"{jobs[k]['label']}: started on {worker['device']} (group of {len(jobs)} "
+                      f"{kind} job(s))")
+    progress.sink = ctx.get("progress_sink")
     started = time.time()
     try:
         results = RUNNERS[kind](jobs, worker, progress)
@@ -319,7 +354,9 @@ def execute_group(ctx: dict, kind: str, jobs: list[dict]) -> list[dict]:
         results, state_error = [_result(j, "cancelled", None) for j in jobs], None
     except Exception as exc:  # noqa: BLE001 -- a failing job is recorded, not raised
         if len(jobs) > 1:  # find the culprit: one bad model must not fail its fused partners
-            return [r for job in jobs for r in execute_group(ctx, kind, [job])]
+            out = [r for job in jobs for r in execute_group(ctx, kind, [job])]
+            torch.set_num_threads(threads_before)
+            return out
         tb = traceback.format_exc()
         message = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
         if isinstance(exc, torch.cuda.OutOfMemoryError):
@@ -334,4 +371,5 @@ def execute_group(ctx: dict, kind: str, jobs: list[dict]) -> list[dict]:
             res["error"] = "diverged: non-finite loss"
     if state_error is None and ctx.get("progress_dir"):
         Path(ctx["progress_dir"], f"{hashes[0]}.json").unlink(missing_ok=True)
+    torch.set_num_threads(threads_before)
     return results

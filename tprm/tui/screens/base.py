@@ -10,6 +10,7 @@ from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import Footer
 
+from tprm.tui.colors import is_dumb
 from tprm.tui.widgets.navbar import NavBar
 
 if TYPE_CHECKING:
@@ -29,7 +30,7 @@ class TaskScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         yield NavBar(self.MODE)
         yield from self.compose_body()
-        yield Footer()
+        yield Footer(compact=True)
 
     def compose_body(self) -> Iterable[Widget]:
         return ()
@@ -38,7 +39,18 @@ class TaskScreen(Screen[None]):
         self.watch(self.app, "recipe", self._recipe_changed, init=False)
 
     def on_screen_resume(self) -> None:
+        self._size_classes()
         self.reload()
+
+    def on_resize(self) -> None:
+        self._size_classes()
+
+    def _size_classes(self) -> None:
+        """`narrow` below 80 columns and `short` below 24 rows: the CSS packs the screen tighter."""
+        width, height = self.app.size
+        self.set_class(width < 80, "narrow")
+        self.set_class(height < 24, "short")
+        self.set_class(is_dumb() or bool(getattr(self.app, "no_color", False)), "mono")
 
     def _recipe_changed(self, recipe: str | None) -> None:
         if self.is_current:

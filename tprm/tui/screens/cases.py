@@ -7,12 +7,18 @@ from typing import Any
 
 from textual.binding import Binding
 from textual.widget import Widget
-from textual.widgets import Button, Select, TabbedContent, TabPane
+from textual.widgets import Button, Input, Select, TabbedContent, TabPane
 
 from tprm.tui.screens.base import TaskScreen
 from tprm.tui.widgets.case_panel import CASES, CasePanel
 
 KINDS = tuple(CASES)
+
+
+def in_form(widget: Widget | None) -> bool:
+    """True when `widget` is an input of a form (there, digits and letters are not screen keys)."""
+    return widget is not None and any(w.has_class("form") for w in widget.ancestors_with_self
+                                      if isinstance(w, Widget))
 
 
 def fetch_grid_values(svc: Any, recipe: str) -> tuple[list[Any], list[Any]]:
@@ -29,8 +35,17 @@ class CasesScreen(TaskScreen):
     BINDINGS = [
         Binding("r", "run_case", "Run case", tooltip="run the case study of the open tab"),
         Binding("n", "next_case", "Next case", tooltip="next case study tab"),
-        Binding("x", "cancel_case", "Stop", show=False, tooltip="stop the running case study"),
+        Binding("x", "cancel_case", "Stop", tooltip="stop the running case study (jobs kept as cancelled)"),
+        Binding("escape", "leave_form", "Leave form", tooltip="leave the case inputs (digits switch screens again)"),
     ]
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "leave_form":  # shown (and active) only while a form widget has focus
+            return in_form(self.focused)
+        return True
+
+    def action_leave_form(self) -> None:
+        self.query_one(f"#{self.panel.kind}-result").focus()
 
     def compose_body(self) -> Iterable[Widget]:
         with TabbedContent(id="case-tabs", initial="tab-direction"):
@@ -45,13 +60,30 @@ class CasesScreen(TaskScreen):
 
     def reload(self) -> None:
         self.call_service(self.tprm.svc.list_recipes, done=self._recipes_loaded, group="cases-recipes")
+        self.call_service(self.tprm.svc.case_studies, done=self._studies_loaded, group="cases-studies")
+
+    def _studies_loaded(self, studies: list[dict[str, Any]]) -> None:
+        """Re-attach to detached case studies (started before, maybe in an earlier session)."""
+        for panel in self.query(CasePanel):
+            mine = [s for s in studies if s.get("kind") == panel.kind]
+            if not mine or panel.running:
+                continue
+            latest = mine[-1]
+            if latest.get("state") == "running":
+                panel.attach(latest)
+            elif panel.case_id is None and panel.report is None and latest.get("state") == "done":
+                panel.case_id = str(latest["id"])
+                panel.show_state(latest)
 
     def _recipes_loaded(self, recipes: list[dict[str, Any]]) -> None:
         valid = [r for r in recipes if r.get("valid", True)]
+        followed = getattr(self, "_followed", None)  # the app recipe the panels last followed
+        self._followed = self.tprm.recipe
         for panel in self.query(CasePanel):
             # the SAM walk moves rho, so it needs a recipe whose temperature knob is sam_rho
             names = [r["name"] for r in valid if panel.kind != "sam" or r.get("knob") == "sam_rho"]
-            current = panel.recipe or self.tprm.recipe
+            # a recipe chosen elsewhere (Recipes, palette) wins; else the panel keeps its own choice
+            current = self.tprm.recipe if followed != self.tprm.recipe else (panel.recipe or self.tprm.recipe)
             panel.set_recipes(names, current)
             if panel.recipe:
                 self._load_values(panel)
@@ -68,6 +100,10 @@ class CasesScreen(TaskScreen):
         if select_id.endswith("-recipe"):
             panel = self.query_one(f"#case-{select_id.removesuffix('-recipe')}", CasePanel)
             self._load_values(panel)
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self.action_run_case()
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         if (event.button.id or "").endswith("-run"):
@@ -88,7 +124,3 @@ class CasesScreen(TaskScreen):
     def on_case_panel_finished(self, event: CasePanel.Finished) -> None:
         self.query_one(f"#{event.kind}-result").focus()
 
-    def cancel_all(self) -> None:
-        """Stop every running case study (used when the app quits)."""
-        for panel in self.query(CasePanel):
-            panel.cancel()

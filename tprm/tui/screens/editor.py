@@ -18,12 +18,15 @@ class EditorScreen(Screen[bool]):
         Binding("escape", "close", "Close", priority=True),
     ]
 
-    def __init__(self, path: str, text: str) -> None:
+    def __init__(self, path: str, text: str, save_path: str | None = None) -> None:
         super().__init__()
-        self.path, self.original = path, text
+        self.source = path
+        self.path, self.original = save_path or path, text
 
     def compose(self) -> ComposeResult:
-        yield Static(f"editing {self.path}", id="editor-title", markup=False)
+        title = (f"editing {self.path}" if self.path == self.source else
+                 f"shipped recipe {self.source} is not changed: ctrl+s saves a copy to {self.path}")
+        yield Static(title, id="editor-title", markup=False)
         editor = TextArea.code_editor(self.original, id="editor", soft_wrap=False)
         editor.cursor_blink = False
         yield editor

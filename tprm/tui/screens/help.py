@@ -6,9 +6,9 @@ from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Label, Static
+from tprm.tui.widgets.tables import KeyVerticalScroll
 
 INTRO = (
     "tprm runs the three-regime experiment of Zhou et al. (ICML 2023): train a dense model at several "
@@ -42,7 +42,7 @@ class HelpScreen(ModalScreen[None]):
         self.sections = sections
 
     def compose(self) -> ComposeResult:
-        with VerticalScroll(id="help-body", classes="dialog wide"):
+        with KeyVerticalScroll(id="help-body", classes="dialog wide"):
             yield Label("tprm help  (Escape to close, arrows/PgDn to scroll)", classes="dialog-title")
             yield Static(Text(INTRO), id="help-intro")
             yield Static(self._guide_table(), id="help-guide")

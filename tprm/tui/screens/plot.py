@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from typing import Any
 
 from rich.text import Text
 from textual.binding import Binding
+from textual.coordinate import Coordinate
 from textual.containers import Horizontal
 from textual.widget import Widget
 from textual.widgets import DataTable, Label, Select, Static
@@ -39,9 +41,19 @@ def fetch_cells(svc: Any, recipe: str) -> dict[str, Any]:
             "reason": grid_lookup(regimes, "reason"), "records": group_records(records)}
 
 
+def color_depth() -> str:
+    """Coloured heat-map blocks (Textual maps 24-bit colour down to what the terminal has), or the
+    plain glyph + number grid under NO_COLOR or TERM=dumb."""
+    if os.environ.get("NO_COLOR") or os.environ.get("TERM") == "dumb":
+        return "none"
+    return "truecolor"
+
+
 def fetch_plot(svc: Any, recipe: str, metric: str, width: int, height: int, page: int = 0) -> dict[str, Any]:
     """The plot text at this size and the metric's grid values for the inspector table."""
-    text = svc.plot(recipe, metric, width=width, height=height, table=False, color=True, page=page)
+    depth = color_depth()
+    text = svc.plot(recipe, metric, width=width, height=height, table=False, color=depth != "none",
+                    page=page, depth=depth)
     grid = svc.grid(recipe, metric)
     field = "regime" if metric == "regime" else "mean"
     temps = [float(t) for t in _field(grid, "temperatures") or []]
@@ -68,6 +80,7 @@ class PlotScreen(TaskScreen):
         Binding("z", "zoom", "Zoom", tooltip="hide/show the inspector (a taller plot)"),
         Binding("p", "next_page", "Page", show=False, tooltip="next page of a grid too large for the screen"),
         Binding("f5", "reload", "Reload", show=False, tooltip="reload the plot"),
+        Binding("w", "write_report", "Report", tooltip="write the report (report.md, PNG and SVG figures)"),
     ]
 
     def __init__(self) -> None:
@@ -79,6 +92,7 @@ class PlotScreen(TaskScreen):
         self.plot_data: dict[str, Any] = {}
         self.plot_text = ""
         self._plot_size: tuple[int, int] = (0, 0)
+        self._inspected: tuple[float, float] | None = None  # kept across metric changes and reloads
 
     def compose_body(self) -> Iterable[Widget]:
         self.metrics = plot_metrics(self.tprm.svc)
@@ -149,24 +163,33 @@ class PlotScreen(TaskScreen):
     def _fill_grid(self) -> None:
         """Inspector grid: rows = densities (highest first, like the plot), columns = temperatures."""
         table = self.query_one("#cell-grid", DataTable)
-        cursor = table.cursor_coordinate
+        keep = self._inspected
         table.clear(columns=True)
         temps, dens, values = self.plot_data["temperatures"], self.plot_data["densities"], self.plot_data["values"]
+        rows = sorted(dens, reverse=True)
         table.add_column("dens", key="density")
-        for t in temps:  # fixed widths: the layout must not depend on when the cells arrive
-            table.add_column(fmt_value(t), key=str(t), width=max(5, len(fmt_value(t))))
-        for d in sorted(dens, reverse=True):
+        for t in temps:  # widths from the texts: never cut a value ("-0.106", not "-0.10")
+            width = max([5, len(fmt_value(t))] + [len(_grid_text(values.get((t, d)))) for d in dens])
+            table.add_column(fmt_value(t), key=str(t), width=width)
+        for d in rows:
             table.add_row(f"{100 * d:.4g}%", *[_grid_text(values.get((t, d))) for t in temps], key=str(d))
         if table.row_count:
-            table.cursor_coordinate = cursor if cursor.column > 0 else cursor._replace(column=1)
+            row, col = 0, 1
+            if keep is not None and keep[0] in temps and keep[1] in rows:
+                row, col = rows.index(keep[1]), temps.index(keep[0]) + 1
+            table.cursor_coordinate = Coordinate(row, col)
+            self._inspected = self.selected_cell()
         self._show_cell()
 
     def on_data_table_cell_highlighted(self, event: DataTable.CellHighlighted) -> None:
         if event.data_table.id != "cell-grid":
             return
-        if event.coordinate.column == 0 and len(event.data_table.columns) > 1:
-            event.data_table.cursor_coordinate = event.coordinate._replace(column=1)  # labels are not cells
+        current = event.data_table.cursor_coordinate  # events can be stale (a clear, then a restore)
+        if current.column == 0 and len(event.data_table.columns) > 1:
+            event.data_table.cursor_coordinate = current._replace(column=1)  # labels are not cells
             return
+        if self.plot_data and event.data_table.row_count:
+            self._inspected = self.selected_cell()
         self._show_cell()
 
     def selected_cell(self) -> tuple[float, float] | None:
@@ -220,7 +243,28 @@ class PlotScreen(TaskScreen):
     def action_zoom(self) -> None:
         inspector = self.query_one("#inspector")
         inspector.display = not inspector.display
-        self.call_after_refresh(self._load_plot, True)
+        # redraw for the new size once the layout has settled (the heat map's blocks grow)
+        self.set_timer(0.05, lambda: self._load_plot(True))
+
+    def action_write_report(self) -> None:
+        """Write the recipe's report folder (from the store; no training) and show its path."""
+        recipe = self.tprm.recipe
+        if recipe is None:
+            return
+        self.query_one("#plot-note", Static).update(" writing the report...")
+        self.call_service(self.tprm.svc.report, recipe, done=self._report_written, group="plot-report")
+
+    def _report_written(self, info: dict[str, Any]) -> None:
+        import os
+
+        self.report_path = info["report"]
+        note = self.query_one("#plot-note", Static)
+        shown = os.path.relpath(info["report"]) if info["report"].startswith(os.getcwd()) else info["report"]
+        room = max(note.size.width - 9, 12)
+        if len(shown) > room:  # keep the end of the path (the folder and file names) on one line
+            shown = "…" + shown[-(room - 1):]
+        note.update(f" report: {shown}")
+        self.notify(f"{len(info['files'])} files in {info['dir']}", title="Report written")
 
 
 _REGIME_SHORT = {"unknown": "?", "diverged": "x"}

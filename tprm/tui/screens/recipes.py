@@ -13,20 +13,28 @@ from typing import Any
 from rich.syntax import Syntax
 from rich.text import Text
 from textual.binding import Binding
-from textual.containers import Horizontal, ScrollableContainer, Vertical
+from textual.containers import Horizontal, Vertical
 from textual.widget import Widget
 from textual.widgets import DataTable, Static
 
 from tprm.tui.screens.base import TaskScreen
 from tprm.tui.screens.editor import EditorScreen
 from tprm.tui.screens.new_recipe import NewRecipeModal
+from tprm.tui.widgets.tables import KeyScroll, ListTable
 
 PLAN_KINDS = ("dense", "prune", "retrain", "pairs", "hessian")
 NAME_WIDTH = 18
 
 
-def _cut(text: str, width: int) -> str:
-    return text if len(text) <= width else text[: width - 1] + "…"
+def _wrap(text: str, width: int) -> str:
+    """`text` over as many lines as it needs, broken after '-' or '_' where possible (never cut)."""
+    lines, rest = [], text
+    while len(rest) > width:
+        cut = max(rest.rfind("-", 0, width), rest.rfind("_", 0, width))
+        cut = cut + 1 if cut > 0 else width
+        lines.append(rest[:cut])
+        rest = rest[cut:]
+    return "\n".join([*lines, rest])
 
 
 class RecipesScreen(TaskScreen):
@@ -37,11 +45,11 @@ class RecipesScreen(TaskScreen):
     BINDINGS = [
         Binding("r", "run", "Run", tooltip="launch the recipe as a detached run (or resume it)"),
         Binding("e", "edit", "Edit", tooltip="edit the YAML in the built-in editor (saved only if valid)"),
-        Binding("E", "edit_external", "$EDITOR", show=False,
+        Binding("E", "edit_external", "$EDITOR",
                 tooltip="edit the YAML in $EDITOR (saved only if valid)"),
         Binding("n", "new", "New", tooltip="new recipe from a template"),
         Binding("v", "validate", "Validate", tooltip="validate every recipe"),
-        Binding("f5", "reload", "Reload", show=False, tooltip="reload the recipe list"),
+        Binding("f5", "reload", "Reload", tooltip="reload the recipe list"),
     ]
 
     def __init__(self) -> None:
@@ -55,14 +63,14 @@ class RecipesScreen(TaskScreen):
     def compose_body(self) -> Iterable[Widget]:
         with Horizontal(id="recipes-body"):
             with Vertical(id="recipes-left"):
-                table: DataTable[str] = DataTable(id="recipe-table", cursor_type="row", zebra_stripes=True)
+                table: DataTable[str] = ListTable(id="recipe-table", cursor_type="row", zebra_stripes=True)
                 table.add_column("name", width=NAME_WIDTH)
                 table.add_column("knob", width=10)
                 table.add_column("grid", width=5)
                 table.add_column("jobs", width=7)
                 yield table
                 yield Static("loading the recipes...", id="plan-summary")
-            with ScrollableContainer(id="recipe-yaml-box"):
+            with KeyScroll(id="recipe-yaml-box"):
                 yield Static("", id="recipe-yaml")
 
     # ---------------------------------------------------------------- data
@@ -75,11 +83,12 @@ class RecipesScreen(TaskScreen):
 
     def _show_recipes(self, recipes: list[dict[str, Any]]) -> None:
         self.recipes = recipes
+        self.tprm.recipe_names = [r["name"] for r in recipes]
         table = self.query_one("#recipe-table", DataTable)
         self._filling = True  # the highlight events of a refill are not user choices
         table.clear()
         for rec in recipes:
-            table.add_row(*recipe_cells(rec), key=rec["name"])
+            table.add_row(*recipe_cells(rec), key=rec["name"], height=None)  # long names wrap
         if not recipes:
             self.query_one("#plan-summary", Static).update(
                 "No recipes yet: press n to create one from a template.")
@@ -89,10 +98,12 @@ class RecipesScreen(TaskScreen):
             valid = [r["name"] for r in recipes if r.get("valid", True)] or names
             self.tprm.recipe = "quickstart" if "quickstart" in valid else valid[0]
         table.move_cursor(row=names.index(self.tprm.recipe))
-        self.call_after_refresh(self._filled)
+        self.set_timer(0.05, self._filled)  # after the layout pass that measures the wrapped rows
         self._show_details(self.tprm.recipe)
 
     def _filled(self) -> None:
+        table = self.query_one("#recipe-table", DataTable)
+        table._scroll_cursor_into_view()  # row heights are known now: show the chosen recipe
         self._filling = False
 
     def _recipe_changed(self, recipe: str | None) -> None:
@@ -127,7 +138,9 @@ class RecipesScreen(TaskScreen):
         self.call_service(self.tprm.svc.recipe_text, path, done=current(self._show_yaml), group="recipes-yaml")
         self.query_one("#plan-summary", Static).update(f"{name}: expanding the plan...")
         if rec.get("valid", True):
-            self.call_service(self.tprm.svc.plan_summary, name, done=current(lambda s: self._show_plan(rec, s)),
+            # planning never downloads (download=False): missing data is reported, not fetched
+            self.call_service(self.tprm.svc.plan_summary, name, download=False,
+                              done=current(lambda s: self._show_plan(rec, s)),
                               group="recipes-plan", on_error=current(lambda e: self._show_plan_error(rec, e)))
         else:
             self._show_plan_error(rec, rec.get("error") or "invalid recipe")
@@ -139,9 +152,13 @@ class RecipesScreen(TaskScreen):
     def _show_yaml(self, text: str) -> None:
         """The recipe's YAML, highlighted with the terminal's own palette (light or dark theme)."""
         self._yaml_text = text
-        theme = "ansi_dark" if self.app.current_theme.dark else "ansi_light"
+        current = self.app.current_theme
+        theme = "ansi_dark" if current.dark else "ansi_light"
+        # the theme's own background, never the terminal's default (a dark terminal under the light theme)
+        background = self.query_one("#recipe-yaml", Static).styles.background
         self.query_one("#recipe-yaml", Static).update(
-            Syntax(text, "yaml", theme=theme, background_color="default", line_numbers=False, word_wrap=False))
+            Syntax(text, "yaml", theme=theme, background_color=background.hex if background.a else current.background,
+                   line_numbers=False, word_wrap=True))
 
     def _show_plan(self, rec: dict[str, Any], summary: dict[str, Any]) -> None:
         lines = [Text(f"{rec['name']}", style="bold"),
@@ -161,8 +178,14 @@ class RecipesScreen(TaskScreen):
         self.query_one("#plan-summary", Static).update(Text("\n").join(lines))
 
     def _show_plan_error(self, rec: dict[str, Any], error: Any) -> None:
+        from tprm.service import DataNotFetched
         from tprm.tui.viewmodel import one_line
 
+        if isinstance(error, DataNotFetched):  # a valid recipe whose data is not on disk yet
+            self.query_one("#plan-summary", Static).update(Text.assemble(
+                (f"{rec['name']}\n", "bold"), (one_line(error), "bold"),
+                ("\nthe plan is shown once the data is there; `tprm data list` shows what is", "dim")))
+            return
         self.query_one("#plan-summary", Static).update(
             Text(f"{rec['name']} does not validate:\n{one_line(error)}\npress e to fix it"))
 
@@ -190,7 +213,10 @@ class RecipesScreen(TaskScreen):
                 self.call_service(self.tprm.svc.new_recipe, name, template=template,
                                   done=lambda path: self._created(name, path), group="recipes-new")
 
-        self.app.push_screen(NewRecipeModal(templates), create)
+        def ask(folder: Path) -> None:  # the dialog says where the file goes before it is written
+            self.app.push_screen(NewRecipeModal(templates, folder=str(folder)), create)
+
+        self.call_service(self.tprm.svc.user_recipe_dir, done=ask, group="recipes-new")
 
     def _created(self, name: str, path: Path) -> None:
         self.app.notify(f"created {path}", title="New recipe")
@@ -204,10 +230,16 @@ class RecipesScreen(TaskScreen):
             self._open_editor(str(rec.get("path") or rec["name"]))
 
     def _open_editor(self, path: str) -> None:
-        def loaded(text: str) -> None:
-            self.app.push_screen(EditorScreen(path, text), lambda saved: saved and self.reload())
+        svc = self.tprm.svc
 
-        self.call_service(self.tprm.svc.recipe_text, path, done=loaded, group="recipes-edit")
+        def load() -> tuple[str, str]:
+            return svc.recipe_text(path), str(svc.recipe_save_path(path))
+
+        def loaded(answer: tuple[str, str]) -> None:
+            text, target = answer
+            self.app.push_screen(EditorScreen(path, text, target), lambda saved: saved and self.reload())
+
+        self.call_service(load, done=loaded, group="recipes-edit")
 
     def action_edit_external(self) -> None:
         """Edit in $EDITOR (app suspended); the text is saved only if it validates."""
@@ -240,8 +272,15 @@ class RecipesScreen(TaskScreen):
             self._rejected_text[path] = new_text  # E again reopens the rejected draft
             self.tprm.show_error(exc, title="Not saved: the recipe does not validate")
 
-        self.call_service(self.tprm.svc.save_recipe, path, new_text, group="recipes-save",
-                          done=lambda _r: (self.app.notify(f"saved {path}"), self.reload()), on_error=rejected)
+        svc = self.tprm.svc
+
+        def save() -> Path:
+            target = svc.recipe_save_path(path)  # a shipped recipe is saved as a copy
+            svc.save_recipe(target, new_text)
+            return target
+
+        self.call_service(save, group="recipes-save",
+                          done=lambda target: (self.app.notify(f"saved {target}"), self.reload()), on_error=rejected)
 
     def action_validate(self) -> None:
         paths = [str(r.get("path") or r["name"]) for r in self.recipes]
@@ -265,5 +304,5 @@ def recipe_cells(rec: dict[str, Any]) -> tuple[str, str, str, str]:
         jobs = "-"  # the plan needs the data identity, computed on first use
     else:
         jobs = f"{rec.get('jobs_done', 0)}/{rec['jobs_total']}"
-    return (_cut(rec["name"], NAME_WIDTH), _cut(str(rec.get("knob") or "-"), 10),
+    return (_wrap(rec["name"], NAME_WIDTH), _wrap(str(rec.get("knob") or "-"), 10),
             str(rec.get("grid") or "-"), jobs)

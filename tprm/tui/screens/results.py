@@ -11,11 +11,13 @@ from textual.widget import Widget
 from textual.widgets import DataTable, Input, Static
 
 from tprm.tui.screens.base import TaskScreen
+from tprm.tui.screens.confirm import ConfirmModal
 from tprm.tui.screens.prompt import PromptModal
 from tprm.tui.viewmodel import (
-    RESULT_COLUMNS, RESULT_HEADERS, display_cells, export_rows, filter_rows, grid_lookup, one_line, result_rows,
+    RESULT_COLUMNS, RESULT_HEADERS, display_cells, export_rows, filter_error, filter_rows,
     sort_rows,
 )
+from tprm.tui.widgets.tables import ListTable
 
 
 def fetch_results(svc: Any, recipe: str) -> tuple[list[dict[str, Any]], str | None]:
@@ -24,13 +26,8 @@ def fetch_results(svc: Any, recipe: str) -> tuple[list[dict[str, Any]], str | No
     Each row carries its own dense seed's regime (svc.results_table) and its cell's normalized
     error (the service's normalized_error grid built from the same records).
     """
-    records = svc.results_table(recipe)
-    note = None
-    try:
-        normalized = grid_lookup(svc.grid(recipe, "normalized_error", cells=records))
-    except Exception as exc:  # e.g. no test errors yet: the table is still useful without it
-        normalized, note = {}, f"no normalized error: {one_line(exc)}"
-    return result_rows(records, None, normalized), note
+    data = svc.result_rows(recipe)  # the same rows `tprm results --csv` writes
+    return data["rows"], data["note"]
 
 
 class ResultsScreen(TaskScreen):
@@ -42,8 +39,8 @@ class ResultsScreen(TaskScreen):
         Binding("s", "sort", "Sort", tooltip="sort by the cursor's column (again: reverse)"),
         Binding("slash", "filter", "Filter", tooltip="filter: text, or column<op>value (e.g. mc<0 T>=16)"),
         Binding("x", "export", "Export", tooltip="export the rows shown to a .csv or .json file"),
-        Binding("escape", "leave_filter", "Table", show=False, tooltip="from the filter back to the table"),
-        Binding("f5", "reload", "Reload", show=False, tooltip="reload the results"),
+        Binding("escape", "leave_filter", "Table", tooltip="from the filter back to the table"),
+        Binding("f5", "reload", "Reload", tooltip="reload the results"),
     ]
 
     def __init__(self) -> None:
@@ -57,7 +54,7 @@ class ResultsScreen(TaskScreen):
     def compose_body(self) -> Iterable[Widget]:
         yield Input(placeholder="/ filter: text or column<op>value, e.g. density<0.5 mc<0", id="results-filter",
                     compact=True)
-        table: DataTable[str] = DataTable(id="results-table", cursor_type="cell", zebra_stripes=True)
+        table: DataTable[str] = ListTable(id="results-table", cursor_type="cell", zebra_stripes=True)
         for col in RESULT_COLUMNS:
             table.add_column(RESULT_HEADERS[col], key=col)
         yield table
@@ -83,7 +80,8 @@ class ResultsScreen(TaskScreen):
     def refresh_table(self) -> None:
         """Apply the filter and sort to the rows and rebuild the table."""
         query = self.query_one("#results-filter", Input).value
-        shown = filter_rows(self.rows, query)
+        error = filter_error(query)  # a bad filter is reported, not silently matched against nothing
+        shown = filter_rows(self.rows, "" if error else query)
         if self.sort_column:
             shown = sort_rows(shown, self.sort_column, self.sort_reverse)
         self.shown = list(shown)
@@ -98,7 +96,11 @@ class ResultsScreen(TaskScreen):
         status = f"{len(self.shown)} of {len(self.rows)} cells, {sort}"
         if self.note:
             status += f"; {self.note}"
-        self.query_one("#results-status", Static).update(status)
+        if error:
+            status = f"{error} (showing all {len(self.rows)} cells)"
+        line = self.query_one("#results-status", Static)
+        line.update(status)
+        line.set_class(bool(error), "error")
 
     def on_input_changed(self, event: Input.Changed) -> None:
         if event.input.id == "results-filter":
@@ -125,6 +127,11 @@ class ResultsScreen(TaskScreen):
     def action_filter(self) -> None:
         self.query_one("#results-filter", Input).focus()
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "leave_filter":  # shown (and active) only while the filter field has focus
+            return getattr(self.focused, "id", None) == "results-filter"
+        return True
+
     def action_leave_filter(self) -> None:
         self.query_one("#results-table", DataTable).focus()
 
@@ -132,12 +139,22 @@ class ResultsScreen(TaskScreen):
         recipe = self.tprm.recipe or "results"
         default = str(Path.cwd() / f"{recipe}-results.csv")
 
+        def write(path: str) -> None:
+            rows = list(self.shown)
+            self.call_service(export_rows, rows, path, group="results-export",
+                              done=lambda p: self.app.notify(f"{len(rows)} rows written to {p}", title="Export"))
+
         def chosen(path: str | None) -> None:
-            if path:
-                rows = list(self.shown)
-                self.call_service(export_rows, rows, path, group="results-export",
-                                  done=lambda p: self.app.notify(f"{len(rows)} rows written to {p}",
-                                                                 title="Export"))
+            if not path:
+                return
+            target = Path(path).expanduser()
+            if not target.exists():
+                write(path)
+                return
+            self.app.push_screen(ConfirmModal(
+                f"{target} already exists ({target.stat().st_size} bytes). Overwrite it with the "
+                f"{len(self.shown)} rows shown?", title="Overwrite?", yes="Overwrite", no="Keep it"),
+                lambda yes: yes and write(path))
 
         self.app.push_screen(PromptModal(
             "Export results", value=default,

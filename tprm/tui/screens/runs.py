@@ -15,9 +15,10 @@ from textual.widgets import DataTable, Log, ProgressBar, Static
 from tprm.tui.screens.base import TaskScreen
 from tprm.tui.screens.confirm import ConfirmModal
 from tprm.tui.viewmodel import (
-    EtaEstimator, active_runs, fmt_duration, job_rows, latest_run, one_line, overall_progress, run_summary,
+    active_runs, job_rows, latest_run, log_title, one_line, overall_progress, run_summary,
     state_counts,
 )
+from tprm.tui.widgets.tables import ListTable
 
 LOG_LINES = 200
 
@@ -31,7 +32,7 @@ class RunsScreen(TaskScreen):
         Binding("r", "launch", "Run/resume", tooltip="launch or resume the recipe as a detached run"),
         Binding("c", "cancel", "Cancel run", tooltip="cancel the recipe's running run (asks first)"),
         Binding("l", "run_log", "Run log", tooltip="show the whole run's log instead of the job's"),
-        Binding("f5", "poll", "Refresh", show=False, tooltip="refresh now"),
+        Binding("f5", "poll", "Refresh", tooltip="refresh now"),
     ]
 
     def __init__(self) -> None:
@@ -41,8 +42,8 @@ class RunsScreen(TaskScreen):
         self._rows: dict[str, tuple[str, ...]] = {}
         self._log_job: str | None = None
         self._log_text: str | None = None
-        self._eta = EtaEstimator()
         self._log_key: tuple[Any, ...] | None = None
+        self._job_nodes: dict[str, str] = {}  # job hash -> node, for runs on a Ray cluster
         self._next_poll = 0.0
         self.last_status: dict[str, Any] = {}
 
@@ -51,7 +52,7 @@ class RunsScreen(TaskScreen):
         with Horizontal(id="run-progress-row"):
             yield ProgressBar(total=1, show_eta=False, id="run-progress")
             yield Static("", id="run-eta", markup=False)
-        table: DataTable[str] = DataTable(id="job-table", cursor_type="row")
+        table: DataTable[str] = ListTable(id="job-table", cursor_type="row")
         table.add_column("kind", key="kind", width=7)
         table.add_column("job", key="label", width=44)
         table.add_column("state", key="state", width=9)
@@ -76,7 +77,6 @@ class RunsScreen(TaskScreen):
     def _recipe_changed(self, recipe: str | None) -> None:
         self._rows.clear()
         self._log_job, self._log_text, self._log_key = None, None, None
-        self._eta = EtaEstimator()
         if self.is_mounted:
             self.query_one("#job-table", DataTable).clear()
         super()._recipe_changed(recipe)
@@ -141,11 +141,19 @@ class RunsScreen(TaskScreen):
         bar = self.query_one("#run-progress", ProgressBar)
         bar.update(total=1, progress=fraction)
         running = bool(active_runs({"runs": [run] if run else []}))
-        eta = self._eta.update(time.monotonic(), fraction) if running else None
+        eta = (status.get("recipes") or {}).get(recipe, {}).get("eta") if running else None
+        if eta:  # measured throughput in model-steps (tprm.engine.eta), not job counts
+            bar.update(total=1, progress=eta["fraction"])
         counts = " ".join(f"{n} {s}" for s, n in state_counts(jobs).items())
-        eta_text = f"ETA {fmt_duration(eta)}" if running else ("finished" if total and done == total else "idle")
+        eta_text = (f"ETA {eta['text'] if eta else 'estimating'}" if running
+                    else ("finished" if total and done == total else "idle"))
         self.query_one("#run-eta", Static).update(f"{done}/{total} jobs  {eta_text}  {counts}".strip())
         self._update_table(jobs)
+        self._job_nodes = ({str(j.get("hash")): j["node"] for j in jobs if j.get("node")}
+                       if run and run.get("backend") == "ray" else {})
+        if self._log_job is not None and self._log_job in self._rows:
+            self.query_one("#log-title", Static).update(
+                log_title(self._rows[self._log_job][1], self._job_nodes.get(self._log_job)))
         if log is not None:
             self._log_key = log_key
             self._update_log(log)
@@ -185,7 +193,7 @@ class RunsScreen(TaskScreen):
             return
         self._log_job = str(key)
         label = self._rows.get(self._log_job, ("", self._log_job))[1]
-        self.query_one("#log-title", Static).update(f"log of {label}  (l: whole run)")
+        self.query_one("#log-title", Static).update(log_title(label, self._job_nodes.get(self._log_job)))
         self.action_poll()
 
     def action_run_log(self) -> None:
@@ -205,7 +213,6 @@ class RunsScreen(TaskScreen):
             return
 
         def started(info: dict[str, Any]) -> None:
-            self._eta = EtaEstimator()
             self.app.notify(f"{recipe}: run started (pid {info.get('pid', '?')}); detached, so it keeps "
                             "running if you quit the UI or lose SSH.", title="Run started", timeout=8)
             self.action_poll()

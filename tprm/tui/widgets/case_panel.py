@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
-import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
 from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.containers import Horizontal, ScrollableContainer, Vertical
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.widgets import Button, Checkbox, Input, Label, ProgressBar, Select, Static
-from textual.worker import NoActiveWorker, get_current_worker
 
 from tprm.tui.viewmodel import FINISHED_STATES, decision_headline, fmt_value, key_numbers, one_line
+from tprm.tui.widgets.tables import KeyScroll
 
 CASES: dict[str, dict[str, str]] = {
     "direction": {
@@ -49,12 +50,28 @@ NO_RECIPE = {"sam": "recipe: the SAM walk needs a recipe whose temperature knob 
                    "create one on Recipes (1) with n"}
 
 
-class CaseCancelled(Exception):
-    """Raised from the progress callback to stop a case study (the service lets it propagate)."""
+class CaseInput(Input):
+    """A number field of a case form: Enter runs the case, Escape leaves the field (both in the footer)."""
+
+    BINDINGS = [
+        Binding("escape", "leave", "Leave field", tooltip="leave the field (keys work again)"),
+        Binding("enter", "submit", "Run case"),
+    ]
+
+    def action_leave(self) -> None:
+        leave = getattr(self.screen, "action_leave_form", None)
+        if leave is not None:
+            leave()
+        else:
+            self.screen.set_focus(None)
 
 
 class CasePanel(Vertical):
-    """Inputs -> svc.case_<kind>(...) in a worker thread -> report text and key numbers."""
+    """Inputs -> a detached case-study process (svc.start_case) -> polled progress -> the answer.
+
+    The study runs in its own process, like a run started with `r`: quitting the UI does not
+    stop it, and coming back re-attaches to it. `x` stops it through the runner's cancel path.
+    """
 
     class Finished(Message):
         """Posted when a case study produced a report."""
@@ -69,20 +86,24 @@ class CasePanel(Vertical):
         self.recipe_values: dict[str, Any] = {}
         self.report: dict[str, Any] | None = None
         self.running = False
+        self.case_id: str | None = None
+        self.case_pid: int | None = None
         self.has_recipes = True
         self.pending: tuple[Any, Callable[..., None], Callable[[BaseException | str], None]] | None = None
-        self._cancel = threading.Event()
+        self._values_for: str | None = None  # the recipe whose grid values the inputs hold
+        self._polling = False
+        self._stop_asked: float | None = None
 
     def compose(self) -> ComposeResult:
         yield Static(CASES[self.kind]["question"], classes="case-question", markup=False)
-        with Horizontal(classes="case-inputs"):
+        with Horizontal(classes="case-inputs form"):
             yield Select([], prompt="recipe", id=f"{self.kind}-recipe", compact=True, classes="case-recipe")
             if self.kind == "direction":
                 yield Select([], prompt="T", id="direction-temperature", compact=True, classes="case-value")
             yield Select([], prompt="density", id=f"{self.kind}-density", compact=True, classes="case-value")
             if self.kind == "sam":
                 yield Label(" rho", classes="case-label")
-                yield Input("0.1", id="sam-rho", compact=True, classes="case-rho", type="number")
+                yield CaseInput("0.1", id="sam-rho", compact=True, classes="case-rho", type="number")
             if self.kind == "direction":
                 yield Checkbox("score on grid", id="direction-evaluate", compact=True)
             yield Button("Run", id=f"{self.kind}-run", compact=True, variant="primary")
@@ -90,7 +111,7 @@ class CasePanel(Vertical):
             yield ProgressBar(total=1, show_eta=False, id=f"{self.kind}-progress")
             yield Static("press r (or Run) to answer", id=f"{self.kind}-status", markup=False,
                          classes="case-status")
-        with ScrollableContainer(id=f"{self.kind}-result", classes="case-result"):
+        with KeyScroll(id=f"{self.kind}-result", classes="case-result"):
             yield Static("", id=f"{self.kind}-decision", markup=False, classes="case-decision")
             yield Static("", id=f"{self.kind}-report", markup=False, classes="case-report")
             yield Static("", id=f"{self.kind}-numbers", classes="case-numbers")
@@ -114,8 +135,16 @@ class CasePanel(Vertical):
             self._set_status(NO_RECIPE.get(self.kind, "no valid recipe yet"), None)
 
     def set_recipe_values(self, temperatures: list[Any], densities: list[Any]) -> None:
-        """Offer the recipe's grid values; defaults: the middle temperature and the lowest density."""
-        self.recipe_values = {"temperatures": temperatures, "densities": densities}
+        """Offer the recipe's grid values; defaults: the middle temperature and the lowest density.
+
+        Values the user chose are kept when the same recipe's values arrive again (screen switches).
+        """
+        values = {"temperatures": temperatures, "densities": densities}
+        if self._values_for == self.recipe and self.recipe_values == values:
+            self._start_pending()
+            return
+        self._values_for = self.recipe
+        self.recipe_values = values
         dens = self.query_one(f"#{self.kind}-density", Select)
         dens.set_options([(fmt_value(d), d) for d in densities])
         if densities:
@@ -127,6 +156,9 @@ class CasePanel(Vertical):
                 temps.value = temperatures[len(temperatures) // 2]
         if self.kind == "sam" and temperatures:  # start the walk on the recipe's own rho ladder
             self.query_one("#sam-rho", Input).value = fmt_value(temperatures[len(temperatures) // 2])
+        self._start_pending()
+
+    def _start_pending(self) -> None:
         if self.pending is not None:
             pending, self.pending = self.pending, None
             self.start(*pending)
@@ -165,11 +197,12 @@ class CasePanel(Vertical):
     # ---------------------------------------------------------------- running
 
     def start(self, svc: Any, call: Callable[..., None], on_error: Callable[[BaseException | str], None]) -> None:
-        """Run the case study in a worker thread (through the app's service caller).
+        """Start the case study as a detached process (through the app's service caller).
 
         Pressed before the recipe's values have loaded, the run starts as soon as they arrive.
         """
         if self.running:
+            self.app.notify(f"the {self.kind} case study is already running; x stops it", title="Case study")
             return
         if not self.recipe_values:
             if not self.has_recipes:
@@ -183,38 +216,89 @@ class CasePanel(Vertical):
         except ValueError as exc:
             on_error(str(exc))
             return
-        method = getattr(svc, f"case_{self.kind}")
+        recipe = args.pop("recipe")
         self.running = True
-        self._cancel.clear()
-        self._set_status("running: training or reusing the jobs it needs...", 0.0)
+        self._stop_asked = None
+        self._set_status("starting the case-study process...", 0.0)
         self.query_one(f"#{self.kind}-run", Button).disabled = True
 
         def failed(exc: BaseException) -> None:
             self._done()
-            if isinstance(exc, CaseCancelled):
-                self._set_status("cancelled", None)
-                return
             self._set_status(f"failed: {one_line(exc)}", None)
             on_error(exc)
 
-        call(method, done=self._finished, on_error=failed, progress=self._progress_from_thread, **args)
+        call(svc.start_case, self.kind, recipe, done=self._started, on_error=failed, **args)
+
+    def _started(self, info: dict[str, Any]) -> None:
+        self.attach(info)
+        self.app.notify(f"{self.kind} case study started (pid {info.get('pid', '?')}): it runs detached, so "
+                        "quitting the UI does not stop it; x stops it.", title="Case study", timeout=6)
+
+    def attach(self, info: dict[str, Any]) -> None:
+        """Follow a running detached case study (just started, or found when the UI came back)."""
+        self.case_id, self.case_pid = str(info["id"]), info.get("pid")
+        self.running = True
+        self.query_one(f"#{self.kind}-run", Button).disabled = True
+        self._set_status(self._running_text(info.get("progress")), None)
+        if not getattr(self, "_timer", None):
+            self._timer = self.set_interval(0.5, self.poll)
+        self.poll()
+
+    def poll(self) -> None:
+        if not self.running or self.case_id is None or self._polling:
+            return
+        self._polling = True
+        case_id = self.case_id
+
+        def done(state: dict[str, Any]) -> None:
+            self._polling = False
+            if case_id == self.case_id:
+                self.show_state(state)
+
+        def failed(exc: BaseException) -> None:
+            self._polling = False
+            self._set_status(f"cannot read the case study's state: {one_line(exc)}", None)
+
+        self.app.call_service(self.app.svc.case_state, case_id, done=done,  # type: ignore[attr-defined]
+                              on_error=failed, group=f"case-poll-{self.kind}")
+
+    def _running_text(self, progress: dict[str, Any] | None) -> str:
+        fraction, text = _progress_fraction((progress,), {}) if progress else (None, "starting")
+        if self._stop_asked is not None:
+            return (f"stopping ({time.monotonic() - self._stop_asked:.0f}s): the job in progress stops at its "
+                    f"next step and is kept as cancelled; {text}")
+        return f"{text} · pid {self.case_pid} · detached: keeps running if you quit · x stops it"
+
+    def show_state(self, state: dict[str, Any]) -> None:
+        """Show a case study's state (from svc.case_state)."""
+        progress = state.get("progress")
+        if state.get("state") == "running":
+            self.running = True
+            self.query_one(f"#{self.kind}-run", Button).disabled = True
+            fraction = _progress_fraction((progress,), {})[0] if progress else None
+            self._set_status(self._running_text(progress), fraction)
+            return
+        self._done()
+        counts = (progress or {}).get("counts") or {}
+        if state.get("state") == "done" and state.get("report"):
+            self._finished(state["report"])
+        elif state.get("state") == "cancelled":
+            kept = counts.get("done", 0)
+            self._set_status(f"stopped: {kept} finished job(s) kept, unfinished ones cancelled "
+                             "(resumable); r runs it again and reuses them", None)
+            self.app.notify(f"{self.kind} case study stopped", title="Case study")
+        else:
+            self._set_status(f"failed: {state.get('error') or 'unknown error'} (log: {state.get('log')})", None)
 
     def cancel(self) -> None:
-        """Ask a running case study to stop at its next progress report."""
-        self._cancel.set()
-
-    def _progress_from_thread(self, *args: Any, **kwargs: Any) -> None:
-        try:
-            quitting = get_current_worker().is_cancelled  # the app cancels its workers when it exits
-        except NoActiveWorker:
-            quitting = False
-        if self._cancel.is_set() or quitting:
-            raise CaseCancelled("case study cancelled")
-        fraction, text = _progress_fraction(args, kwargs)
-        try:
-            self.app.call_from_thread(self._set_status, text, fraction)
-        except RuntimeError:
-            pass
+        """Stop the running case study through the runner's cancel path (takes effect in seconds)."""
+        if not self.running or self.case_id is None:
+            self.app.notify(f"no {self.kind} case study is running", title="Stop")
+            return
+        self._stop_asked = time.monotonic()
+        self._set_status(self._running_text(None), None)
+        self.app.call_service(self.app.svc.cancel_case, self.case_id,  # type: ignore[attr-defined]
+                              group=f"case-cancel-{self.kind}", done=lambda _ok: self.poll())
 
     def _set_status(self, text: str, fraction: float | None) -> None:
         self.query_one(f"#{self.kind}-status", Static).update(text)
@@ -223,15 +307,15 @@ class CasePanel(Vertical):
 
     def _done(self) -> None:
         self.running = False
+        self._stop_asked = None
         self.query_one(f"#{self.kind}-run", Button).disabled = False
 
     def _finished(self, report: dict[str, Any]) -> None:
         self._done()
         self.report = report
-        self._set_status("done: the answer is below", 1.0)
+        self._set_status(f"done: the answer below is for {report.get('recipe', 'the recipe')}", 1.0)
         self.query_one(f"#{self.kind}-decision", Static).update(decision_headline(report))
-        self.query_one(f"#{self.kind}-report", Static).update(
-            Text(str(report.get("text", "")).rstrip(), no_wrap=True, overflow="ignore"))
+        self.query_one(f"#{self.kind}-report", Static).update(Text(str(report.get("text", "")).rstrip()))
         self.query_one(f"#{self.kind}-numbers", Static).update(_numbers_table(report))
         self.post_message(self.Finished(self.kind, report))
 

@@ -1,0 +1,326 @@
+"""The Ray backend on one local Ray instance (num_cpus=2, no dashboard, started once per module).
+
+Real runs of the tiny recipe: the same job hashes, results and artifact bytes as the local
+backend; a worker process killed mid-task (Ray retries it); the driver killed with SIGKILL and
+the same command run again (it resumes); `tprm cancel`; and `--backend ray` without Ray (exit 2).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import TINY_RECIPE, run_tprm, tprm_cmd
+
+# Bigger than the tiny recipe so that each task runs for seconds: long enough to kill or cancel.
+SLOW_RECIPE = TINY_RECIPE.replace("name: tiny", "name: slow").replace(
+    "num_samples: 500", "num_samples: 4000").replace(
+    "dense: {epochs: 2,", "dense: {epochs: 12,").replace(
+    "values: [1, 2]", "values: [6, 12]").replace(
+    "retrain: {epochs: 1,", "retrain: {epochs: 3,")
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """One local Ray instance for the whole module; its GCS address for CLI drivers."""
+    ray = pytest.importorskip("ray")
+    # address="local": a new instance even when RAY_ADDRESS or a `ray start` cluster exists here
+    info = ray.init(address="local", num_cpus=2, include_dashboard=False,
+                    logging_level=logging.ERROR, log_to_driver=False)
+    yield info.address_info["gcs_address"]
+    ray.shutdown()
+
+
+def _recipe(tmp_path: Path, text: str, name: str) -> Path:
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(text)
+    return path
+
+
+def _artifact_bytes(store: Path) -> dict[str, bytes]:
+    from tprm.engine.artifacts import Artifacts
+
+    return {p.name: p.read_bytes() for p in Artifacts(store).all_files()}
+
+
+def _log_lines(store: Path) -> dict[str, list[str]]:
+    """Each job's log lines that record an outcome (one per time the runner recorded the job)."""
+    out = {}
+    for f in (store / "logs").glob("*.log"):
+        if f.name.startswith("run-"):
+            continue
+        out[f.stem] = [ln for ln in f.read_text().splitlines() if not ln.startswith(" ")]
+    return out
+
+
+def _wait_for(predicate, timeout: float, what: str):
+    end = time.time() + timeout
+    while time.time() < end:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _progress(store: Path) -> list[dict]:
+    out = []
+    for f in store.glob("runs/*/progress/*.json"):
+        try:
+            out.append(json.loads(f.read_text()))
+        except (OSError, ValueError):
+            continue
+    return out
+
+
+def _assert_each_job_recorded_once(store: Path, total: int) -> None:
+    from tprm.engine.store import Store
+
+    s = Store(store)
+    jobs = s.get_jobs()
+    assert len(jobs) == total and all(j["state"] == "done" for j in jobs.values())
+    assert len(s.results()) == total
+    lines = _log_lines(store)
+    assert set(lines) == set(jobs)
+    assert all(len(v) == 1 and v[0].endswith(": done") for v in lines.values()), lines
+
+
+# ------------------------------------------------------------------------------------ no Ray
+
+NO_RAY = "import sys; sys.modules['ray'] = None; from tprm.cli import main; sys.argv[0] = 'tprm'; main()"
+
+
+@pytest.mark.parametrize("how", ["flag", "recipe"])
+def test_without_ray_exit_2_with_one_line(tmp_path, how):
+    text = TINY_RECIPE if how == "flag" else TINY_RECIPE.replace(
+        "execution: {device: cpu}", "execution: {device: cpu, backend: ray}")
+    recipe = _recipe(tmp_path, text, "tiny")
+    store = tmp_path / "store"
+    args = ["run", str(recipe), "--store", str(store)] + (["--backend", "ray"] if how == "flag" else [])
+    proc = subprocess.run([sys.executable, "-c", NO_RAY, *args], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "pip install 'tprm[ray]'" in lines[0], proc.stderr
+    assert "Traceback" not in proc.stderr
+    from tprm.engine.store import Store
+
+    assert not (store / "tprm.db.json").exists() or not Store(store).get_runs()
+
+
+def test_bad_backend_arguments_exit_2(tmp_path):
+    recipe = _recipe(tmp_path, TINY_RECIPE, "tiny")
+    for args, needle in ((["--backend", "slurm"], "use local or ray"),
+                         (["--address", "not an address"], "not a Ray address"),
+                         (["--backend", "local", "--address", "auto"], "only used with --backend ray")):
+        proc = run_tprm("run", str(recipe), "--store", str(tmp_path / "s"), *args, timeout=60)
+        assert proc.returncode == 2 and needle in proc.stderr, (args, proc.stderr)
+        assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_unreachable_address_exit_2_quickly(tmp_path):
+    pytest.importorskip("ray")
+    recipe = _recipe(tmp_path, TINY_RECIPE, "tiny")
+    started = time.time()
+    proc = run_tprm("run", str(recipe), "--store", str(tmp_path / "s"), "--address", "127.0.0.1:1",
+                    timeout=120)
+    assert proc.returncode == 2 and "nothing answers there" in proc.stderr, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and time.time() - started < 60
+
+
+# ------------------------------------------------------------------------------------ on Ray
+
+@pytest.fixture(scope="module")
+def ray_store(cluster, tmp_path_factory):
+    """A store (with the tiny recipe in its recipes/) in which the tiny recipe ran on Ray."""
+    from tprm.service import Service
+
+    store = tmp_path_factory.mktemp("ray") / "store"
+    (store / "recipes").mkdir(parents=True)
+    (store / "recipes" / "tiny.yaml").write_text(TINY_RECIPE)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(store.parent)
+        summary = Service(store).run("tiny", backend="ray")
+    assert summary["state"] == "done" and summary["executed"] == 17
+    return store
+
+
+def test_same_hashes_results_and_artifacts_as_local(ray_store, tmp_path):
+    import torch
+
+    from tprm.engine.store import Store
+    from tprm.service import Service
+
+    recipe = _recipe(tmp_path, TINY_RECIPE, "tiny")
+    local, remote = tmp_path / "local", ray_store
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # a Ray group gets cpus_per_group (1) threads; CPU sums depend on it
+    try:
+        assert Service(local).run(str(recipe))["state"] == "done"
+    finally:
+        torch.set_num_threads(threads)
+
+    a, b = Store(local), Store(remote)
+    assert set(a.get_jobs()) == set(b.get_jobs())
+    assert a.results() == b.results()  # bit-identical floats
+    la, lb = _artifact_bytes(local), _artifact_bytes(remote)
+    assert la.keys() == lb.keys() and len(la) > 17
+    assert all(la[k] == lb[k] for k in la)
+    # the run and job records say where things ran
+    run = b.get_runs()[-1]
+    assert run["backend"] == "ray" and run["ray"]["resources"]["CPU"] == 2.0
+    assert len(run["ray"]["nodes"]) == 1 and run["ray"]["slots"] == 2
+    prov = next(iter(b.get_jobs().values()))["provenance"]
+    assert prov["ray"]["node_id"] == run["ray"]["nodes"][0]["node_id"]
+    assert prov["ray"]["pid"] != os.getpid()  # ran in a Ray worker, not in this driver
+    status = Service(remote).status("tiny")
+    assert status["runs"][-1]["backend"] == "ray"
+    assert all(j["node"] == prov["host"] for j in status["jobs"])
+    assert "backend" not in a.get_runs()[-1]
+
+
+def test_group_larger_than_any_node_is_bad_input(cluster, tmp_path):
+    from tprm.service import BadInput, Service
+
+    recipe = _recipe(tmp_path, TINY_RECIPE.replace(
+        "execution: {device: cpu}", "execution: {device: cpu, ray: {cpus_per_group: 4}}"), "tiny")
+    with pytest.raises(BadInput, match=r"cpus_per_group 4: no node of the Ray cluster has 4 CPU"):
+        Service(tmp_path / "store").run(str(recipe), backend="ray")
+    assert not (tmp_path / "store" / "tprm.db.json").exists()  # nothing was started
+
+
+async def test_tui_runs_screen_shows_cluster_and_node(ray_store, monkeypatch):
+    from textual.widgets import DataTable, Static
+
+    from tprm.engine.store import Store
+    from tprm.tui.app import TprmApp
+
+    monkeypatch.chdir(ray_store.parent)
+    host = next(iter(Store(ray_store).get_jobs().values()))["provenance"]["host"]
+    app = TprmApp(str(ray_store), poll_interval=0.25)
+    async with app.run_test(size=(80, 24)) as pilot:
+        table = app.screen.query_one("#recipe-table", DataTable)
+        names = lambda: [str(k.value) for k in table.rows]  # noqa: E731
+        await _pilot_wait(pilot, lambda: "tiny" in names() and app.recipe is not None)
+        steps = names().index("tiny") - table.cursor_row
+        for _ in range(abs(steps)):
+            await pilot.press("down" if steps > 0 else "up")
+        await _pilot_wait(pilot, lambda: app.recipe == "tiny")
+        await pilot.press("2")
+        text = lambda sel: str(app.screen.query_one(sel, Static).content)  # noqa: E731
+        await _pilot_wait(pilot, lambda: "ray: 1 node, 2 CPU, 0 GPU" in text("#run-line"))
+        jobs = app.screen.query_one("#job-table", DataTable)
+        await _pilot_wait(pilot, lambda: jobs.row_count == 17)
+        jobs.focus()
+        await pilot.press("down")
+        await _pilot_wait(pilot, lambda: f"(on {host})" in text("#log-title"))
+
+
+async def _pilot_wait(pilot, condition, timeout: float = 60.0) -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        try:
+            if condition():
+                return
+        except Exception:  # noqa: BLE001 -- not mounted yet
+            pass
+        await pilot.pause(0.1)
+    shown = {sel: str(pilot.app.screen.query_one(sel).content) for sel in ("#run-line", "#log-title")
+             if pilot.app.screen.query(sel)}
+    raise AssertionError(f"timed out; the screen shows {shown}")
+
+
+def test_worker_killed_mid_task_is_retried_nothing_lost_or_duplicated(cluster, tmp_path):
+    from tprm.engine.store import Store
+    from tprm.service import Service
+
+    recipe = _recipe(tmp_path, SLOW_RECIPE, "slow")
+    store = tmp_path / "store"
+    out: dict = {}
+    runner = threading.Thread(target=lambda: out.update(Service(store).run(str(recipe),
+                                                                           backend="ray")))
+    runner.start()
+    try:
+        victim = _wait_for(lambda: next((p for p in _progress(store)
+                                         if p.get("pid") and p["label"].startswith("dense")), None),
+                           120, "a dense task to report its worker pid")
+        os.kill(victim["pid"], signal.SIGKILL)
+    finally:
+        runner.join(300)
+    assert out["state"] == "done" and out["executed"] == 17, out
+    _assert_each_job_recorded_once(store, 17)
+    jobs = Store(store).get_jobs(victim["hashes"])
+    # the killed group was run again by another worker process, and recorded once
+    assert all(j["provenance"]["ray"]["pid"] != victim["pid"] for j in jobs.values())
+    assert all(j["attempts"] == 1 for j in jobs.values())
+
+
+def test_cancel_stops_the_ray_tasks(cluster, tmp_path):
+    from tprm.engine.store import Store
+    from tprm.service import Service
+
+    recipe = _recipe(tmp_path, SLOW_RECIPE, "slow")
+    store = tmp_path / "store"
+    out: dict = {}
+    runner = threading.Thread(target=lambda: out.update(Service(store).run(str(recipe),
+                                                                           backend="ray")))
+    runner.start()
+    try:
+        seen = _wait_for(lambda: _progress(store), 120, "a running task")
+        asked = time.time()
+        assert Service(store).cancel(str(recipe)) == 1
+    finally:
+        runner.join(120)
+    assert out["state"] == "cancelled"
+    assert time.time() - asked < 10  # the dense tasks were stopped, not waited for
+    jobs = Store(store).get_jobs()
+    assert all(jobs[h]["state"] == "cancelled" for h in seen[0]["hashes"])  # stopped mid-task
+    states = [j["state"] for j in jobs.values()]
+    assert "running" not in states and states.count("done") < 17
+    assert not _progress(store)
+
+
+def test_driver_sigkill_then_rerun_resumes(cluster, tmp_path):
+    from tprm.engine.store import Store
+
+    recipe = _recipe(tmp_path, SLOW_RECIPE, "slow")
+    store = tmp_path / "store"
+    cmd = tprm_cmd("run", str(recipe), "--store", str(store), "--backend", "ray",
+                   "--address", cluster)
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        def some_done():
+            if not (store / "tprm.db.json").exists():
+                return False
+            states = [j["state"] for j in Store(store).get_jobs().values()]
+            return states.count("done") >= 2 and "running" in states
+        _wait_for(some_done, 180, "the first jobs to finish")
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(30)
+    before = Store(store).get_jobs()
+    done_before = {h for h, j in before.items() if j["state"] == "done"}
+    assert 0 < len(done_before) < 17
+    assert any(j["state"] == "stale" for j in before.values())  # held by the dead driver
+
+    rerun = run_tprm("run", str(recipe), "--store", str(store), "--backend", "ray",
+                     "--address", cluster, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    assert f"executed {17 - len(done_before)})" in rerun.stdout
+    _assert_each_job_recorded_once(store, 17)
+    after = Store(store).get_jobs()
+    assert all(after[h]["attempts"] == 1 and after[h]["ended"] == before[h]["ended"]
+               for h in done_before)  # finished jobs were not run again
+    status = run_tprm("status", str(recipe), "--store", str(store), "--json", timeout=60)
+    runs = json.loads(status.stdout)["runs"]
+    assert [r["state"] for r in runs] == ["stale", "done"] and runs[-1]["backend"] == "ray"
+    assert runs[-1]["ray"]["address"] == cluster

@@ -1,0 +1,63 @@
+"""Process entry point of a detached case study: `python -m tprm.case_job CASE_DIR STORE_DIR`.
+
+`Service.start_case` starts it in its own session (quitting the TUI does not stop it). It runs
+`Service.case_<kind>` with the request's arguments, keeps `progress.json` at the runner's latest
+snapshot, stops through the runner's cancel path when `CASE_DIR/cancel` appears, and ends by
+writing `report.json`: the report, or {"cancelled": message} or {"error": message}.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+
+def _write(path: Path, data: dict) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data, default=str))
+    os.replace(tmp, path)
+
+
+def main(argv: list[str]) -> int:
+    from tprm.service import RunCancelled, Service, TprmError
+
+    folder, store_dir = Path(argv[0]), argv[1]
+    request = json.loads((folder / "request.json").read_text())
+    svc = Service(store_dir)
+    cancel = folder / "cancel"
+    last = [0.0]
+
+    def progress(snap: dict) -> None:
+        if cancel.exists():  # a run started after the stop request is stopped at once, too
+            svc.cancel_runs_of_pid(os.getpid())
+        now = time.monotonic()
+        if now - last[0] >= 0.5:
+            last[0] = now
+            _write(folder / "progress.json", dict(snap, updated=time.time()))
+
+    try:
+        if cancel.exists():
+            raise RunCancelled(f"{request['recipe']}: case study stopped before it started")
+        method = getattr(svc, f"case_{request['kind']}")
+        report = method(request["path"], progress=progress, **request["args"])
+    except RunCancelled as exc:
+        _write(folder / "report.json", {"cancelled": str(exc)})
+        print(f"tprm case: {exc}", file=sys.stderr)
+        return 1
+    except TprmError as exc:
+        _write(folder / "report.json", {"error": str(exc).splitlines()[0]})
+        print(f"tprm case: {exc}", file=sys.stderr)
+        return getattr(exc, "exit_code", 1)
+    except Exception as exc:  # noqa: BLE001 -- recorded for the UI, then shown with its traceback
+        _write(folder / "report.json", {"error": f"{type(exc).__name__}: {exc}".splitlines()[0]})
+        raise
+    _write(folder / "report.json", report)
+    print(report.get("text", ""))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
