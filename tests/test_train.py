@@ -65,7 +65,7 @@ def test_fused_equals_separate_with_masks_lrs_and_sam(arch, data64):
     ]
     assert fusable(models, schedules, data64.n_train)
     copies = [clone(m) for m in models]
-    fused = train(models, data64, schedules, [10, 11, 12], masks, fuse=True, checkpoint_epochs=(0, 2))
+    fused = train(models, data64, schedules, [10, 11, 12], masks, fuse="always", checkpoint_epochs=(0, 2))
     loop = train(copies, data64, schedules, [10, 11, 12], masks, fuse=False, checkpoint_epochs=(0, 2))
     for k, (a, b) in enumerate(zip(fused, loop)):
         for name in a.state:
@@ -93,7 +93,7 @@ def test_fused_equals_separate_with_augmentation(tmp_path):
             models.append(nn.Sequential(nn.Flatten(), nn.Linear(3 * 32 * 32, 10)).double())
     copies = [clone(m) for m in models]
     schedules = [Schedule(lr=0.01, batch_size=8, epochs=2)] * 2
-    fused = train(models, data, schedules, [0, 1], fuse=True)
+    fused = train(models, data, schedules, [0, 1], fuse="always")
     loop = train(copies, data, schedules, [0, 1], fuse=False)
     for a, b in zip(fused, loop):
         for name in a.state:
@@ -122,7 +122,7 @@ def test_fused_preresnet20_with_batchnorm_equals_separate(dtype, tol, rho, tmp_p
     ]
     assert fusable(models, schedules, data.n_train)
     copies = [clone(m) for m in models]
-    fused = train(models, data, schedules, [3, 4, 5], masks, fuse=True, checkpoint_epochs=(1,))
+    fused = train(models, data, schedules, [3, 4, 5], masks, fuse="always", checkpoint_epochs=(1,))
     loop = train(copies, data, schedules, [3, 4, 5], masks, fuse=False, checkpoint_epochs=(1,))
     for k, (a, b) in enumerate(zip(fused, loop)):
         assert a.state.keys() == b.state.keys()
@@ -171,7 +171,7 @@ def test_update_matches_torch_optim_sgd(data64):
 # --- masks stay exactly zero -------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("fuse", [True, False])
+@pytest.mark.parametrize("fuse", ["always", False])
 @pytest.mark.parametrize("rho", [0.0, 0.1])
 def test_masked_weights_stay_exactly_zero(fuse, rho, data32):
     models = [tiny("conv1d", s, data32, dtype=torch.float32) for s in (0, 1)]
@@ -310,7 +310,7 @@ def test_progress_can_cancel(data64):
 # --- divergence ----------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("fuse", [True, False])
+@pytest.mark.parametrize("fuse", ["always", False])
 def test_divergence_stops_one_model_and_spares_the_others(fuse, data64):
     models = [tiny("conv1d", s, data64) for s in (0, 1, 2)]
     alone = clone(models[2])

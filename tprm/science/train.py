@@ -30,8 +30,10 @@ type: augmentation is drawn on the data's device).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import math
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -45,16 +47,21 @@ from tprm.science.metrics import EVAL_BATCH_SIZE
 
 __all__ = [
     "CURVE_KEYS",
+    "PRECISIONS",
     "SAM_EPS",
     "Schedule",
     "TrainResult",
     "fusable",
+    "fusion_pays",
     "sam_perturbation",
     "stream_seed",
     "train",
 ]
 
 SAM_EPS = 1e-12  # added to SAM's gradient norm
+# train(precision=...): None or the models' own dtype name = no autocast (the default, unchanged);
+# "bf16" = bfloat16 autocast with float32 master weights and float32 BatchNorm statistics.
+PRECISIONS = ("float32", "float64", "bf16")
 CURVE_KEYS = ("epoch", "lr", "train_loss", "train_error", "test_loss", "test_error")
 Masks = dict[str, Tensor]
 
@@ -233,12 +240,67 @@ def sam_perturbation(grads: dict[str, Tensor], rho: Tensor, masks: Masks) -> dic
     ``grads`` must already be masked; ``e`` is additionally zeroed at masked positions so that
     ``w + e`` is exactly 0.0 there even if the norm is not finite.
     """
-    squares = [g.flatten(1).pow(2).sum(1) for g in grads.values()]
-    norm = torch.stack(squares).sum(0).sqrt()
-    scale = rho / (norm + SAM_EPS)
+    scale = _sam_scale(grads, rho)
     e = {name: g * _per_model(scale, g) for name, g in grads.items()}
     _mask_(e, masks)
     return e
+
+
+def _sam_scale(grads: dict[str, Tensor], rho: Tensor) -> Tensor:
+    """``rho / (||g|| + SAM_EPS)`` per model [K]; the norm sums per-tensor squares in parameter order."""
+    squares = [g.flatten(1).pow(2).sum(1) for g in grads.values()]
+    norm = torch.stack(squares).sum(0).sqrt()
+    return rho / (norm + SAM_EPS)
+
+
+# --- how the slots compute: autocast, memory format, compilation ------------------------------------
+
+
+@dataclass(frozen=True)
+class _Compute:
+    """Execution options that change speed, not the algorithm (see docs/speed.md for their effect).
+
+    ``autocast``: run forward passes under ``torch.autocast`` in this dtype (bf16); parameters, the
+    optimiser state, the loss and BatchNorm running statistics stay float32. ``channels_last``: 4-D
+    inputs are laid out NHWC (convolutions then run in that layout; a no-op for 1-D/flat inputs).
+    ``compile``: ``torch.compile(mode="reduce-overhead")`` (CUDA graphs) of the step, CUDA only.
+    """
+
+    autocast: torch.dtype | None = None
+    channels_last: bool = False
+    compile: bool = False
+
+    def context(self, device: torch.device):
+        if self.autocast is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=device.type, dtype=self.autocast)
+
+    def layout(self, x: Tensor) -> Tensor:
+        """One model's input batch [B, ...] in the chosen memory format."""
+        if self.channels_last and x.dim() == 4:
+            return x.contiguous(memory_format=torch.channels_last)
+        return x
+
+    def compiled(self, fn: Callable, device: torch.device) -> Callable:
+        """``fn`` compiled for CUDA graphs on a CUDA device (eager elsewhere); a compile failure falls
+        back to eager with one warning."""
+        if not self.compile or device.type != "cuda":
+            return fn
+        compiled = torch.compile(fn, mode="reduce-overhead", dynamic=False)
+        state = {"fn": compiled}
+
+        def call(*args):
+            if state["fn"] is fn:
+                return fn(*args)
+            try:
+                return compiled(*args)
+            except Exception as exc:  # noqa: BLE001 - any compiler failure: run eagerly instead
+                warnings.warn(f"train: torch.compile failed ({type(exc).__name__}: {exc}); running eagerly",
+                              stacklevel=2)
+                state["fn"] = fn
+                return fn(*args)
+
+        return call
 
 
 # --- the K model slots: fused (one vmapped model) or one module ----------------------------------------
@@ -254,8 +316,14 @@ class _Slots:
     """
 
     def __init__(
-        self, params: dict[str, Tensor], buffers: dict[str, Tensor], masks: Masks, schedules: Sequence[Schedule]
+        self,
+        params: dict[str, Tensor],
+        buffers: dict[str, Tensor],
+        masks: Masks,
+        schedules: Sequence[Schedule],
+        compute: _Compute = _Compute(),
     ) -> None:
+        self.compute = compute
         self.flat = _Flat(params)
         if len(self.flat.flats) != 1:
             raise ValueError("train: all parameters of a model must have one floating dtype")
@@ -302,7 +370,10 @@ class _Slots:
             g.masked_fill_(~self.keep, 0.0)
         finite = torch.isfinite(loss)
         if self.sam:
-            e = sam_perturbation({"w": g}, self.rho, {"w": self.keep})["w"]  # global norm per model
+            # global norm per model, summed tensor by tensor (the same rounding as per-tensor SAM)
+            e = g * _sam_scale(self.flat.layout(g), self.rho).unsqueeze(1)
+            if self.masked:
+                e.masked_fill_(~self.keep, 0.0)
             g, loss2, _ = self._grads(self._perturbed(e), x, y, frozen_bn=True)
             self._after_sam()
             if self.masked:
@@ -310,9 +381,11 @@ class _Slots:
             finite &= torch.isfinite(loss2)
         self.alive &= finite
         alive = self.alive.unsqueeze(1)
-        d = torch.addcmul(g, self.wd, self.w)
+        # The elementwise op order of the per-tensor update this replaced, so results stay bit-identical:
+        # no fused multiply-add (addcmul / add(alpha=) may round differently).
+        d = g + self.wd * self.w
         if self.buf is not None:
-            d = torch.add(d, self.buf, alpha=self.momentum)
+            d = self.buf * self.momentum + d
             self.buf.copy_(torch.where(alive, d, self.buf))
         self.w.copy_(torch.where(alive, self.w - lr.unsqueeze(1) * d, self.w))
         if self.masked:
@@ -328,7 +401,10 @@ class _Slots:
         with torch.no_grad():
             for x, y in data.plain_batches("test", batch_size):
                 x, y = x.to(self.device, self.dtype), y.to(self.device)
-                logits = self._eval_logits(x)  # [K, N, C]
+                with self.compute.context(self.device):
+                    logits = self._eval_logits(x)  # [K, N, C]
+                if self.compute.autocast is not None:
+                    logits = logits.float()
                 losses = F.cross_entropy(logits.flatten(0, 1), y.repeat(self.k), reduction="none")
                 loss_sum += losses.view(self.k, -1).sum(1).double()
                 wrong_sum += (logits.argmax(-1) != y).sum(1).double()
@@ -372,7 +448,11 @@ class _FusedSlots(_Slots):
     """
 
     def __init__(
-        self, models: Sequence[nn.Module], masks: Sequence[Masks], schedules: Sequence[Schedule]
+        self,
+        models: Sequence[nn.Module],
+        masks: Sequence[Masks],
+        schedules: Sequence[Schedule],
+        compute: _Compute = _Compute(),
     ) -> None:
         self.models = list(models)
         self.base = models[0]
@@ -382,21 +462,24 @@ class _FusedSlots(_Slots):
         per_model_buffers = [dict(m.named_buffers()) for m in models]
         buffers = {n: torch.stack([pb[n].detach() for pb in per_model_buffers]).contiguous()
                    for n, _ in self.base.named_buffers()}
-        super().__init__(params, buffers, _stacked_masks(names, per_model, masks), schedules)
+        super().__init__(params, buffers, _stacked_masks(names, per_model, masks), schedules, compute)
         base = self.base
 
         def loss_fn(p: dict[str, Tensor], b: dict[str, Tensor], x: Tensor, y: Tensor):
-            loss, wrong = _loss_and_error(functional_call(base, (p, b), (x,)), y)
+            logits = functional_call(base, (p, b), (x,))
+            loss, wrong = _loss_and_error(logits if compute.autocast is None else logits.float(), y)
             return loss, (loss, wrong)
 
-        self._grad_fn = vmap(grad(loss_fn, has_aux=True))
+        self._grad_fn = compute.compiled(vmap(grad(loss_fn, has_aux=True)), self.device)
         self._forward = vmap(lambda p, b, x: functional_call(base, (p, b), (x,)), in_dims=(0, 0, None))
 
     def _grads(self, params, x, y, frozen_bn):
         self.base.train()
         buffers = {n: b.clone() for n, b in self.buffers.items()} if frozen_bn else self.buffers
-        grads, (loss, wrong) = self._grad_fn(params, buffers, x, y)
-        return self.flat.gather(grads), loss.detach(), wrong.detach()
+        with self.compute.context(self.device):
+            grads, (loss, wrong) = self._grad_fn(params, buffers, x, y)
+        # (cloned: outputs of a CUDA-graph replay are overwritten by the next replay, e.g. SAM's pass)
+        return self.flat.gather(grads), loss.detach().clone(), wrong.detach().clone()
 
     def _perturbed(self, e):
         return self.flat.layout(self.w + e)
@@ -432,7 +515,7 @@ class _ModuleSlot(_Slots):
     is the same few ops as for K models) and get tensors of their own again in ``release``.
     """
 
-    def __init__(self, model: nn.Module, masks: Masks, schedule: Schedule) -> None:
+    def __init__(self, model: nn.Module, masks: Masks, schedule: Schedule, compute: _Compute = _Compute()) -> None:
         self.model = model
         named = dict(model.named_parameters())
         self.plist = list(named.values())
@@ -442,15 +525,20 @@ class _ModuleSlot(_Slots):
             {n: b.detach().unsqueeze(0) for n, b in self.named_buffers.items()},
             {n: m.unsqueeze(0) for n, m in masks.items()},
             [schedule],
+            compute,
         )
         for n, p in named.items():
             p.data = self.params[n][0]
         self._saved_w: Tensor | None = None
         self._saved_buffers: list[Tensor] = []
+        self._call = compute.compiled(model, self.device)
 
     def _grads(self, params, x, y, frozen_bn):
         self.model.train()
-        logits = self.model(x[0])
+        with self.compute.context(self.device):
+            logits = self._call(self.compute.layout(x[0]))
+        if self.compute.autocast is not None:
+            logits = logits.float()
         loss, wrong = _loss_and_error(logits, y[0])
         grads = torch.autograd.grad(loss, self.plist, allow_unused=True)
         flat = torch.cat([(torch.zeros_like(p) if g is None else g).reshape(1, -1)
@@ -477,7 +565,7 @@ class _ModuleSlot(_Slots):
         was_training = self.model.training
         self.model.eval()
         try:
-            return self.model(x).unsqueeze(0)
+            return self.model(self.compute.layout(x)).unsqueeze(0)
         finally:
             self.model.train(was_training)
 
@@ -653,6 +741,34 @@ def fusable(models: Sequence[nn.Module], schedules: Sequence[Schedule], n_train:
     return len(keys) == 1
 
 
+def fusion_pays(models: Sequence[nn.Module], device: torch.device | str) -> bool:
+    """Whether fusing these (fusable) models is the faster strategy on ``device``.
+
+    On an accelerator: always (one batched kernel per layer instead of K). On the CPU only for models
+    without buffers (small MLP / 1-D conv nets, as before): a vmapped BatchNorm / 2-D convolution is a
+    grouped convolution there, measured 2x slower per model than K plain steps, so BatchNorm models
+    train one after another on the lean path (docs/speed.md).
+    """
+    if torch.device(device).type != "cpu":
+        return True
+    return all(next(m.buffers(), None) is None for m in models)
+
+
+def _compute_options(models: Sequence[nn.Module], precision: str | None, channels_last: bool,
+                     compile: bool) -> _Compute:
+    if precision is not None and precision not in PRECISIONS:
+        raise ValueError(f"train: precision {precision!r} is not valid; use one of {', '.join(PRECISIONS)}")
+    dtypes = {p.dtype for m in models for p in m.parameters()}
+    if precision == "bf16" and dtypes != {torch.float32}:
+        raise ValueError(f"train: precision 'bf16' needs float32 models (master weights), got {sorted(map(str, dtypes))}")
+    if precision in ("float32", "float64") and dtypes != {getattr(torch, precision)}:
+        raise ValueError(f"train: precision {precision!r} but the models hold {sorted(map(str, dtypes))}")
+    for name, flag in (("channels_last", channels_last), ("compile", compile)):
+        if not isinstance(flag, bool):
+            raise ValueError(f"train: {name} must be true or false, got {flag!r}")
+    return _Compute(torch.bfloat16 if precision == "bf16" else None, channels_last, compile)
+
+
 def train(
     models: list[nn.Module],
     data,
@@ -661,11 +777,14 @@ def train(
     masks: list[Masks | None] | None = None,
     *,
     checkpoint_epochs: Sequence[int] = (),
-    fuse: bool = True,
+    fuse: bool | str = True,
     progress: Callable[[int, int], None] | None = None,
     on_epoch: Callable[[int, dict], None] | None = None,
     eval_every: int = 1,
     eval_batch_size: int = EVAL_BATCH_SIZE,
+    precision: str | None = None,
+    channels_last: bool = False,
+    compile: bool = False,
 ) -> list[TrainResult]:
     """Train ``models[k]`` with ``schedules[k]`` on ``data`` (a TensorData) from seed ``seeds[k]``.
 
@@ -677,8 +796,19 @@ def train(
     ``progress(done, total)`` counts model-steps and is called after every step; an exception raised
     by it propagates (cancel). Final weights are also left in the modules passed in.
     ``on_epoch(k, row)`` is called after each epoch of model k with that epoch's curve values.
+
+    Strategy (the results are the same to float tolerance either way): ``fuse=True`` trains
+    :func:`fusable` models as one vmapped computation where :func:`fusion_pays` on the data's device,
+    else one after another; ``fuse="always"`` fuses whenever fusable; ``fuse=False`` never.
+    Execution options (docs/speed.md): ``precision`` None (default: the models' own dtype, no autocast;
+    "float32"/"float64" name it and are checked) or "bf16" (autocast; float32 models as master weights);
+    ``channels_last`` NHWC inputs for 2-D convolutions on the non-fused path and in evaluation;
+    ``compile`` CUDA graphs via ``torch.compile(mode="reduce-overhead")`` on a CUDA device only.
     """
     checked_masks = _check_inputs(models, data, schedules, seeds, masks, checkpoint_epochs, eval_every)
+    if fuse not in (True, False, "always"):
+        raise ValueError(f"train: fuse must be true, false or 'always', got {fuse!r}")
+    compute = _compute_options(models, precision, channels_last, compile)
     n_train = data.n_train
     counter = _Progress(progress, sum(s.total_iterations(n_train) for s in schedules))
     common = dict(
@@ -689,9 +819,10 @@ def train(
     )
     modes = [m.training for m in models]
     try:
-        if fuse and fusable(models, schedules, n_train):
+        fused = fuse and fusable(models, schedules, n_train)
+        if fused and (fuse == "always" or fusion_pays(models, data.device)):
             streams = [_BatchStream(seed, n_train, s.batch_size, data.device) for seed, s in zip(seeds, schedules)]
-            slots = _FusedSlots(models, checked_masks, schedules)
+            slots = _FusedSlots(models, checked_masks, schedules, compute)
             results = _run(slots, schedules, streams, data, on_epoch=on_epoch, **common)
             slots.release()
             counter.settle(counter.total)
@@ -701,7 +832,7 @@ def train(
             end = counter.done + s.total_iterations(n_train)
             stream = _BatchStream(seed, n_train, s.batch_size, data.device)
             hook = None if on_epoch is None else (lambda _k, row, i=i: on_epoch(i, row))
-            slot = _ModuleSlot(model, mask, s)
+            slot = _ModuleSlot(model, mask, s, compute)
             try:
                 results += _run(slot, [s], [stream], data, on_epoch=hook, **common)
             finally:
