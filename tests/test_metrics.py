@@ -421,3 +421,26 @@ def test_batched_lmc_gives_the_point_by_point_curves(arch, kwargs, data: TensorD
         assert fused[key] == pytest.approx(loop[key], abs=1e-5), key
     assert fused["mc"] == pytest.approx(loop["mc"], abs=1e-6)
     assert max(loop["train_loss"][1:-1]) > loop["train_loss"][0] + 1e-3  # a real, non-flat curve
+
+
+def test_channels_last_lmc_and_cka_give_the_same_numbers_on_a_2d_bn_net() -> None:
+    """NHWC batches (the CPU's fast layout for 2-D convolutions) give the same LMC curve and CKA."""
+    from tprm.science.models import seeded
+
+    g = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (200, 3, 32, 32), generator=g, dtype=torch.uint8)
+    labels = torch.randint(0, 10, (200,), generator=g)
+    data = TensorData("rgb", images[:136], labels[:136], images[136:], labels[136:], 10,
+                      mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25))
+    models = []
+    for seed in (0, 1):
+        with seeded(seed):
+            models.append(_sgd(build_model("preresnet", 10, (3, 32, 32), depth=8, width=0.5), data, 10, seed))
+    nchw = lmc(*models, data, points=4, batched=False, eval_batch_size=50)
+    nhwc = lmc(*models, data, points=4, batched=False, eval_batch_size=50, channels_last=True)
+    for key in ("train_error", "train_loss", "test_error", "test_loss"):
+        assert nhwc[key] == pytest.approx(nchw[key], abs=1e-4), key
+    assert max(nchw["train_loss"]) > min(nchw["train_loss"]) + 1e-3  # a real curve
+    cka = cka_outputs(*models, data, samples=100)
+    cka_cl = cka_outputs(*models, data, samples=100, channels_last=True)
+    assert cka_cl["cka_softmax"] == pytest.approx(cka["cka_softmax"], abs=1e-5)

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from fakedata import write_fake_cifar10
-from tprm.science.data import DataSpec, load_data
+from tprm.science.data import DataSpec, TensorData, load_data
 from tprm.science.models import build_model, seeded
 from tprm.science.prune import magnitude_masks, prunable_parameters, random_masks
 from tprm.science.train import Schedule, fusable, sam_perturbation, stream_seed, train
@@ -356,3 +356,130 @@ def test_bad_inputs_raise_one_line_messages(data64):
         train([model], data64, [Schedule(lr=0.1, batch_size=40, epochs=1)], [0], checkpoint_epochs=(5,))
     with pytest.raises(ValueError, match="seeds has 2 entries"):
         train([model], data64, [Schedule(lr=0.1, batch_size=40, epochs=1)], [0, 1])
+
+
+# --- strategy and execution options ----------------------------------------------------------------------
+
+
+def _preresnets(tmp_path, n_train=32, seeds=(0, 1)):
+    write_fake_cifar10(tmp_path, n_train=n_train, n_test=16)
+    data = load_data(DataSpec(name="cifar10", root=str(tmp_path)), tmp_path)
+    models = []
+    for s in seeds:
+        with seeded(s):
+            models.append(build_model("preresnet", 10, (3, 32, 32), depth=20, width=0.5))
+    return data, models
+
+
+def _learnable_images(n_train: int, n_test: int) -> TensorData:
+    """32x32 RGB images whose class is a bright 8x8 patch at one of 10 places, on uint8 noise."""
+    g = torch.Generator().manual_seed(0)
+    n = n_train + n_test
+    x = torch.randint(0, 64, (n, 3, 32, 32), generator=g, dtype=torch.uint8)
+    y = torch.arange(n) % 10
+    for c in range(10):
+        row, col = divmod(c, 4)
+        x[y == c, :, 8 * row : 8 * row + 8, 8 * col : 8 * col + 8] += 180
+    return TensorData("patches", x[:n_train], y[:n_train], x[n_train:], y[n_train:], 10,
+                      mean=(0.3, 0.3, 0.3), std=(0.3, 0.3, 0.3))
+
+
+def test_fusion_pays_on_the_cpu_only_for_buffer_free_models(data32, tmp_path):
+    """The CPU strategy: vmap for buffer-free nets (as before), one by one for BatchNorm models."""
+    from tprm.science.train import fusion_pays
+
+    plain = [tiny("conv1d", s, data32, dtype=torch.float32) for s in (0, 1)]
+    bn = [tiny("conv1d", s, data32, dtype=torch.float32, batchnorm=True) for s in (0, 1)]
+    assert fusion_pays(plain, "cpu") and not fusion_pays(bn, "cpu")
+    assert fusion_pays(bn, "cuda") and fusion_pays(bn, "meta")
+    # fuse=True on the CPU trains the BN models one by one: bit-identical to fuse=False
+    s = Schedule(lr=0.05, batch_size=50, epochs=1)
+    copies = [clone(m) for m in bn]
+    auto = train(bn, data32, [s, s], [0, 1], fuse=True)
+    loop = train(copies, data32, [s, s], [0, 1], fuse=False)
+    for a, b in zip(auto, loop):
+        for name in a.state:
+            assert torch.equal(a.state[name], b.state[name]), name
+
+
+def test_channels_last_gives_the_same_training_to_float_rounding(tmp_path):
+    """NHWC inputs (a speed option) change only float rounding: same weights, BN stats and curves."""
+    data, models = _preresnets(tmp_path)
+    masks = [magnitude_masks(m, 0.3, prunable_parameters(m)) for m in models]
+    s = Schedule(lr=0.02, batch_size=8, epochs=2)
+    copies = [clone(m) for m in models]
+    nchw = train(models, data, [s, s], [0, 1], masks, fuse=False)
+    nhwc = train(copies, data, [s, s], [0, 1], masks, fuse=False, channels_last=True)
+    for a, b, mask in zip(nchw, nhwc, masks):
+        for name in a.state:
+            if a.state[name].is_floating_point():
+                torch.testing.assert_close(b.state[name], a.state[name], rtol=1e-3, atol=1e-4)
+        assert b.curves["test_error"] == pytest.approx(a.curves["test_error"], abs=1e-6)
+        assert_masked_zero(b.state, mask)
+
+
+@pytest.mark.parametrize("fuse", ["always", False])
+def test_bf16_changes_final_test_error_by_less_than_the_tolerance(fuse, tmp_path):
+    """bf16 autocast (float32 master weights, float32 BN statistics): a tiny run's final test error
+    moves by < 0.08 (absolute fraction; 200 test images, i.e. at most 16 of them; measured 0.025
+    after 80 steps) against float32,
+    the masks stay exactly 0.0 and every state tensor stays float32."""
+    data = _learnable_images(320, 200)
+    with seeded(0):
+        base = build_model("preresnet", 10, (3, 32, 32), depth=8, width=0.5)
+    models = [base, clone(base)]
+    masks = [magnitude_masks(m, 0.4, prunable_parameters(m)) for m in models]
+    s = Schedule(lr=0.1, batch_size=16, epochs=4)
+    full = train([clone(m) for m in models], data, [s, s], [0, 1], masks, fuse=fuse)
+    half = train(models, data, [s, s], [0, 1], masks, fuse=fuse, precision="bf16")
+    for a, b, mask in zip(full, half, masks):
+        assert a.curves["test_error"][-1] < 0.7  # learnt something (chance: 0.9): the comparison is not two chance levels
+        assert abs(a.curves["test_error"][-1] - b.curves["test_error"][-1]) < 0.08
+        assert all(t.dtype == torch.float32 for t in b.state.values() if t.is_floating_point())
+        assert not torch.equal(a.state["conv1.weight"], b.state["conv1.weight"])  # bf16 really ran
+        assert_masked_zero(b.state, mask)
+    # no hook left behind: the modules compute in float32 again
+    assert not any(m._forward_pre_hooks for m in models[0].modules())
+
+
+def test_execution_options_are_checked(data32, data64):
+    model = tiny("conv1d", 0, data64)
+    s = Schedule(lr=0.1, batch_size=50, epochs=1)
+    with pytest.raises(ValueError, match="precision 'bf16' needs float32"):
+        train([model], data64, [s], [0], precision="bf16")
+    with pytest.raises(ValueError, match="precision 'float32' but the models hold"):
+        train([model], data64, [s], [0], precision="float32")
+    with pytest.raises(ValueError, match="use one of float32, float64, bf16"):
+        train([model], data64, [s], [0], precision="fp8")
+    with pytest.raises(ValueError, match="fuse must be"):
+        train([model], data64, [s], [0], fuse="sometimes")
+
+
+def test_compile_is_a_no_op_off_cuda(data32):
+    """compile=True only acts on a CUDA device: on the CPU the run is bit-identical to eager."""
+    models = [tiny("conv1d", s, data32, dtype=torch.float32) for s in (0, 1)]
+    copies = [clone(m) for m in models]
+    s = Schedule(lr=0.1, batch_size=50, epochs=1)
+    a = train(models, data32, [s, s], [0, 1], compile=True)
+    b = train(copies, data32, [s, s], [0, 1])
+    for x, y in zip(a, b):
+        assert all(torch.equal(x.state[n], y.state[n]) for n in x.state)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA only (benchmarks/gpu_check.sh runs it)")
+@pytest.mark.parametrize("fuse", ["always", False])
+def test_cuda_compiled_and_bf16_steps_match_eager(fuse, tmp_path):
+    """On a GPU: the fused BN step equals one by one, compiled (CUDA graphs) equals eager, bf16 runs."""
+    data, models = _preresnets(tmp_path, n_train=64)
+    data = data.to("cuda")
+    models = [m.cuda() for m in models]
+    s = Schedule(lr=0.02, batch_size=16, epochs=2)
+    eager = train([clone(m) for m in models], data, [s, s], [0, 1], fuse=fuse)
+    graphed = train([clone(m) for m in models], data, [s, s], [0, 1], fuse=fuse, compile=True)
+    half = train([clone(m) for m in models], data, [s, s], [0, 1], fuse=fuse, precision="bf16",
+                 channels_last=True)
+    for a, b, c in zip(eager, graphed, half):
+        for name in a.state:
+            if a.state[name].is_floating_point():
+                torch.testing.assert_close(b.state[name], a.state[name], rtol=2e-3, atol=2e-3)
+        assert abs(a.curves["test_error"][-1] - c.curves["test_error"][-1]) < 0.2

