@@ -128,24 +128,31 @@ def recompute_bn(model: nn.Module, data: Any, batch_size: int = 64, channels_las
     if data.n_train < 2:
         raise ValueError("data: BatchNorm recompute needs at least 2 training samples")
     device = _device(model)
-    momenta = [layer.momentum for layer in layers]
     with _eval_mode(model), torch.no_grad():
-        try:
+        for layer in layers:
+            layer.reset_running_stats()
+            layer.training = True
+        _cumulative_bn_passes(layers, data, batch_size, lambda x: model(_layout(x, device, channels_last)))
+
+
+def _cumulative_bn_passes(layers: list[_BatchNorm], data: Any, batch_size: int, forward: Callable) -> None:
+    """``forward(x)`` over the un-augmented train batches, every layer's momentum set to ``b / (n + b)``
+    before a batch of ``b`` after ``n`` samples (a size-weighted cumulative average; batches of one
+    sample skipped). The layers' momenta are restored."""
+    momenta = [layer.momentum for layer in layers]
+    try:
+        seen = 0
+        for x, _ in data.plain_batches("train", batch_size):
+            size = int(x.shape[0])
+            if size < 2:
+                continue
             for layer in layers:
-                layer.reset_running_stats()
-                layer.training = True
-            seen = 0
-            for x, _ in data.plain_batches("train", batch_size):
-                size = int(x.shape[0])
-                if size < 2:
-                    continue
-                for layer in layers:
-                    layer.momentum = size / (seen + size)
-                model(_layout(x, device, channels_last))
-                seen += size
-        finally:
-            for layer, momentum in zip(layers, momenta):
-                layer.momentum = momentum
+                layer.momentum = size / (seen + size)
+            forward(x)
+            seen += size
+    finally:
+        for layer, momentum in zip(layers, momenta):
+            layer.momentum = momentum
 
 
 # ----------------------------------------------------------------------------- LMC
@@ -305,7 +312,6 @@ def _batched_curves(
             stacked[f"{dot}num_batches_tracked"].zero_()
     forward = vmap(lambda state, x: functional_call(scratch, state, (x,)), in_dims=(0, None))
     device = _device(scratch)
-    momenta = [layer.momentum for layer in layers]
     with _eval_mode(scratch):
         if layers:
             if data.n_train < 2:
@@ -313,18 +319,9 @@ def _batched_curves(
             try:
                 for layer in layers:
                     layer.training = True
-                seen = 0
-                for x, _ in data.plain_batches("train", bn_batch_size):
-                    size = int(x.shape[0])
-                    if size < 2:
-                        continue
-                    for layer in layers:
-                        layer.momentum = size / (seen + size)
-                    forward(stacked, x.to(device))
-                    seen += size
+                _cumulative_bn_passes(layers, data, bn_batch_size, lambda x: forward(stacked, x.to(device)))
             finally:
-                for layer, momentum in zip(layers, momenta):
-                    layer.momentum = momentum
+                for layer in layers:
                     layer.training = False
         curves: dict[str, list[float]] = {}
         for split in SPLITS if test else ("train",):

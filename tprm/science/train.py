@@ -9,7 +9,11 @@ update), as separate training would. Then one vectorised SGD update with per-mod
 SAM rho runs on all parameters of all K models held in one flat ``[K, N]`` tensor (a few whole-tensor
 ops, no host synchronisation inside an epoch). Otherwise each model is trained on its own (the loop
 path, K = 1, the module's parameters re-pointed into the flat tensor). Both paths run the same update
-code, so they give the same weights to float tolerance.
+code, so they give the same weights to float tolerance. Which path runs is chosen per device
+(:func:`fusion_pays`: on the CPU a vmapped 2-D convolution is slower than K plain steps, so BatchNorm
+models train one by one there). Speed options that leave the algorithm alone: bf16 autocast,
+channels_last inputs, CUDA graphs (``train``'s ``precision`` / ``channels_last`` / ``compile``;
+docs/speed.md says what each does to results).
 
 Update rule (as ``torch.optim.SGD`` with dampening 0, no Nesterov, one parameter group, so weight decay
 also applies to biases and BatchNorm affine parameters): ``d = g + wd * w; buf = momentum * buf + d;
