@@ -483,3 +483,22 @@ def test_cuda_compiled_and_bf16_steps_match_eager(fuse, tmp_path):
             if a.state[name].is_floating_point():
                 torch.testing.assert_close(b.state[name], a.state[name], rtol=2e-3, atol=2e-3)
         assert abs(a.curves["test_error"][-1] - c.curves["test_error"][-1]) < 0.2
+
+
+def test_bytes_per_model_counts_weights_and_activations(data32):
+    """The scheduler's memory estimate: weights x6 (+1 with SAM) plus activations x batch size."""
+    from tprm.science.train import bytes_per_model
+
+    model = tiny("conv1d", 0, data32, dtype=torch.float32, widths=(8, 8))
+    weights = sum(p.numel() * 4 for p in model.parameters())
+    small = bytes_per_model(model, 16, data32.input_shape)
+    big = bytes_per_model(model, 32, data32.input_shape)
+    activations = big - small  # linear in the batch size
+    assert activations > 0 and small == 6 * weights + activations
+    assert bytes_per_model(model, 16, data32.input_shape, sam=True) == small + weights
+    assert bytes_per_model(model, 16, data32.input_shape, activation_bytes=2) == 6 * weights + activations // 2
+    with seeded(0):
+        resnet = build_model("preresnet", 10, (3, 32, 32), depth=20)
+    estimate = bytes_per_model(resnet, 64, (3, 32, 32))
+    assert 40e6 < estimate < 400e6  # PreResNet-20 at batch 64: tens of MB of activations, 1 MB of weights
+    assert resnet.conv1.weight.device.type == "cpu" and not resnet._forward_hooks
