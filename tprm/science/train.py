@@ -827,7 +827,7 @@ def _compute_options(models: Sequence[nn.Module], precision: str | None, channel
         raise ValueError(f"train: precision {precision!r} but the models hold {sorted(map(str, dtypes))}")
     for name, flag in (("channels_last", channels_last), ("compile", compile)):
         if not isinstance(flag, bool):
-            raise ValueError(f"train: {name} must be true or false, got {flag!r}")
+            raise TypeError(f"train: {name} must be true or false, got {flag!r}")
     return _Compute(torch.bfloat16 if precision == "bf16" else None, channels_last, compile)
 
 
