@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.tprm-installed
 
-.PHONY: demo test install clean readme-demo
+.PHONY: demo test lint install clean readme-demo
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,11 @@ readme-demo: $(STAMP)
 
 test: $(TEST_STAMP)
 	$(BIN)/python -m pytest -q
+
+# ruff (lint rules; formatting is not enforced) and mypy on tprm/, both configured in pyproject.toml.
+lint: $(STAMP)
+	$(BIN)/ruff check tprm
+	$(BIN)/mypy
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -14,11 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-
-def _write(path: Path, data: dict) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, default=str))
-    os.replace(tmp, path)
+from tprm.engine.casedir import write_json as _write
 
 
 def main(argv: list[str]) -> int:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 from rich.console import Console
@@ -17,6 +17,9 @@ from rich.markup import escape
 
 from tprm.cli_help import plain_help
 from tprm.service import BadInput, Service, TprmError
+
+if TYPE_CHECKING:
+    from rich.progress import TaskID
 
 plain_help()  # no `<bool>` after flags, RECIPE (not `{recipe}`) in usage lines
 app = typer.Typer(help="tprm: experiments on the three-regime model of network pruning. Exit codes: "
@@ -121,7 +124,7 @@ class RunDisplay:
         self.progress = Progress(TextColumn("{task.description}"), BarColumn(),
                                  TextColumn("{task.fields[right]}"), TimeElapsedColumn(),
                                  console=console, transient=False)
-        self.overall = None
+        self.overall: TaskID | None = None
         self.groups: dict[str, int] = {}
 
     def __enter__(self):
@@ -155,16 +158,10 @@ class RunDisplay:
 
 
 def _print_run_summary(summary: dict) -> None:
-    counts = ", ".join(f"{k} {v}" for k, v in sorted(summary["counts"].items()))
-    out.print(f"run {summary['run_id']}: {summary['state']} ({counts}; executed {summary['executed']})")
-    for f in summary["failed"][:10]:
-        err.print(f"  failed: {f['label']}: {f['error']}", markup=False)
-    diverged, skipped = summary.get("diverged") or [], summary["counts"].get("skipped", 0)
-    if diverged or skipped:
-        labels = ", ".join(d["label"] for d in diverged[:5]) + (", ..." if len(diverged) > 5 else "")
-        err.print(f"warning: {summary['counts'].get('diverged', len(diverged))} job(s) diverged "
-                  f"(non-finite loss: too hot){': ' + labels if labels else ''}; {skipped} dependent "
-                  "job(s) skipped; their cells show x (diverged)")
+    head, notes = Service.run_summary_lines(summary)
+    out.print(head, markup=False)
+    for line in notes:
+        err.print(line, markup=False)
 
 
 @app.command()
@@ -177,10 +174,10 @@ def run(recipe: RecipeArg, store: StoreOpt = None,
         dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan and what is already done.")] = False,
         log: Annotated[Optional[str], typer.Option(hidden=True)] = None):
     """Run (or resume) a recipe: dense -> prune -> retrain -> pair metrics."""
-    if device is not None:
-        _check_device(device)
-    _check_backend(backend, address)
     svc = _svc(store)
+    if device is not None:
+        svc.check_device(device)
+    _check_backend(backend, address)
     if dry_run:
         s = svc.plan_summary(recipe)
         out.print(f"plan for {s['recipe']}: {s['total']} jobs, {s['done']} done")
@@ -199,13 +196,6 @@ def run(recipe: RecipeArg, store: StoreOpt = None,
                           backend=backend, address=address)
     _print_run_summary(summary)
     raise typer.Exit(summary["exit_code"])
-
-
-def _check_device(device: str) -> None:
-    import re
-
-    if not re.fullmatch(r"auto|cpu|cuda|cuda:\d+|mps", device):
-        raise BadInput(f"--device: '{device}' is not a device; use auto, cpu, cuda or cuda:N")
 
 
 def _check_backend(backend: str | None, address: str | None) -> None:

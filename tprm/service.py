@@ -8,11 +8,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
-import os
-import subprocess
-import sys
-import time
 from pathlib import Path
 from typing import Callable
 
@@ -52,6 +47,10 @@ RESULT_COLUMNS: tuple[str, ...] = (
     "temperature", "density", "dense_seed", "state", "regime", "test_error", "spread",
     "normalized_error", "mc", "cka", "train_loss", "dense_test_error",
 )
+# The metrics grid/plot take ("regime" is the regime map), in the order the CLI lists them.
+METRICS: tuple[str, ...] = (
+    "test_error", "normalized_error", "mc", "cka", "regime", "train_loss", "train_error", "test_loss",
+    "mc_loss", "cka_logits", "endpoint_gap", "dense_test_error", "hessian_trace", "hessian_top")
 CSV_DIGITS = 6  # decimals kept in CSV (0.46599999999999997 -> 0.466)
 
 
@@ -77,14 +76,25 @@ def _bad_input(exc: Exception) -> BadInput:
     return BadInput(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
 
 
+def _converted(exc: Exception) -> BadInput:
+    """The service error for an engine/science input error (DataNotFetched keeps its data set)."""
+    from tprm.engine.planner import DataNotFetchedError
+
+    if isinstance(exc, DataNotFetchedError):
+        return DataNotFetched(str(exc), exc.dataset)
+    return _bad_input(exc)
+
+
 def _input_errors():
     """Exception types that mean the user's input (recipe, data, store file) is at fault."""
     from tprm.engine.artifacts import ArtifactError
+    from tprm.engine.executors.ray import BackendError
+    from tprm.engine.planner import DataNotFetchedError
     from tprm.engine.recipe import RecipeError
     from tprm.engine.store import StoreError
-    from tprm.science.dataspec import DataMissingError
+    from tprm.engine.datasets import DataMissingError
 
-    return (RecipeError, StoreError, ArtifactError, DataMissingError)
+    return (RecipeError, StoreError, ArtifactError, DataMissingError, DataNotFetchedError, BackendError)
 
 
 def _converting_input_errors(cls):
@@ -99,11 +109,13 @@ def _converting_input_errors(cls):
             except TprmError:
                 raise
             except _input_errors() as exc:
-                raise _bad_input(exc) from None
+                raise _converted(exc) from None
         return call
 
     for name, fn in list(vars(cls).items()):
-        if callable(fn) and not name.startswith("_") and not isinstance(fn, type):
+        if isinstance(fn, staticmethod) and not name.startswith("_"):
+            setattr(cls, name, staticmethod(wrap(fn.__func__)))
+        elif callable(fn) and not name.startswith("_") and not isinstance(fn, type):
             setattr(cls, name, wrap(fn))
     return cls
 
@@ -113,13 +125,13 @@ class Service:
     """Recipes, runs, results, plots and case studies over one store directory."""
 
     def __init__(self, store_dir: str | Path | None = None):
+        from tprm.engine.planner import Planner
         from tprm.engine.store import default_store_dir
 
         self.store_dir = Path(default_store_dir(store_dir)).expanduser()
         self._store = None
         self._sources: dict[tuple[str, str], str | None] = {}
-        self._plans: dict[tuple, object] = {}
-        self._explicit_regimes: dict[tuple, set] = {}
+        self.planner = Planner(self.store_dir)
 
     # -- plumbing ------------------------------------------------------------------------------
     @property
@@ -173,35 +185,44 @@ class Service:
         self._sources[(r.name, r.hash)] = str(path)
         return r
 
+    @staticmethod
+    def check_device(device: str) -> str:
+        """A --device value checked by the recipe schema (execution.device): BadInput otherwise."""
+        from tprm.engine.recipe import check_setting
+
+        return check_setting("execution.device", device, "--device")
+
     def recipe_text(self, recipe) -> str:
         return self.recipe_path(recipe).read_text()
 
     def list_recipes(self) -> list[dict]:
-        from tprm.engine.recipe import HOTTER, load_recipe
-
+        """Every recipe file of recipe_dirs() (the first of a name wins), valid or not, with its
+        grid and how many of its jobs are done."""
         rows, seen = [], set()
         jobs = self.store.get_jobs() if self.store_dir.exists() else {}
         for d in self.recipe_dirs():
             for path in sorted(d.glob("*.y*ml")) if d.exists() else []:
-                if path.stem in seen:
-                    continue
-                seen.add(path.stem)
-                row = {"name": path.stem, "path": str(path), "valid": True, "error": None,
-                       "knob": None, "hotter": None, "grid": None, "jobs_done": 0, "jobs_total": None}
-                try:
-                    r = load_recipe(path)
-                    row.update(name=r.name, knob=r.temperature.knob,
-                               hotter=HOTTER[r.temperature.knob],
-                               grid=f"{len(r.temperature.values)}x{len(r.densities)}")
-                    hashes = self._job_hashes(r)
-                    if hashes is not None:
-                        row["jobs_total"] = len(hashes)
-                        row["jobs_done"] = sum(1 for h in hashes
-                                               if jobs.get(h, {}).get("state") == "done")
-                except _input_errors() as exc:
-                    row.update(valid=False, error=str(exc).splitlines()[0])
-                rows.append(row)
+                if path.stem not in seen:
+                    seen.add(path.stem)
+                    rows.append(self._recipe_row(path, jobs))
         return rows
+
+    def _recipe_row(self, path: Path, jobs: dict) -> dict:
+        from tprm.engine.recipe import HOTTER, load_recipe
+
+        row = {"name": path.stem, "path": str(path), "valid": True, "error": None,
+               "knob": None, "hotter": None, "grid": None, "jobs_done": 0, "jobs_total": None}
+        try:
+            r = load_recipe(path)
+            row.update(name=r.name, knob=r.temperature.knob, hotter=HOTTER[r.temperature.knob],
+                       grid=f"{len(r.temperature.values)}x{len(r.densities)}")
+            hashes = self._job_hashes(r)
+            if hashes is not None:
+                row["jobs_total"] = len(hashes)
+                row["jobs_done"] = sum(1 for h in hashes if jobs.get(h, {}).get("state") == "done")
+        except _input_errors() as exc:
+            row.update(valid=False, error=str(exc).splitlines()[0])
+        return row
 
     def validate(self, paths: list[str | Path]) -> list[dict]:
         from tprm.engine.recipe import load_recipe
@@ -236,9 +257,7 @@ class Service:
         return self.user_recipe_dir() / Path(path).name if self.is_shipped(path) else Path(path)
 
     def new_recipe(self, name: str, template: str = "quickstart", directory: Path | None = None) -> Path:
-        from tprm.engine.recipe import parse_recipe
-
-        from tprm.engine.recipe import NAME_PATTERN
+        from tprm.engine.recipe import NAME_PATTERN, parse_recipe, renamed
 
         if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):  # as given, before any YAML
             raise BadInput(f"NAME: {name!r} is not a recipe name, allowed: lower-case letters, digits, "
@@ -251,15 +270,7 @@ class Service:
                            "allowed: a plain recipe name")
         if target.exists():
             raise BadInput(f"{target}: already exists; choose another name or edit it")
-        text = src.read_text()
-        lines = text.splitlines()
-        for i, line in enumerate(lines):
-            if line.startswith("name:"):
-                lines[i] = f"name: {name}"
-                break
-        else:
-            lines.insert(0, f"name: {name}")
-        text = "\n".join(lines) + "\n"
+        text = renamed(src.read_text(), name)
         parse_recipe(text, str(target))
         return self._write_atomic(target, text)
 
@@ -281,44 +292,9 @@ class Service:
         return atomic_write(path, lambda fh: fh.write(text.encode("utf-8")))
 
     # -- plans ---------------------------------------------------------------------------------
-    def _identity_cache(self, recipe) -> Path:
-        return self.store_dir / "identity" / f"{recipe.hash}.json"
-
     def data_identity(self, recipe, compute: bool = True, download: bool = False) -> dict | None:
-        """The data's content identity (generator settings or file checksums), cached per recipe.
-
-        download=False never touches the network: missing files raise DataNotFetched at once."""
-        cache = self._identity_cache(recipe)
-        if cache.exists():
-            return json.loads(cache.read_text())
-        if not compute:
-            return None
-        from dataclasses import replace
-
-        from tprm.science.data import DataMissingError, data_identity  # imports torch: only here
-
-        spec = recipe.data_spec()
-        if spec.root is None:
-            spec = replace(spec, root=str(self.store_dir / "data"))
-        if not download:
-            spec = replace(spec, download=False)
-        try:
-            ident = data_identity(spec)
-        except DataMissingError as exc:
-            if download:
-                raise
-            raise self._not_fetched(spec) from exc
-        self._write_atomic(cache, json.dumps(ident, sort_keys=True))
-        return ident
-
-    @staticmethod
-    def _init_checksum(recipe) -> str | None:
-        """Content hash of the dense init file (recipes store its path absolute)."""
-        if not recipe.dense.init:
-            return None
-        import hashlib
-
-        return hashlib.sha256(Path(recipe.dense.init).read_bytes()).hexdigest()
+        """The data's content identity, cached per recipe (see tprm.engine.planner)."""
+        return self.planner.data_identity(recipe, compute=compute, download=download)
 
     def source_path(self, recipe) -> str | None:
         """The YAML file a loaded recipe (or a sub-grid of it) came from, if any."""
@@ -327,17 +303,7 @@ class Service:
     def plan(self, recipe, compute_identity: bool = True, download: bool = False):
         """The recipe's job plan. Only a run downloads data (download=True, as the recipe allows);
         anywhere else a missing data set raises DataNotFetched at once, never touching the network."""
-        from tprm.engine.plan import build_plan
-
-        recipe = self.load_recipe(recipe)
-        ident = self.data_identity(recipe, compute=compute_identity, download=download)
-        if ident is None:
-            return None
-        init = self._init_checksum(recipe)
-        key = (recipe.name, recipe.hash, json.dumps(ident, sort_keys=True), init)
-        if key not in self._plans:  # plans are pure functions of these: polls reuse them
-            self._plans[key] = build_plan(recipe, ident, init)
-        return self._plans[key]
+        return self.planner.plan(self.load_recipe(recipe), compute_identity, download)
 
     def _job_hashes(self, recipe) -> list[str] | None:
         plan = self.plan(recipe, compute_identity=False)
@@ -362,30 +328,22 @@ class Service:
         """Where recipes without dataset.root read (and `data fetch` puts) torchvision sets."""
         return self.store_dir / "data"
 
-    def _not_fetched(self, spec) -> DataNotFetched:
-        from tprm.science.data import DISPLAY_NAMES, dataset_status
-
-        st = dataset_status(spec.name, spec.root)
-        title = DISPLAY_NAMES.get(spec.name, spec.name)
-        return DataNotFetched(f"{title} not downloaded: run `tprm data fetch {spec.name}` or set "
-                              f"dataset.root (looked in {st['folder']})", spec.name)
-
     def data_list(self, root: str | Path | None = None) -> list[dict]:
         """Every data set tprm knows and whether its files are in the data folder."""
-        from tprm.science.data import DATASET_NAMES, dataset_status
+        from tprm.engine.datasets import dataset_rows
 
-        return [dataset_status(n, Path(root) if root else self.data_root()) for n in DATASET_NAMES]
+        return dataset_rows(Path(root) if root else self.data_root())
 
     def data_fetch(self, name: str, source: str | Path | None = None, root: str | Path | None = None,
                    progress: Callable[[str], None] | None = None) -> dict:
         """Put data set `name` into the data folder: from `source` (a folder or .tar.gz) or downloaded."""
-        from tprm.science.data import DATASET_NAMES, fetch_dataset
+        from tprm.engine.datasets import DATASET_NAMES, fetch
 
         if name not in DATASET_NAMES:
             raise BadInput(f"data set: '{name}' is not one of {', '.join(DATASET_NAMES)}")
         if source is not None and not Path(source).expanduser().exists():
             raise BadInput(f"--from: {source}: no such file or folder")
-        return fetch_dataset(name, Path(root) if root else self.data_root(), source, progress)
+        return fetch(name, Path(root) if root else self.data_root(), source, progress)
 
     # -- runs ----------------------------------------------------------------------------------
     def run(self, recipe, device: str | None = None, jobs: int | None = None,
@@ -396,126 +354,65 @@ class Service:
         recipe = self.load_recipe(recipe)
         return self._run_plan(recipe, recipe, device, jobs, progress, log_path, backend, address)
 
-    @staticmethod
-    def _executor(recipe, device: str, jobs: int | None, backend: str | None = None,
-                  address: str | None = None):
-        """None for the local backend; a RayExecutor for ray (BadInput when Ray is missing)."""
-        ex = recipe.execution
-        if (backend or ("ray" if address else ex.backend)) != "ray":
-            return None
-        from tprm.engine.executors.ray import BackendError, RayExecutor, RaySettings
-
-        settings = {f: getattr(ex.ray, f) for f in ("address", "cpus_per_group", "gpus_per_group",
-                                                    "max_retries", "max_groups", "ship_code")}
-        if address is not None:
-            settings["address"] = address
-        try:
-            return RayExecutor(RaySettings(**settings), device=device, jobs=jobs)
-        except BackendError as exc:
-            raise BadInput(str(exc)) from None
-
     def _run_plan(self, recipe, owner, device=None, jobs=None, progress=None, log_path=None,
                   backend=None, address=None) -> dict:
         """Run `recipe`'s jobs, recorded as part of `owner` (the recipe itself, or the full
         recipe a case study measures a sub-grid of)."""
-        from tprm.engine.runner import Runner
+        from tprm.engine.launch import run_recipe
 
-        ex = recipe.execution
-        executor = self._executor(recipe, device or ex.device, jobs, backend, address)
-        plan = self.plan(recipe, download=True)
-        if executor is not None:
-            from tprm.engine.executors.ray import BackendError
-
-            try:
-                executor.connect()  # the cluster is unreachable or too small: bad input
-            except BackendError as exc:
-                raise BadInput(str(exc)) from None
-        path = self.source_path(owner)
-        self.store.put_recipe(owner.name, owner.hash, path,
-                              Path(path).read_text() if path else owner.to_yaml())
-        runner = Runner(self.store, plan, owner.name, owner.hash,
-                        device=device or ex.device, jobs=jobs or ex.jobs, on_error=ex.on_error,
-                        fuse=ex.fuse, max_fused=ex.max_fused, log_path=log_path, threads=ex.threads,
-                        display=progress, runtime={"init_path": recipe.dense.init},
-                        executor=executor)
-        try:
-            summary = runner.run()
-        finally:
-            if executor is not None:
-                executor.close()
-        return {"run_id": summary.run_id, "state": summary.state, "counts": summary.counts,
-                "executed": summary.executed, "failed": summary.failed,
-                "diverged": summary.diverged,
-                "exit_code": summary.exit_code}
+        return run_recipe(self.store, self.planner, recipe, owner, self.source_path(owner),
+                          device=device, jobs=jobs, progress=progress, log_path=log_path,
+                          backend=backend, address=address)
 
     def start_detached(self, recipe, device: str | None = None, jobs: int | None = None,
                        backend: str | None = None, address: str | None = None) -> dict:
-        """Start `tprm run` in its own session so it survives the terminal (and the SSH link)."""
+        """Start the run in its own session (`python -m tprm.engine.launch`) so it survives the
+        terminal (and the SSH link)."""
+        from tprm.engine.launch import start_detached
+
         recipe = self.load_recipe(recipe)
         path = self.source_path(recipe) or str(self.recipe_path(recipe.name))
-        logs = self.store_dir / "logs"
-        logs.mkdir(parents=True, exist_ok=True)
-        log = logs / f"run-{recipe.name}-{time.strftime('%Y%m%d-%H%M%S')}.log"
-        cmd = [sys.executable, "-m", "tprm", "run", str(Path(path).resolve()),
-               "--store", str(self.store_dir), "--log", str(log)]
-        if device:
-            cmd += ["--device", device]
-        if jobs:
-            cmd += ["--jobs", str(jobs)]
-        if backend:
-            cmd += ["--backend", backend]
-        if address:
-            cmd += ["--address", address]
-        with open(log, "ab") as fh:
-            proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=fh, stderr=fh,
-                                    start_new_session=True, cwd=os.getcwd())
-        return {"pid": proc.pid, "log": str(log), "recipe": recipe.name}
+        return start_detached(self.store_dir, path, recipe.name, device, jobs, backend, address)
+
+    @staticmethod
+    def run_summary_lines(summary: dict) -> tuple[str, list[str]]:
+        """A run summary as text: the result line and the failure/divergence lines (stderr)."""
+        from tprm.engine.launch import summary_lines
+
+        return summary_lines(summary)
 
     def cancel(self, recipe) -> int:
+        from tprm.engine.rundir import request_cancel
+
         recipe = self.load_recipe(recipe)
         n = self.store.request_cancel(recipe.name)
         for run in self.store.get_runs(recipe.name):
             if run.get("state") == "running":
-                d = self.store_dir / "runs" / run["run_id"]
-                d.mkdir(parents=True, exist_ok=True)
-                (d / "cancel").touch()
+                request_cancel(self.store_dir, run["run_id"])
         return n
 
     def status(self, recipe=None) -> dict:
         """Runs, job counts per state and per-job progress (for one recipe or every stored one)."""
-        if not self.store_dir.exists():
-            return {"store": str(self.store_dir), "runs": [], "recipes": {}, "jobs": []}
-        names = [self.load_recipe(recipe).name] if recipe is not None else None
-        runs = self.store.get_runs(names[0] if names else None)
-        all_jobs = self.store.get_jobs()
-        out = {"store": str(self.store_dir), "runs": runs, "recipes": {}, "jobs": []}
-        stored = {r["name"]: r for r in self.store.list_recipes()}
-        progress = self._progress(runs)
         from tprm.engine.plan import skipped_jobs
+        from tprm.engine.rundir import job_progress
+        from tprm.engine.status import recipe_status
 
+        out = {"store": str(self.store_dir), "runs": [], "recipes": {}, "jobs": []}
+        if not self.store_dir.exists():
+            return out
+        names = [self.load_recipe(recipe).name] if recipe is not None else None
+        out["runs"] = runs = self.store.get_runs(names[0] if names else None)
+        all_jobs = self.store.get_jobs()
+        stored = {r["name"]: r for r in self.store.list_recipes()}
+        progress = job_progress(self.store_dir, runs)
         skipped = skipped_jobs(all_jobs)  # behind a diverged job: settled, shown as "skipped"
         for name in names or sorted(stored):
             rec = stored.get(name, {})
             hashes = self._status_hashes(recipe if names else None, rec, all_jobs)
-            counts: dict[str, int] = {}
-            for h in hashes:
-                state = "skipped" if h in skipped else all_jobs.get(h, {}).get("state", "new")
-                counts[state] = counts.get(state, 0) + 1
-            out["recipes"][name] = {"hash": rec.get("hash"), "total": len(hashes), "counts": counts}
             work = self._job_work(recipe if names else None, rec)
-            for h in hashes:
-                j = all_jobs.get(h)
-                if j is not None:
-                    out["jobs"].append({"hash": h, "recipe": name, "kind": j["kind"],
-                                        "label": j.get("label"),
-                                        "state": "skipped" if h in skipped else j["state"],
-                                        "reason": "parent diverged" if h in skipped else None,
-                                        "error": j.get("error"), "progress": progress.get(h),
-                                        "started": j.get("started"), "ended": j.get("ended"),
-                                        "work": work.get(h, 1.0), "node": _node_of(progress.get(h), j)})
-            out["recipes"][name]["eta"] = self._eta(name, runs, [
-                dict(all_jobs.get(h, {}), work=work.get(h, 1.0), progress=progress.get(h))
-                for h in hashes])
+            out["recipes"][name], rows = recipe_status(name, rec, hashes, all_jobs, skipped,
+                                                       progress, work, runs)
+            out["jobs"] += rows
         return out
 
     def _job_work(self, recipe, rec: dict) -> dict[str, float]:
@@ -536,17 +433,6 @@ class Service:
             cache[id(plan)] = (plan, {h: job_work(j.kind, j.spec) for h, j in plan.jobs.items()})
         return cache[id(plan)][1]
 
-    @staticmethod
-    def _eta(name: str, runs: list[dict], jobs: list[dict]) -> dict | None:
-        """ETA of the recipe's running run: {"fraction", "seconds" (None: estimating), "text"}."""
-        from tprm.engine.eta import estimate
-
-        live = [r for r in runs if r.get("recipe_name") == name and r.get("state") == "running"]
-        if not live:
-            return None
-        e = estimate(jobs, live[-1]["started"], time.time())
-        return {"fraction": e.fraction, "seconds": e.seconds, "rate": e.rate, "text": e.text}
-
     def _status_hashes(self, recipe, rec: dict, all_jobs: dict) -> list[str]:
         """A recipe's jobs: its plan (the file as it is now, else the text stored at its last
         run); jobs tagged with its hash when no plan can be made without reading data."""
@@ -561,21 +447,6 @@ class Service:
         if plan is not None:
             return [j.hash for j in plan.ordered()]
         return [h for h, j in all_jobs.items() if rec.get("hash") in (j.get("recipes") or [])]
-
-    def _progress(self, runs: list[dict]) -> dict[str, dict]:
-        out = {}
-        for run in runs:
-            if run.get("state") != "running":
-                continue
-            for f in (self.store_dir / "runs" / run["run_id"] / "progress").glob("*.json"):
-                try:
-                    p = json.loads(f.read_text())
-                except (OSError, ValueError):
-                    continue
-                for h in p.get("hashes", []):
-                    out[h] = {"done": p["done"], "total": p["total"], "started": p["started"],
-                              "updated": p["updated"], "node": p.get("node")}
-        return out
 
     def logs(self, recipe, job: str | None = None) -> str:
         """The latest run log of a recipe, or one job's log (job hash prefix or label)."""
@@ -598,50 +469,10 @@ class Service:
     # -- results -------------------------------------------------------------------------------
     def results(self, recipe) -> list[dict]:
         """One record per (temperature, density, dense seed) cell (see docs/ARCHITECTURE.md)."""
-        recipe = self.load_recipe(recipe)
-        plan = self.plan(recipe)
-        jobs = self.store.get_jobs(list(plan.jobs)) if self.store_dir.exists() else {}
-        res = self.store.results(list(plan.jobs)) if self.store_dir.exists() else {}
-        return [self._cell_record(cell, jobs, res) for cell in plan.cells]
+        from tprm.engine.results import cell_records
 
-    @staticmethod
-    def _cell_record(cell, jobs: dict, res: dict) -> dict:
-        def state(h):
-            return jobs.get(h, {}).get("state", "new")
-
-        rec = {"temperature": cell.temperature, "density": cell.density,
-               "dense_seed": cell.dense_seed, "state": "missing"}
-        dense = res.get(cell.dense) or {}
-        ck = (dense.get("checkpoints") or {}).get(str(cell.epoch)) or {}
-        rec["dense_test_error"] = ck.get("test_error")
-        retrains = [res.get(h) for h in cell.retrains]
-        done = [r for r, h in zip(retrains, cell.retrains) if r and state(h) == "done"]
-        errs = [r["test_error"] for r in done]
-        rec["test_error_seeds"] = errs
-        for key in ("test_error", "train_loss", "train_error", "test_loss"):
-            vals = [r[key] for r in done if r.get(key) is not None]
-            rec[key] = sum(vals) / len(vals) if vals else None
-        pairs = res.get(cell.pairs) if state(cell.pairs) == "done" else None
-        for key in ("mc", "mc_pairs", "mc_loss", "endpoint_gap", "cka", "cka_pairs", "cka_logits"):
-            rec[key] = pairs.get(key) if pairs else None
-        hs = [res.get(h) for h in cell.hessians if state(h) == "done"]
-        rec["hessian_trace"] = (sum(h["hessian_trace"] for h in hs) / len(hs)) if hs else None
-        rec["hessian_top"] = (sum(h["hessian_top"] for h in hs) / len(hs)) if hs else None
-        all_states = [state(h) for h in (cell.dense, cell.prune, *cell.retrains, cell.pairs)]
-        if "diverged" in all_states:
-            rec["state"] = "diverged"
-            first = all_states.index("diverged")  # what comes after it will not run
-            all_states[first + 1:] = ["skipped" if s != "done" else s for s in all_states[first + 1:]]
-        elif "failed" in all_states:
-            rec["state"] = "failed"
-        elif all(s == "done" for s in all_states):
-            rec["state"] = "done"
-        elif any(s == "done" for s in all_states):
-            rec["state"] = "partial"
-        rec["jobs"] = {"dense": cell.dense, "prune": cell.prune, "retrains": list(cell.retrains),
-                       "pairs": cell.pairs}
-        rec["job_states"] = dict(zip(("dense", "prune", *[f"retrain{i}" for i in range(len(cell.retrains))], "pairs"), all_states))
-        return rec
+        plan = self.plan(self.load_recipe(recipe))
+        return cell_records(self.store if self.store_dir.exists() else None, plan)
 
     def results_table(self, recipe) -> list[dict]:
         """Cell records, each with the regime of that dense seed's own measurements."""
@@ -680,30 +511,15 @@ class Service:
 
     # -- analysis ------------------------------------------------------------------------------
     def regime_settings(self, recipe):
-        """The recipe's regime thresholds, each with where it came from."""
-        import yaml
-
-        from tprm.analysis.regimes import RegimeSettings
+        """The recipe's regime thresholds, each with where it came from (the file that set it, as
+        the parsed recipe remembers, or the default)."""
+        from tprm.analysis.regimes import settings_from_section
 
         recipe = self.load_recipe(recipe)
         path = self.source_path(recipe)
-        explicit: dict = {}
-        if path:
-            try:
-                key = (path, Path(path).stat().st_mtime_ns)
-                if key not in self._explicit_regimes:  # polls must not re-parse the file
-                    doc = yaml.safe_load(Path(path).read_text()) or {}
-                    self._explicit_regimes[key] = set(doc.get("regimes") or {})
-                explicit = self._explicit_regimes[key]
-            except (OSError, yaml.YAMLError, AttributeError, TypeError):
-                explicit = set()
         where = Path(path).name if path else recipe.name
-        r = recipe.regimes
-        fields = ("mc_on", "mc_threshold", "mc_loss_threshold", "cka_threshold", "cka_output",
-                  "split", "max_endpoint_gap")
-        sources = {f: (f"recipe {where} regimes.{f}" if f in explicit else "tprm default")
-                   for f in fields}
-        return RegimeSettings(**{f: getattr(r, f) for f in fields}, sources=sources)
+        return settings_from_section(recipe.regimes, lambda f: bool(path) and recipe.set_in_file(f"regimes.{f}"),
+                                     f"recipe {where}")
 
     def _axes(self, recipe) -> dict:
         from tprm.engine.recipe import HOTTER
@@ -712,9 +528,7 @@ class Service:
                 "densities": list(recipe.densities), "knob": recipe.temperature.knob,
                 "hotter": HOTTER[recipe.temperature.knob]}
 
-    METRICS = ("test_error", "normalized_error", "mc", "cka", "regime", "train_loss",
-               "train_error", "test_loss", "mc_loss", "cka_logits", "endpoint_gap",
-               "dense_test_error", "hessian_trace", "hessian_top")
+    METRICS = METRICS
 
     def grid(self, recipe, metric: str, cells: list[dict] | None = None):
         """A Grid (or, for metric "regime", a RegimeGrid) over the recipe's plane."""
@@ -794,7 +608,7 @@ class Service:
                        + ", ".join(f"{v:g}" for v in values))
 
     @staticmethod
-    def _density(value: float) -> float:
+    def _density(value: float | None) -> float:
         """Accept 0.1 or 10 (percent)."""
         if value is None or value <= 0 or value > 100:
             raise BadInput(f"--density: {value} is not a density; use a fraction in (0, 1] or a percent")
@@ -803,24 +617,13 @@ class Service:
     def case_direction(self, recipe, temperature: float | None, density: float | None,
                        evaluate: bool = False, progress=None) -> dict:
         """Case 1: which way to move the temperature knob (one cell, or the rule scored on all)."""
-        from tprm.analysis.cases import (direction_for_cell, evaluate_direction_rule,
-                                         format_direction, format_direction_evaluation)
+        from tprm.analysis.cases import direction_for_cell, format_direction
         from tprm.analysis.phase import aggregate
 
         recipe = self.load_recipe(recipe)
-        ax, settings = self._axes(recipe), self.regime_settings(recipe)
         if evaluate:
-            summary = self.run(recipe, progress=progress)
-            if summary["state"] == "cancelled":
-                raise RunCancelled(f"{recipe.name}: case study stopped; finished jobs are kept")
-            cells = self.results(recipe)
-            ev = evaluate_direction_rule(cells, settings, recipe.cases.noise_floor,
-                                         hotter=ax["hotter"], knob=ax["knob"],
-                                         temperatures=ax["temperatures"], densities=ax["densities"])
-            out = ev.to_json()
-            out.update(kind="direction-evaluation", recipe=recipe.name, run=summary,
-                       text=format_direction_evaluation(ev, rows=True))
-            return out
+            return self._direction_evaluation_report(recipe, progress)
+        ax, settings = self._axes(recipe), self.regime_settings(recipe)
         t = self._match(temperature, ax["temperatures"], "temperature")
         d = self._match(self._density(density), ax["densities"], "density")
         cells, summary = self._measure(recipe, {"temperature": {"values": [t]}, "densities": [d]},
@@ -833,53 +636,51 @@ class Service:
                    f"(the rest reused from the store)")
         return out
 
+    def _direction_evaluation(self, recipe, cells: list[dict]):
+        """Case study 1's rule scored on every cell of `cells` (ValueError when it cannot be)."""
+        from tprm.analysis.cases import evaluate_direction_rule
+
+        ax = self._axes(recipe)
+        return evaluate_direction_rule(cells, self.regime_settings(recipe), recipe.cases.noise_floor,
+                                       hotter=ax["hotter"], knob=ax["knob"],
+                                       temperatures=ax["temperatures"], densities=ax["densities"])
+
+    def _direction_evaluation_report(self, recipe, progress=None) -> dict:
+        """Case 1 evaluated: run the whole grid (reusing what is done), then score the rule."""
+        from tprm.analysis.cases import format_direction_evaluation
+
+        summary = self.run(recipe, progress=progress)
+        if summary["state"] == "cancelled":
+            raise RunCancelled(f"{recipe.name}: case study stopped; finished jobs are kept")
+        ev = self._direction_evaluation(recipe, self.results(recipe))
+        out = ev.to_json()
+        out.update(kind="direction-evaluation", recipe=recipe.name, run=summary,
+                   text=format_direction_evaluation(ev, rows=True))
+        return out
+
     def case_select(self, recipe, density: float, progress=None) -> dict:
         """Case 2: which dense model (temperature) to prune at a target density."""
+        from tprm.analysis.candidates import selection_candidates
         from tprm.analysis.cases import format_selection, select_model
-        from tprm.analysis.phase import aggregate
 
         recipe = self.load_recipe(recipe)
         ax, settings = self._axes(recipe), self.regime_settings(recipe)
         d = self._match(self._density(density), ax["densities"], "density")
         cells, summary = self._measure(recipe, {"densities": [d]}, progress)
-        short_cells = None
         short = recipe.cases.select_retrain_epochs
-        if short:
-            short_cells, _ = self._measure(recipe, {"densities": [d], "retrain": {
-                "epochs": short, "iterations": None,
-                "last_epochs": min(short, recipe.retrain.last_epochs)}}, progress)
-        epochs = recipe.retrain.epochs or 0
-        candidates, dense_seen = [], set()
-        for t in ax["temperatures"]:
-            full = [c for c in cells if c["temperature"] == t]
-            probe = [c for c in (short_cells or cells) if c["temperature"] == t]
-            n_retrains = sum(len(c["test_error_seeds"]) for c in probe)
-            cand = {"label": f"{ax['knob']}={t:g}",
-                    "mc": aggregate(probe, "mc")[0],
-                    "mc_loss": aggregate(probe, "mc_loss")[0],
-                    "cka": aggregate(probe, settings.cka_metric)[0],
-                    "endpoint_gap": aggregate(probe, "endpoint_gap")[0],
-                    "test_error": aggregate(probe, "test_error")[0],
-                    "dense_test_error": aggregate(full, "dense_test_error")[0],
-                    "trainings": n_retrains,
-                    # checkpoints of one run (epochs knob) share it: count each dense job once
-                    "dense_trainings": len({c["jobs"]["dense"] for c in full} - dense_seen),
-                    "true_test_error": aggregate(full, "test_error")[0],
-                    "true_trainings": sum(len(c["test_error_seeds"]) for c in full)}
-            dense_seen |= {c["jobs"]["dense"] for c in full}
-            candidates.append(cand)
+        short_cells = self._measure(recipe, {"densities": [d], "retrain": {
+            "epochs": short, "iterations": None,
+            "last_epochs": min(short, recipe.retrain.last_epochs)}}, progress)[0] if short else None
+        candidates = selection_candidates(cells, short_cells, ax["temperatures"], ax["knob"],
+                                          settings.cka_metric)
         try:
             sel = select_model(candidates, settings)
         except ValueError as exc:
             raise BadInput(str(exc)) from None
         out = sel.to_json()
-        note = (f"mc/CKA measured after a shortened retrain of {short} epochs "
-                f"(full: {epochs}); the oracle uses the full retrains" if short else
-                "mc/CKA measured on the full retrains (set cases.select_retrain_epochs to "
-                "measure after a shortened retrain)")
         out.update(kind="select", recipe=recipe.name, density=d, short_retrain_epochs=short,
                    trainings_run=summary["executed"],
-                   text=format_selection(sel) + "\n  " + note)
+                   text=format_selection(sel) + "\n  " + _select_note(short, recipe.retrain.epochs))
         return out
 
     def case_sam(self, recipe, density: float, rho: float, progress=None) -> dict:
@@ -929,88 +730,40 @@ class Service:
 
     def start_case(self, kind: str, recipe, **args) -> dict:
         """Start case study `kind` detached; returns its record (id, pid, dir, log)."""
+        from tprm.engine.casedir import new_case, start_process
+
         if kind not in self.CASE_KINDS:
             raise BadInput(f"case: '{kind}' is not a case study; use one of {', '.join(self.CASE_KINDS)}")
         recipe = self.load_recipe(recipe)
         path = self.source_path(recipe) or str(self.recipe_path(recipe.name))
-        case_id = f"{kind}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid() % 10000:04d}{int(time.time() * 1000) % 1000:03d}"
-        folder = self.store_dir / "cases" / case_id
-        folder.mkdir(parents=True, exist_ok=True)
-        request = {"id": case_id, "kind": kind, "recipe": recipe.name, "path": str(Path(path).resolve()),
-                   "args": args, "started": time.time()}
-        self._write_atomic(folder / "request.json", json.dumps(request))
-        with open(folder / "log", "ab") as fh:
-            proc = subprocess.Popen([sys.executable, "-m", "tprm.case_job", str(folder), str(self.store_dir)],
-                                    stdin=subprocess.DEVNULL, stdout=fh, stderr=fh,
-                                    start_new_session=True, cwd=os.getcwd())
+        request, folder = new_case(self.store_dir, kind, recipe.name, path, args)
+        proc = start_process(folder, self.store_dir)
         self._case_procs = getattr(self, "_case_procs", {})
-        self._case_procs[case_id] = proc  # polled, so a finished child is reaped (not a zombie)
-        request.update(pid=proc.pid)
-        self._write_atomic(folder / "pid", str(proc.pid))
-        return dict(request, dir=str(folder), log=str(folder / "log"), state="running")
+        self._case_procs[request["id"]] = proc  # polled, so a finished child is reaped (not a zombie)
+        return dict(request, pid=proc.pid, dir=str(folder), log=str(folder / "log"), state="running")
 
     def case_state(self, case_id: str) -> dict:
         """A detached case study now: state running|done|cancelled|failed, progress, report, error."""
-        folder = self.store_dir / "cases" / case_id
-        try:
-            out = json.loads((folder / "request.json").read_text())
-        except (OSError, ValueError):
-            raise BadInput(f"case {case_id}: no such case study in {self.store_dir / 'cases'}") from None
-        out.update(dir=str(folder), log=str(folder / "log"), progress=None, report=None, error=None)
-        try:
-            out["pid"] = int((folder / "pid").read_text())
-        except (OSError, ValueError):
-            out["pid"] = None
-        try:
-            out["progress"] = json.loads((folder / "progress.json").read_text())
-        except (OSError, ValueError):
-            pass
-        out["stopping"] = (folder / "cancel").exists()
-        report = None
-        if (folder / "report.json").exists():
-            try:
-                report = json.loads((folder / "report.json").read_text())
-            except ValueError:
-                report = None
-        if report is not None:
-            if report.get("cancelled"):
-                out.update(state="cancelled", error=report.get("cancelled"))
-            elif report.get("error"):
-                out.update(state="failed", error=report["error"])
-            else:
-                out.update(state="done", report=report)
-            return out
-        if self._case_alive(case_id, out["pid"]):
-            out["state"] = "running"
-            return out
-        last = [ln for ln in self._tail(folder / "log").splitlines() if ln.strip()]
-        out.update(state="failed", error="the case-study process ended without an answer"
-                   + (f": {last[-1].strip()}" if last else ""))
-        return out
+        from tprm.engine.casedir import cases_root, read_case
+
+        state = read_case(cases_root(self.store_dir) / case_id, lambda pid: self._case_alive(case_id, pid))
+        if state is None:
+            raise BadInput(f"case {case_id}: no such case study in {cases_root(self.store_dir)}")
+        return state
 
     def _case_alive(self, case_id: str, pid) -> bool:
         proc = getattr(self, "_case_procs", {}).get(case_id)
         if proc is not None:
             return proc.poll() is None
-        from tprm.engine.store import _pid_alive
+        from tprm.engine.storebase import pid_alive
 
-        return _pid_alive(pid)
-
-    @staticmethod
-    def _tail(path: Path, size: int = 4000) -> str:
-        try:
-            with open(path, "rb") as fh:
-                fh.seek(0, os.SEEK_END)
-                fh.seek(max(0, fh.tell() - size))
-                return fh.read().decode("utf-8", "replace")
-        except OSError:
-            return ""
+        return pid_alive(pid)
 
     def case_studies(self, kind: str | None = None) -> list[dict]:
         """Every detached case study of this store (of one kind), oldest first, with its state."""
-        root = self.store_dir / "cases"
-        ids = sorted(p.name for p in root.iterdir() if (p / "request.json").exists()) if root.exists() else []
-        out = [self.case_state(i) for i in ids if kind is None or i.startswith(f"{kind}-")]
+        from tprm.engine.casedir import case_ids
+
+        out = [self.case_state(i) for i in case_ids(self.store_dir) if kind is None or i.startswith(f"{kind}-")]
         return sorted(out, key=lambda c: c.get("started") or 0)
 
     def cancel_case(self, case_id: str) -> bool:
@@ -1019,8 +772,7 @@ class Service:
         state = self.case_state(case_id)
         if state["state"] != "running":
             return False
-        folder = self.store_dir / "cases" / case_id
-        (folder / "cancel").touch()
+        Path(state["dir"], "cancel").touch()
         self.cancel_runs_of_pid(state["pid"])
         return True
 
@@ -1028,12 +780,12 @@ class Service:
         """Touch the cancel file of every running run of process `pid` (what `cancel` does per recipe)."""
         if not self.store_dir.exists() or pid is None:
             return 0
+        from tprm.engine.rundir import request_cancel
+
         n = 0
         for run in self.store.get_runs():
             if run.get("pid") == pid and run.get("state") in ("running", "stale"):
-                d = self.store_dir / "runs" / run["run_id"]
-                d.mkdir(parents=True, exist_ok=True)
-                (d / "cancel").touch()
+                request_cancel(self.store_dir, run["run_id"])
                 n += 1
         return n
 
@@ -1087,50 +839,22 @@ class Service:
 
     def _report_provenance(self, recipe) -> dict:
         """Versions, devices, hosts, dates and compute time from the recipe's job records."""
-        import datetime
-        from importlib.metadata import PackageNotFoundError, version
+        from tprm.analysis.provenance import provenance_summary
 
-        from tprm.analysis.report import format_seconds
-
-        try:
-            torch_version = version("torch")
-        except PackageNotFoundError:
-            torch_version = "not installed"
         plan = self.plan(recipe, compute_identity=False)
         hashes = list(plan.jobs) if plan is not None else []
         jobs = self.store.get_jobs(hashes) if hashes else {}
-        done = [j for j in jobs.values() if j.get("state") == "done"]
-        provs = [j.get("provenance") or {} for j in done]
-        stamp = lambda t: datetime.datetime.fromtimestamp(t, datetime.timezone.utc).strftime(  # noqa: E731
-            "%Y-%m-%d %H:%M UTC")
-        started = [j["started"] for j in done if j.get("started")]
-        ended = [j["ended"] for j in done if j.get("ended")]
-        # a fused group's wall time is shared by its jobs: each job carries wall / group size
-        compute = sum(p.get("group_wall_s", 0.0) / max(p.get("group_size", 1), 1) for p in provs)
-        return {"tprm": tprm.__version__, "torch": torch_version,
-                "devices": sorted({p["device"] if p.get("device_name") in (None, "", p["device"])
-                                   else f"{p['device']} ({p['device_name']})"
-                                   for p in provs if p.get("device")}),
-                "hosts": sorted({p["host"] for p in provs if p.get("host")}),
-                "jobs_done": len(done), "jobs_total": len(hashes),
-                "started": stamp(min(started)) if started else None,
-                "ended": stamp(max(ended)) if ended else None,
-                "compute": format_seconds(compute) if provs else None, "compute_s": round(compute, 3),
-                "generated": stamp(time.time()),
-                "data_identity": self.data_identity(recipe, compute=False)}
+        return provenance_summary(jobs, len(hashes), self.data_identity(recipe, compute=False))
 
     def _report_cases(self, recipe, cells: list[dict]) -> tuple[str | None, str]:
         """Case study 1 scored on the stored grid (pure analysis, no training) when it is complete."""
-        from tprm.analysis.cases import evaluate_direction_rule, format_direction_evaluation
+        from tprm.analysis.cases import format_direction_evaluation
 
         if not cells or any(c["state"] != "done" for c in cells):
             return None, ("Case study 1 (direction rule scored on the grid) needs a complete grid; "
                           "case studies 2 and 3 run their own trainings: see `tprm case --help`.")
-        ax = self._axes(recipe)
         try:
-            ev = evaluate_direction_rule(cells, self.regime_settings(recipe), recipe.cases.noise_floor,
-                                         hotter=ax["hotter"], knob=ax["knob"],
-                                         temperatures=ax["temperatures"], densities=ax["densities"])
+            ev = self._direction_evaluation(recipe, cells)
         except ValueError as exc:
             return None, f"Case study 1 could not be scored: {exc}"
         return format_direction_evaluation(ev, rows=False), (
@@ -1144,8 +868,7 @@ class Service:
         Returns the aligned grids, the difference map B - A, the regime changes and the terminal
         text; BadInput (one line naming the axis) when the grids cannot be aligned.
         """
-        from tprm.analysis.compare import (AxisMismatch, align, difference, regime_changes,
-                                           render_comparison, restrict)
+        from tprm.analysis.compare import AxisMismatch, compare_grids
 
         if metric == "regime":
             raise BadInput("--metric: compare always shows the regime maps; choose a numeric metric "
@@ -1153,30 +876,17 @@ class Service:
         svc_b = other or self
         ra_recipe, rb_recipe = self.load_recipe(a), svc_b.load_recipe(b)
         cells_a, cells_b = self.results(ra_recipe), svc_b.results(rb_recipe)
-        for r, cells, svc in ((ra_recipe, cells_a, self), (rb_recipe, cells_b, svc_b)):
-            if not any(c["state"] in ("done", "partial", "diverged") for c in cells):
-                raise BadInput(f"{r.name}: no results in {svc.store_dir} yet; run `tprm run {r.name}` first")
+        self._require_results(ra_recipe, cells_a)
+        svc_b._require_results(rb_recipe, cells_b)
         ga, gb = self.grid(ra_recipe, metric, cells_a), svc_b.grid(rb_recipe, metric, cells_b)
+        try:  # e.g. a median split on an incomplete grid: the metric still compares
+            ra, rb = self.grid(ra_recipe, "regime", cells_a), svc_b.grid(rb_recipe, "regime", cells_b)
+        except BadInput:
+            ra = rb = None
         try:
-            al = align(ga, gb, (ra_recipe.name, rb_recipe.name))
+            return compare_grids((ra_recipe.name, rb_recipe.name), metric, ga, gb, ra, rb, width, color)
         except AxisMismatch as exc:
             raise BadInput(f"compare {ra_recipe.name} {rb_recipe.name}: {exc}") from None
-        ga, gb = (restrict(g, al.temperatures, al.densities) for g in (ga, gb))
-        diff = difference(ga, gb)
-        try:
-            ra = restrict(self.grid(ra_recipe, "regime", cells_a), al.temperatures, al.densities)
-            rb = restrict(svc_b.grid(rb_recipe, "regime", cells_b), al.temperatures, al.densities)
-        except BadInput:  # e.g. a median split on an incomplete grid: the metric still compares
-            ra = rb = None
-        names = (ra_recipe.name, rb_recipe.name)
-        changes = regime_changes(ra, rb) if ra is not None else []
-        return {"a": names[0], "b": names[1], "metric": metric, "partial": al.partial,
-                "note": al.note(), "knob": al.knob, "temperatures": al.temperatures,
-                "densities": al.densities, "shared_cells": [list(c) for c in al.cells],
-                "only_a": al.only_a, "only_b": al.only_b,
-                "grid_a": ga, "grid_b": gb, "difference": diff, "regimes_a": ra, "regimes_b": rb,
-                "regime_changes": changes,
-                "text": render_comparison(names, metric, ga, gb, diff, ra, rb, al, width, color)}
 
     def report(self, recipe, out: str | Path | None = None, fmt: str = "md", compare=None,
                other: "Service | None" = None, metric: str = "test_error") -> dict:
@@ -1185,89 +895,78 @@ class Service:
         Never starts training. `compare` adds the comparison with another recipe (read from
         `other`'s store when given). Returns {"dir", "report", "files"}.
         """
-        from tprm.analysis import figures
-        from tprm.analysis.regimes import describe_thresholds
-        from tprm.analysis.report import markdown_to_html, report_markdown
+        from tprm.analysis.figures import report_figures
+        from tprm.analysis.report import METRIC_TITLES, report_markdown
 
         if fmt not in ("md", "html"):
             raise BadInput(f"--format: '{fmt}' is not a report format; use md or html")
         recipe = self.load_recipe(recipe)
-        cells = self.results(recipe)
-        if not any(c["state"] in ("done", "partial", "diverged") for c in cells):
-            raise BadInput(f"{recipe.name}: no results in {self.store_dir} yet; run `tprm run "
-                           f"{recipe.name}` first (a report never starts training)")
+        cells = self._require_results(recipe, self.results(recipe), "a report never starts training")
         folder = Path(out) if out else Path.cwd() / "reports" / recipe.name
         folder.mkdir(parents=True, exist_ok=True)
-        min_seeds = len(recipe.dense_seeds)
         grids = self._report_grids(recipe, cells)
         try:
             regimes, regime_error = self.grid(recipe, "regime", cells), None
         except BadInput as exc:  # e.g. a median split on an incomplete grid: the metrics still report
             regimes, regime_error = None, str(exc)
-        files: list[Path] = []
-        figs = []
-        from tprm.analysis.report import METRIC_TITLES
-
-        for name, g in grids.items():
-            paths = figures.metric_figure(g, folder / name, f"{recipe.name}: {name}", min_seeds)
-            files += paths
-            figs.append({"metric": name, "title": METRIC_TITLES.get(name, name),
-                         "png": paths[0].name, "svg": paths[1].name})
-        threshold_lines, regime_fig = [], None
-        if regimes is not None:
-            threshold_lines = describe_thresholds(regimes.thresholds, regimes.sources)
-            paths = figures.regime_figure(regimes, folder / "regimes", f"{recipe.name}: regimes",
-                                          note="\n".join(threshold_lines[:2]))
-            files += paths
-            regime_fig = {"metric": "regime", "title": "regime map", "png": paths[0].name,
-                          "svg": paths[1].name}
+        files, figs, regime_fig, threshold_lines = report_figures(
+            grids, regimes, folder, recipe.name, len(recipe.dense_seeds), METRIC_TITLES)
         comparison = None
         if compare is not None:
-            c = self.compare(recipe, compare, metric, other=other, width=100)
-            stem = f"compare-{c['b']}"
-            titles = (f"A {c['a']}", f"B {c['b']}", f"B - A ({metric})")
-            cfiles = figures.comparison_figure(c["grid_a"], c["grid_b"], c["difference"],
-                                               folder / f"{stem}-{metric}", titles,
-                                               note=c["note"])
-            cfigs = [{"title": f"{metric}: A, B and B - A", "png": cfiles[0].name, "svg": cfiles[1].name}]
-            if c["regimes_a"] is not None:
-                changed = [(x["i"], x["j"]) for x in c["regime_changes"]]
-                rfiles = figures.regime_comparison_figure(c["regimes_a"], c["regimes_b"], changed,
-                                                          folder / f"{stem}-regimes", titles[:2],
-                                                          note=c["note"])
-                cfigs.append({"title": "regimes: A and B, changed cells framed",
-                              "png": rfiles[0].name, "svg": rfiles[1].name})
-                cfiles += rfiles
-            files += cfiles
-            comparison = {"other": c["b"], "text": c["text"], "figures": cfigs}
-        cases, cases_note = self._report_cases(recipe, cells)
-        source = self.source_path(recipe)
-        ctx = {"recipe": {"name": recipe.name, "description": recipe.description, "hash": recipe.hash,
-                          "text": Path(source).read_text() if source else recipe.to_yaml(),
-                          "source": source, "knob": recipe.temperature.knob,
-                          "hotter": self._axes(recipe)["hotter"],
-                          "temperatures": list(recipe.temperature.values),
-                          "densities": list(recipe.densities), "dense_seeds": list(recipe.dense_seeds),
-                          "retrain_seeds": list(recipe.retrain.seeds)},
-               "cells_done": sum(c["state"] == "done" for c in cells), "cells_total": len(cells),
-               "grids": grids, "regimes": regimes, "regime_error": regime_error,
-               "figures": figs, "regime_figure": regime_fig,
-               "threshold_lines": threshold_lines, "cases": cases, "cases_note": cases_note,
-               "comparison": comparison, "provenance": self._report_provenance(recipe)}
-        text = report_markdown(ctx)
-        if fmt == "html":
-            page = markdown_to_html(text, lambda name: (folder / name).read_bytes(),
-                                    f"tprm report: {recipe.name}")
-            report_path = self._write_atomic(folder / "report.html", page)
-        else:
-            report_path = self._write_atomic(folder / "report.md", text)
+            comparison = self._report_comparison(recipe, compare, other, metric, folder)
+            files += comparison.pop("files")
+        ctx = self._report_context(recipe, cells, grids, regimes, regime_error, figs, regime_fig,
+                                   threshold_lines, comparison)
+        report_path = self._write_report(folder, fmt, report_markdown(ctx), recipe.name)
         files.append(report_path)
         return {"dir": str(folder), "report": str(report_path), "files": [str(f) for f in files]}
 
-def _node_of(progress: dict | None, job: dict) -> str | None:
-    """Where a job runs (its progress report) or ran (its provenance): a host name."""
-    if progress and progress.get("node"):
-        return progress["node"]
-    if job.get("state") in ("done", "failed", "diverged", "cancelled"):
-        return (job.get("provenance") or {}).get("host")
-    return None
+    def _report_comparison(self, recipe, compare, other, metric: str, folder: Path) -> dict:
+        """The report's comparison section (with its figure "files", which the caller takes)."""
+        from tprm.analysis.figures import comparison_figures
+
+        c = self.compare(recipe, compare, metric, other=other, width=100)
+        files, figs = comparison_figures(c, folder, metric)
+        return {"other": c["b"], "text": c["text"], "figures": figs, "files": files}
+
+    def _write_report(self, folder: Path, fmt: str, text: str, name: str) -> Path:
+        """report.md, or report.html with the figures inlined."""
+        from tprm.analysis.report import markdown_to_html
+
+        if fmt == "html":
+            page = markdown_to_html(text, lambda f: (folder / f).read_bytes(), f"tprm report: {name}")
+            return self._write_atomic(folder / "report.html", page)
+        return self._write_atomic(folder / "report.md", text)
+
+    def _require_results(self, recipe, cells: list[dict], why: str | None = None) -> list[dict]:
+        """`cells` (the recipe's records); BadInput when nothing of it has run yet."""
+        if not any(c["state"] in ("done", "partial", "diverged") for c in cells):
+            raise BadInput(f"{recipe.name}: no results in {self.store_dir} yet; run `tprm run "
+                           f"{recipe.name}` first" + (f" ({why})" if why else ""))
+        return cells
+
+    def _report_context(self, recipe, cells, grids, regimes, regime_error, figs, regime_fig,
+                        threshold_lines, comparison) -> dict:
+        """What report_markdown renders."""
+        cases, cases_note = self._report_cases(recipe, cells)
+        source = self.source_path(recipe)
+        return {"recipe": {"name": recipe.name, "description": recipe.description, "hash": recipe.hash,
+                           "text": Path(source).read_text() if source else recipe.to_yaml(),
+                           "source": source, "knob": recipe.temperature.knob,
+                           "hotter": self._axes(recipe)["hotter"],
+                           "temperatures": list(recipe.temperature.values),
+                           "densities": list(recipe.densities), "dense_seeds": list(recipe.dense_seeds),
+                           "retrain_seeds": list(recipe.retrain.seeds)},
+                "cells_done": sum(c["state"] == "done" for c in cells), "cells_total": len(cells),
+                "grids": grids, "regimes": regimes, "regime_error": regime_error,
+                "figures": figs, "regime_figure": regime_fig,
+                "threshold_lines": threshold_lines, "cases": cases, "cases_note": cases_note,
+                "comparison": comparison, "provenance": self._report_provenance(recipe)}
+
+def _select_note(short: int | None, epochs: int | None) -> str:
+    """Case 2's note on how mc/CKA were measured."""
+    if short:
+        return (f"mc/CKA measured after a shortened retrain of {short} epochs (full: {epochs or 0}); "
+                "the oracle uses the full retrains")
+    return ("mc/CKA measured on the full retrains (set cases.select_retrain_epochs to measure "
+            "after a shortened retrain)")

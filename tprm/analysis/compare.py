@@ -42,7 +42,8 @@ class Alignment:
         """One line: all cells compared, or which shared cells a partial overlap compares."""
         n = len(self.cells)
         if not self.partial:
-            return f"aligned grids: {len(self.temperatures)} {self.knob} values x {len(self.densities)} densities ({n} cells)"
+            return (f"aligned grids: {len(self.temperatures)} {self.knob} values x "
+                    f"{len(self.densities)} densities ({n} cells)")
         extra = "; ".join(f"{who} only: {_axis_values(self.knob, side)}"
                           for who, side in (("A", self.only_a), ("B", self.only_b))
                           if side.get("temperatures") or side.get("densities"))
@@ -107,7 +108,7 @@ def difference(a: Grid, b: Grid) -> Grid:
                 densities=list(a.densities), mean=mean,
                 spread=[[None] * nd for _ in range(nt)],
                 n=[[min(a.n[i][j], b.n[i][j]) for j in range(nd)] for i in range(nt)],
-                values=[[[] if mean[i][j] is None else [mean[i][j]] for j in range(nd)] for i in range(nt)],
+                values=[[[] if (v := mean[i][j]) is None else [v] for j in range(nd)] for i in range(nt)],
                 state=state)
 
 
@@ -154,7 +155,7 @@ def grid_lines(grid: Grid, title: str, sign: bool = False) -> list[str]:
                   title)
 
 
-def regime_lines(grid: RegimeGrid, title: str, changed: set[tuple[int, int]] = frozenset(),
+def regime_lines(grid: RegimeGrid, title: str, changed: set[tuple[int, int]] | frozenset[tuple[int, int]] = frozenset(),
                  color: bool = False) -> list[str]:
     """A regime map as text; changed cells get a "*" (and reverse video with color)."""
     def cell(i: int, j: int) -> str:
@@ -216,3 +217,25 @@ def render_comparison(names: tuple[str, str], metric: str, a: Grid, b: Grid, dif
         lines += ["I Regime I  A II-A  B II-B  x diverged  ? unknown  * changed regime"]
         lines += changes_lines(changes, alignment.knob, width)
     return "\n".join(lines)
+
+
+def compare_grids(names: tuple[str, str], metric: str, ga: Grid, gb: Grid, ra: RegimeGrid | None,
+                  rb: RegimeGrid | None, width: int = 80, color: bool = False) -> dict:
+    """Recipe A's grid against B's on their shared cells: the aligned grids, B - A, the regime
+    maps (None unless both exist) and their changes, and the terminal text. AxisMismatch when
+    the grids cannot be aligned."""
+    al = align(ga, gb, names)
+    ga, gb = (restrict(g, al.temperatures, al.densities) for g in (ga, gb))
+    diff = difference(ga, gb)
+    if ra is not None and rb is not None:
+        ra, rb = (restrict(g, al.temperatures, al.densities) for g in (ra, rb))
+    else:
+        ra = rb = None
+    changes = regime_changes(ra, rb) if ra is not None and rb is not None else []
+    return {"a": names[0], "b": names[1], "metric": metric, "partial": al.partial,
+            "note": al.note(), "knob": al.knob, "temperatures": al.temperatures,
+            "densities": al.densities, "shared_cells": [list(c) for c in al.cells],
+            "only_a": al.only_a, "only_b": al.only_b,
+            "grid_a": ga, "grid_b": gb, "difference": diff, "regimes_a": ra, "regimes_b": rb,
+            "regime_changes": changes,
+            "text": render_comparison(names, metric, ga, gb, diff, ra, rb, al, width, color)}

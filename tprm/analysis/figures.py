@@ -13,9 +13,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tprm.analysis.phase import Grid, axis_label, format_density
 from tprm.analysis.regimes import RegimeGrid
+
+if TYPE_CHECKING:
+    from matplotlib.artist import Artist
 
 FIG_SIZE = (8.0, 5.6)         # one map, inches
 WIDE_SIZE = (15.0, 5.6)       # side-by-side maps
@@ -206,7 +210,7 @@ def regime_legend(ax, grid: RegimeGrid, changed: bool = False) -> None:
     t = grid.thresholds
     mc_name = "mc_threshold" if "mc_threshold" in t else "mc_loss_threshold"
     basis = "train error" if t["mc_on"] == "error" else "train loss"
-    handles = [Patch(facecolor=REGIME_COLOURS[r], label=name)
+    handles: list[Artist] = [Patch(facecolor=REGIME_COLOURS[r], label=name)
                for r, name in (("I", "Regime I"), ("II-A", "Regime II-A"), ("II-B", "Regime II-B"),
                                ("diverged", "diverged"), ("unknown", "unknown (no data / CKA undefined)"))]
     handles += [Line2D([], [], color="black", lw=2.5, label=f"mc ({basis}) = {t[mc_name]:g}"),
@@ -301,3 +305,47 @@ def regime_comparison_figure(a: RegimeGrid, b: RegimeGrid, changed: Iterable[tup
         regime_legend(right, b, changed=True)
         return _save(fig, stem, note)
     return _styled(build)
+
+
+# -- the figures of a report ------------------------------------------------------------------------
+def report_figures(grids: dict, regimes, folder: Path, recipe_name: str, min_seeds: int,
+                   titles: dict[str, str]) -> tuple[list[Path], list[dict], dict | None, list[str]]:
+    """A PNG + SVG per metric grid and for the regime map (when there is one) in `folder`:
+    (files, metric figure entries, regime figure entry or None, threshold lines)."""
+    from tprm.analysis.regimes import describe_thresholds
+
+    files: list[Path] = []
+    figs = []
+    for name, g in grids.items():
+        paths = metric_figure(g, folder / name, f"{recipe_name}: {name}", min_seeds)
+        files += paths
+        figs.append({"metric": name, "title": titles.get(name, name),
+                     "png": paths[0].name, "svg": paths[1].name})
+    threshold_lines: list[str] = []
+    regime_fig = None
+    if regimes is not None:
+        threshold_lines = describe_thresholds(regimes.thresholds, regimes.sources)
+        paths = regime_figure(regimes, folder / "regimes", f"{recipe_name}: regimes",
+                              note="\n".join(threshold_lines[:2]))
+        files += paths
+        regime_fig = {"metric": "regime", "title": "regime map", "png": paths[0].name,
+                      "svg": paths[1].name}
+    return files, figs, regime_fig, threshold_lines
+
+
+def comparison_figures(c: dict, folder: Path, metric: str) -> tuple[list[Path], list[dict]]:
+    """The figures of a comparison `c` (as Service.compare returns it): metric maps A, B and
+    B - A, and the two regime maps with the changed cells framed (when both exist)."""
+    stem = f"compare-{c['b']}"
+    titles = (f"A {c['a']}", f"B {c['b']}", f"B - A ({metric})")
+    files = comparison_figure(c["grid_a"], c["grid_b"], c["difference"],
+                              folder / f"{stem}-{metric}", titles, note=c["note"])
+    figs = [{"title": f"{metric}: A, B and B - A", "png": files[0].name, "svg": files[1].name}]
+    if c["regimes_a"] is not None:
+        changed = [(x["i"], x["j"]) for x in c["regime_changes"]]
+        rfiles = regime_comparison_figure(c["regimes_a"], c["regimes_b"], changed,
+                                          folder / f"{stem}-regimes", titles[:2], note=c["note"])
+        figs.append({"title": "regimes: A and B, changed cells framed",
+                     "png": rfiles[0].name, "svg": rfiles[1].name})
+        files += rfiles
+    return files, figs

@@ -11,9 +11,12 @@ from __future__ import annotations
 import math
 import statistics
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 
 from tprm.analysis.phase import aggregate, build_grid, cell_state, check_hotter, finite_number
+from tprm.engine.recipe import RegimesSection
+
+_DEFAULT = RegimesSection()  # the recipe schema holds every regime default (docs/recipes.md)
 
 REGIMES = ("I", "II-A", "II-B", "diverged", "unknown")
 _DIRECTIONS = {"I": "raise", "II-A": "lower", "II-B": "keep", "diverged": "lower", "unknown": None}
@@ -34,13 +37,13 @@ class RegimeSettings:
     ``sources`` maps a field name to its origin; fields not named there are "default".
     """
 
-    mc_on: str = "error"
-    mc_threshold: float = -0.05
-    mc_loss_threshold: float = -0.1
-    cka_threshold: float = 0.95
-    cka_output: str = "softmax"
-    split: str = "fixed"
-    max_endpoint_gap: float = 0.05
+    mc_on: str = _DEFAULT.mc_on
+    mc_threshold: float = _DEFAULT.mc_threshold
+    mc_loss_threshold: float = _DEFAULT.mc_loss_threshold
+    cka_threshold: float = _DEFAULT.cka_threshold
+    cka_output: str = _DEFAULT.cka_output
+    split: str = _DEFAULT.split
+    max_endpoint_gap: float = _DEFAULT.max_endpoint_gap
     sources: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -88,6 +91,14 @@ class RegimeSettings:
 
     def threshold_sources(self) -> dict:
         return {name: self.source(name) for name in self.thresholds()}
+
+
+def settings_from_section(section, set_by_recipe, where: str) -> RegimeSettings:
+    """RegimeSettings from a recipe's ``regimes`` section; ``set_by_recipe(field)`` says whether
+    the recipe set a field (its source is then "<where> regimes.<field>", else "tprm default")."""
+    names = [f.name for f in fields(RegimeSettings) if f.name != "sources"]
+    sources = {f: (f"{where} regimes.{f}" if set_by_recipe(f) else "tprm default") for f in names}
+    return RegimeSettings(**{f: getattr(section, f) for f in names}, sources=sources)
 
 
 def classify_cell(mc: float | None, cka: float | None, endpoint_gap: float | None,

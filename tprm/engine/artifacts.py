@@ -67,6 +67,14 @@ def parse_file_name(path: Path | str) -> tuple[str, str] | None:
     return job_hash, name
 
 
+def split_file_name(path: Path | str) -> tuple[str, str]:
+    """(hash, name) of a path `Artifacts.files_of` listed (ArtifactError for anything else)."""
+    parsed = parse_file_name(path)
+    if parsed is None:
+        raise ArtifactError(f"{path}: not a finished artifact file name")
+    return parsed
+
+
 def file_digest(path: Path) -> dict:
     """{"size", "sha256", "mtime_ns"} of a file (read in 1 MiB blocks)."""
     h, size = hashlib.sha256(), 0

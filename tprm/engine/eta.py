@@ -13,7 +13,9 @@ is "estimating".
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 MIN_FRACTION = 0.10   # below this share of the run's work done: "estimating"
 WINDOW = 0.5          # the rate is measured over the last half of the run's elapsed time
@@ -43,7 +45,7 @@ def schedule_steps(sched: dict, n_train: int) -> int:
     return steps * (2 if sched.get("sam_rho") else 1)
 
 
-def job_work(kind: str, spec: dict) -> float:
+def job_work(kind: str, spec: Mapping[str, Any]) -> float:
     """Model-steps of one job (see the module docstring)."""
     n_train, n_test = data_sizes(spec.get("data") or {})
     if kind in ("dense", "retrain"):
@@ -95,8 +97,9 @@ def estimate(jobs: list[dict], started: float, now: float) -> Eta:
     """ETA of one run from its jobs' records.
 
     Each job: `work` (model-steps), `state`, `started` and `ended` (when it was claimed and when it
-    finished, for done/failed/diverged jobs) and, while running, `progress` {"done", "total", "started"} of its group (shared by the
-    group's members; the group's share is spread over them by work).
+    finished, for done/failed/diverged jobs) and, while running, `progress` {"done", "total",
+    "started"} of its group (shared by the group's members; the group's share is spread over them
+    by work).
     """
     total = sum(j["work"] for j in jobs) or 1.0
     before = 0.0        # work finished before this run started

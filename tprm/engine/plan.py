@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from itertools import combinations
 from typing import Any
@@ -34,7 +35,7 @@ LEGACY_DEFAULTS: dict[str, dict[str, Any]] = {
 }
 
 
-def job_key(kind: str, spec: dict) -> str:
+def job_key(kind: str, spec: Mapping[str, Any]) -> str:
     """sha256 of the canonical JSON of (kind, spec, science version), legacy fields dropped."""
     legacy = LEGACY_DEFAULTS.get(kind, {})
     hashed = {k: v for k, v in spec.items() if not (k in legacy and v == legacy[k])}
@@ -61,17 +62,83 @@ def skipped_jobs(records: dict[str, dict]) -> set[str]:
             if (rec or {}).get("state") not in ("done", "diverged", "running") and blocked(h)}
 
 
+@dataclass(frozen=True, eq=False)
+class JobSpec(Mapping):
+    """The settings that decide a job's output: typed fields, read as ``spec.seed`` (executors)
+    or as a mapping ``spec["seed"]`` (the job key hashes exactly these fields)."""
+
+    model: dict
+    data: dict
+    data_identity: dict
+    precision: str
+
+    # The instance dict holds exactly the fields, in field order (set by the dataclass __init__).
+    def __getitem__(self, key: str) -> Any:
+        try:
+            return self.__dict__[key]
+        except KeyError:
+            raise KeyError(key) from None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.__dict__)
+
+    def __len__(self) -> int:
+        return len(self.__dict__)
+
+
+@dataclass(frozen=True, eq=False)
+class DenseSpec(JobSpec):
+    schedule: dict
+    seed: int
+    checkpoints: list[int]   # epochs to keep; [-1]: the end of an iteration budget
+    init: str | None         # checksum of the init state_dict file
+
+
+@dataclass(frozen=True, eq=False)
+class PruneSpec(JobSpec):
+    dense: str               # the dense job's hash
+    epoch: int               # its checkpoint to prune
+    density: float
+    pruning: dict            # method, scope, layers (+ rounds, schedule for imp)
+    seed: int
+
+
+@dataclass(frozen=True, eq=False)
+class RetrainSpec(JobSpec):
+    pruned: str              # the prune job's hash
+    schedule: dict
+    seed: int
+    last_epochs: int
+
+
+@dataclass(frozen=True, eq=False)
+class PairsSpec(JobSpec):
+    retrains: list[str]      # retrain job hashes
+    pairs: list[list[int]]   # index pairs into retrains
+    lmc: dict
+    cka: dict
+
+
+@dataclass(frozen=True, eq=False)
+class HessianSpec(JobSpec):
+    model_job: str           # the retrain job's hash
+    samples: int
+    probes: int
+    power_iters: int
+
+
 @dataclass(frozen=True)
 class Job:
     hash: str
     kind: str
     label: str
-    spec: dict
+    spec: JobSpec
     deps: tuple[str, ...] = ()
 
     def record(self) -> dict:
+        """The job as plain data (JSON-able: the spec as a dict)."""
         return {"hash": self.hash, "kind": self.kind, "label": self.label,
-                "spec": self.spec, "deps": list(self.deps)}
+                "spec": dict(self.spec), "deps": list(self.deps)}
 
 
 @dataclass(frozen=True)
@@ -147,8 +214,8 @@ def build_plan(recipe, data_identity: dict, init_checksum: str | None = None) ->
         if knob == "epochs":
             every = recipe.dense.checkpoint_every
             checkpoints = list(range(every, recipe.dense.epochs + 1, every))
-            spec = {**common, "schedule": _schedule(recipe.dense), "seed": seed,
-                    "checkpoints": checkpoints, "init": init_checksum}
+            spec = DenseSpec(**common, schedule=_schedule(recipe.dense), seed=seed,
+                             checkpoints=checkpoints, init=init_checksum)
             dense_hash = plan.add(Job(job_key("dense", spec), "dense", f"dense seed={seed}", spec))
             points = [(t, dense_hash, int(t)) for t in recipe.temperature.values]
         else:
@@ -156,36 +223,36 @@ def build_plan(recipe, data_identity: dict, init_checksum: str | None = None) ->
             for t in recipe.temperature.values:
                 sched = _schedule(recipe.dense, **{knob: t})
                 final = sched["epochs"] if sched["epochs"] else -1  # -1: the end of an iteration budget
-                spec = {**common, "schedule": sched, "seed": seed, "checkpoints": [final],
-                        "init": init_checksum}
+                spec = DenseSpec(**common, schedule=sched, seed=seed, checkpoints=[final],
+                                 init=init_checksum)
                 label = f"dense {knob}={_fmt(t)} seed={seed}"
                 points.append((t, plan.add(Job(job_key("dense", spec), "dense", label, spec)), final))
 
         for t, dense_hash, epoch in points:
             for d in recipe.densities:
-                pspec = {**common, "dense": dense_hash, "epoch": epoch, "density": float(d),
-                         "pruning": pruning, "seed": seed}
+                pspec = PruneSpec(**common, dense=dense_hash, epoch=epoch, density=float(d),
+                                  pruning=pruning, seed=seed)
                 tag = f"T={_fmt(t)} d={d:.3g} seed={seed}"
                 prune_hash = plan.add(Job(job_key("prune", pspec), "prune", f"prune {tag}", pspec,
                                           (dense_hash,)))
                 retrains = []
                 for rs in recipe.retrain.seeds:
-                    rspec = {**common, "pruned": prune_hash, "schedule": retrain_sched, "seed": rs,
-                             "last_epochs": recipe.retrain.last_epochs}
+                    rspec = RetrainSpec(**common, pruned=prune_hash, schedule=retrain_sched, seed=rs,
+                                        last_epochs=recipe.retrain.last_epochs)
                     retrains.append(plan.add(Job(job_key("retrain", rspec), "retrain",
                                                  f"retrain {tag} r={rs}", rspec, (prune_hash,))))
-                qspec = {**common, "retrains": retrains,
-                         "pairs": [list(p) for p in combinations(range(len(retrains)), 2)],
-                         "lmc": {"points": m.lmc.points, "bn_batch_size": m.lmc.bn_batch_size,
-                                 "test": m.lmc.test},
-                         "cka": {"samples": m.cka.samples}}
+                qspec = PairsSpec(**common, retrains=retrains,
+                                  pairs=[list(p) for p in combinations(range(len(retrains)), 2)],
+                                  lmc={"points": m.lmc.points, "bn_batch_size": m.lmc.bn_batch_size,
+                                       "test": m.lmc.test},
+                                  cka={"samples": m.cka.samples})
                 pairs_hash = plan.add(Job(job_key("pairs", qspec), "pairs", f"pairs {tag}", qspec,
                                           tuple(retrains)))
                 hessians = []
                 if m.hessian.enabled:
                     for rs, rh in zip(recipe.retrain.seeds, retrains):
-                        hspec = {**common, "model_job": rh, "samples": m.hessian.samples,
-                                 "probes": m.hessian.probes, "power_iters": m.hessian.power_iters}
+                        hspec = HessianSpec(**common, model_job=rh, samples=m.hessian.samples,
+                                            probes=m.hessian.probes, power_iters=m.hessian.power_iters)
                         hessians.append(plan.add(Job(job_key("hessian", hspec), "hessian",
                                                      f"hessian {tag} r={rs}", hspec, (rh,))))
                 plan.cells.append(Cell(t, float(d), seed, dense_hash, epoch, prune_hash,

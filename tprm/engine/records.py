@@ -10,19 +10,16 @@ from __future__ import annotations
 from typing import Any
 
 from tprm.engine.artifacts import HASH_RE
+from tprm.engine.storebase import JOB_STATES, RUN_STATES
 
 TABLES = ("meta", "recipes", "runs", "jobs", "results")
 
 
 def _job_state(v: Any) -> bool:
-    from tprm.engine.store import JOB_STATES  # the store owns the list of states
-
     return v in JOB_STATES
 
 
 def _run_state(v: Any) -> bool:
-    from tprm.engine.store import RUN_STATES
-
     return v in RUN_STATES
 
 

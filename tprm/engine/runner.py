@@ -13,16 +13,16 @@ import socket
 import threading
 import time
 from collections import defaultdict
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Callable
 
+from tprm.engine import rundir
 from tprm.engine.artifacts import Artifacts
 from tprm.engine.eta import estimate, job_work
-from tprm.engine.executors.local import execute_group
-from tprm.engine.plan import Job, Plan, skipped_jobs
+from tprm.engine.executors.local import LocalExecutor, execute_group
+from tprm.engine.plan import DenseSpec, Job, Plan, RetrainSpec, skipped_jobs
 from tprm.engine.store import Store
 
 LEASE_S = 60.0
@@ -46,14 +46,12 @@ class RunSummary:
 def group_key(job: Job) -> str:
     """Jobs with equal keys can run as one fused computation."""
     spec = job.spec
-    if job.kind == "dense":
-        sched = {k: v for k, v in spec["schedule"].items() if k not in ("lr", "weight_decay", "sam_rho")}
-        shared = [spec["model"], spec["data"], spec["precision"], sched, spec["checkpoints"],
-                  spec.get("init")]
-    elif job.kind == "retrain":
-        shared = [spec["model"], spec["data"], spec["precision"], spec["schedule"]]
-    else:
-        shared = [spec["model"], spec["data"], spec["precision"]]
+    shared: list = [spec.model, spec.data, spec.precision]
+    if isinstance(spec, DenseSpec):
+        sched = {k: v for k, v in spec.schedule.items() if k not in ("lr", "weight_decay", "sam_rho")}
+        shared += [sched, spec.checkpoints, spec.init]
+    elif isinstance(spec, RetrainSpec):
+        shared += [spec.schedule]
     return job.kind + json.dumps(shared, sort_keys=True, default=str)
 
 
@@ -71,7 +69,7 @@ class Runner:
         self.on_error, self.fuse, self.max_fused = on_error, fuse, max(1, max_fused)
         self.log_path, self.display, self.runtime = log_path, display, runtime or {}
         self.threads = threads  # torch threads per worker; None: the cores split among workers
-        self.executor = executor  # None: this machine; else open(ctx) -> pool (e.g. RayExecutor)
+        self.executor = executor  # None: LocalExecutor(jobs); else another (e.g. RayExecutor)
         self.artifacts = Artifacts(store.root)
         self._held: set[str] = set()
         self._retry: set[str] = set()
@@ -117,12 +115,7 @@ class Runner:
     def _snapshot(self, progress_dir: Path, started: float) -> dict:
         states = self.store.get_jobs(list(self.plan.jobs))
         counts = self._counts(states)
-        running = []
-        for f in sorted(progress_dir.glob("*.json")):
-            try:
-                running.append(json.loads(f.read_text()))
-            except (OSError, ValueError):
-                continue
+        running = rundir.read_groups(progress_dir)
         progress = {h: g for g in running for h in g.get("hashes", [])}
         if self._work is None:
             self._work = {h: job_work(j.kind, j.spec) for h, j in self.plan.jobs.items()}
@@ -169,15 +162,14 @@ class Runner:
         run_id = self.store.start_run(self.recipe_name, self.recipe_hash, os.getpid(), host,
                                       self.log_path)
         owner = {"pid": os.getpid(), "host": host, "run_id": run_id}
-        run_dir = self.store.root / "runs" / run_id
-        progress_dir = run_dir / "progress"
+        progress_dir = rundir.progress_dir(self.store.root, run_id)
         progress_dir.mkdir(parents=True, exist_ok=True)
         if not self.log_path:  # every run has a log: its own file when no --log was given
-            self.log_path = str(run_dir / "run.log")
+            self.log_path = str(rundir.run_log_path(self.store.root, run_id))
             self.store.update_run(run_id, log=self.log_path)
         self._log_run(f"run {run_id} of {self.recipe_name}: {len(self.plan.jobs)} jobs, "
                       f"pid {os.getpid()} on {host}")
-        cancel_path = run_dir / "cancel"
+        cancel_path = rundir.cancel_path(self.store.root, run_id)
         ctx = {"store_root": str(self.store.root), "device": self.device, "fuse": self.fuse,
                "progress_dir": str(progress_dir), "cancel_path": str(cancel_path)}
         self._retry = {h for h, rec in self.store.get_jobs(list(self.plan.jobs)).items()
@@ -186,14 +178,11 @@ class Runner:
         beat.start()
         started = time.time()
         summary = RunSummary(run_id, "done")
-        if self.executor is not None:  # another backend: a concurrent.futures-style pool
-            pool = self.executor.open(ctx)
-            self.workers = pool.slots
-            self.store.update_run(run_id, **pool.describe())
-        elif self.workers == 1:
-            pool = ThreadPoolExecutor(max_workers=1)
-        else:
-            pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=get_context("spawn"))
+        # any backend: open(ctx) gives a concurrent.futures-style pool with slots and describe()
+        pool = (self.executor or LocalExecutor(self.workers)).open(ctx)
+        self.workers = pool.slots
+        if info := pool.describe():  # e.g. the Ray cluster's resources and nodes
+            self.store.update_run(run_id, **info)
         ctx["threads"] = self.threads or max(1, (os.cpu_count() or 1) // self.workers)
         running: dict[Future, list[Job]] = {}
         slot = 0
@@ -288,8 +277,8 @@ class Runner:
         return summary
 
     def _record(self, job: Job) -> dict:
-        """What a worker needs to execute a job: its key, label and full spec."""
-        rec = job.record()
+        """What a worker needs to execute a job: its key, label and full (typed) spec."""
+        rec = dict(job.record(), spec=job.spec)
         if job.kind == "dense" and self.runtime.get("init_path"):
             rec["runtime"] = {"init_path": self.runtime["init_path"]}
         return rec

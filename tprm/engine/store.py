@@ -37,21 +37,18 @@ Store location (``default_store_dir``): an explicit path (``--store``), else ``$
 from __future__ import annotations
 
 import gzip
-import io
 import json
 import os
 import re
 import secrets
 import shutil
 import socket
-import tarfile
 import time
 import warnings
-import zipfile
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import filelock
 from tinydb import TinyDB
@@ -66,30 +63,35 @@ from tprm.engine.artifacts import (
     ArtifactError,
     Artifacts,
     atomic_write,
-    check_name,
     file_problem,
     parse_file_name,
     read_meta_file,
-    temp_path_for,
 )
 from tprm.engine.records import clean as _clean_records
 from tprm.engine.records import describe as _describe
 from tprm.engine.records import record_problem, table_problems
+from tprm.engine.storebase import (
+    RUN_STATES,
+    SCHEMA_VERSION,
+    StoreError,
+    StoreWarning,
+    apply_changes,
+    by_hash,
+    check_hash,
+    json_default,
+    one_line,
+    pid_alive,
+)
 
-SCHEMA_VERSION = 2
 DB_NAME = "tprm.db.json"
 LOCK_NAME = "tprm.lock"
 TABLES = ("meta", "recipes", "runs", "jobs", "results")
-JOB_STATES = ("queued", "running", "done", "failed", "diverged", "cancelled")
 FINISH_STATES = ("done", "failed", "diverged", "cancelled")
 RELEASE_STATES = ("queued", "cancelled")
-RUN_STATES = ("running", "done", "failed", "cancelled")
-BUNDLE_FORMAT = 1
 LOCK_TIMEOUT_S = 60.0       # how long a write waits for another process's transaction
 LOCK_POLL_S = 0.002         # retry interval while waiting; short, or a busy writer starves the others
 RUN_STALE_AFTER_S = 120.0   # a running run whose heartbeat is older than this is shown as stale
 TEMP_MAX_AGE_S = 3600.0     # gc removes temp files older than this (younger ones may be in flight)
-ERROR_MAX_CHARS = 300
 JOB_LOG_RE = re.compile(r"[0-9a-f]{8,128}")  # per-job log names are hex job hashes
 BACKUP_DIR = "backups"
 BACKUP_KEEP = 5             # db versions kept in backups/ (gzipped)
@@ -98,14 +100,6 @@ TRASH_DIR = "trash"
 GC_MAX_FRACTION = 0.10      # gc refuses (without --force) to remove more than this share of artifacts
 REPAIR_HINT = ("run `tprm store check` to see what is wrong and `tprm store repair` to rebuild it "
                "from the artifact files or the newest backup")
-
-
-class StoreError(Exception):
-    """A store problem a user can act on; str() is one line."""
-
-
-class StoreWarning(UserWarning):
-    """Something a reader skipped or fixed on the way (a malformed record, a re-queued job)."""
 
 
 def default_store_dir(explicit: Path | str | None = None) -> Path:
@@ -128,48 +122,13 @@ def make_owner(run_id: str | None = None) -> dict:
 
 
 # -- helpers --------------------------------------------------------------------------------------
-def _pid_alive(pid: Any) -> bool:
-    if not isinstance(pid, int) or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OSError):
-        return True  # exists but belongs to someone else, or we cannot tell: assume alive
-    return True
-
-
-def _json_default(value: Any) -> Any:
-    """Store paths as strings and numpy / torch scalars as plain numbers; anything else is an error."""
-    if isinstance(value, os.PathLike):
-        return os.fspath(value)
-    item = getattr(value, "item", None)
-    if callable(item) and getattr(value, "ndim", 0) == 0:
-        return item()
-    raise TypeError(f"{type(value).__name__} is not JSON-serialisable")
-
-
 def _jsonable(value: Any, what: str) -> Any:
     """`value` as plain JSON data (numpy/torch scalars converted); StoreError naming `what` otherwise."""
     try:
-        return json.loads(json.dumps(value, default=_json_default))
+        return json.loads(json.dumps(value, default=json_default))
     except (TypeError, ValueError) as exc:
         raise StoreError(f"{what}: {exc}; only JSON values (dict, list, str, number, bool, null) "
                          "can be stored") from None
-
-
-def _one_line(text: Any) -> str | None:
-    if text is None:
-        return None
-    lines = [ln.strip() for ln in str(text).strip().splitlines() if ln.strip()]
-    return (lines[0] if lines else "")[:ERROR_MAX_CHARS]
-
-
-def _check_hash(value: Any, what: str) -> str:
-    if not isinstance(value, str) or not HASH_RE.fullmatch(value):
-        raise StoreError(f"{what}: {value!r} is not a job hash (1-128 characters from [0-9A-Za-z_-])")
-    return value
 
 
 def _check_owner(owner: Any) -> dict:
@@ -216,9 +175,10 @@ def _v1_to_v2(data: dict) -> dict:
             job["state"] = "done"
         job.setdefault("attempts", 0)
     meta = data.setdefault("meta", {})
-    rec = next((r for r in meta.values() if isinstance(r, dict)), None)
+    rec: dict[str, Any] | None = next((r for r in meta.values() if isinstance(r, dict)), None)
     if rec is None:
-        rec = meta["1"] = {"created": time.time()}
+        rec = {"created": time.time()}
+        meta["1"] = rec
     rec.update(schema_version=2, tprm_version=__version__, migrated_from=1)
     return data
 
@@ -226,8 +186,9 @@ def _v1_to_v2(data: dict) -> dict:
 _MIGRATIONS = {1: _v1_to_v2}  # version v -> function upgrading v to v + 1
 
 
-def _upgrade(data: dict, version: int) -> dict:
-    for v in range(version, SCHEMA_VERSION):
+def _upgrade(data: dict | None, version: int | None) -> dict:
+    data = data or {}
+    for v in range(version or SCHEMA_VERSION, SCHEMA_VERSION):
         data = _MIGRATIONS[v](data)
     return data
 
@@ -240,21 +201,6 @@ def _insert(data: dict, table: str, records: list[dict]) -> None:
     next_id = max((int(k) for k in tab if str(k).isdigit()), default=0) + 1
     for i, rec in enumerate(records):
         tab[str(next_id + i)] = rec
-
-
-def _by_hash(table) -> dict[str, Any]:
-    """{hash: Document} for a TinyDB table (Documents carry doc_id)."""
-    return {doc["hash"]: doc for doc in table.all()}
-
-
-def _apply(table, docs: Mapping[str, Any], changes: Mapping[str, dict]) -> None:
-    """Set new fields on many documents (keyed by hash) with ONE pass over the table.
-
-    `docs` is the {hash: Document} map of the same transaction (it supplies the doc ids).
-    """
-    if changes:
-        table.update(lambda raw: raw.update(changes[raw["hash"]]),
-                     doc_ids=[docs[h].doc_id for h in changes])
 
 
 class _MemoryStorage(Storage):
@@ -321,7 +267,7 @@ class Store:
 
     def _write_data(self, data: dict, backup: bool = False) -> None:
         try:
-            text = json.dumps(data, separators=(",", ":"), default=_json_default)
+            text = json.dumps(data, separators=(",", ":"), default=json_default)
         except (TypeError, ValueError) as exc:
             raise StoreError(f"{self.db_path}: refusing to write a non-JSON value ({exc})") from None
         problems = table_problems(data)
@@ -512,7 +458,7 @@ class Store:
         self._write_recipe_meta(rec)
         return rec
 
-    def _recipe_meta_path(self, recipe_hash: str) -> Path | None:
+    def _recipe_meta_path(self, recipe_hash: str | None) -> Path | None:
         if not isinstance(recipe_hash, str) or not HASH_RE.fullmatch(recipe_hash):
             return None
         return self.artifacts.dir / "recipes" / f"{recipe_hash}.json"
@@ -550,7 +496,7 @@ class Store:
             if not isinstance(job, Mapping):
                 raise StoreError(f"jobs[{i}]: expected a mapping with hash and kind, got "
                                  f"{type(job).__name__}")
-            h = _check_hash(job.get("hash"), f"jobs[{i}].hash")
+            h = check_hash(job.get("hash"), f"jobs[{i}].hash")
             kind = job.get("kind")
             if not isinstance(kind, str) or not kind:
                 raise StoreError(f"job {h}: kind {kind!r} must be a non-empty string")
@@ -559,7 +505,7 @@ class Store:
                 raise StoreError(f"job {h}: deps must be a list of job hashes, got {type(deps).__name__}")
             deps = list(deps)
             for d in deps:
-                _check_hash(d, f"job {h}: deps")
+                check_hash(d, f"job {h}: deps")
             if h not in incoming:
                 incoming[h] = {"hash": h, "kind": kind, "label": str(job.get("label") or ""),
                                "deps": deps, "spec": _jsonable(job.get("spec") or {}, f"job {h}: spec"),
@@ -568,11 +514,11 @@ class Store:
                                "provenance": None, "created": now, "started": None, "ended": None}
         with self._transaction() as db:
             table = db.table("jobs")
-            existing = _by_hash(table)
+            existing = by_hash(table)
             tag = {h: {"recipes": [*d.get("recipes", []), recipe_hash]}
                    for h, d in existing.items()
                    if h in incoming and recipe_hash not in d.get("recipes", [])}
-            _apply(table, existing, tag)
+            apply_changes(table, existing, tag)
             new = [rec for h, rec in incoming.items() if h not in existing]
             if new:
                 table.insert_multiple(new)
@@ -587,7 +533,7 @@ class Store:
             if owner.get("host") == self.host:
                 pid = owner.get("pid")
                 if pid not in alive:
-                    alive[pid] = _pid_alive(pid)
+                    alive[pid] = pid_alive(pid)
                 dead = not alive[pid]
             if lease is None or lease < now or dead:
                 job["state"] = "stale"
@@ -602,7 +548,7 @@ class Store:
         """
         now, alive = time.time(), {}
         wanted = None if hashes is None else set(hashes)
-        out = {}
+        out: dict[str, dict] = {}
         for doc in self._view().table("jobs").all():
             h = doc.get("hash")
             if wanted is not None and h not in wanted:
@@ -626,7 +572,7 @@ class Store:
         with self._transaction() as db:
             table = db.table("jobs")
             now, alive = time.time(), {}
-            existing = _by_hash(table)
+            existing = by_hash(table)
             claimed, changes = [], {}
             for h in order:
                 doc = existing.get(h)
@@ -636,7 +582,7 @@ class Store:
                 changes[h] = {"state": "running", "owner": own, "lease_until": now + lease_s,
                               "attempts": int(doc.get("attempts") or 0) + 1, "started": now,
                               "ended": None, "error": None, "traceback": None}
-            _apply(table, existing, changes)
+            apply_changes(table, existing, changes)
         return claimed
 
     def heartbeat(self, hashes: Iterable[str], owner: Mapping, lease_s: float = 60.0) -> list[str]:
@@ -648,10 +594,10 @@ class Store:
         with self._transaction() as db:
             now = time.time()
             table = db.table("jobs")
-            existing = _by_hash(table)
+            existing = by_hash(table)
             held = {h for h, d in existing.items()
                     if h in wanted and d.get("state") == "running" and _same_owner(d.get("owner"), own)}
-            _apply(table, existing, {h: {"lease_until": now + lease_s} for h in held})
+            apply_changes(table, existing, {h: {"lease_until": now + lease_s} for h in held})
             if own["run_id"] is not None:
                 runs = db.table("runs")
                 ids = [d.doc_id for d in runs.all() if d.get("run_id") == own["run_id"]]
@@ -679,7 +625,7 @@ class Store:
                                    "provenance"}
             if unknown:
                 raise StoreError(f"finish item {i}: unknown keys {sorted(unknown)}")
-            h = _check_hash(item.get("hash"), f"finish item {i}: hash")
+            h = check_hash(item.get("hash"), f"finish item {i}: hash")
             state = item.get("state")
             if state not in FINISH_STATES:
                 raise StoreError(f"job {h}: finish state {state!r} must be one of {FINISH_STATES}")
@@ -690,14 +636,14 @@ class Store:
             prepared.append((h, _check_owner(item.get("owner")), state,
                              self.artifacts.manifest(h) if state in ("done", "diverged") else None,
                              None if result is None else _jsonable(dict(result), f"job {h}: result"),
-                             _one_line(item.get("error")),
+                             one_line(item.get("error")),
                              None if item.get("traceback") is None else str(item["traceback"]),
                              _jsonable(item.get("provenance"), f"job {h}: provenance")))
         with self._transaction() as db:
             now = time.time()
             jobs, results = db.table("jobs"), db.table("results")
-            existing = _by_hash(jobs)
-            old_results = _by_hash(results)
+            existing = by_hash(jobs)
+            old_results = by_hash(results)
             job_changes, result_changes, result_new, result_drop, out = {}, {}, [], [], []
             metas = {}
             for h, own, state, files, result, error, tb, prov in prepared:
@@ -720,8 +666,8 @@ class Store:
                     result_new.append({"hash": h, "values": result, "updated": now})
                 else:
                     result_changes[h] = {"values": result, "updated": now}
-            _apply(jobs, existing, job_changes)
-            _apply(results, old_results, result_changes)
+            apply_changes(jobs, existing, job_changes)
+            apply_changes(results, old_results, result_changes)
             if result_drop:
                 results.remove(doc_ids=result_drop)
             if result_new:
@@ -755,10 +701,10 @@ class Store:
         order = list(dict.fromkeys(hashes))
         with self._transaction() as db:
             table = db.table("jobs")
-            existing = _by_hash(table)
+            existing = by_hash(table)
             released = [h for h in order if h in existing and existing[h].get("state") == "running"
                         and _same_owner(existing[h].get("owner"), own)]
-            _apply(table, existing, {h: {"state": state, "lease_until": None, "ended": time.time()}
+            apply_changes(table, existing, {h: {"state": state, "lease_until": None, "ended": time.time()}
                                      for h in released})
         return released
 
@@ -810,7 +756,7 @@ class Store:
                 continue
             run = dict(doc)
             if run.get("state") == "running":
-                dead = run.get("host") == self.host and not _pid_alive(run.get("pid"))
+                dead = run.get("host") == self.host and not pid_alive(run.get("pid"))
                 old = (run.get("heartbeat") or 0) < now - self.run_stale_after
                 if dead or old:
                     run["state"] = "stale"
@@ -843,7 +789,7 @@ class Store:
         meta = self.artifacts.read_meta(h) if isinstance(h, str) and HASH_RE.fullmatch(h) else None
         if meta and isinstance(meta.get("files"), dict):
             return dict(meta["files"])
-        return {name: None for name in EXPECTED_FILES.get(job.get("kind"), ())}
+        return {name: None for name in EXPECTED_FILES.get(str(job.get("kind")), ())}
 
     def artifact_problems(self, job: Mapping, deep: bool = True) -> list[dict]:
         """[{name, path, problem}] for a finished job's files that are missing or do not match
@@ -877,10 +823,10 @@ class Store:
             return []
         with self._transaction() as db:
             jobs, results = db.table("jobs"), db.table("results")
-            existing = _by_hash(jobs)
+            existing = by_hash(jobs)
             todo = {h: b for h, b in broken.items()
                     if h in existing and existing[h].get("state") in ("done", "diverged")}
-            _apply(jobs, existing, {h: {
+            apply_changes(jobs, existing, {h: {
                 "state": "queued", "owner": None, "lease_until": None,
                 "error": "re-queued: " + "; ".join(f"{p['name']} {p['problem']}" for p in b["problems"]),
                 "requeued": int(existing[h].get("requeued") or 0) + 1} for h, b in todo.items()})
@@ -1186,270 +1132,13 @@ class Store:
         return n
 
     def export_recipe(self, recipe_name: str, out_path: Path | str) -> Path:
-        """Write a bundle (.tar.gz/.tgz or .zip) of a recipe, its jobs (with deps), results and artifacts."""
-        out = Path(out_path)
-        kind = _bundle_kind(out)
-        view = self._view()
-        recipe = next((dict(d) for d in view.table("recipes").all() if d.get("name") == recipe_name),
-                      None)
-        if recipe is None:
-            known = sorted(d.get("name", "") for d in view.table("recipes").all())
-            raise StoreError(f"recipe {recipe_name!r}: not in store {self.root} "
-                             f"(known: {', '.join(known) or 'none'})")
-        jobs = {d["hash"]: dict(d) for d in view.table("jobs").all()}
-        todo = [h for h, j in jobs.items() if recipe["hash"] in j.get("recipes", [])]
-        chosen: dict[str, dict] = {}
-        while todo:  # the recipe's jobs plus the jobs they depend on
-            h = todo.pop()
-            if h in chosen or h not in jobs:
-                continue
-            chosen[h] = jobs[h]
-            todo.extend(jobs[h].get("deps", []))
-        results = {d["hash"]: d.get("values", {}) for d in view.table("results").all()
-                   if d.get("hash") in chosen}
-        for h in sorted(chosen):  # a bundle never silently lacks a finished job's file
-            if chosen[h].get("state") in ("done", "diverged"):
-                problems = self.artifact_problems(chosen[h], deep=True)
-                if problems:
-                    p = problems[0]
-                    raise StoreError(
-                        f"export: job {h[:12]} ({chosen[h].get('label') or chosen[h].get('kind')}): "
-                        f"artifact {p['path']} {p['problem']}; nothing written; `tprm run "
-                        f"{recipe_name}` recomputes it (`tprm store check` lists every problem)")
-        bundle = {"format": BUNDLE_FORMAT, "tprm_version": __version__,
-                  "schema_version": SCHEMA_VERSION, "exported": time.time(), "recipe": recipe,
-                  "jobs": [chosen[h] for h in sorted(chosen)], "results": results}
-        files = [(p, f"artifacts/{p.parent.name}/{p.name}")
-                 for h in sorted(chosen) for p in self.artifacts.files_of(h)]
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = temp_path_for(out)
-        payload = json.dumps(bundle, indent=1, default=_json_default).encode()
-        try:
-            if kind == "tar":
-                with tarfile.open(tmp, "w:gz", compresslevel=1) as tar:
-                    info = tarfile.TarInfo("bundle.json")
-                    info.size, info.mtime = len(payload), int(time.time())
-                    tar.addfile(info, io.BytesIO(payload))
-                    for path, arc in files:
-                        tar.add(path, arcname=arc, recursive=False)
-            else:
-                with zipfile.ZipFile(tmp, "w") as zf:
-                    zf.writestr("bundle.json", payload, compress_type=zipfile.ZIP_DEFLATED)
-                    for path, arc in files:
-                        zf.write(path, arc, compress_type=zipfile.ZIP_STORED)
-            with open(tmp, "rb+") as fh:
-                os.fsync(fh.fileno())
-            os.replace(tmp, out)
-        finally:
-            tmp.unlink(missing_ok=True)
-        return out
+        """Write a bundle of a recipe (see tprm.engine.bundle)."""
+        from tprm.engine.bundle import export_bundle
+
+        return export_bundle(self, recipe_name, out_path)
 
     def import_bundle(self, path: Path | str) -> dict:
-        """Merge an exported bundle into this store; returns counts and a list of conflicts.
+        """Merge an exported bundle into this store (see tprm.engine.bundle)."""
+        from tprm.engine.bundle import import_bundle
 
-        Rules: a job done here is kept (a differing result in the bundle is a conflict); a job
-        done in the bundle replaces a local queued/failed/cancelled/stale one, with its result and
-        artifacts; a job running here under a live lease is left alone (conflict); jobs running in
-        the bundle arrive as queued. A recipe already here under another hash is kept (conflict).
-        """
-        src = Path(path)
-        counts = {"recipes_added": 0, "jobs_added": 0, "jobs_updated": 0, "jobs_kept": 0,
-                  "results_added": 0, "artifacts_copied": 0, "artifacts_restored": 0,
-                  "conflicts": []}
-        with _open_bundle(src) as (bundle, members):
-            recipe, jobs, results = _check_bundle(bundle, src)
-            with self._transaction() as db:
-                now, alive = time.time(), {}
-                rtable = db.table("recipes")
-                local_recipe = next((d for d in rtable.all() if d.get("name") == recipe["name"]), None)
-                if local_recipe is None:
-                    rtable.insert(recipe)
-                    counts["recipes_added"] = 1
-                elif local_recipe.get("hash") != recipe["hash"]:
-                    counts["conflicts"].append(
-                        f"recipe {recipe['name']}: store has hash {local_recipe.get('hash')}, bundle "
-                        f"has {recipe['hash']}; kept the store's")
-                jtable, restable = db.table("jobs"), db.table("results")
-                local_jobs, local_results = _by_hash(jtable), _by_hash(restable)
-                take: set[str] = set()
-                restore: dict[str, set[str]] = {}  # done in both, but files lost here: refill them
-                inserts, changes = [], {}
-                for job in jobs:
-                    h = job["hash"]
-                    if job.get("state") == "running":
-                        job.update(state="queued", owner=None, lease_until=None)
-                    here = local_jobs.get(h)
-                    if here is None:
-                        inserts.append(job)
-                        take.add(h)
-                        counts["jobs_added"] += 1
-                        continue
-                    recipes = list(dict.fromkeys([*here.get("recipes", []), *job.get("recipes", [])]))
-                    local_state = self._derive(here, now, alive)["state"]
-                    if job.get("state") == "done" and local_state not in ("done", "running"):
-                        changes[h] = {**job, "recipes": recipes}
-                        take.add(h)
-                        counts["jobs_updated"] += 1
-                        continue
-                    if job.get("state") == "done" and local_state == "running":
-                        counts["conflicts"].append(f"job {h} ({job.get('label', '')}): running here, "
-                                                   "bundle has it done; kept the running one")
-                    elif job.get("state") == "done" and h in results and h in local_results \
-                            and local_results[h].get("values") != results[h]:
-                        counts["conflicts"].append(f"job {h} ({job.get('label', '')}): done in both "
-                                                   "with different results; kept the store's")
-                    if job.get("state") == "done" and local_state == "done":
-                        lost = {p["name"] for p in self.artifact_problems(here, deep=True)}
-                        if lost:
-                            restore[h] = lost
-                    counts["jobs_kept"] += 1
-                    if recipes != here.get("recipes", []):
-                        changes[h] = {"recipes": recipes}
-                _apply(jtable, local_jobs, changes)
-                if inserts:
-                    jtable.insert_multiple(inserts)
-                res_new, res_change = [], {}
-                for h in sorted(take & set(results)):
-                    rec = {"hash": h, "values": results[h], "updated": now}
-                    if h in local_results:
-                        res_change[h] = rec
-                    else:
-                        res_new.append(rec)
-                    counts["results_added"] += 1
-                _apply(restable, local_results, res_change)
-                if res_new:
-                    restable.insert_multiple(res_new)
-                # Files go in place before the db write commits; if it fails they are harmless
-                # (they belong to jobs that were not done here) and gc or a rerun replaces them.
-                by_hash = {j["hash"]: j for j in jobs}
-                for arcname, fileobj in members:
-                    parsed = _artifact_member(arcname)
-                    if parsed is None or (parsed[0] not in take
-                                          and parsed[1] not in restore.get(parsed[0], ())):
-                        continue
-                    path = self.artifacts.put_file(parsed[0], parsed[1], fileobj)
-                    want = (by_hash[parsed[0]].get("artifacts") or {}).get(parsed[1])
-                    if parsed[0] in restore:
-                        want = self.expected_files(local_jobs[parsed[0]]).get(parsed[1]) or want
-                    problem = file_problem(path, want if isinstance(want, dict) else None)
-                    if problem:
-                        path.unlink(missing_ok=True)
-                        counts["conflicts"].append(f"bundle file {arcname}: {problem}; not installed")
-                    elif parsed[0] in restore:
-                        counts["artifacts_restored"] += 1
-                    else:
-                        counts["artifacts_copied"] += 1
-                # record the files as installed here (their checks passed above)
-                fill = {h: {"artifacts": self.artifacts.manifest(h)} for h in {*take, *restore}
-                        if (by_hash[h] if h in take else local_jobs[h]).get("state")
-                        in ("done", "diverged")}
-                _apply(jtable, _by_hash(jtable), fill)
-                res_now = {d["hash"]: d.get("values") for d in restable.all()}
-                metas = {h: self._job_meta(d, res_now.get(h), db) for h, d in _by_hash(jtable).items()
-                         if h in fill}
-                self._force_backup = True
-        for h, meta in metas.items():
-            self._write_job_meta(h, meta)
-        self._write_recipe_meta(recipe)
-        return counts
-
-
-# -- bundles --------------------------------------------------------------------------------------
-def _bundle_kind(path: Path) -> str:
-    name = path.name.lower()
-    if name.endswith((".tar.gz", ".tgz")):
-        return "tar"
-    if name.endswith(".zip"):
-        return "zip"
-    raise StoreError(f"{path}: bundle file name must end in .tar.gz, .tgz or .zip")
-
-
-def _artifact_member(arcname: str) -> tuple[str, str] | None:
-    """(hash, name) for a well-formed `artifacts/<hash[:2]>/<hash>.<name>.pt` member, else None."""
-    m = re.fullmatch(r"artifacts/([0-9A-Za-z_-]{1,2})/([^/]+)", arcname)
-    parsed = parse_file_name(m.group(2)) if m else None
-    if parsed is None or parsed[0][:2] != m.group(1):
-        return None
-    try:
-        check_name(parsed[1])
-    except ArtifactError:
-        return None
-    return parsed
-
-
-@contextmanager
-def _open_bundle(path: Path) -> Iterator[tuple[dict, Iterator[tuple[str, IO[bytes]]]]]:
-    """Yield (bundle JSON, iterator of (member name, binary stream)) without extracting anything."""
-    kind = _bundle_kind(path)
-    if not path.is_file():
-        raise StoreError(f"{path}: no such bundle file")
-    try:
-        if kind == "tar":
-            with tarfile.open(path, "r:gz") as tar:
-                first = tar.next()
-                if first is None or first.name != "bundle.json" or not first.isfile():
-                    raise StoreError(f"{path}: not a tprm bundle (bundle.json must come first)")
-                bundle = _parse_bundle_json(tar.extractfile(first).read(), path)
-
-                def tar_members() -> Iterator[tuple[str, IO[bytes]]]:
-                    for member in tar:
-                        if member.isfile():
-                            yield member.name, tar.extractfile(member)
-                yield bundle, tar_members()
-        else:
-            with zipfile.ZipFile(path) as zf:
-                try:
-                    raw = zf.read("bundle.json")
-                except KeyError:
-                    raise StoreError(f"{path}: not a tprm bundle (no bundle.json)") from None
-                bundle = _parse_bundle_json(raw, path)
-
-                def zip_members() -> Iterator[tuple[str, IO[bytes]]]:
-                    for info in zf.infolist():
-                        if not info.is_dir():
-                            with zf.open(info) as fh:
-                                yield info.filename, fh
-                yield bundle, zip_members()
-    except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError) as exc:
-        raise StoreError(f"{path}: unreadable bundle ({type(exc).__name__}: "
-                         f"{_one_line(exc)})") from None
-
-
-def _parse_bundle_json(raw: bytes, path: Path) -> dict:
-    try:
-        bundle = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise StoreError(f"{path}: bundle.json is not valid JSON (line "
-                         f"{getattr(exc, 'lineno', 1)})") from None
-    if not isinstance(bundle, dict):
-        raise StoreError(f"{path}: bundle.json must be an object")
-    return bundle
-
-
-def _check_bundle(bundle: dict, path: Path) -> tuple[dict, list[dict], dict]:
-    if bundle.get("format") != BUNDLE_FORMAT:
-        raise StoreError(f"{path}: bundle format {bundle.get('format')!r} is not supported "
-                         f"(this tprm reads {BUNDLE_FORMAT}); upgrade tprm")
-    if not isinstance(bundle.get("schema_version"), int) or bundle["schema_version"] > SCHEMA_VERSION:
-        raise StoreError(f"{path}: bundle schema version {bundle.get('schema_version')!r} is newer "
-                         f"than this tprm understands ({SCHEMA_VERSION}); upgrade tprm")
-    recipe, jobs, results = bundle.get("recipe"), bundle.get("jobs"), bundle.get("results")
-    if not isinstance(recipe, dict) or not isinstance(recipe.get("name"), str) \
-            or not isinstance(recipe.get("hash"), str):
-        raise StoreError(f"{path}: bundle.json recipe must be an object with name and hash")
-    if not isinstance(jobs, list) or not isinstance(results, dict):
-        raise StoreError(f"{path}: bundle.json needs a jobs list and a results object")
-    for i, job in enumerate(jobs):
-        if not isinstance(job, dict):
-            raise StoreError(f"{path}: bundle.json jobs[{i}] must be an object")
-        _check_hash(job.get("hash"), f"{path}: bundle.json jobs[{i}].hash")
-        problem = record_problem("jobs", job)
-        if problem and job.get("state") in JOB_STATES:
-            raise StoreError(f"{path}: bundle.json jobs[{i}]: {problem}")
-        if job.get("state") not in JOB_STATES:
-            raise StoreError(f"{path}: bundle.json jobs[{i}].state {job.get('state')!r} must be one "
-                             f"of {JOB_STATES}")
-    for h, values in results.items():
-        if not isinstance(values, dict):
-            raise StoreError(f"{path}: bundle.json results[{h!r}] must be an object")
-    return recipe, jobs, results
+        return import_bundle(self, path)

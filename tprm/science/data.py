@@ -471,7 +471,7 @@ def fetch_dataset(name: str, root: Path | str, source: Path | str | None = None,
                         raise DataMissingError(f"{src}: holds no {', '.join(absent)}; expected {', '.join(files)}")
                     for i, f in enumerate(files, 1):
                         say(f"extracting {f} ({i}/{len(files)}, {members[f].size / 1e6:.1f} MB)")
-                        with tar.extractfile(members[f]) as fh, open(staging / f, "wb") as out:  # type: ignore[union-attr]
+                        with tar.extractfile(members[f]) as fh, open(staging / f, "wb") as out:
                             shutil.copyfileobj(fh, out)
             else:
                 raise DataMissingError(f"{src}: not a folder or a .tar/.tar.gz archive of {DISPLAY_NAMES[name]}")
@@ -506,7 +506,7 @@ def _ensure_files(spec: DataSpec, root: Path) -> tuple[Path, list[str]]:
     try:
         if spec.name == "svhn":
             for split in ("train", "test"):
-                if cls.split_list[split][1] in missing:
+                if cls.split_list[split][1] in missing:  # type: ignore[attr-defined]
                     cls(str(root), split=split, download=True)
         else:
             cls(str(root), train=True, download=True)

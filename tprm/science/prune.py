@@ -144,7 +144,7 @@ def random_masks(model: nn.Module, density: float, params: Sequence[str], seed: 
 
 
 def _check_masks(model: nn.Module, masks: dict[str, Tensor]) -> dict[str, Tensor]:
-    available = dict(model.named_parameters())
+    available: dict[str, Tensor] = dict(model.named_parameters())
     for name, mask in masks.items():
         if name not in available:
             raise ValueError(f"masks: {name!r} is not a parameter; parameters: {', '.join(available)}")
@@ -206,7 +206,7 @@ def imp_rewind(
     if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 1:
         raise ValueError(f"imp rounds: must be an integer >= 1, got {rounds!r}")
     density = _check_density(density)
-    masks = None
+    masks: dict[str, Tensor] = {}
     for r in range(1, rounds + 1):
         masks = magnitude_masks(model, density ** (r / rounds), params, scope, within=masks)
         apply_masks(model, masks)

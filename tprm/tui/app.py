@@ -7,8 +7,8 @@ method, called in a worker thread so the UI stays responsive during long calls.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar
 
 from textual.app import App
 from textual.binding import Binding, BindingType
@@ -46,7 +46,7 @@ class TprmApp(App[None]):
     MODES = dict(TASK_SCREENS)
     DEFAULT_MODE = "recipes"
     COMMANDS = App.COMMANDS | {TprmCommands}
-    BINDINGS: list[BindingType] = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("1", "show('recipes')", "Recipes", show=False),
         Binding("2", "show('runs')", "Runs", show=False),
         Binding("3", "show('results')", "Results", show=False),
@@ -68,7 +68,7 @@ class TprmApp(App[None]):
         apply_color_policy(self)  # TERM=dumb: no colour; NO_COLOR: readable greys
         self.svc = service if service is not None else Service(store_dir)
         self.poll_interval = poll_interval
-        self.left_running: list[dict[str, Any]] = []
+        self.left_running: list[Mapping[str, Any]] = []
         self.recipe_names: list[str] = []  # for the palette's "Recipe: NAME" entries
         self.case_panels: set[Any] = set()  # CasePanels register here, so quitting can name their studies
 

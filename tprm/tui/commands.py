@@ -99,12 +99,12 @@ class TprmCommands(Provider):
             app.recipe_names = [r["name"] for r in rows]
 
     async def discover(self) -> Hits:
-        for name, help_text, callback in palette_commands(self.app):  # type: ignore[arg-type]
+        for name, help_text, callback in palette_commands(self.app):
             yield DiscoveryHit(name, callback, help=help_text)
 
     async def search(self, query: str) -> Hits:
         matcher = self.matcher(query)
-        for name, help_text, callback in palette_commands(self.app):  # type: ignore[arg-type]
+        for name, help_text, callback in palette_commands(self.app):
             score = matcher.match(name)
             if score > 0:
                 yield Hit(score, matcher.highlight(name), callback, help=help_text)

@@ -14,14 +14,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from tprm.service import RESULT_COLUMNS, rows_csv  # one column list, one CSV writer (CLI and TUI)
+from tprm.service import METRICS, RESULT_COLUMNS, rows_csv  # one list of each, one CSV writer (CLI and TUI)
 
-# Metrics offered by the phase-plot selector, in menu order (names as the service's grid/plot take them).
-PLOT_METRICS: tuple[str, ...] = (
-    "regime", "test_error", "normalized_error", "mc", "cka", "train_loss", "train_error",
-    "test_loss", "mc_loss", "cka_logits", "endpoint_gap", "dense_test_error",
-    "hessian_trace", "hessian_top",
-)
+# Metrics offered by the phase-plot selector, in menu order: the service's, the regime map first.
+PLOT_METRICS: tuple[str, ...] = ("regime", *[m for m in METRICS if m != "regime"])
 
 # Job states in the order the run monitor counts them (what needs attention first).
 STATE_ORDER = {"running": 0, "stale": 1, "failed": 2, "diverged": 3, "queued": 4,
@@ -285,7 +281,7 @@ def _match(row: Mapping[str, Any], term: tuple[str | None, str, str]) -> bool:
         return any(val in fmt_num(v).lower() or val in str(v).lower() for v in row.values())
     cell = row.get(col)
     try:
-        a, b = float(cell), float(val)  # type: ignore[arg-type]
+        a, b = float(cell), float(val)
     except (TypeError, ValueError):
         a, b = str(cell).lower(), val  # type: ignore[assignment]
     try:
@@ -384,10 +380,10 @@ def decision_headline(report: Mapping[str, Any]) -> str:
         scores = report.get("scores") or {}
         rule = scores.get("regime rule") or {}
         others = {k: v for k, v in scores.items() if k != "regime rule" and v.get("accuracy") is not None}
-        best = max(others.items(), key=lambda kv: kv[1]["accuracy"], default=None)
+        top = max(others.items(), key=lambda kv: kv[1]["accuracy"], default=None)
         text = (f"Regime rule right in {_pct(rule.get('accuracy'))} of {rule.get('n', 0)} cells "
                 f"[{_pct(rule.get('ci_low'))}, {_pct(rule.get('ci_high'))}]")
-        return text + (f"; best baseline {best[0]}: {_pct(best[1]['accuracy'])}" if best else "")
+        return text + (f"; best baseline {top[0]}: {_pct(top[1]['accuracy'])}" if top else "")
     if kind == "select":
         picks = report.get("picks") or {}
         pick, oracle = picks.get("regime-aware") or {}, picks.get("oracle") or {}
@@ -423,6 +419,7 @@ def key_numbers(report: Mapping[str, Any]) -> list[tuple[str, str]]:
         grid = report.get("grid_search") or {}
         if grid:
             rows.append(("grid search", f"rho {fmt_value(grid.get('best_rho'))}  error "
-                                        f"{fmt_num(grid.get('best_test_error'), 4)}  {grid.get('trainings')} trainings"))
+                                        f"{fmt_num(grid.get('best_test_error'), 4)}  "
+                                        f"{grid.get('trainings')} trainings"))
         return rows
     return scalar_items(report)

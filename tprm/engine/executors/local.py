@@ -9,19 +9,22 @@ computation (`tprm.science.train.train`); each job still gets its own artifacts 
 from __future__ import annotations
 
 import json
-import os
 import platform
 import resource
 import socket
 import time
 import traceback
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
+from multiprocessing import get_context
 from pathlib import Path
 from typing import Callable
 
 import torch
 
 import tprm
+from tprm.engine import rundir
 from tprm.engine.artifacts import Artifacts
+from tprm.engine.plan import JobSpec, PruneSpec
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
@@ -66,9 +69,7 @@ class Progress:
         if self.sink is not None:
             self.sink(payload)
         if self.path is not None:
-            tmp = self.path.with_suffix(f".{os.getpid()}.tmp")
-            tmp.write_text(json.dumps(payload))
-            os.replace(tmp, self.path)
+            rundir.write_progress(self.path, payload)
 
 
 class JobLogs:
@@ -96,35 +97,35 @@ class JobLogs:
 _DATA_CACHE: dict = {}
 
 
-def _data(spec: dict, store_root: Path, device: str):
+def _data(spec: JobSpec, store_root: Path, device: str):
     from tprm.science.data import DataSpec, load_data
 
-    fields = dict(spec["data"])
+    fields = dict(spec.data)
     for key in ("mean", "std"):
         if fields.get(key) is not None:
             fields[key] = tuple(fields[key])
     if fields.get("root") is None:
         fields["root"] = str(store_root / "data")
-    dtype = DTYPES[spec["precision"]]
-    key = (json.dumps(fields, sort_keys=True, default=str), device, str(dtype))
-    if key not in _DATA_CACHE:
+    dtype = DTYPES[spec.precision]
+    cache_key = (json.dumps(fields, sort_keys=True, default=str), device, str(dtype))
+    if cache_key not in _DATA_CACHE:
         _DATA_CACHE.clear()
-        _DATA_CACHE[key] = load_data(DataSpec(**fields), store_root / "cache", device=device,
-                                     dtype=dtype)
-    return _DATA_CACHE[key]
+        _DATA_CACHE[cache_key] = load_data(DataSpec(**fields), store_root / "cache", device=device,
+                                           dtype=dtype)
+    return _DATA_CACHE[cache_key]
 
 
-def _model(spec: dict, data, seed: int, device: str):
+def _model(spec: JobSpec, data, seed: int, device: str):
     from tprm.science.models import build_model, load_factory, seeded
 
-    m = spec["model"]
+    m = spec.model
     with seeded(seed):
         if m.get("import"):
             model = load_factory(m["import"])(num_classes=data.num_classes,
                                               input_shape=data.input_shape, **m["kwargs"])
         else:
             model = build_model(m["name"], data.num_classes, data.input_shape, **m["kwargs"])
-    return model.to(device=device, dtype=DTYPES[spec["precision"]])
+    return model.to(device=device, dtype=DTYPES[spec.precision])
 
 
 def _schedule(sched: dict):
@@ -149,27 +150,27 @@ def _run_dense(jobs, ctx, progress):
     data = _data(spec0, ctx["store_root"], ctx["device"])
     models = []
     for job in jobs:
-        model = _model(job["spec"], data, job["spec"]["seed"], ctx["device"])
+        model = _model(job["spec"], data, job["spec"].seed, ctx["device"])
         init_path = (job.get("runtime") or {}).get("init_path")
         if init_path:
             model.load_state_dict(torch.load(init_path, map_location=ctx["device"],
                                              weights_only=True))
         models.append(model)
-    checkpoints = sorted({e for e in spec0["checkpoints"] if e > 0})
-    results = train(models, data, [_schedule(j["spec"]["schedule"]) for j in jobs],
-                    [j["spec"]["seed"] for j in jobs], checkpoint_epochs=checkpoints,
+    checkpoints = sorted({e for e in spec0.checkpoints if e > 0})
+    results = train(models, data, [_schedule(j["spec"].schedule) for j in jobs],
+                    [j["spec"].seed for j in jobs], checkpoint_epochs=checkpoints,
                     fuse=ctx["fuse"], progress=progress, on_epoch=ctx["logs"].epoch)
     out = []
     for job, res in zip(jobs, results):
         states = {int(e): _cpu(s) for e, s in res.checkpoints.items()}
-        if -1 in job["spec"]["checkpoints"]:
+        if -1 in job["spec"].checkpoints:
             states[-1] = _cpu(res.state)
         ctx["artifacts"].save(job["hash"], "checkpoints", states)
         ctx["artifacts"].save(job["hash"], "curves", res.curves)
         curves = res.curves
         by_epoch = {int(e): i for i, e in enumerate(curves["epoch"])}
         summary = {}
-        for e in job["spec"]["checkpoints"]:
+        for e in job["spec"].checkpoints:
             i = by_epoch.get(e, len(curves["epoch"]) - 1) if e != -1 else len(curves["epoch"]) - 1
             if i < 0:
                 continue
@@ -195,18 +196,15 @@ def _one_by_one(measure):
 @_one_by_one
 def _run_prune(job, spec, data, ctx):
     from tprm.science import prune
+    from tprm.science.pruning_methods import METHODS, PruneSettings
 
-    model = _model(spec, data, spec["seed"], ctx["device"])
-    model.load_state_dict(ctx["artifacts"].load(spec["dense"], "checkpoints")[spec["epoch"]])
-    p = spec["pruning"]
+    model = _model(spec, data, spec.seed, ctx["device"])
+    model.load_state_dict(ctx["artifacts"].load(spec.dense, "checkpoints")[spec.epoch])
+    p = spec.pruning
     params = prune.prunable_parameters(model, p["layers"])
-    if p["method"] == "magnitude":
-        masks = prune.magnitude_masks(model, spec["density"], params, scope=p["scope"])
-    elif p["method"] == "random":
-        masks = prune.random_masks(model, spec["density"], params, seed=spec["seed"])
-    else:
-        masks = prune.imp_rewind(model, data, spec["density"], params, _schedule(p["schedule"]),
-                                 p["rounds"], spec["seed"], scope=p["scope"])
+    settings = PruneSettings(scope=p["scope"], seed=spec.seed, rounds=p.get("rounds", 1),
+                             schedule=_schedule(p["schedule"]) if "schedule" in p else None)
+    masks = METHODS[p["method"]].masks(model, data, spec.density, params, settings)
     prune.apply_masks(model, masks)
     ctx["artifacts"].save(job["hash"], "pruned", {"state": _cpu(model.state_dict()),
                                                   "masks": {k: v.cpu() for k, v in masks.items()}})
@@ -220,19 +218,19 @@ def _run_retrain(jobs, ctx, progress):
     data = _data(spec0, ctx["store_root"], ctx["device"])
     models, masks = [], []
     for job in jobs:
-        pruned = ctx["artifacts"].load(job["spec"]["pruned"], "pruned")
+        pruned = ctx["artifacts"].load(job["spec"].pruned, "pruned")
         model = _model(job["spec"], data, 0, ctx["device"])
         model.load_state_dict(pruned["state"])
         models.append(model)
         masks.append({k: v.to(ctx["device"]) for k, v in pruned["masks"].items()})
-    results = train(models, data, [_schedule(j["spec"]["schedule"]) for j in jobs],
-                    [j["spec"]["seed"] for j in jobs], masks, fuse=ctx["fuse"], progress=progress,
+    results = train(models, data, [_schedule(j["spec"].schedule) for j in jobs],
+                    [j["spec"].seed for j in jobs], masks, fuse=ctx["fuse"], progress=progress,
                     on_epoch=ctx["logs"].epoch)
     out = []
-    for job, model, res in zip(jobs, models, results):
+    for job, res in zip(jobs, results):
         ctx["artifacts"].save(job["hash"], "model", _cpu(res.state))
         ctx["artifacts"].save(job["hash"], "curves", res.curves)
-        n = job["spec"]["last_epochs"]
+        n = job["spec"].last_epochs
         c = res.curves
         summary = {k: _mean_last(c[k], n) for k in ("test_error", "test_loss", "train_loss",
                                                     "train_error")}
@@ -257,13 +255,13 @@ def _mean(xs: list[float]) -> float:
 def _run_pairs(job, spec, data, ctx):
     from tprm.science.metrics import cka_outputs, lmc
 
-    models = [_load_trained(h, spec, data, ctx) for h in spec["retrains"]]
+    models = [_load_trained(h, spec, data, ctx) for h in spec.retrains]
     curves, sims = [], []
-    for a, b in spec["pairs"]:
-        curves.append({**lmc(models[a], models[b], data, points=spec["lmc"]["points"],
-                             bn_batch_size=spec["lmc"]["bn_batch_size"], test=spec["lmc"]["test"]),
+    for a, b in spec.pairs:
+        curves.append({**lmc(models[a], models[b], data, points=spec.lmc["points"],
+                             bn_batch_size=spec.lmc["bn_batch_size"], test=spec.lmc["test"]),
                        "pair": [a, b]})
-        sims.append(cka_outputs(models[a], models[b], data, samples=spec["cka"]["samples"]))
+        sims.append(cka_outputs(models[a], models[b], data, samples=spec.cka["samples"]))
     ctx["artifacts"].save(job["hash"], "lmc", curves)
     mcs, ckas = [c["mc"] for c in curves], [x["cka_softmax"] for x in sims]
     return {"mc": _mean(mcs), "mc_pairs": mcs, "mc_loss": _mean([c["mc_loss"] for c in curves]),
@@ -276,12 +274,12 @@ def _run_pairs(job, spec, data, ctx):
 def _run_hessian(job, spec, data, ctx):
     from tprm.science.metrics import hessian_top_eigenvalue, hessian_trace
 
-    model = _load_trained(spec["model_job"], spec, data, ctx)
-    tr = hessian_trace(model, data, samples=spec["samples"], probes=spec["probes"])
-    top = hessian_top_eigenvalue(model, data, samples=spec["samples"], iters=spec["power_iters"])
+    model = _load_trained(spec.model_job, spec, data, ctx)
+    tr = hessian_trace(model, data, samples=spec.samples, probes=spec.probes)
+    top = hessian_top_eigenvalue(model, data, samples=spec.samples, iters=spec.power_iters)
     return {"hessian_trace": tr["trace"], "hessian_trace_se": tr.get("trace_std_error"),
-            "hessian_top": top["eigenvalue"], "hessian_samples": spec["samples"],
-            "hessian_probes": spec["probes"]}
+            "hessian_top": top["eigenvalue"], "hessian_samples": spec.samples,
+            "hessian_probes": spec.probes}
 
 
 RUNNERS = {"dense": _run_dense, "prune": _run_prune, "retrain": _run_retrain,
@@ -292,8 +290,9 @@ def _result(job, state, result):
     return {"hash": job["hash"], "state": state, "result": result}
 
 
-def _stream_seeds(kind: str, spec: dict) -> dict:
+def _stream_seeds(kind: str, spec: JobSpec) -> dict:
     """The seed of every random stream a job drew from."""
+    from tprm.science.pruning_methods import METHODS
     from tprm.science.train import stream_seed
 
     seed = spec.get("seed")
@@ -304,7 +303,7 @@ def _stream_seeds(kind: str, spec: dict) -> dict:
         seeds["init"] = seed
     if kind in ("dense", "retrain"):
         seeds.update(order=stream_seed(seed, "order"), augment=stream_seed(seed, "augment"))
-    if kind == "prune" and spec["pruning"]["method"] == "random":
+    if isinstance(spec, PruneSpec) and METHODS[spec.pruning["method"]].seeded:
         seeds["random_masks"] = seed
     return seeds
 
@@ -338,7 +337,7 @@ def execute_group(ctx: dict, kind: str, jobs: list[dict]) -> list[dict]:
     if ctx.get("threads"):
         torch.set_num_threads(ctx["threads"])  # process-wide: restored below (in-thread runs)
     hashes = [j["hash"] for j in jobs]
-    progress = Progress(Path(ctx["progress_dir"]) / f"{hashes[0]}.json" if ctx.get("progress_dir")
+    progress = Progress(rundir.progress_file(ctx["progress_dir"], hashes[0]) if ctx.get("progress_dir")
                         else None, Path(ctx["cancel_path"]) if ctx.get("cancel_path") else None,
                         f"{kind} x{len(jobs)}: {jobs[0]['label']}", hashes)
     worker["logs"] = logs = JobLogs(worker["artifacts"], jobs)
@@ -369,7 +368,46 @@ def execute_group(ctx: dict, kind: str, jobs: list[dict]) -> list[dict]:
         res["provenance"] = dict(prov, seeds=_stream_seeds(kind, job["spec"]))
         if res["state"] == "diverged":
             res["error"] = "diverged: non-finite loss"
-    if state_error is None and ctx.get("progress_dir"):
-        Path(ctx["progress_dir"], f"{hashes[0]}.json").unlink(missing_ok=True)
+    if state_error is None:
+        rundir.clear_progress(ctx.get("progress_dir"), hashes[0])
     torch.set_num_threads(threads_before)
     return results
+
+
+class LocalPool(Executor):
+    """This machine's pool: one thread for one worker, else spawned worker processes."""
+
+    def __init__(self, workers: int):
+        self.slots = workers
+        self._pool: Executor = (ThreadPoolExecutor(max_workers=1) if workers == 1 else
+                                ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")))
+
+    def describe(self) -> dict:
+        """Nothing to add to the run record (the Ray pool records its cluster)."""
+        return {}
+
+    def submit(self, fn, /, *args, **kwargs) -> Future:
+        return self._pool.submit(fn, *args, **kwargs)
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        self._pool.shutdown(wait=wait, cancel_futures=cancel_futures)
+
+
+class LocalExecutor:
+    """The runner's executor on this machine; the same interface as RayExecutor: `connect()`,
+    `open(ctx)` -> a pool with `slots`, `describe()`, `submit(fn, ctx, kind, jobs)`, `shutdown()`;
+    `close()`."""
+
+    name = "local"
+
+    def __init__(self, workers: int = 1):
+        self.workers = max(1, workers)
+
+    def connect(self) -> None:
+        pass
+
+    def open(self, ctx: dict) -> LocalPool:
+        return LocalPool(self.workers)
+
+    def close(self) -> None:
+        pass

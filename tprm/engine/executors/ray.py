@@ -19,7 +19,6 @@ the driver call `ray.cancel` on every task it has in flight.
 from __future__ import annotations
 
 import io
-import json
 import logging
 import math
 import os
@@ -34,7 +33,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 import tprm
-from tprm.engine.artifacts import Artifacts, parse_file_name
+from tprm.engine import rundir
+from tprm.engine.artifacts import Artifacts, split_file_name
 
 RAY_MISSING = "--backend ray needs Ray, which is not installed: pip install 'tprm[ray]'"
 PROGRESS_EVERY_S = 0.5       # how often the driver copies the progress actor's board to disk
@@ -253,7 +253,7 @@ def run_group(fn: Callable, ctx: dict, kind: str, jobs: list[dict], inputs: list
         files: dict[str, dict[str, bytes]] = {}
         for j in jobs:
             for p in art.files_of(j["hash"]):
-                h, name = parse_file_name(p)
+                h, name = split_file_name(p)
                 files.setdefault(h, {})[name] = p.read_bytes()
     finally:
         shutil.rmtree(root / "artifacts", ignore_errors=True)
@@ -328,7 +328,7 @@ class RayPool(Executor):
         for job in jobs:
             for dep in job.get("deps") or []:
                 for p in self.artifacts.files_of(dep):
-                    h, name = parse_file_name(p)
+                    h, name = split_file_name(p)
                     wanted.append(("artifact", (h, name), p))
             init = (job.get("runtime") or {}).get("init_path")
             if init:
@@ -389,8 +389,7 @@ class RayPool(Executor):
             self.board.drop.remote(jobs[0]["hash"])
         except Exception:  # noqa: BLE001
             pass
-        if self.progress_dir is not None:
-            (self.progress_dir / f"{jobs[0]['hash']}.json").unlink(missing_ok=True)
+        rundir.clear_progress(self.progress_dir, jobs[0]["hash"])
         fut.set_result(results)
 
     def _install(self, out: dict, jobs: list[dict]) -> list[dict]:
@@ -460,11 +459,8 @@ class RayPool(Executor):
         for key, payload in snap.items():
             if key not in live:
                 continue
-            target = self.progress_dir / f"{key}.json"
-            tmp = target.with_suffix(f".{os.getpid()}.tmp")
             try:
-                tmp.write_text(json.dumps(payload))
-                os.replace(tmp, target)
+                rundir.write_progress(rundir.progress_file(self.progress_dir, key), payload)
             except OSError:
                 pass
 

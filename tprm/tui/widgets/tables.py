@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import ScrollableContainer, VerticalScroll
 from textual.widgets import DataTable
 
-VIM_ROWS = [
+VIM_ROWS: list[BindingType] = [
     Binding("j", "cursor_down", "Down", show=False),
     Binding("k", "cursor_up", "Up", show=False),
     Binding("g,home", "first_row", "First", show=False),
@@ -14,7 +14,7 @@ VIM_ROWS = [
 ]
 
 
-class ListTable(DataTable):  # type: ignore[type-arg]
+class ListTable(DataTable):
     """A DataTable whose cursor also moves with j/k, g/Home (first row) and G/End (last row)."""
 
     BINDINGS = VIM_ROWS
@@ -28,7 +28,7 @@ class ListTable(DataTable):  # type: ignore[type-arg]
             self.move_cursor(row=self.row_count - 1)
 
 
-VIM_SCROLL = [
+VIM_SCROLL: list[BindingType] = [
     Binding("j", "scroll_down", "Down", show=False),
     Binding("k", "scroll_up", "Up", show=False),
     Binding("g", "scroll_home", "Top", show=False),
