@@ -822,7 +822,8 @@ def _compute_options(models: Sequence[nn.Module], precision: str | None, channel
         raise ValueError(f"train: precision {precision!r} is not valid; use one of {', '.join(PRECISIONS)}")
     dtypes = {p.dtype for m in models for p in m.parameters()}
     if precision == "bf16" and dtypes != {torch.float32}:
-        raise ValueError(f"train: precision 'bf16' needs float32 models (master weights), got {sorted(map(str, dtypes))}")
+        raise ValueError("train: precision 'bf16' needs float32 models (master weights), "
+                         f"got {sorted(map(str, dtypes))}")
     if precision in ("float32", "float64") and dtypes != {getattr(torch, precision)}:
         raise ValueError(f"train: precision {precision!r} but the models hold {sorted(map(str, dtypes))}")
     for name, flag in (("channels_last", channels_last), ("compile", compile)):
