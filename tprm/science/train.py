@@ -58,6 +58,7 @@ __all__ = [
     "TrainResult",
     "bytes_per_model",
     "fusable",
+    "fuses_on",
     "fusion_pays",
     "sam_perturbation",
     "stream_seed",
@@ -779,6 +780,14 @@ def fusion_pays(models: Sequence[nn.Module], device: torch.device | str) -> bool
     if torch.device(device).type != "cpu":
         return True
     return all(next(m.buffers(), None) is None for m in models)
+
+
+def fuses_on(model: nn.Module, device: torch.device | str) -> bool:
+    """Whether copies of ``model`` that share a batch schedule train as ONE fused computation on
+    ``device`` under ``fuse=True`` (:func:`fusable` for copies of it and :func:`fusion_pays`); when
+    not, ``train`` runs them one after another, so a scheduler should rather run them in parallel."""
+    dropout = any(isinstance(mod, nn.modules.dropout._DropoutNd) and mod.p > 0 for mod in model.modules())
+    return _fusable_buffers(model) and not dropout and fusion_pays([model], device)
 
 
 def bytes_per_model(model: nn.Module, batch_size: int, input_shape: Sequence[int], *, sam: bool = False,
