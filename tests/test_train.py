@@ -522,3 +522,37 @@ def test_bytes_per_model_counts_weights_and_activations(data32):
     estimate = bytes_per_model(resnet, 64, (3, 32, 32))
     assert 40e6 < estimate < 400e6  # PreResNet-20 at batch 64: tens of MB of activations, 1 MB of weights
     assert resnet.conv1.weight.device.type == "cpu" and not resnet._forward_hooks
+
+
+def test_cpu_float_mask_gives_plus_zero_and_guards_non_finite_values():
+    """The CPU step masks by a float multiply: masked positions == 0.0 (-x gives -0.0, which never
+    reaches the weights; inf/NaN are filled with +0.0), kept values bit for bit (a kept NaN stays:
+    the divergence guard must see it)."""
+    from tprm.science.train import _ModuleSlot
+
+    model = nn.Linear(3, 2)
+    mask = {"weight": torch.tensor([[True, False, True], [False, True, True]])}
+    slot = _ModuleSlot(model, mask, Schedule(lr=0.1, batch_size=2, epochs=1))
+    assert slot.keep_f is not None  # the CPU path
+    drop = slot.drop
+    for masked_value, kept_value in ((-2.5, 1.25), (float("inf"), -3.0), (float("nan"), float("nan"))):
+        t = torch.full_like(slot.w, kept_value)
+        t[drop] = masked_value
+        before = t.clone()
+        slot._mask(t)
+        assert torch.all(t[drop] == 0.0)
+        assert torch.signbit(t[drop]).all() == (masked_value == -2.5)
+        kept = t[~drop]
+        assert torch.equal(kept.nan_to_num(7.0), before[~drop].nan_to_num(7.0))
+    slot.release()
+
+
+def test_masked_weights_stay_plus_zero_through_training_with_sam_and_batchnorm(data32):
+    with seeded(1):
+        models = [build_model("conv1d", 10, data32.input_shape, widths=[8, 8], batchnorm=True)]
+    masks = [magnitude_masks(models[0], 0.3, prunable_parameters(models[0]))]
+    res = train(models, data32, [Schedule(lr=0.1, batch_size=50, epochs=2, sam_rho=0.05)], [0], masks)[0]
+    for name, m in masks[0].items():
+        w = res.state[name][~m]
+        assert torch.all(w == 0.0) and not torch.signbit(w).any()
+        assert res.state[name][m].ne(0).all()

@@ -351,7 +351,29 @@ class _Slots:
         self.sam = any(s.sam_rho > 0 for s in schedules)
         self.buf = torch.zeros_like(self.w) if self.momentum else None
         self.alive = torch.ones(self.k, dtype=torch.bool, device=self.device)
-        self.w.masked_fill_(~self.keep, 0.0)
+        self.drop = ~self.keep
+        self.w.masked_fill_(self.drop, 0.0)
+        # On the CPU a bool-mask kernel (masked_fill_/where) costs 20x a float multiply, and a host
+        # read is free: mask by multiplying (guarded against inf/NaN) and restore BatchNorm buffers
+        # only after a step that froze a model. Elsewhere: masked_fill_ and where, no host read.
+        self.host = self.device.type == "cpu"
+        self.keep_f = self.keep.to(self.dtype) if self.host and self.masked else None
+        self.saved_buffers = [b.clone() for b in buffers.values()] if self.host else []
+
+    def _mask(self, t: Tensor) -> Tensor:
+        """``t`` ([K, N]) with masked positions set to exactly +0.0, in place.
+
+        CPU: ``t * keep`` (1.0 / 0.0) leaves kept values bit for bit and turns masked finite values
+        into +/-0.0; a gradient's -0.0 never reaches the weights (``+0.0 - x * (-0.0)`` is +0.0), so
+        masked weights stay +0.0 as with masked_fill_. inf/NaN times 0 is NaN: when the sum is not
+        finite the masked positions are filled as elsewhere (kept NaN stay, as before).
+        """
+        if self.keep_f is None:
+            return t.masked_fill_(self.drop, 0.0)
+        t.mul_(self.keep_f)
+        if not bool(torch.isfinite(t.sum())):
+            t.masked_fill_(self.drop, 0.0)
+        return t
 
     def _vector(self, values: Sequence[float]) -> Tensor:
         return torch.tensor(values, dtype=self.dtype, device=self.device)
@@ -371,20 +393,24 @@ class _Slots:
     def step(self, x: Tensor, y: Tensor, lr: Tensor) -> tuple[Tensor, Tensor]:
         """One SGD (or SAM) step of all K models on x [K, B, ...], y [K, B]; returns loss, error [K]."""
         buffers = list(self.buffers.values())
-        saved = torch._foreach_mul(buffers, 1) if buffers else []
+        if self.host and buffers:
+            torch._foreach_copy_(self.saved_buffers, buffers)
+            saved = self.saved_buffers
+        else:
+            saved = torch._foreach_mul(buffers, 1) if buffers else []
         g, loss, wrong = self._grads(self.params, x, y, frozen_bn=False)
         if self.masked:
-            g.masked_fill_(~self.keep, 0.0)
+            self._mask(g)
         finite = torch.isfinite(loss)
         if self.sam:
             # global norm per model, summed tensor by tensor (the same rounding as per-tensor SAM)
             e = g * _sam_scale(self.flat.layout(g), self.rho).unsqueeze(1)
             if self.masked:
-                e.masked_fill_(~self.keep, 0.0)
+                self._mask(e)
             g, loss2, _ = self._grads(self._perturbed(e), x, y, frozen_bn=True)
             self._after_sam()
             if self.masked:
-                g.masked_fill_(~self.keep, 0.0)
+                self._mask(g)
             finite &= torch.isfinite(loss2)
         self.alive &= finite
         alive = self.alive.unsqueeze(1)
@@ -396,9 +422,10 @@ class _Slots:
             self.buf.copy_(torch.where(alive, d, self.buf))
         self.w.copy_(torch.where(alive, self.w - lr.unsqueeze(1) * d, self.w))
         if self.masked:
-            self.w.masked_fill_(~self.keep, 0.0)
-        for b, before in zip(buffers, saved):
-            b.copy_(torch.where(_per_model(self.alive, b), b, before))
+            self._mask(self.w)
+        if not self.host or not bool(self.alive.all()):
+            for b, before in zip(buffers, saved):
+                b.copy_(torch.where(_per_model(self.alive, b), b, before))
         return loss, wrong
 
     def evaluate(self, data, batch_size: int) -> tuple[Tensor, Tensor]:
