@@ -35,6 +35,7 @@ fi
 # batched LMC == point by point, bf16 / channels_last / compile options
 if "$PY" -c "import pytest" 2> /dev/null; then
   timeout "$TESTS_TIMEOUT" "$PY" -m pytest -q -x -p no:cacheprovider tests/test_train.py tests/test_metrics.py \
+    tests/test_execution_options.py \
     -k "(fused or batched or cuda or bf16 or channels_last or fusion) and not compiled" 2>&1 | tail -n 15
   echo "TESTS: exit ${PIPESTATUS[0]} after $((SECONDS - start)) s"
 else
