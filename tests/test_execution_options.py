@@ -75,6 +75,16 @@ def test_cpu_groups_split_batchnorm_models_and_keep_fused_ones_whole():
     assert GroupSizer("cpu", 1, 128, True).split("pairs", "k", list(range(5)), [None] * 5) == [list(range(5))]
 
 
+def test_a_model_that_cannot_be_built_keeps_max_fused_for_the_worker_to_report():
+    plain = _retrain_specs(TINY_RECIPE)
+
+    def broken(spec):
+        raise RuntimeError("factory failed")
+
+    sizer = GroupSizer("cpu", 2, 5, True, probe=broken)
+    assert [len(g) for g in sizer.split("retrain", "p", plain, [j.spec for j in plain])] == [5, 3]
+
+
 # --- execution options reach train/lmc/cka ----------------------------------------------------------
 
 

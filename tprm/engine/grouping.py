@@ -86,7 +86,10 @@ class GroupSizer:
     def size(self, key: str, spec: Any, sam: bool = False) -> int:
         """The largest group of such jobs to submit (cached per key)."""
         if key not in self._sizes:
-            self._sizes[key] = self._size(spec, sam)
+            try:
+                self._sizes[key] = self._size(spec, sam)
+            except Exception:  # noqa: BLE001 -- e.g. a model factory that fails: the worker records it
+                self._sizes[key] = self.max_fused
         return self._sizes[key]
 
     def _size(self, spec: Any, sam: bool) -> int:
@@ -100,7 +103,7 @@ class GroupSizer:
         model = self.probe(spec)
         if not fuses_on(model, where):
             return 1
-        if where != "cuda" or not self.local:
+        if where != "cuda" or not self.local or not _cuda_devices():
             return self.max_fused
         per_model = bytes_per_model(model, int(spec.schedule["batch_size"]), _input_shape(spec), sam=sam,
                                     activation_bytes=2 if spec.precision == "bf16" else None)
@@ -118,6 +121,12 @@ class GroupSizer:
                 gpus, per_gpu = list(range(min(n, self.workers))), math.ceil(self.workers / n)
             self._free = min(torch.cuda.mem_get_info(g)[0] for g in gpus) // per_gpu
         return self._free
+
+
+def _cuda_devices() -> int:
+    import torch
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 
 def _input_shape(spec: Any) -> tuple[int, ...]:
