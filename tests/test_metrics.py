@@ -405,3 +405,42 @@ def test_hessian_top_eigenvalue_of_a_small_net(data: TensorData, tiny_net) -> No
     result = hessian_top_eigenvalue(model, data, samples=64, iters=100, seed=0)
     assert result["iters"] == 100 and result["samples"] == 64
     assert result["eigenvalue"] == pytest.approx(dominant, rel=1e-3)
+
+
+@pytest.mark.parametrize("arch, kwargs", [("conv1d", BN_CONV), ("mlp", {})])
+def test_batched_lmc_gives_the_point_by_point_curves(arch, kwargs, data: TensorData) -> None:
+    """All points as one vmapped model == one point at a time (BN recomputed per point, a short
+    last BN batch included: 480 = 7 x 64 + 32)."""
+    a = _sgd(_model(arch, data, seed=0, **kwargs), data, steps=30, seed=0)
+    b = _sgd(_model(arch, data, seed=1, **kwargs), data, steps=30, seed=1)
+    state_a = _state_copy(a)
+    loop = lmc(a, b, data, points=5, batched=False, eval_batch_size=100)
+    fused = lmc(a, b, data, points=5, batched=True, eval_batch_size=100)
+    _assert_same_state(a, state_a)
+    for key in ("train_error", "train_loss", "test_error", "test_loss"):
+        assert fused[key] == pytest.approx(loop[key], abs=1e-5), key
+    assert fused["mc"] == pytest.approx(loop["mc"], abs=1e-6)
+    assert max(loop["train_loss"][1:-1]) > loop["train_loss"][0] + 1e-3  # a real, non-flat curve
+
+
+def test_channels_last_lmc_and_cka_give_the_same_numbers_on_a_2d_bn_net() -> None:
+    """NHWC batches (the CPU's fast layout for 2-D convolutions) give the same LMC curve and CKA."""
+    from tprm.science.models import seeded
+
+    g = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (200, 3, 32, 32), generator=g, dtype=torch.uint8)
+    labels = torch.randint(0, 10, (200,), generator=g)
+    data = TensorData("rgb", images[:136], labels[:136], images[136:], labels[136:], 10,
+                      mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25))
+    models = []
+    for seed in (0, 1):
+        with seeded(seed):
+            models.append(_sgd(build_model("preresnet", 10, (3, 32, 32), depth=8, width=0.5), data, 10, seed))
+    nchw = lmc(*models, data, points=4, batched=False, eval_batch_size=50)
+    nhwc = lmc(*models, data, points=4, batched=False, eval_batch_size=50, channels_last=True)
+    for key in ("train_error", "train_loss", "test_error", "test_loss"):
+        assert nhwc[key] == pytest.approx(nchw[key], abs=1e-4), key
+    assert max(nchw["train_loss"]) > min(nchw["train_loss"]) + 1e-3  # a real curve
+    cka = cka_outputs(*models, data, samples=100)
+    cka_cl = cka_outputs(*models, data, samples=100, channels_last=True)
+    assert cka_cl["cka_softmax"] == pytest.approx(cka["cka_softmax"], abs=1e-5)

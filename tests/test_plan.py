@@ -91,3 +91,18 @@ def test_other_knobs_train_one_dense_model_per_value():
     assert len(kinds(p, "dense")) == 3
     lrs = sorted(j.spec["schedule"]["lr"] for j in p.jobs.values() if j.kind == "dense")
     assert lrs == [0.01, 0.1, 0.2]
+
+
+def test_channels_last_enters_every_key_only_when_set():
+    base = plan_of()
+    nhwc = plan_of({"execution": {"channels_last": True}})
+    assert set(base.jobs).isdisjoint(nhwc.jobs)  # it changes rounding: every job is another one
+    assert all("channels_last" not in dict(j.spec) and j.spec.channels_last is False
+               for j in base.jobs.values())  # unset: the spec (record, key) is as before the field
+    assert all(dict(j.spec)["channels_last"] is True for j in nhwc.jobs.values())
+
+
+def test_bf16_enters_the_key_and_compile_does_not():
+    base = plan_of()
+    assert set(base.jobs).isdisjoint(plan_of({"execution": {"precision": "bf16"}}).jobs)
+    assert set(base.jobs) == set(plan_of({"execution": {"compile": True}}).jobs)

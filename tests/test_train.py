@@ -10,10 +10,10 @@ import torch
 from torch import nn
 
 from fakedata import write_fake_cifar10
-from tprm.science.data import DataSpec, load_data
+from tprm.science.data import DataSpec, TensorData, load_data
 from tprm.science.models import build_model, seeded
 from tprm.science.prune import magnitude_masks, prunable_parameters, random_masks
-from tprm.science.train import Schedule, fusable, sam_perturbation, stream_seed, train
+from tprm.science.train import Schedule, fusable, fusion_pays, sam_perturbation, stream_seed, train
 
 torch.set_num_threads(1)
 SPEC = DataSpec(num_samples=500)  # 400 train / 100 test
@@ -65,7 +65,7 @@ def test_fused_equals_separate_with_masks_lrs_and_sam(arch, data64):
     ]
     assert fusable(models, schedules, data64.n_train)
     copies = [clone(m) for m in models]
-    fused = train(models, data64, schedules, [10, 11, 12], masks, fuse=True, checkpoint_epochs=(0, 2))
+    fused = train(models, data64, schedules, [10, 11, 12], masks, fuse="always", checkpoint_epochs=(0, 2))
     loop = train(copies, data64, schedules, [10, 11, 12], masks, fuse=False, checkpoint_epochs=(0, 2))
     for k, (a, b) in enumerate(zip(fused, loop)):
         for name in a.state:
@@ -93,11 +93,55 @@ def test_fused_equals_separate_with_augmentation(tmp_path):
             models.append(nn.Sequential(nn.Flatten(), nn.Linear(3 * 32 * 32, 10)).double())
     copies = [clone(m) for m in models]
     schedules = [Schedule(lr=0.01, batch_size=8, epochs=2)] * 2
-    fused = train(models, data, schedules, [0, 1], fuse=True)
+    fused = train(models, data, schedules, [0, 1], fuse="always")
     loop = train(copies, data, schedules, [0, 1], fuse=False)
     for a, b in zip(fused, loop):
         for name in a.state:
             torch.testing.assert_close(a.state[name], b.state[name], rtol=0, atol=1e-10)
+
+
+# fp32 without SAM and with small lrs (SAM and lr 0.1 amplify fp32 round-off to ~1e-3 within a few
+# steps on random labels); fp64 with SAM on model 1: fused and separate agree to round-off (~1e-16).
+@pytest.mark.parametrize("dtype, tol, rho", [(torch.float32, 1e-3, 0.0), (torch.float64, 1e-10, 0.1)])
+def test_fused_preresnet20_with_batchnorm_equals_separate(dtype, tol, rho, tmp_path):
+    """PreResNet-20 (BatchNorm in training mode) fused == one by one: weights, running statistics
+    (momentum update per model), curves and test evaluation (eval mode uses each model's own stats);
+    with SAM, its perturbed pass must leave the running statistics alone in both paths."""
+    write_fake_cifar10(tmp_path, n_train=32, n_test=8)
+    data = load_data(DataSpec(name="cifar10", root=str(tmp_path)), tmp_path, dtype=dtype)
+    models = []
+    for s in (0, 1, 2):
+        with seeded(s):
+            models.append(build_model("preresnet", 10, (3, 32, 32), depth=20).to(dtype))
+    params = prunable_parameters(models[0])
+    masks = [magnitude_masks(models[0], 0.2, params), None, random_masks(models[2], 0.4, params, seed=1)]
+    schedules = [
+        Schedule(lr=0.05, batch_size=8, epochs=2),
+        Schedule(lr=0.04, batch_size=8, epochs=2, sam_rho=rho, weight_decay=5e-4),
+        Schedule(lr=0.02, batch_size=8, epochs=2, milestones=(0.5,)),
+    ]
+    assert fusable(models, schedules, data.n_train)
+    copies = [clone(m) for m in models]
+    fused = train(models, data, schedules, [3, 4, 5], masks, fuse="always", checkpoint_epochs=(1,))
+    loop = train(copies, data, schedules, [3, 4, 5], masks, fuse=False, checkpoint_epochs=(1,))
+    for k, (a, b) in enumerate(zip(fused, loop)):
+        assert a.state.keys() == b.state.keys()
+        for name in a.state:
+            for got, want in ((a.state[name], b.state[name]), (a.checkpoints[1][name], b.checkpoints[1][name])):
+                if got.is_floating_point():
+                    torch.testing.assert_close(got, want, rtol=tol, atol=tol, msg=lambda m, k=k, name=name: f"model {k} {name}: {m}")
+                else:
+                    assert torch.equal(got, want), name
+        assert int(a.state["bn.num_batches_tracked"]) == schedules[k].total_iterations(data.n_train)
+        for key in a.curves:
+            assert a.curves[key] == pytest.approx(b.curves[key], abs=tol), key
+        for name, tensor in models[k].state_dict().items():  # the modules hold the final state
+            assert torch.equal(tensor, a.state[name])
+        if masks[k]:
+            assert_masked_zero(a.state, masks[k])
+    # the running statistics really moved, and differ between models (each model has its own)
+    assert not torch.allclose(fused[0].state["bn.running_mean"], fused[1].state["bn.running_mean"])
+    assert not torch.allclose(fused[0].state["bn.running_var"], torch.ones(64, dtype=dtype))
 
 
 def test_update_matches_torch_optim_sgd(data64):
@@ -127,7 +171,7 @@ def test_update_matches_torch_optim_sgd(data64):
 # --- masks stay exactly zero -------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("fuse", [True, False])
+@pytest.mark.parametrize("fuse", ["always", False])
 @pytest.mark.parametrize("rho", [0.0, 0.1])
 def test_masked_weights_stay_exactly_zero(fuse, rho, data32):
     models = [tiny("conv1d", s, data32, dtype=torch.float32) for s in (0, 1)]
@@ -158,7 +202,7 @@ def test_sam_second_pass_sees_zero_masked_weights_and_frozen_bn_stats(data32):
     """Inside training: both passes see masked weights at 0.0, the perturbed pass is at distance rho
     (global norm of the masked gradient), and BN running stats move once per step (first pass only)."""
     model = tiny("conv1d", 0, data32, dtype=torch.float32, batchnorm=True)
-    assert not fusable([model, clone(model)], [Schedule(lr=0.1, batch_size=50, epochs=1)] * 2, data32.n_train)
+    assert fusable([model, clone(model)], [Schedule(lr=0.1, batch_size=50, epochs=1)] * 2, data32.n_train)
     bn = model.features[1]
     masks = magnitude_masks(model, 0.25, prunable_parameters(model))
     seen = []
@@ -266,7 +310,7 @@ def test_progress_can_cancel(data64):
 # --- divergence ----------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("fuse", [True, False])
+@pytest.mark.parametrize("fuse", ["always", False])
 def test_divergence_stops_one_model_and_spares_the_others(fuse, data64):
     models = [tiny("conv1d", s, data64) for s in (0, 1, 2)]
     alone = clone(models[2])
@@ -312,3 +356,203 @@ def test_bad_inputs_raise_one_line_messages(data64):
         train([model], data64, [Schedule(lr=0.1, batch_size=40, epochs=1)], [0], checkpoint_epochs=(5,))
     with pytest.raises(ValueError, match="seeds has 2 entries"):
         train([model], data64, [Schedule(lr=0.1, batch_size=40, epochs=1)], [0, 1])
+
+
+# --- strategy and execution options ----------------------------------------------------------------------
+
+
+def _preresnets(tmp_path, n_train=32, seeds=(0, 1)):
+    write_fake_cifar10(tmp_path, n_train=n_train, n_test=16)
+    data = load_data(DataSpec(name="cifar10", root=str(tmp_path)), tmp_path)
+    models = []
+    for s in seeds:
+        with seeded(s):
+            models.append(build_model("preresnet", 10, (3, 32, 32), depth=20, width=0.5))
+    return data, models
+
+
+def _learnable_images(n_train: int, n_test: int) -> TensorData:
+    """32x32 RGB images whose class is a bright 8x8 patch at one of 10 places, on uint8 noise."""
+    g = torch.Generator().manual_seed(0)
+    n = n_train + n_test
+    x = torch.randint(0, 64, (n, 3, 32, 32), generator=g, dtype=torch.uint8)
+    y = torch.arange(n) % 10
+    for c in range(10):
+        row, col = divmod(c, 4)
+        x[y == c, :, 8 * row : 8 * row + 8, 8 * col : 8 * col + 8] += 180
+    return TensorData("patches", x[:n_train], y[:n_train], x[n_train:], y[n_train:], 10,
+                      mean=(0.3, 0.3, 0.3), std=(0.3, 0.3, 0.3))
+
+
+def test_fusion_pays_on_the_cpu_only_for_buffer_free_models(data32, tmp_path):
+    """The CPU strategy: vmap for buffer-free nets (as before), one by one for BatchNorm models."""
+    plain = [tiny("conv1d", s, data32, dtype=torch.float32) for s in (0, 1)]
+    bn = [tiny("conv1d", s, data32, dtype=torch.float32, batchnorm=True) for s in (0, 1)]
+    assert fusion_pays(plain, "cpu") and not fusion_pays(bn, "cpu")
+    assert fusion_pays(bn, "cuda") and fusion_pays(bn, "meta")
+    # fuse=True on the CPU trains the BN models one by one: bit-identical to fuse=False
+    s = Schedule(lr=0.05, batch_size=50, epochs=1)
+    copies = [clone(m) for m in bn]
+    auto = train(bn, data32, [s, s], [0, 1], fuse=True)
+    loop = train(copies, data32, [s, s], [0, 1], fuse=False)
+    for a, b in zip(auto, loop):
+        for name in a.state:
+            assert torch.equal(a.state[name], b.state[name]), name
+
+
+def test_channels_last_gives_the_same_training_to_float_rounding(tmp_path):
+    """NHWC inputs (a speed option) change only float rounding: same weights, BN stats and curves."""
+    data, models = _preresnets(tmp_path)
+    masks = [magnitude_masks(m, 0.3, prunable_parameters(m)) for m in models]
+    s = Schedule(lr=0.02, batch_size=8, epochs=2)
+    copies = [clone(m) for m in models]
+    nchw = train(models, data, [s, s], [0, 1], masks, fuse=False)
+    nhwc = train(copies, data, [s, s], [0, 1], masks, fuse=False, channels_last=True)
+    for a, b, mask in zip(nchw, nhwc, masks):
+        for name in a.state:
+            if a.state[name].is_floating_point():
+                torch.testing.assert_close(b.state[name], a.state[name], rtol=1e-3, atol=1e-4)
+        assert b.curves["test_error"] == pytest.approx(a.curves["test_error"], abs=1e-6)
+        assert_masked_zero(b.state, mask)
+
+
+@pytest.mark.parametrize("fuse", ["always", False])
+def test_bf16_changes_final_test_error_by_less_than_the_tolerance(fuse, tmp_path):
+    """bf16 autocast (float32 master weights, float32 BN statistics): a tiny run's final test error
+    moves by < 0.08 (absolute fraction; 200 test images, i.e. at most 16 of them; measured 0.025
+    after 80 steps) against float32,
+    the masks stay exactly 0.0 and every state tensor stays float32."""
+    data = _learnable_images(320, 200)
+    with seeded(0):
+        base = build_model("preresnet", 10, (3, 32, 32), depth=8, width=0.5)
+    models = [base, clone(base)]
+    masks = [magnitude_masks(m, 0.4, prunable_parameters(m)) for m in models]
+    s = Schedule(lr=0.1, batch_size=16, epochs=4)
+    full = train([clone(m) for m in models], data, [s, s], [0, 1], masks, fuse=fuse)
+    half = train(models, data, [s, s], [0, 1], masks, fuse=fuse, precision="bf16")
+    for a, b, mask in zip(full, half, masks):
+        assert a.curves["test_error"][-1] < 0.7  # learnt something (chance: 0.9): the comparison is not two chance levels
+        assert abs(a.curves["test_error"][-1] - b.curves["test_error"][-1]) < 0.08
+        assert all(t.dtype == torch.float32 for t in b.state.values() if t.is_floating_point())
+        assert not torch.equal(a.state["conv1.weight"], b.state["conv1.weight"])  # bf16 really ran
+        assert_masked_zero(b.state, mask)
+    # no hook left behind: the modules compute in float32 again
+    assert not any(m._forward_pre_hooks for m in models[0].modules())
+
+
+def test_execution_options_are_checked(data32, data64):
+    model = tiny("conv1d", 0, data64)
+    s = Schedule(lr=0.1, batch_size=50, epochs=1)
+    with pytest.raises(ValueError, match="precision 'bf16' needs float32"):
+        train([model], data64, [s], [0], precision="bf16")
+    with pytest.raises(ValueError, match="precision 'float32' but the models hold"):
+        train([model], data64, [s], [0], precision="float32")
+    with pytest.raises(ValueError, match="use one of float32, float64, bf16"):
+        train([model], data64, [s], [0], precision="fp8")
+    with pytest.raises(ValueError, match="fuse must be"):
+        train([model], data64, [s], [0], fuse="sometimes")
+
+
+def test_compile_is_a_no_op_off_cuda(data32):
+    """compile=True only acts on a CUDA device: on the CPU the run is bit-identical to eager."""
+    models = [tiny("conv1d", s, data32, dtype=torch.float32) for s in (0, 1)]
+    copies = [clone(m) for m in models]
+    s = Schedule(lr=0.1, batch_size=50, epochs=1)
+    a = train(models, data32, [s, s], [0, 1], compile=True)
+    b = train(copies, data32, [s, s], [0, 1])
+    for x, y in zip(a, b):
+        assert all(torch.equal(x.state[n], y.state[n]) for n in x.state)
+
+
+CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA only (benchmarks/gpu_check.sh runs it)")
+
+
+@CUDA
+def test_cuda_fused_bn_equals_one_by_one_and_bf16_runs(tmp_path):
+    """On a GPU (where BN models fuse by default): fused == one by one; bf16 + NHWC stays close."""
+    data, models = _preresnets(tmp_path, n_train=64)
+    data = data.to("cuda")
+    models = [m.cuda() for m in models]
+    s = Schedule(lr=0.02, batch_size=16, epochs=2)
+    assert fusion_pays(models, "cuda")
+    fused = train([clone(m) for m in models], data, [s, s], [0, 1])
+    loop = train([clone(m) for m in models], data, [s, s], [0, 1], fuse=False)
+    for fuse in (True, False):
+        half = train([clone(m) for m in models], data, [s, s], [0, 1], fuse=fuse, precision="bf16",
+                     channels_last=True)
+        for a, c in zip(loop, half):
+            assert abs(a.curves["test_error"][-1] - c.curves["test_error"][-1]) < 0.2
+            assert all(t.dtype == torch.float32 for t in c.state.values() if t.is_floating_point())
+    for a, b in zip(fused, loop):
+        for name in a.state:
+            if a.state[name].is_floating_point():
+                torch.testing.assert_close(a.state[name], b.state[name], rtol=2e-3, atol=2e-3)
+
+
+@CUDA
+@pytest.mark.parametrize("fuse", [True, False])
+def test_cuda_compiled_step_matches_eager(fuse, tmp_path):
+    """CUDA graphs (torch.compile reduce-overhead) give the eager weights to float tolerance."""
+    data, models = _preresnets(tmp_path, n_train=64)
+    data = data.to("cuda")
+    models = [m.cuda() for m in models]
+    s = Schedule(lr=0.02, batch_size=16, epochs=2)
+    eager = train([clone(m) for m in models], data, [s, s], [0, 1], fuse=fuse)
+    graphed = train([clone(m) for m in models], data, [s, s], [0, 1], fuse=fuse, compile=True)
+    for a, b in zip(eager, graphed):
+        for name in a.state:
+            if a.state[name].is_floating_point():
+                torch.testing.assert_close(b.state[name], a.state[name], rtol=2e-3, atol=2e-3)
+
+
+def test_bytes_per_model_counts_weights_and_activations(data32):
+    """The scheduler's memory estimate: weights x6 (+1 with SAM) plus activations x batch size."""
+    from tprm.science.train import bytes_per_model
+
+    model = tiny("conv1d", 0, data32, dtype=torch.float32, widths=(8, 8))
+    weights = sum(p.numel() * 4 for p in model.parameters())
+    small = bytes_per_model(model, 16, data32.input_shape)
+    big = bytes_per_model(model, 32, data32.input_shape)
+    activations = big - small  # linear in the batch size
+    assert activations > 0 and small == 6 * weights + activations
+    assert bytes_per_model(model, 16, data32.input_shape, sam=True) == small + weights
+    assert bytes_per_model(model, 16, data32.input_shape, activation_bytes=2) == 6 * weights + activations // 2
+    with seeded(0):
+        resnet = build_model("preresnet", 10, (3, 32, 32), depth=20)
+    estimate = bytes_per_model(resnet, 64, (3, 32, 32))
+    assert 40e6 < estimate < 400e6  # PreResNet-20 at batch 64: tens of MB of activations, 1 MB of weights
+    assert resnet.conv1.weight.device.type == "cpu" and not resnet._forward_hooks
+
+
+def test_cpu_float_mask_gives_plus_zero_and_guards_non_finite_values():
+    """The CPU step masks by a float multiply: masked positions == 0.0 (-x gives -0.0, which never
+    reaches the weights; inf/NaN are filled with +0.0), kept values bit for bit (a kept NaN stays:
+    the divergence guard must see it)."""
+    from tprm.science.train import _ModuleSlot
+
+    model = nn.Linear(3, 2)
+    mask = {"weight": torch.tensor([[True, False, True], [False, True, True]])}
+    slot = _ModuleSlot(model, mask, Schedule(lr=0.1, batch_size=2, epochs=1))
+    assert slot.keep_f is not None  # the CPU path
+    drop = slot.drop
+    for masked_value, kept_value in ((-2.5, 1.25), (float("inf"), -3.0), (float("nan"), float("nan"))):
+        t = torch.full_like(slot.w, kept_value)
+        t[drop] = masked_value
+        before = t.clone()
+        slot._mask(t)
+        assert torch.all(t[drop] == 0.0)
+        assert torch.signbit(t[drop]).all() == (masked_value == -2.5)
+        kept = t[~drop]
+        assert torch.equal(kept.nan_to_num(7.0), before[~drop].nan_to_num(7.0))
+    slot.release()
+
+
+def test_masked_weights_stay_plus_zero_through_training_with_sam_and_batchnorm(data32):
+    with seeded(1):
+        models = [build_model("conv1d", 10, data32.input_shape, widths=[8, 8], batchnorm=True)]
+    masks = [magnitude_masks(models[0], 0.3, prunable_parameters(models[0]))]
+    res = train(models, data32, [Schedule(lr=0.1, batch_size=50, epochs=2, sam_rho=0.05)], [0], masks)[0]
+    for name, m in masks[0].items():
+        w = res.state[name][~m]
+        assert torch.all(w == 0.0) and not torch.signbit(w).any()
+        assert res.state[name][m].ne(0).all()

@@ -53,7 +53,7 @@ def run_recipe(store: Store, planner: Planner, recipe, owner, owner_path: str | 
                     device=device or ex.device, jobs=jobs or ex.jobs, on_error=ex.on_error,
                     fuse=ex.fuse, max_fused=ex.max_fused, log_path=log_path, threads=ex.threads,
                     display=progress, runtime={"init_path": recipe.dense.init},
-                    executor=executor)
+                    executor=executor, compile=ex.compile)
     try:
         summary = runner.run()
     finally:

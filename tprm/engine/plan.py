@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from itertools import combinations
 from typing import Any
 
@@ -62,28 +62,39 @@ def skipped_jobs(records: dict[str, dict]) -> set[str]:
             if (rec or {}).get("state") not in ("done", "diverged", "running") and blocked(h)}
 
 
+# Spec fields added later that are part of the mapping (so of the job key and the record) only when
+# not at this default: the keys of every recipe that leaves them unset stay what they were.
+WHEN_SET: dict[str, Any] = {"channels_last": False}
+
+
 @dataclass(frozen=True, eq=False)
 class JobSpec(Mapping):
     """The settings that decide a job's output: typed fields, read as ``spec.seed`` (executors)
-    or as a mapping ``spec["seed"]`` (the job key hashes exactly these fields)."""
+    or as a mapping ``spec["seed"]`` (the job key hashes exactly these fields; a ``WHEN_SET``
+    field at its default is left out of the mapping, not of the attributes)."""
 
     model: dict
     data: dict
     data_identity: dict
     precision: str
+    _: KW_ONLY
+    channels_last: bool = False   # NHWC 2-D convolutions: changes rounding, so part of the key when set
 
     # The instance dict holds exactly the fields, in field order (set by the dataclass __init__).
     def __getitem__(self, key: str) -> Any:
         try:
-            return self.__dict__[key]
+            value = self.__dict__[key]
         except KeyError:
             raise KeyError(key) from None
+        if key in WHEN_SET and value == WHEN_SET[key]:
+            raise KeyError(key)
+        return value
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self.__dict__)
+        return (k for k, v in self.__dict__.items() if not (k in WHEN_SET and v == WHEN_SET[k]))
 
     def __len__(self) -> int:
-        return len(self.__dict__)
+        return sum(1 for _ in self)
 
 
 @dataclass(frozen=True, eq=False)
@@ -201,7 +212,8 @@ def build_plan(recipe, data_identity: dict, init_checksum: str | None = None) ->
     data = recipe.data_spec()
     data_fields = {k: getattr(data, k) for k in data.__dataclass_fields__}
     common = {"model": model, "data": data_fields, "data_identity": data_identity,
-              "precision": recipe.execution.precision}
+              "precision": recipe.execution.precision,
+              "channels_last": recipe.execution.channels_last}
     pruning = {"method": recipe.pruning.method, "scope": recipe.pruning.scope,
                "layers": recipe.pruning.layers}
     if recipe.pruning.method == "imp":

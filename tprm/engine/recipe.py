@@ -73,6 +73,8 @@ _IMPORT = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*
 _DEVICE = re.compile(r"auto|cpu|mps|cuda|cuda:\d+")
 _RAY_ADDRESS = re.compile(r"auto|(ray://)?[A-Za-z0-9_.\[\]:-]+:\d{1,5}")
 _MAX_SEED = 2**32 - 1
+# execution keys added after recipes were stored: in the recipe hash only when not at this default
+_HASHED_WHEN_SET: dict[str, Any] = {"channels_last": False, "compile": False}
 
 @dataclass(frozen=True)
 class _Layers:
@@ -245,13 +247,15 @@ class RaySection:
 class ExecutionSection:
     device: str = setting("auto", Text(pattern=_DEVICE, what="auto, cpu, cuda, cuda:N or mps"))
     jobs: int = setting(1, _POS_INT)
-    precision: str = setting("float32", Text(choices=("float32", "float64")))
+    precision: str = setting("float32", Text(choices=("float32", "float64", "bf16")))
     on_error: str = setting("continue", Text(choices=("continue", "stop")))
     fuse: bool = setting(True, Bool())
     max_fused: int = setting(128, _POS_INT)
     threads: int | None = setting(1, Number(integer=True, lo=1, hi=1024, optional=True))
     backend: str = setting("local", Text(choices=("local", "ray")))
     ray: RaySection = section(RaySection)
+    channels_last: bool = setting(False, Bool())   # NHWC 2-D convolutions (in the job key when true)
+    compile: bool = setting(False, Bool())         # torch.compile (CUDA graphs), CUDA only
 
 
 @dataclass(frozen=True)
@@ -288,6 +292,9 @@ class Recipe:
         """sha256 of the canonical JSON of the resolved recipe without name and description."""
         content = self.to_dict()
         del content["name"], content["description"]
+        for key, default in _HASHED_WHEN_SET.items():  # keys added later: old recipes keep their hash
+            if content["execution"][key] == default:
+                del content["execution"][key]
         text = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
         return hashlib.sha256(text.encode()).hexdigest()
 

@@ -21,7 +21,8 @@ from typing import Callable
 from tprm.engine import rundir
 from tprm.engine.artifacts import Artifacts
 from tprm.engine.eta import estimate, job_work
-from tprm.engine.executors.local import LocalExecutor, execute_group
+from tprm.engine.executors.local import LocalExecutor, LocalPool, execute_group
+from tprm.engine.grouping import GroupSizer
 from tprm.engine.plan import DenseSpec, Job, Plan, RetrainSpec, skipped_jobs
 from tprm.engine.store import Store
 
@@ -62,7 +63,7 @@ class Runner:
                  device: str = "auto", jobs: int = 1, on_error: str = "continue",
                  fuse: bool = True, max_fused: int = 128, log_path: str | None = None,
                  display: Callable[[dict], None] | None = None, runtime: dict | None = None,
-                 threads: int | None = None, executor=None):
+                 threads: int | None = None, executor=None, compile: bool = False):
         self.store, self.plan = store, plan
         self.recipe_name, self.recipe_hash = recipe_name, recipe_hash
         self.device, self.workers = device, max(1, jobs)
@@ -70,12 +71,14 @@ class Runner:
         self.log_path, self.display, self.runtime = log_path, display, runtime or {}
         self.threads = threads  # torch threads per worker; None: the cores split among workers
         self.executor = executor  # None: LocalExecutor(jobs); else another (e.g. RayExecutor)
+        self.compile = compile  # execution.compile: torch.compile of training steps (CUDA only)
         self.artifacts = Artifacts(store.root)
         self._held: set[str] = set()
         self._retry: set[str] = set()
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._work: dict[str, float] | None = None
+        self.sizer: GroupSizer | None = None  # set by run() once the pool's slots are known
 
     # -- helpers -------------------------------------------------------------------------------
     def _ready_groups(self, states: dict[str, dict]) -> list[list[Job]]:
@@ -87,9 +90,11 @@ class Runner:
             if all(states.get(d, {}).get("state") == "done" for d in job.deps):
                 groups[group_key(job)].append(job)
         out = []
-        for members in groups.values():
-            for i in range(0, len(members), self.max_fused):
-                out.append(members[i:i + self.max_fused])
+        for key, members in groups.items():
+            if self.sizer is None:
+                out += [members[i:i + self.max_fused] for i in range(0, len(members), self.max_fused)]
+            else:  # sized per device: unfused groups split, GPU groups by memory (engine/grouping.py)
+                out += self.sizer.split(members[0].kind, key, members, [j.spec for j in members])
         return out
 
     def _heartbeat(self, owner: dict, cancel_path: Path) -> None:
@@ -171,7 +176,8 @@ class Runner:
                       f"pid {os.getpid()} on {host}")
         cancel_path = rundir.cancel_path(self.store.root, run_id)
         ctx = {"store_root": str(self.store.root), "device": self.device, "fuse": self.fuse,
-               "progress_dir": str(progress_dir), "cancel_path": str(cancel_path)}
+               "progress_dir": str(progress_dir), "cancel_path": str(cancel_path),
+               "compile": self.compile}
         self._retry = {h for h, rec in self.store.get_jobs(list(self.plan.jobs)).items()
                        if rec.get("state") == "failed"}
         beat = threading.Thread(target=self._heartbeat, args=(owner, cancel_path), daemon=True)
@@ -184,8 +190,10 @@ class Runner:
         if info := pool.describe():  # e.g. the Ray cluster's resources and nodes
             self.store.update_run(run_id, **info)
         ctx["threads"] = self.threads or max(1, (os.cpu_count() or 1) // self.workers)
+        self.sizer = GroupSizer(self.device, self.workers, self.max_fused, self.fuse,
+                                local=isinstance(pool, LocalPool))
         running: dict[Future, list[Job]] = {}
-        slot = 0
+        slots: dict[Future, int] = {}  # the worker slot of each running group (slot i: GPU i % n)
         stop_claiming = False
         try:
             while True:
@@ -207,11 +215,12 @@ class Runner:
                             continue
                         with self._lock:
                             self._held.update(j.hash for j in group)
-                        gctx = dict(ctx, worker_index=slot % self.workers)
-                        slot += 1
+                        free = min(set(range(self.workers)) - set(slots.values()), default=0)
+                        gctx = dict(ctx, worker_index=free)
                         fut = pool.submit(execute_group, gctx, group[0].kind,
                                           [self._record(j) for j in group])
                         running[fut] = group
+                        slots[fut] = free
                         self._log_run(f"start {group[0].kind} x{len(group)}: "
                                       f"{', '.join(j.label for j in group[:3])}"
                                       f"{' ...' if len(group) > 3 else ''}")
@@ -223,6 +232,7 @@ class Runner:
                 done, _ = wait(list(running), timeout=0.5, return_when=FIRST_COMPLETED)
                 for fut in done:
                     group = running.pop(fut)
+                    slots.pop(fut, None)
                     results = self._collect(fut, group)
                     finishes = []
                     for job, res in zip(group, results):

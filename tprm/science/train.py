@@ -1,12 +1,19 @@
 """SGD (+ momentum, weight decay, optional SAM) training of K models side by side, fused when possible.
 
 Why fused: the models of a pruning study are small and many (retrain seeds x densities x
-temperatures). When K models share an architecture, batch size and budget and have no BatchNorm
-running statistics, their parameters are stacked into ``[K, ...]`` tensors and one step of all K is
-ONE batched computation (``torch.func.vmap`` over ``functional_call`` + ``grad``), followed by one
-vectorised SGD update with per-model lr / weight decay / SAM rho. Otherwise each model is trained on
-its own (the loop path). Both paths run the same update code on ``[K, ...]`` tensors (the loop path
-with K = 1 views of the module's parameters), so they give the same weights to float tolerance.
+temperatures). When K models share an architecture, batch size and budget, their parameters (and
+BatchNorm running statistics) are stacked into ``[K, ...]`` tensors and one step of all K is ONE
+batched computation (``torch.func.vmap`` over ``functional_call`` + ``grad``): BatchNorm in training
+mode uses each model's own batch statistics and updates each model's own running statistics (momentum
+update), as separate training would. Then one vectorised SGD update with per-model lr / weight decay /
+SAM rho runs on all parameters of all K models held in one flat ``[K, N]`` tensor (a few whole-tensor
+ops, no host synchronisation inside an epoch). Otherwise each model is trained on its own (the loop
+path, K = 1, the module's parameters re-pointed into the flat tensor). Both paths run the same update
+code, so they give the same weights to float tolerance. Which path runs is chosen per device
+(:func:`fusion_pays`: on the CPU a vmapped 2-D convolution is slower than K plain steps, so BatchNorm
+models train one by one there). Speed options that leave the algorithm alone: bf16 autocast,
+channels_last inputs, CUDA graphs (``train``'s ``precision`` / ``channels_last`` / ``compile``;
+docs/speed.md says what each does to results).
 
 Update rule (as ``torch.optim.SGD`` with dampening 0, no Nesterov, one parameter group, so weight decay
 also applies to biases and BatchNorm affine parameters): ``d = g + wd * w; buf = momentum * buf + d;
@@ -21,13 +28,17 @@ train loss/error recorded for a step are those of the first pass (at w).
 
 Randomness: model k's data order (a fresh ``randperm`` each epoch, last partial batch dropped) and its
 augmentation come from two generators seeded from ``seeds[k]`` through :func:`stream_seed`, so a model
-sees the same batches whether it is trained alone, in a loop or inside a fused group.
+sees the same batches whether it is trained alone, in a loop or inside a fused group (on one device
+type: augmentation is drawn on the data's device).
 """
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import hashlib
 import math
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -35,21 +46,29 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.func import functional_call, grad, vmap
+from torch.nn.modules.batchnorm import _BatchNorm
 
 from tprm.science.metrics import EVAL_BATCH_SIZE
 
 __all__ = [
     "CURVE_KEYS",
+    "PRECISIONS",
     "SAM_EPS",
     "Schedule",
     "TrainResult",
+    "bytes_per_model",
     "fusable",
+    "fuses_on",
+    "fusion_pays",
     "sam_perturbation",
     "stream_seed",
     "train",
 ]
 
 SAM_EPS = 1e-12  # added to SAM's gradient norm
+# train(precision=...): None or the models' own dtype name = no autocast (the default, unchanged);
+# "bf16" = bfloat16 autocast with float32 master weights and float32 BatchNorm statistics.
+PRECISIONS = ("float32", "float64", "bf16")
 CURVE_KEYS = ("epoch", "lr", "train_loss", "train_error", "test_loss", "test_error")
 Masks = dict[str, Tensor]
 
@@ -151,9 +170,13 @@ def stream_seed(seed: int, stream: str) -> int:
 class _BatchStream:
     """Model k's batches: a fresh permutation each epoch (drop_last) plus its augmentation generator."""
 
-    def __init__(self, seed: int, n_train: int, batch_size: int) -> None:
+    def __init__(self, seed: int, n_train: int, batch_size: int, device: torch.device | str = "cpu") -> None:
+        # The order is drawn on the CPU (one permutation per epoch, moved once); augmentation is drawn
+        # on the data's device, so an accelerator never waits for the host inside an epoch. A CUDA
+        # generator draws other numbers than a CPU one: a run is reproducible per device type.
+        self.device = torch.device(device)
         self.order = torch.Generator().manual_seed(stream_seed(seed, "order"))
-        self.augment = torch.Generator().manual_seed(stream_seed(seed, "augment"))
+        self.augment = torch.Generator(device=self.device).manual_seed(stream_seed(seed, "augment"))
         self.n_train, self.batch_size = n_train, batch_size
         self.per_epoch = n_train // batch_size
         self.perm = torch.empty(0, dtype=torch.long)
@@ -162,12 +185,49 @@ class _BatchStream:
         """The batch of iteration ``step``; steps must be asked for in order."""
         i = step % self.per_epoch
         if i == 0:
-            self.perm = torch.randperm(self.n_train, generator=self.order)
+            self.perm = torch.randperm(self.n_train, generator=self.order).to(self.device)
         idx = self.perm[i * self.batch_size : (i + 1) * self.batch_size]
         return data.train_batch(idx, self.augment)
 
 
-# --- the update math, on [K, ...] tensors (shared by the fused and the loop path) ---------------------
+# --- flat state: all of a model's tensors as views into one [K, N] tensor per dtype -------------------
+
+
+class _Flat:
+    """Tensors of K models as column views of one contiguous [K, N] tensor per dtype.
+
+    Why: the optimiser update, the masking and the divergence guard become a handful of whole-tensor
+    ops over every parameter of every model (a lean step), instead of a few ops per parameter.
+    """
+
+    def __init__(self, tensors: dict[str, Tensor]) -> None:
+        self.names = list(tensors)
+        self.k = next(iter(tensors.values())).shape[0] if tensors else 0
+        self.flats: list[Tensor] = []
+        self.views: dict[str, Tensor] = {}
+        for dtype in dict.fromkeys(t.dtype for t in tensors.values()):
+            group = [n for n in self.names if tensors[n].dtype == dtype]
+            flat = torch.cat([tensors[n].detach().reshape(self.k, -1) for n in group], 1)
+            offset = 0
+            for n in group:
+                size = tensors[n][0].numel()
+                self.views[n] = flat[:, offset : offset + size].view(tensors[n].shape)
+                offset += size
+            self.flats.append(flat)
+        self.views = {n: self.views[n] for n in self.names}
+
+    def gather(self, tensors: dict[str, Tensor]) -> Tensor:
+        """Tensors named like the (single-dtype) views, as one [K, N] tensor in the same layout."""
+        return torch.cat([tensors[n].reshape(self.k, -1) for n in self.names], 1)
+
+    def layout(self, flat: Tensor) -> dict[str, Tensor]:
+        """Views of a [K, N] tensor in this layout (e.g. perturbed weights)."""
+        out, offset = {}, 0
+        for n in self.names:
+            size = self.views[n][0].numel()
+            out[n] = flat[:, offset : offset + size].view(self.views[n].shape)
+            offset += size
+        return out
 
 
 def _per_model(vec: Tensor, like: Tensor) -> Tensor:
@@ -187,80 +247,185 @@ def sam_perturbation(grads: dict[str, Tensor], rho: Tensor, masks: Masks) -> dic
     ``grads`` must already be masked; ``e`` is additionally zeroed at masked positions so that
     ``w + e`` is exactly 0.0 there even if the norm is not finite.
     """
-    squares = [g.flatten(1).pow(2).sum(1) for g in grads.values()]
-    norm = torch.stack(squares).sum(0).sqrt()
-    scale = rho / (norm + SAM_EPS)
+    scale = _sam_scale(grads, rho)
     e = {name: g * _per_model(scale, g) for name, g in grads.items()}
     _mask_(e, masks)
     return e
 
 
-def _sgd_update_(
-    params: dict[str, Tensor],
-    grads: dict[str, Tensor],
-    bufs: dict[str, Tensor],
-    lr: Tensor,
-    weight_decay: Tensor,
-    momentum: float,
-    masks: Masks,
-    alive: Tensor,
-) -> None:
-    """One SGD step in place for K models; models with ``alive == False`` keep their weights/buffers."""
-    for name, p in params.items():
-        d_p = grads[name] + _per_model(weight_decay, p) * p
-        if momentum:
-            d_p = bufs[name] * momentum + d_p
-            bufs[name].copy_(torch.where(_per_model(alive, p), d_p, bufs[name]))
-        p.copy_(torch.where(_per_model(alive, p), p - _per_model(lr, p) * d_p, p))
-    _mask_(params, masks)
+def _sam_scale(grads: dict[str, Tensor], rho: Tensor) -> Tensor:
+    """``rho / (||g|| + SAM_EPS)`` per model [K]; the norm sums per-tensor squares in parameter order."""
+    squares = [g.flatten(1).pow(2).sum(1) for g in grads.values()]
+    norm = torch.stack(squares).sum(0).sqrt()
+    return rho / (norm + SAM_EPS)
+
+
+# --- how the slots compute: autocast, memory format, compilation ------------------------------------
+
+
+@dataclass(frozen=True)
+class _Compute:
+    """Execution options that change speed, not the algorithm (see docs/speed.md for their effect).
+
+    ``autocast``: run forward passes under ``torch.autocast`` in this dtype (bf16); parameters, the
+    optimiser state, the loss and BatchNorm running statistics stay float32. ``channels_last``: 4-D
+    inputs are laid out NHWC (convolutions then run in that layout; a no-op for 1-D/flat inputs).
+    ``compile``: ``torch.compile(mode="reduce-overhead")`` (CUDA graphs) of the step, CUDA only.
+    """
+
+    autocast: torch.dtype | None = None
+    channels_last: bool = False
+    compile: bool = False
+
+    def context(self, device: torch.device):
+        if self.autocast is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=device.type, dtype=self.autocast)
+
+    def layout(self, x: Tensor) -> Tensor:
+        """One model's input batch [B, ...] in the chosen memory format."""
+        if self.channels_last and x.dim() == 4:
+            return x.contiguous(memory_format=torch.channels_last)
+        return x
+
+    def compiled(self, fn: Callable, device: torch.device) -> Callable:
+        """``fn`` compiled for CUDA graphs on a CUDA device (eager elsewhere); a compile failure falls
+        back to eager with one warning."""
+        if not self.compile or device.type != "cuda":
+            return fn
+        compiled = torch.compile(fn, mode="reduce-overhead", dynamic=False)
+        state = {"fn": compiled}
+
+        def call(*args):
+            if state["fn"] is fn:
+                return fn(*args)
+            try:
+                return compiled(*args)
+            except Exception as exc:  # noqa: BLE001 - any compiler failure: run eagerly instead
+                warnings.warn(f"train: torch.compile failed ({type(exc).__name__}: {exc}); running eagerly",
+                              stacklevel=2)
+                state["fn"] = fn
+                return fn(*args)
+
+        return call
 
 
 # --- the K model slots: fused (one vmapped model) or one module ----------------------------------------
 
 
 class _Slots:
-    """K models' weights as [K, ...] tensors plus optimiser state; subclasses compute gradients."""
+    """K models' weights as one flat [K, N] tensor plus optimiser state; subclasses compute gradients.
 
-    def __init__(self, params: dict[str, Tensor], masks: Masks, schedules: Sequence[Schedule]) -> None:
-        self.params = params
-        self.masks = masks
-        first = next(iter(params.values()))
-        self.k = first.shape[0]
-        self.device, self.dtype = first.device, first.dtype
+    The update of all K models is a few whole-tensor ops (``torch.optim.SGD``'s rule, see the module
+    docstring): mask the gradient, ``d = g + wd * w``, ``buf = momentum * buf + d``, ``w -= lr * buf``,
+    mask ``w``. A model whose loss turns non-finite is frozen from that step on (weights, momentum and
+    BatchNorm statistics stay as they were before the failing step).
+    """
+
+    def __init__(
+        self,
+        params: dict[str, Tensor],
+        buffers: dict[str, Tensor],
+        masks: Masks,
+        schedules: Sequence[Schedule],
+        compute: _Compute = _Compute(),
+    ) -> None:
+        self.compute = compute
+        self.flat = _Flat(params)
+        if len(self.flat.flats) != 1:
+            raise ValueError("train: all parameters of a model must have one floating dtype")
+        self.w = self.flat.flats[0]
+        self.params = self.flat.views
+        # [K, ...] each, contiguous: BatchNorm's in-place running-statistics update under vmap needs it
+        self.buffers = buffers
+        self.k = self.w.shape[0]
+        self.device, self.dtype = self.w.device, self.w.dtype
+        self.keep = torch.ones_like(self.w, dtype=torch.bool)
+        keep_views = self.flat.layout(self.keep)
+        for name, mask in masks.items():
+            keep_views[name].copy_(mask)
+        self.masked = bool(masks)
         self.momentum = schedules[0].momentum
-        self.wd = self._vector([s.weight_decay for s in schedules])
+        self.wd = self._vector([s.weight_decay for s in schedules]).unsqueeze(1)
         self.rho = self._vector([s.sam_rho for s in schedules])
         self.sam = any(s.sam_rho > 0 for s in schedules)
-        self.bufs = {n: torch.zeros_like(p) for n, p in params.items()} if self.momentum else {}
+        self.buf = torch.zeros_like(self.w) if self.momentum else None
         self.alive = torch.ones(self.k, dtype=torch.bool, device=self.device)
-        _mask_(self.params, self.masks)
+        self.drop = ~self.keep
+        self.w.masked_fill_(self.drop, 0.0)
+        # On the CPU a bool-mask kernel (masked_fill_/where) costs 20x a float multiply, and a host
+        # read is free: mask by multiplying (guarded against inf/NaN) and restore BatchNorm buffers
+        # only after a step that froze a model. Elsewhere: masked_fill_ and where, no host read.
+        self.host = self.device.type == "cpu"
+        self.keep_f = self.keep.to(self.dtype) if self.host and self.masked else None
+        self.saved_buffers = [b.clone() for b in buffers.values()] if self.host else []
+
+    def _mask(self, t: Tensor) -> Tensor:
+        """``t`` ([K, N]) with masked positions set to exactly +0.0, in place.
+
+        CPU: ``t * keep`` (1.0 / 0.0) leaves kept values bit for bit and turns masked finite values
+        into +/-0.0; a gradient's -0.0 never reaches the weights (``+0.0 - x * (-0.0)`` is +0.0), so
+        masked weights stay +0.0 as with masked_fill_. inf/NaN times 0 is NaN: when the sum is not
+        finite the masked positions are filled as elsewhere (kept NaN stay, as before).
+        """
+        if self.keep_f is None:
+            return t.masked_fill_(self.drop, 0.0)
+        t.mul_(self.keep_f)
+        if not bool(torch.isfinite(t.sum())):
+            t.masked_fill_(self.drop, 0.0)
+        return t
 
     def _vector(self, values: Sequence[float]) -> Tensor:
         return torch.tensor(values, dtype=self.dtype, device=self.device)
 
-    def _grads(self, params: dict[str, Tensor], x: Tensor, y: Tensor) -> tuple[dict[str, Tensor], Tensor, Tensor]:
-        """Unmasked gradients [K, ...] at ``params`` (train mode), loss [K] and error [K] of the batch."""
+    def _grads(self, params: dict[str, Tensor], x: Tensor, y: Tensor, frozen_bn: bool) -> tuple[Tensor, Tensor, Tensor]:
+        """Unmasked flat gradients [K, N] at ``params`` (train mode), loss [K] and error [K] of the batch;
+        with ``frozen_bn`` the pass leaves the BatchNorm running statistics unchanged."""
         raise NotImplementedError
 
-    def _sam_params(self, e: dict[str, Tensor]) -> dict[str, Tensor]:
-        return {name: p + e[name] for name, p in self.params.items()}
+    def _perturbed(self, e: Tensor) -> dict[str, Tensor]:
+        """Parameters at ``w + e`` for SAM's second pass."""
+        raise NotImplementedError
 
     def _after_sam(self) -> None:
         """Undo what the perturbed pass changed (nothing when the perturbed weights were a copy)."""
 
     def step(self, x: Tensor, y: Tensor, lr: Tensor) -> tuple[Tensor, Tensor]:
         """One SGD (or SAM) step of all K models on x [K, B, ...], y [K, B]; returns loss, error [K]."""
-        grads, loss, wrong = self._grads(self.params, x, y)
-        _mask_(grads, self.masks)
+        buffers = list(self.buffers.values())
+        if self.host and buffers:
+            torch._foreach_copy_(self.saved_buffers, buffers)
+            saved = self.saved_buffers
+        else:
+            saved = torch._foreach_mul(buffers, 1) if buffers else []
+        g, loss, wrong = self._grads(self.params, x, y, frozen_bn=False)
+        if self.masked:
+            self._mask(g)
         finite = torch.isfinite(loss)
         if self.sam:
-            e = sam_perturbation(grads, self.rho, self.masks)
-            grads, loss2, _ = self._grads(self._sam_params(e), x, y)
+            # global norm per model, summed tensor by tensor (the same rounding as per-tensor SAM)
+            e = g * _sam_scale(self.flat.layout(g), self.rho).unsqueeze(1)
+            if self.masked:
+                self._mask(e)
+            g, loss2, _ = self._grads(self._perturbed(e), x, y, frozen_bn=True)
             self._after_sam()
-            _mask_(grads, self.masks)
+            if self.masked:
+                self._mask(g)
             finite &= torch.isfinite(loss2)
         self.alive &= finite
-        _sgd_update_(self.params, grads, self.bufs, lr, self.wd, self.momentum, self.masks, self.alive)
+        alive = self.alive.unsqueeze(1)
+        # The elementwise op order of the per-tensor update this replaced, so results stay bit-identical:
+        # no fused multiply-add (addcmul / add(alpha=) may round differently).
+        d = g + self.wd * self.w
+        if self.buf is not None:
+            d = self.buf * self.momentum + d
+            self.buf.copy_(torch.where(alive, d, self.buf))
+        self.w.copy_(torch.where(alive, self.w - lr.unsqueeze(1) * d, self.w))
+        if self.masked:
+            self._mask(self.w)
+        if not self.host or not bool(self.alive.all()):
+            for b, before in zip(buffers, saved):
+                b.copy_(torch.where(_per_model(self.alive, b), b, before))
         return loss, wrong
 
     def evaluate(self, data, batch_size: int) -> tuple[Tensor, Tensor]:
@@ -270,7 +435,10 @@ class _Slots:
         with torch.no_grad():
             for x, y in data.plain_batches("test", batch_size):
                 x, y = x.to(self.device, self.dtype), y.to(self.device)
-                logits = self._eval_logits(x)  # [K, N, C]
+                with self.compute.context(self.device):
+                    logits = self._eval_logits(x)  # [K, N, C]
+                if self.compute.autocast is not None:
+                    logits = logits.float()
                 losses = F.cross_entropy(logits.flatten(0, 1), y.repeat(self.k), reduction="none")
                 loss_sum += losses.view(self.k, -1).sum(1).double()
                 wrong_sum += (logits.argmax(-1) != y).sum(1).double()
@@ -283,6 +451,9 @@ class _Slots:
         """Model k's current state_dict on the CPU."""
         raise NotImplementedError
 
+    def release(self) -> None:
+        """Leave each model holding its final state in tensors of its own."""
+
 
 def _loss_and_error(logits: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
     loss = F.cross_entropy(logits, y)
@@ -293,111 +464,172 @@ def _cpu_state(model: nn.Module) -> dict[str, Tensor]:
     return {name: t.detach().to("cpu", copy=True) for name, t in model.state_dict().items()}
 
 
+def _stacked_masks(names: Sequence[str], per_model: Sequence[dict[str, Tensor]], masks: Sequence[Masks]) -> Masks:
+    out: Masks = {}
+    for n in names:
+        if any(n in m for m in masks):
+            out[n] = torch.stack(
+                [m[n] if n in m else torch.ones_like(per_model[0][n], dtype=torch.bool) for m in masks]
+            )
+    return out
+
+
+def _float_input(module: nn.Module, args: tuple) -> tuple:
+    return (args[0].float(), *args[1:])
+
+
+def _float_batchnorm(model: nn.Module, compute: _Compute) -> list:
+    """Under autocast, every BatchNorm layer computes in float32 (input cast up; the next layer casts
+    back down). Why: vmap's BatchNorm rule rejects a bf16 input with float32 statistics ("expected
+    scalar type BFloat16 but found Float"), and the fused and the one-by-one path must compute alike."""
+    if compute.autocast is None:
+        return []
+    return [m.register_forward_pre_hook(_float_input) for m in model.modules() if isinstance(m, _BatchNorm)]
+
+
 class _FusedSlots(_Slots):
-    """K same-architecture, buffer-free models as one vmapped computation on stacked parameters."""
+    """K same-architecture models as one vmapped computation on stacked parameters and buffers.
+
+    BatchNorm in training mode computes each model's own batch statistics (vmap keeps the models
+    apart) and updates each model's own running statistics in place, exactly as separate training.
+    """
 
     def __init__(
-        self, models: Sequence[nn.Module], masks: Sequence[Masks], schedules: Sequence[Schedule]
+        self,
+        models: Sequence[nn.Module],
+        masks: Sequence[Masks],
+        schedules: Sequence[Schedule],
+        compute: _Compute = _Compute(),
     ) -> None:
         self.models = list(models)
         self.base = models[0]
         names = [name for name, _ in self.base.named_parameters()]
         per_model = [dict(m.named_parameters()) for m in models]
-        params = {n: torch.stack([pm[n].detach() for pm in per_model]).clone() for n in names}
-        stacked_masks: Masks = {}
-        for n in names:
-            if any(n in m for m in masks):
-                stacked_masks[n] = torch.stack(
-                    [m[n] if n in m else torch.ones_like(per_model[0][n], dtype=torch.bool) for m in masks]
-                )
-        super().__init__(params, stacked_masks, schedules)
+        params = {n: torch.stack([pm[n].detach() for pm in per_model]) for n in names}
+        per_model_buffers = [dict(m.named_buffers()) for m in models]
+        buffers = {n: torch.stack([pb[n].detach() for pb in per_model_buffers]).contiguous()
+                   for n, _ in self.base.named_buffers()}
+        super().__init__(params, buffers, _stacked_masks(names, per_model, masks), schedules, compute)
         base = self.base
 
-        def loss_fn(p: dict[str, Tensor], x: Tensor, y: Tensor):
-            loss, wrong = _loss_and_error(functional_call(base, p, (x,)), y)
+        def loss_fn(p: dict[str, Tensor], b: dict[str, Tensor], x: Tensor, y: Tensor):
+            logits = functional_call(base, (p, b), (x,))
+            loss, wrong = _loss_and_error(logits if compute.autocast is None else logits.float(), y)
             return loss, (loss, wrong)
 
-        self._grad_fn = vmap(grad(loss_fn, has_aux=True))
-        self._forward = vmap(lambda p, x: functional_call(base, p, (x,)), in_dims=(0, None))
+        self._hooks = _float_batchnorm(base, compute)
+        self._grad_fn = compute.compiled(vmap(grad(loss_fn, has_aux=True)), self.device)
+        self._forward = vmap(lambda p, b, x: functional_call(base, (p, b), (x,)), in_dims=(0, 0, None))
 
-    def _grads(self, params, x, y):
+    def _grads(self, params, x, y, frozen_bn):
         self.base.train()
-        grads, (loss, wrong) = self._grad_fn(params, x, y)
-        return grads, loss.detach(), wrong.detach()
+        buffers = {n: b.clone() for n, b in self.buffers.items()} if frozen_bn else self.buffers
+        with self.compute.context(self.device):
+            grads, (loss, wrong) = self._grad_fn(params, buffers, x, y)
+        # (cloned: outputs of a CUDA-graph replay are overwritten by the next replay, e.g. SAM's pass)
+        return self.flat.gather(grads), loss.detach().clone(), wrong.detach().clone()
+
+    def _perturbed(self, e):
+        return self.flat.layout(self.w + e)
 
     def _eval_logits(self, x):
         was_training = self.base.training
         self.base.eval()
         try:
-            return self._forward(self.params, x)
+            return self._forward(self.params, self.buffers, x)
         finally:
             self.base.train(was_training)
 
-    def load_into_models(self) -> None:
-        """Copy the stacked weights back into the nn.Module objects."""
-        with torch.no_grad():
-            for k, model in enumerate(self.models):
-                for name, p in model.named_parameters():
-                    p.copy_(self.params[name][k])
-
-    def state_dict(self, k):
-        model = self.models[k]
+    def _load(self, k: int, model: nn.Module) -> None:
         with torch.no_grad():
             for name, p in model.named_parameters():
                 p.copy_(self.params[name][k])
-        return _cpu_state(model)
+            for name, b in model.named_buffers():
+                b.copy_(self.buffers[name][k])
+
+    def release(self) -> None:
+        for hook in self._hooks:
+            hook.remove()
+        self._hooks = []
+        for k, model in enumerate(self.models):
+            self._load(k, model)
+
+    def state_dict(self, k):
+        self._load(k, self.models[k])
+        return _cpu_state(self.models[k])
 
 
 class _ModuleSlot(_Slots):
-    """One model trained through its own module (any architecture, BatchNorm included): K = 1 views."""
+    """One model trained through its own module (any architecture): K = 1.
 
-    def __init__(self, model: nn.Module, masks: Masks, schedule: Schedule) -> None:
+    The module's parameters and buffers are re-pointed into the flat state for the run (so the update
+    is the same few ops as for K models) and get tensors of their own again in ``release``.
+    """
+
+    def __init__(self, model: nn.Module, masks: Masks, schedule: Schedule, compute: _Compute = _Compute()) -> None:
         self.model = model
-        self.plist = [p for _, p in model.named_parameters()]
-        params = {name: p.detach().unsqueeze(0) for name, p in model.named_parameters()}  # views
-        super().__init__(params, {n: m.unsqueeze(0) for n, m in masks.items()}, [schedule])
-        self._saved_weights: dict[str, Tensor] = {}
+        named = dict(model.named_parameters())
+        self.plist = list(named.values())
+        self.named_buffers = dict(model.named_buffers())
+        super().__init__(
+            {n: p.detach().unsqueeze(0) for n, p in named.items()},
+            {n: b.detach().unsqueeze(0) for n, b in self.named_buffers.items()},
+            {n: m.unsqueeze(0) for n, m in masks.items()},
+            [schedule],
+            compute,
+        )
+        for n, p in named.items():
+            p.data = self.params[n][0]
+        self._saved_w: Tensor | None = None
         self._saved_buffers: list[Tensor] = []
+        self._call = compute.compiled(model, self.device)
+        self._hooks = _float_batchnorm(model, compute)
 
-    def _grads(self, params, x, y):
+    def _grads(self, params, x, y, frozen_bn):
         self.model.train()
-        logits = self.model(x[0])
+        with self.compute.context(self.device):
+            logits = self._call(self.compute.layout(x[0]))
+        if self.compute.autocast is not None:
+            logits = logits.float()
         loss, wrong = _loss_and_error(logits, y[0])
         grads = torch.autograd.grad(loss, self.plist, allow_unused=True)
-        out = {
-            name: (torch.zeros_like(p) if g is None else g).unsqueeze(0)
-            for (name, p), g in zip(self.params.items(), grads)
-        }
-        return out, loss.detach().view(1), wrong.detach().view(1)
+        flat = torch.cat([(torch.zeros_like(p) if g is None else g).reshape(1, -1)
+                          for p, g in zip(self.plist, grads)], 1)
+        return flat, loss.detach().view(1), wrong.detach().view(1)
 
-    def _sam_params(self, e):
+    def _perturbed(self, e):
         # The module computes with its own weights: perturb them in place, remember what to restore
         # (weights exactly, BatchNorm running statistics frozen for the perturbed pass).
-        self._saved_weights = {name: p.clone() for name, p in self.params.items()}
-        self._saved_buffers = [b.clone() for b in self.model.buffers()]
+        self._saved_w = self.w.clone()
+        self._saved_buffers = [b.clone() for b in self.buffers.values()]
         with torch.no_grad():
-            for name, p in self.params.items():
-                p.add_(e[name])
+            self.w.add_(e)
         return self.params
 
     def _after_sam(self):
         with torch.no_grad():
-            for name, p in self.params.items():
-                p.copy_(self._saved_weights[name])
-            for b, saved in zip(self.model.buffers(), self._saved_buffers):
+            self.w.copy_(self._saved_w)
+            for b, saved in zip(self.buffers.values(), self._saved_buffers):
                 b.copy_(saved)
-        self._saved_weights, self._saved_buffers = {}, []
+        self._saved_w, self._saved_buffers = None, []
 
     def _eval_logits(self, x):
         was_training = self.model.training
         self.model.eval()
         try:
-            return self.model(x).unsqueeze(0)
+            return self.model(self.compute.layout(x)).unsqueeze(0)
         finally:
             self.model.train(was_training)
 
     def state_dict(self, k):
         return _cpu_state(self.model)
+
+    def release(self) -> None:
+        for hook in self._hooks:
+            hook.remove()
+        self._hooks = []
+        for p in self.plist:
+            p.data = p.data.clone()
 
 
 # --- driver ------------------------------------------------------------------------------------------
@@ -527,17 +759,28 @@ def _check_inputs(models, data, schedules, seeds, masks, checkpoint_epochs, eval
 
 
 def _signature(model: nn.Module) -> tuple:
-    params = [(n, tuple(p.shape), p.dtype, p.device) for n, p in model.named_parameters()]
-    return type(model), str(model), tuple(params)
+    tensors = [(n, tuple(p.shape), p.dtype, p.device) for n, p in model.named_parameters()]
+    tensors += [(n, tuple(b.shape), b.dtype, b.device) for n, b in model.named_buffers()]
+    return type(model), str(model), tuple(tensors)
+
+
+def _fusable_buffers(model: nn.Module) -> bool:
+    """Every buffer is a BatchNorm running statistic with a momentum (vmap keeps those per model; a
+    cumulative average, ``momentum=None``, reads its counter on the host)."""
+    allowed = set()
+    for prefix, module in model.named_modules():
+        if isinstance(module, _BatchNorm) and module.momentum is not None:
+            allowed |= {f"{prefix}.{n}" if prefix else n for n, _ in module.named_buffers(recurse=False)}
+    return all(name in allowed for name, _ in model.named_buffers())
 
 
 def fusable(models: Sequence[nn.Module], schedules: Sequence[Schedule], n_train: int) -> bool:
     """Whether ``models`` can be trained as one vmapped computation.
 
-    Needs: 2+ models with the same type, module tree (``str``) and parameter names/shapes/dtypes/device;
-    no buffers (BatchNorm running statistics would be mutated under vmap) and no active dropout (its
-    randomness would differ from separate training); the same batch size, number of iterations and
-    momentum. lr, weight decay, milestones, gamma and SAM rho may differ.
+    Needs: 2+ models with the same type, module tree (``str``) and parameter and buffer names/shapes/
+    dtypes/device; buffers only as BatchNorm running statistics with a momentum (each model keeps its
+    own); no active dropout (its randomness would differ from separate training); the same batch size,
+    number of iterations and momentum. lr, weight decay, milestones, gamma and SAM rho may differ.
     """
     if len(models) < 2:
         return False
@@ -545,12 +788,84 @@ def fusable(models: Sequence[nn.Module], schedules: Sequence[Schedule], n_train:
     if any(_signature(m) != first for m in models[1:]):
         return False
     for m in models:
-        if next(m.buffers(), None) is not None:
+        if not _fusable_buffers(m):
             return False
         if any(isinstance(mod, nn.modules.dropout._DropoutNd) and mod.p > 0 for mod in m.modules()):
             return False
     keys = {(s.batch_size, s.total_iterations(n_train), s.momentum) for s in schedules}
     return len(keys) == 1
+
+
+def fusion_pays(models: Sequence[nn.Module], device: torch.device | str) -> bool:
+    """Whether fusing these (fusable) models is the faster strategy on ``device``.
+
+    On an accelerator: always (one batched kernel per layer instead of K). On the CPU only for models
+    without buffers (small MLP / 1-D conv nets, as before): a vmapped BatchNorm / 2-D convolution is a
+    grouped convolution there, measured 2x slower per model than K plain steps, so BatchNorm models
+    train one after another on the lean path (docs/speed.md).
+    """
+    if torch.device(device).type != "cpu":
+        return True
+    return all(next(m.buffers(), None) is None for m in models)
+
+
+def fuses_on(model: nn.Module, device: torch.device | str) -> bool:
+    """Whether copies of ``model`` that share a batch schedule train as ONE fused computation on
+    ``device`` under ``fuse=True`` (:func:`fusable` for copies of it and :func:`fusion_pays`); when
+    not, ``train`` runs them one after another, so a scheduler should rather run them in parallel."""
+    dropout = any(isinstance(mod, nn.modules.dropout._DropoutNd) and mod.p > 0 for mod in model.modules())
+    return _fusable_buffers(model) and not dropout and fusion_pays([model], device)
+
+
+def bytes_per_model(model: nn.Module, batch_size: int, input_shape: Sequence[int], *, sam: bool = False,
+                    activation_bytes: int | None = None) -> int:
+    """Estimated device memory one model of a fused group needs for one training step, in bytes.
+
+    For the scheduler: a group of K models needs about ``K * bytes_per_model`` (choose K, or several
+    groups per device, by the free memory). Counted: parameters, gradient, momentum and the update's
+    temporaries (6 copies of the weights, 7 with SAM), BatchNorm buffers, and every module's output
+    for ``batch_size`` samples kept for the backward pass (x2: the gradient flowing back), measured
+    by one forward pass of a single sample on the CPU (on a copy, so the model is untouched).
+    ``activation_bytes`` is the element size of activations (default: the parameters'; 2 for bf16).
+    An estimate, not a bound: allocator slack and cuDNN workspaces come on top (keep ~20% free).
+    """
+    params = sum(p.numel() * p.element_size() for p in model.parameters())
+    buffers = sum(b.numel() * b.element_size() for b in model.buffers())
+    element = activation_bytes or next((p.element_size() for p in model.parameters()), 4)
+    probe = copy.deepcopy(model).to("cpu")
+    outputs = [0]
+
+    def count(_module, _args, output):
+        if isinstance(output, Tensor):
+            outputs[0] += output.numel()
+
+    handles = [m.register_forward_hook(count) for m in probe.modules() if not list(m.children())]
+    try:
+        dtype = next((p.dtype for p in probe.parameters()), torch.float32)
+        with torch.no_grad():
+            probe.eval()
+            probe(torch.zeros((1, *input_shape), dtype=dtype))
+    finally:
+        for h in handles:
+            h.remove()
+    activations = 2 * outputs[0] * int(batch_size) * element
+    return int(params * (7 if sam else 6) + 2 * buffers + activations)
+
+
+def _compute_options(models: Sequence[nn.Module], precision: str | None, channels_last: bool,
+                     compile: bool) -> _Compute:
+    if precision is not None and precision not in PRECISIONS:
+        raise ValueError(f"train: precision {precision!r} is not valid; use one of {', '.join(PRECISIONS)}")
+    dtypes = {p.dtype for m in models for p in m.parameters()}
+    if precision == "bf16" and dtypes != {torch.float32}:
+        raise ValueError("train: precision 'bf16' needs float32 models (master weights), "
+                         f"got {sorted(map(str, dtypes))}")
+    if precision in ("float32", "float64") and dtypes != {getattr(torch, precision)}:
+        raise ValueError(f"train: precision {precision!r} but the models hold {sorted(map(str, dtypes))}")
+    for name, flag in (("channels_last", channels_last), ("compile", compile)):
+        if not isinstance(flag, bool):
+            raise TypeError(f"train: {name} must be true or false, got {flag!r}")
+    return _Compute(torch.bfloat16 if precision == "bf16" else None, channels_last, compile)
 
 
 def train(
@@ -561,11 +876,14 @@ def train(
     masks: list[Masks | None] | None = None,
     *,
     checkpoint_epochs: Sequence[int] = (),
-    fuse: bool = True,
+    fuse: bool | str = True,
     progress: Callable[[int, int], None] | None = None,
     on_epoch: Callable[[int, dict], None] | None = None,
     eval_every: int = 1,
     eval_batch_size: int = EVAL_BATCH_SIZE,
+    precision: str | None = None,
+    channels_last: bool = False,
+    compile: bool = False,
 ) -> list[TrainResult]:
     """Train ``models[k]`` with ``schedules[k]`` on ``data`` (a TensorData) from seed ``seeds[k]``.
 
@@ -577,8 +895,19 @@ def train(
     ``progress(done, total)`` counts model-steps and is called after every step; an exception raised
     by it propagates (cancel). Final weights are also left in the modules passed in.
     ``on_epoch(k, row)`` is called after each epoch of model k with that epoch's curve values.
+
+    Strategy (the results are the same to float tolerance either way): ``fuse=True`` trains
+    :func:`fusable` models as one vmapped computation where :func:`fusion_pays` on the data's device,
+    else one after another; ``fuse="always"`` fuses whenever fusable; ``fuse=False`` never.
+    Execution options (docs/speed.md): ``precision`` None (default: the models' own dtype, no autocast;
+    "float32"/"float64" name it and are checked) or "bf16" (autocast; float32 models as master weights);
+    ``channels_last`` NHWC inputs for 2-D convolutions on the non-fused path and in evaluation;
+    ``compile`` CUDA graphs via ``torch.compile(mode="reduce-overhead")`` on a CUDA device only.
     """
     checked_masks = _check_inputs(models, data, schedules, seeds, masks, checkpoint_epochs, eval_every)
+    if fuse not in (True, False, "always"):
+        raise ValueError(f"train: fuse must be true, false or 'always', got {fuse!r}")
+    compute = _compute_options(models, precision, channels_last, compile)
     n_train = data.n_train
     counter = _Progress(progress, sum(s.total_iterations(n_train) for s in schedules))
     common = dict(
@@ -589,20 +918,26 @@ def train(
     )
     modes = [m.training for m in models]
     try:
-        if fuse and fusable(models, schedules, n_train):
-            streams = [_BatchStream(seed, n_train, s.batch_size) for seed, s in zip(seeds, schedules)]
-            slots = _FusedSlots(models, checked_masks, schedules)
-            results = _run(slots, schedules, streams, data, on_epoch=on_epoch, **common)
-            slots.load_into_models()
+        fused = fuse and fusable(models, schedules, n_train)
+        if fused and (fuse == "always" or fusion_pays(models, data.device)):
+            streams = [_BatchStream(seed, n_train, s.batch_size, data.device) for seed, s in zip(seeds, schedules)]
+            slots = _FusedSlots(models, checked_masks, schedules, compute)
+            try:
+                results = _run(slots, schedules, streams, data, on_epoch=on_epoch, **common)
+            finally:
+                slots.release()
             counter.settle(counter.total)
             return results
         results = []
         for i, (model, mask, s, seed) in enumerate(zip(models, checked_masks, schedules, seeds)):
             end = counter.done + s.total_iterations(n_train)
-            stream = _BatchStream(seed, n_train, s.batch_size)
+            stream = _BatchStream(seed, n_train, s.batch_size, data.device)
             hook = None if on_epoch is None else (lambda _k, row, i=i: on_epoch(i, row))
-            results += _run(_ModuleSlot(model, mask, s), [s], [stream], data, on_epoch=hook,
-                            **common)
+            slot = _ModuleSlot(model, mask, s, compute)
+            try:
+                results += _run(slot, [s], [stream], data, on_epoch=hook, **common)
+            finally:
+                slot.release()
             counter.settle(end)  # a diverged model stops early: count its skipped steps as done
         return results
     finally:

@@ -26,7 +26,8 @@ from tprm.engine import rundir
 from tprm.engine.artifacts import Artifacts
 from tprm.engine.plan import JobSpec, PruneSpec
 
-DTYPES = {"float32": torch.float32, "float64": torch.float64}
+# The dtype models and data are held in per execution.precision (bf16: float32 master weights, autocast)
+DTYPES = {"float32": torch.float32, "float64": torch.float64, "bf16": torch.float32}
 
 
 class Cancelled(Exception):
@@ -128,6 +129,12 @@ def _model(spec: JobSpec, data, seed: int, device: str):
     return model.to(device=device, dtype=DTYPES[spec.precision])
 
 
+def model_for(spec: JobSpec, data, device: str = "cpu"):
+    """A fresh model of the job's architecture (init seed 0); ``data`` may be a DataSpec: only its
+    ``num_classes`` and ``input_shape`` are read (the runner sizes groups without loading data)."""
+    return _model(spec, data, 0, device)
+
+
 def _schedule(sched: dict):
     from tprm.science.train import Schedule
 
@@ -141,6 +148,13 @@ def _cpu(state: dict) -> dict:
 def _mean_last(values: list[float], n: int) -> float:
     tail = [v for v in values[-n:] if v is not None]
     return float(sum(tail) / len(tail)) if tail else float("nan")
+
+
+def _train_options(spec: JobSpec, ctx: dict) -> dict:
+    """train()'s execution options: precision and channels_last from the spec (they are in the job
+    key), compile from the run (CUDA only, a no-op elsewhere; not in the key, like the device)."""
+    return {"precision": spec.precision, "channels_last": spec.channels_last,
+            "compile": bool(ctx.get("compile", False))}
 
 
 def _run_dense(jobs, ctx, progress):
@@ -159,7 +173,8 @@ def _run_dense(jobs, ctx, progress):
     checkpoints = sorted({e for e in spec0.checkpoints if e > 0})
     results = train(models, data, [_schedule(j["spec"].schedule) for j in jobs],
                     [j["spec"].seed for j in jobs], checkpoint_epochs=checkpoints,
-                    fuse=ctx["fuse"], progress=progress, on_epoch=ctx["logs"].epoch)
+                    fuse=ctx["fuse"], progress=progress, on_epoch=ctx["logs"].epoch,
+                    **_train_options(spec0, ctx))
     out = []
     for job, res in zip(jobs, results):
         states = {int(e): _cpu(s) for e, s in res.checkpoints.items()}
@@ -225,7 +240,7 @@ def _run_retrain(jobs, ctx, progress):
         masks.append({k: v.to(ctx["device"]) for k, v in pruned["masks"].items()})
     results = train(models, data, [_schedule(j["spec"].schedule) for j in jobs],
                     [j["spec"].seed for j in jobs], masks, fuse=ctx["fuse"], progress=progress,
-                    on_epoch=ctx["logs"].epoch)
+                    on_epoch=ctx["logs"].epoch, **_train_options(spec0, ctx))
     out = []
     for job, res in zip(jobs, results):
         ctx["artifacts"].save(job["hash"], "model", _cpu(res.state))
@@ -259,9 +274,11 @@ def _run_pairs(job, spec, data, ctx):
     curves, sims = [], []
     for a, b in spec.pairs:
         curves.append({**lmc(models[a], models[b], data, points=spec.lmc["points"],
-                             bn_batch_size=spec.lmc["bn_batch_size"], test=spec.lmc["test"]),
+                             bn_batch_size=spec.lmc["bn_batch_size"], test=spec.lmc["test"],
+                             channels_last=spec.channels_last),
                        "pair": [a, b]})
-        sims.append(cka_outputs(models[a], models[b], data, samples=spec.cka["samples"]))
+        sims.append(cka_outputs(models[a], models[b], data, samples=spec.cka["samples"],
+                                channels_last=spec.channels_last))
     ctx["artifacts"].save(job["hash"], "lmc", curves)
     mcs, ckas = [c["mc"] for c in curves], [x["cka_softmax"] for x in sims]
     return {"mc": _mean(mcs), "mc_pairs": mcs, "mc_loss": _mean([c["mc_loss"] for c in curves]),
@@ -364,6 +381,8 @@ def execute_group(ctx: dict, kind: str, jobs: list[dict]) -> list[dict]:
         state_error = message
     wall = time.time() - started
     prov = provenance(worker["device"], jobs, wall)
+    if ctx.get("compile"):
+        prov["compile"] = worker["device"].startswith("cuda")  # asked for; applied on CUDA only
     for job, res in zip(jobs, results):
         res["provenance"] = dict(prov, seeds=_stream_seeds(kind, job["spec"]))
         if res["state"] == "diverged":

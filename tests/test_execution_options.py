@@ -1,0 +1,152 @@
+"""Execution options in the engine (precision bf16, channels_last, compile) and how the runner
+sizes groups per device (engine/grouping.py): real runs of tiny recipes on the CPU."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from tprm.engine.artifacts import Artifacts
+from tprm.engine.executors.local import _train_options
+from tprm.engine.grouping import GroupSizer, balanced_chunks, fused_group_size
+from tprm.engine.plan import build_plan
+from tprm.engine.recipe import parse_recipe
+from tprm.engine.store import Store
+from tprm.service import Service
+
+from conftest import TINY_RECIPE, call, run_tprm
+
+# The tiny recipe with BatchNorm in its 1-D conv net: on the CPU such models do not fuse.
+BN_RECIPE = TINY_RECIPE.replace("name: tiny", "name: tiny-bn").replace(
+    "kwargs: {widths: [8, 8, 8]}", "kwargs: {widths: [8, 8, 8], batchnorm: true}")
+IDENT = {"generator": "mnist1d", "seed": 3}
+GiB = 2**30
+
+
+def write(tmp_path: Path, text: str, name: str) -> Path:
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(text.replace("name: tiny-bn", f"name: {name}").replace("name: tiny\n", f"name: {name}\n"))
+    return path
+
+
+def retrain_models(store: Path, recipe) -> dict[str, dict]:
+    plan = Service(store).plan(recipe)
+    return {j.label: Artifacts(store).load(h, "model") for h, j in plan.jobs.items() if j.kind == "retrain"}
+
+
+# --- group sizes ----------------------------------------------------------------------------------
+
+
+def test_fused_group_size_fits_the_free_memory_less_headroom():
+    assert fused_group_size(10 * GiB, GiB, 128, headroom=0.2) == 8
+    assert fused_group_size(10 * GiB, GiB, 5, headroom=0.2) == 5        # capped by max_fused
+    assert fused_group_size(GiB // 2, GiB, 128) == 1                    # too big: alone, still runs
+    assert fused_group_size(0, GiB, 128) == 1
+    assert fused_group_size(100 * GiB, 3 * GiB, 128, headroom=0.0) == 33
+
+
+def test_balanced_chunks_keep_order_and_spread_over_workers():
+    assert balanced_chunks(list(range(10)), 4) == [[0, 1, 2, 3], [4, 5, 6], [7, 8, 9]]
+    assert balanced_chunks(list(range(10)), 128, at_least=4) == [[0, 1, 2], [3, 4, 5], [6, 7], [8, 9]]
+    assert balanced_chunks([1, 2], 128, at_least=4) == [[1], [2]]
+    assert balanced_chunks([], 3) == []
+
+
+def _retrain_specs(text: str, **execution):
+    recipe = parse_recipe(text, "t.yaml")
+    if execution:
+        recipe = recipe.with_overrides({"execution": execution})
+    return [j for j in build_plan(recipe, IDENT).jobs.values() if j.kind == "retrain"]
+
+
+def test_cpu_groups_split_batchnorm_models_and_keep_fused_ones_whole():
+    bn, plain = _retrain_specs(BN_RECIPE), _retrain_specs(TINY_RECIPE)
+    sizer = GroupSizer("cpu", 2, 128, True)
+    assert sizer.split("retrain", "bn", bn, [j.spec for j in bn]) == [[j] for j in bn]
+    assert sizer.split("retrain", "plain", plain, [j.spec for j in plain]) == [plain]
+    assert GroupSizer("cpu", 1, 3, True).split("retrain", "p", plain, [j.spec for j in plain]) == [
+        plain[:3], plain[3:6], plain[6:]]                        # max_fused chunks, as before
+    never = GroupSizer("cpu", 2, 128, False)                      # execution.fuse: false
+    assert never.split("retrain", "plain", plain, [j.spec for j in plain]) == [[j] for j in plain]
+    # one-by-one kinds (prune, pairs) are spread over the workers; one worker: one group as before
+    assert [len(g) for g in sizer.split("pairs", "k", list(range(5)), [None] * 5)] == [3, 2]
+    assert GroupSizer("cpu", 1, 128, True).split("pairs", "k", list(range(5)), [None] * 5) == [list(range(5))]
+
+
+def test_a_model_that_cannot_be_built_keeps_max_fused_for_the_worker_to_report():
+    plain = _retrain_specs(TINY_RECIPE)
+
+    def broken(spec):
+        raise RuntimeError("factory failed")
+
+    sizer = GroupSizer("cpu", 2, 5, True, probe=broken)
+    assert [len(g) for g in sizer.split("retrain", "p", plain, [j.spec for j in plain])] == [5, 3]
+
+
+# --- execution options reach train/lmc/cka ----------------------------------------------------------
+
+
+def test_train_options_come_from_the_spec_and_the_run():
+    spec = _retrain_specs(BN_RECIPE, precision="bf16", channels_last=True)[0].spec
+    assert _train_options(spec, {"compile": True}) == {"precision": "bf16", "channels_last": True,
+                                                       "compile": True}
+    plain = _retrain_specs(BN_RECIPE)[0].spec
+    assert _train_options(plain, {}) == {"precision": "float32", "channels_last": False, "compile": False}
+
+
+def test_bad_execution_value_is_one_line_exit_2(tmp_path, capsys, monkeypatch):
+    path = write(tmp_path, TINY_RECIPE.replace("execution: {device: cpu}",
+                                               "execution:\n  device: cpu\n  precision: fp16"), "bad")
+    code, out, err = call(capsys, monkeypatch, "run", str(path), "--store", str(tmp_path / "s"))
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert f"{path}:13: execution.precision:" in err and "allowed: float32, float64, bf16" in err, err
+    assert not (tmp_path / "s" / "tprm.db.json").exists()
+
+
+# --- end to end ------------------------------------------------------------------------------------
+
+
+def test_batchnorm_grid_runs_jobs_in_parallel_with_the_same_results(tmp_path):
+    """--jobs 2 on the CPU: every retrain job of a BatchNorm grid is its own group (group_size 1) and
+    the results are those of --jobs 1; bf16 in the same store runs end to end as other jobs."""
+    path = write(tmp_path, BN_RECIPE, "tiny-bn")
+    one, two = tmp_path / "one", tmp_path / "two"
+    assert Service(one).run(path)["state"] == "done"
+    r = run_tprm("run", str(path), "--jobs", "2", "--store", str(two))
+    assert r.returncode == 0, r.stderr[-2000:]
+    jobs = Store(two).get_jobs()
+    retrains = [j for j in jobs.values() if j["kind"] == "retrain"]
+    assert len(retrains) == 8 and all(j["provenance"]["group_size"] == 1 for j in retrains)
+    assert Service(two).results(path) == Service(one).results(path)
+    a, b = retrain_models(one, path), retrain_models(two, path)
+    assert all(torch.equal(a[label][n], b[label][n]) for label in a for n in a[label])
+
+    bf16 = write(tmp_path, BN_RECIPE.replace("execution: {device: cpu}",
+                                             "execution: {device: cpu, precision: bf16}"), "tiny-bn")
+    summary = Service(one).run(bf16)
+    assert summary["state"] == "done" and summary["executed"] == 17  # other keys: all new jobs
+    rows = Service(one).results(bf16)
+    assert len(rows) == 4 and all(r["state"] == "done" and r["mc"] is not None for r in rows)
+    c = retrain_models(one, bf16)
+    assert all(t.dtype == torch.float32 for m in c.values() for t in m.values() if t.is_floating_point())
+    # autocast really ran: the float32 master weights moved by bf16 rounding
+    assert any(not torch.equal(a[label][n], c[label][n]) for label in a for n in a[label])
+    f32 = {(r["temperature"], r["density"]): r["test_error"] for r in Service(one).results(path)}
+    assert all(abs(r["test_error"] - f32[(r["temperature"], r["density"])]) < 0.15 for r in rows)
+
+
+def test_plain_groups_still_fuse(tiny_recipe, store_dir):
+    assert Service(store_dir).run(tiny_recipe)["state"] == "done"
+    retrains = [j for j in Store(store_dir).get_jobs().values() if j["kind"] == "retrain"]
+    assert [j["provenance"]["group_size"] for j in retrains] == [8] * 8
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_groups_are_sized_by_free_memory():
+    plain = _retrain_specs(TINY_RECIPE)
+    sizer = GroupSizer("cuda", 2, 3, True)
+    groups = sizer.split("retrain", "p", plain, [j.spec for j in plain])
+    assert [len(g) for g in groups] == [3, 3, 2]   # max_fused 3 bounds; small models always fit
+    assert sizer._free_per_group() <= torch.cuda.mem_get_info(0)[0]
