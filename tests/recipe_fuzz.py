@@ -111,8 +111,8 @@ def mutate(doc: dict, rng: random.Random) -> tuple[str, str, str]:
 def related(field_: str, path: str, message: str, op: str) -> bool:
     norm = lambda p: re.sub(r"\[\d+\]", "", p)  # noqa: E731
     f, p = norm(field_), norm(path)
-    if op == "odd" and field_ == "yaml":
-        return True
+    if op in ("odd", "duplicate") and field_ == "yaml":  # a duplicated first line of a wrapped value
+        return True                                       # is no longer YAML: that is the error to name
     if op == "rename":  # the unknown key, or its section
         p = p.rpartition(".")[0] or p
         return f == norm(path) or f == p or f.startswith(p + ".") or (p == norm(path) and f == "recipe")

@@ -37,3 +37,16 @@ def test_defaulted_model_or_dataset_names_the_missing_name():
     with pytest.raises(RecipeError) as exc:
         parse_recipe(yaml.safe_dump(doc), "m.yaml")
     assert exc.value.field == "dataset.name"
+
+
+def test_defaulted_knob_names_the_knob():
+    """Values of another knob under the defaulted `epochs` knob: the fix is the knob, so it is named."""
+    from tprm.engine.recipe import RecipeError, parse_recipe
+
+    text = "name: k\ntemperature:\n  values: [0.1, 0.2]\n"
+    with pytest.raises(RecipeError) as exc:
+        parse_recipe(text, "k.yaml")
+    assert exc.value.field == "temperature.knob" and "default epochs" in str(exc.value)
+    with pytest.raises(RecipeError) as exc:
+        parse_recipe(text.replace("temperature:\n", "temperature:\n  knob: epochs\n"), "k.yaml")
+    assert exc.value.field == "temperature.values[0]"

@@ -73,8 +73,15 @@ _IMPORT = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*
 _DEVICE = re.compile(r"auto|cpu|mps|cuda|cuda:\d+")
 _RAY_ADDRESS = re.compile(r"auto|(ray://)?[A-Za-z0-9_.\[\]:-]+:\d{1,5}")
 _MAX_SEED = 2**32 - 1
-# execution keys added after recipes were stored: in the recipe hash only when not at this default
-_HASHED_WHEN_SET: dict[str, Any] = {"channels_last": False, "compile": False}
+# keys added after recipes were stored: in the recipe hash only when not at their schema default
+_HASHED_WHEN_SET = (("execution", "channels_last"), ("execution", "compile"),
+                    ("cases", "near_mc"), ("cases", "near_cka"), ("cases", "extra_dense_seeds"))
+
+
+def _default(section_name: str, key: str) -> Any:
+    """The schema default of `section_name.key` (one source: the section's dataclass field)."""
+    cls = next(f.metadata["section"] for f in fields(Recipe) if f.name == section_name)
+    return next(f.default for f in fields(cls) if f.name == key)
 
 @dataclass(frozen=True)
 class _Layers:
@@ -292,9 +299,9 @@ class Recipe:
         """sha256 of the canonical JSON of the resolved recipe without name and description."""
         content = self.to_dict()
         del content["name"], content["description"]
-        for key, default in _HASHED_WHEN_SET.items():  # keys added later: old recipes keep their hash
-            if content["execution"][key] == default:
-                del content["execution"][key]
+        for sec, key in _HASHED_WHEN_SET:  # keys added later: old recipes keep their hash
+            if content[sec][key] == _default(sec, key):
+                del content[sec][key]
         text = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
         return hashlib.sha256(text.encode()).hexdigest()
 
@@ -380,6 +387,11 @@ def _check_temperature(cls: type, values: dict[str, Any], given: dict[str, yaml.
     if "values" not in values:
         return
     integer = knob in ("epochs", "batch_size")
+    listed = values["values"] if isinstance(values["values"], (list, tuple)) else ()
+    if "knob" not in given and listed and not any(isinstance(v, int) for v in listed):
+        # no value is an epoch count: the missing knob, not the values, is what to fix
+        raise ctx.error(f"{path}.knob", f"not set, so the default {knob} is used, but no value in "
+                                        f"{path}.values is an integer epoch count; allowed: one of {', '.join(KNOBS)}")
     rule = {"epochs": _POS_INT, "batch_size": _POS_INT, "lr": Number(lo=0, lo_open=True),
             "weight_decay": Number(lo=0), "sam_rho": Number(lo=0)}[knob]
     out = []
