@@ -696,18 +696,28 @@ class Service:
 
     def case_sam(self, recipe, density: float, rho: float, progress=None) -> dict:
         """Case 3: walk SAM's rho by the regime rule at a target density."""
-        from tprm.analysis.cases import format_sam_walk, grid_search_best, sam_walk
+        from tprm.analysis.cases import sam_walk
 
         recipe = self.load_recipe(recipe)
         if recipe.temperature.knob != "sam_rho":
             raise BadInput(f"temperature.knob: case sam needs a recipe whose knob is sam_rho, "
                            f"{recipe.name} uses {recipe.temperature.knob}")
-        settings = self.regime_settings(recipe)
         d = self._match(self._density(density), list(recipe.densities), "density")
         ladder = list(recipe.temperature.values)
         on_ladder = any(abs(v - rho) < 1e-12 for v in ladder)
         run_counts = {"run": 0, "reused": 0}
+        c = recipe.cases
+        try:
+            walk = sam_walk(self._sam_measure(recipe, d, run_counts, progress), rho,
+                            ladder if on_ladder else None, c.sam_rho_min, c.sam_rho_max, c.sam_max_steps,
+                            self.regime_settings(recipe), near_mc=c.near_mc, near_cka=c.near_cka,
+                            extra_seeds=c.extra_dense_seeds)
+        except ValueError as exc:
+            raise BadInput(str(exc)) from None
+        return self._sam_report(recipe, walk, d, run_counts)
 
+    def _sam_measure(self, recipe, d: float, run_counts: dict, progress=None):
+        """Case 3's measurement at density `d`: measure(rho, extra_seeds) -> cells, counting jobs."""
         def measure(r: float, extra_seeds: int = 0) -> list[dict]:
             seeds = list(recipe.dense_seeds)  # a point in doubt gets `extra_seeds` more dense seeds
             seeds += [max(seeds) + k for k in range(1, extra_seeds + 1)]
@@ -716,14 +726,12 @@ class Service:
             run_counts["run"] += summary["executed"]
             run_counts["reused"] += sum(summary["counts"].values()) - summary["executed"]
             return cells
+        return measure
 
-        c = recipe.cases
-        try:
-            walk = sam_walk(measure, rho, ladder if on_ladder else None, c.sam_rho_min,
-                            c.sam_rho_max, c.sam_max_steps, settings, near_mc=c.near_mc,
-                            near_cka=c.near_cka, extra_seeds=c.extra_dense_seeds)
-        except ValueError as exc:
-            raise BadInput(str(exc)) from None
+    def _sam_report(self, recipe, walk, d: float, run_counts: dict) -> dict:
+        """Case 3's walk as JSON + text, beside the grid search over rho once that is measured."""
+        from tprm.analysis.cases import format_sam_walk, grid_search_best
+
         full = [x for x in self.results(recipe) if abs(x["density"] - d) < 1e-12]
         grid = grid_search_best(full, d) if all(x["state"] == "done" for x in full) else None
         out = walk.to_json()
