@@ -239,16 +239,22 @@ async def _pilot_wait(pilot, condition, timeout: float = 60.0) -> None:
     raise AssertionError(f"timed out; the screen shows {shown}")
 
 
-def test_worker_killed_mid_task_is_retried_nothing_lost_or_duplicated(cluster, tmp_path):
-    from tprm.engine.store import Store
+def _start_slow_ray_run(tmp_path):
+    """The slow recipe run on Ray in a thread: (recipe, store, the run's summary when done, thread)."""
     from tprm.service import Service
 
     recipe = _recipe(tmp_path, SLOW_RECIPE, "slow")
     store = tmp_path / "store"
     out: dict = {}
-    runner = threading.Thread(target=lambda: out.update(Service(store).run(str(recipe),
-                                                                           backend="ray")))
+    runner = threading.Thread(target=lambda: out.update(Service(store).run(str(recipe), backend="ray")))
     runner.start()
+    return recipe, store, out, runner
+
+
+def test_worker_killed_mid_task_is_retried_nothing_lost_or_duplicated(cluster, tmp_path):
+    from tprm.engine.store import Store
+
+    recipe, store, out, runner = _start_slow_ray_run(tmp_path)
     try:
         victim = _wait_for(lambda: next((p for p in _progress(store)
                                          if p.get("pid") and p["label"].startswith("dense")), None),
@@ -268,12 +274,7 @@ def test_cancel_stops_the_ray_tasks(cluster, tmp_path):
     from tprm.engine.store import Store
     from tprm.service import Service
 
-    recipe = _recipe(tmp_path, SLOW_RECIPE, "slow")
-    store = tmp_path / "store"
-    out: dict = {}
-    runner = threading.Thread(target=lambda: out.update(Service(store).run(str(recipe),
-                                                                           backend="ray")))
-    runner.start()
+    recipe, store, out, runner = _start_slow_ray_run(tmp_path)
     try:
         seen = _wait_for(lambda: _progress(store), 120, "a running task")
         asked = time.time()

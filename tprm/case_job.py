@@ -14,8 +14,6 @@ import sys
 import time
 from pathlib import Path
 
-from tprm.engine.casedir import write_json as _write
-
 
 def main(argv: list[str]) -> int:
     from tprm.service import RunCancelled, Service, TprmError
@@ -32,7 +30,7 @@ def main(argv: list[str]) -> int:
         now = time.monotonic()
         if now - last[0] >= 0.5:
             last[0] = now
-            _write(folder / "progress.json", dict(snap, updated=time.time()))
+            svc.write_case_file(folder, "progress.json", dict(snap, updated=time.time()))
 
     try:
         if cancel.exists():
@@ -40,17 +38,17 @@ def main(argv: list[str]) -> int:
         method = getattr(svc, f"case_{request['kind']}")
         report = method(request["path"], progress=progress, **request["args"])
     except RunCancelled as exc:
-        _write(folder / "report.json", {"cancelled": str(exc)})
+        svc.write_case_file(folder, "report.json", {"cancelled": str(exc)})
         print(f"tprm case: {exc}", file=sys.stderr)
         return 1
     except TprmError as exc:
-        _write(folder / "report.json", {"error": str(exc).splitlines()[0]})
+        svc.write_case_file(folder, "report.json", {"error": str(exc).splitlines()[0]})
         print(f"tprm case: {exc}", file=sys.stderr)
         return getattr(exc, "exit_code", 1)
     except Exception as exc:  # noqa: BLE001 -- recorded for the UI, then shown with its traceback
-        _write(folder / "report.json", {"error": f"{type(exc).__name__}: {exc}".splitlines()[0]})
+        svc.write_case_file(folder, "report.json", {"error": f"{type(exc).__name__}: {exc}".splitlines()[0]})
         raise
-    _write(folder / "report.json", report)
+    svc.write_case_file(folder, "report.json", report)
     print(report.get("text", ""))
     return 0
 

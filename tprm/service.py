@@ -781,6 +781,13 @@ class Service:
 
         return pid_alive(pid)
 
+    @staticmethod
+    def write_case_file(folder: str | Path, name: str, data: dict) -> None:
+        """Replace `name` (progress.json / report.json) of a case study's folder atomically."""
+        from tprm.engine.casedir import write_json
+
+        write_json(Path(folder) / name, data)
+
     def case_studies(self, kind: str | None = None) -> list[dict]:
         """Every detached case study of this store (of one kind), oldest first, with its state."""
         from tprm.engine.casedir import case_ids

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import statistics
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 
@@ -281,19 +282,12 @@ def verdict_lines(result: DirectionEvaluation) -> list[str]:
 
 def _why_lines(rows: Sequence[DirectionRow]) -> list[str]:
     """Why the rule does as it does: the regimes it saw and its wrong calls, counted."""
-    seen: dict[str, int] = {}
-    for r in rows:
-        seen[r.regime] = seen.get(r.regime, 0) + 1
-    wrong: dict[tuple, int] = {}
-    for r in rows:
-        if not r.correct:
-            key = (r.regime, r.recommendation or "no call", r.truth)
-            wrong[key] = wrong.get(key, 0) + 1
+    seen = Counter(r.regime for r in rows)
+    wrong = Counter((r.regime, r.recommendation or "no call", r.truth) for r in rows if not r.correct)
     lines = ["    regimes of the scored cells: " + ", ".join(f"{k} {v}" for k, v in sorted(seen.items()))]
     if wrong:
-        calls = sorted(wrong.items(), key=lambda kv: -kv[1])
         lines.append("    the rule's wrong calls: " + "; ".join(
-            f"{n} x {reg} -> {rule} where {truth} was best" for (reg, rule, truth), n in calls))
+            f"{n} x {reg} -> {rule} where {truth} was best" for (reg, rule, truth), n in wrong.most_common()))
     return lines
 
 

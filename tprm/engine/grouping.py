@@ -57,16 +57,20 @@ class GroupSizer:
         self.probe = probe or _probe_model
         self._sizes: dict[str, int] = {}
         self._free: int | None = None
+        self._where: str | None = None
 
     def device_type(self) -> str:
         """Where this run's groups train: cpu, cuda, mps, or "auto" (a remote backend decides)."""
-        if self.device in ("cpu", "mps"):
-            return self.device
-        if not self.local:
-            return "cuda" if self.device.startswith("cuda") else "auto"
-        from tprm.engine.executors.local import resolve_device
+        if self._where is None:  # asked at every scan of the ready jobs: resolved once
+            if self.device in ("cpu", "mps"):
+                self._where = self.device
+            elif not self.local:
+                self._where = "cuda" if self.device.startswith("cuda") else "auto"
+            else:
+                from tprm.engine.executors.local import resolve_device
 
-        return resolve_device(self.device, 0).split(":")[0]
+                self._where = resolve_device(self.device, 0).split(":")[0]
+        return self._where
 
     def split(self, kind: str, key: str, members: Sequence[Any], specs: Sequence[Any]) -> list[list[Any]]:
         """``members`` (jobs of one ready group, ``specs`` theirs) as the groups to submit.

@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterator, Mapping
-from dataclasses import KW_ONLY, dataclass, field
+from dataclasses import KW_ONLY, dataclass, field, fields
 from itertools import combinations
 from typing import Any
 
@@ -63,8 +63,8 @@ def skipped_jobs(records: dict[str, dict]) -> set[str]:
 
 
 # Spec fields added later that are part of the mapping (so of the job key and the record) only when
-# not at this default: the keys of every recipe that leaves them unset stay what they were.
-WHEN_SET: dict[str, Any] = {"channels_last": False}
+# not at their field default: the keys of every recipe that leaves them unset stay what they were.
+WHEN_SET = frozenset({"channels_last"})
 
 
 @dataclass(frozen=True, eq=False)
@@ -86,15 +86,18 @@ class JobSpec(Mapping):
             value = self.__dict__[key]
         except KeyError:
             raise KeyError(key) from None
-        if key in WHEN_SET and value == WHEN_SET[key]:
+        if key in WHEN_SET and value == _WHEN_SET_DEFAULTS[key]:
             raise KeyError(key)
         return value
 
     def __iter__(self) -> Iterator[str]:
-        return (k for k, v in self.__dict__.items() if not (k in WHEN_SET and v == WHEN_SET[k]))
+        return (k for k, v in self.__dict__.items() if not (k in WHEN_SET and v == _WHEN_SET_DEFAULTS[k]))
 
     def __len__(self) -> int:
         return sum(1 for _ in self)
+
+
+_WHEN_SET_DEFAULTS = {f.name: f.default for f in fields(JobSpec) if f.name in WHEN_SET}
 
 
 @dataclass(frozen=True, eq=False)

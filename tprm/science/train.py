@@ -774,6 +774,13 @@ def _fusable_buffers(model: nn.Module) -> bool:
     return all(name in allowed for name, _ in model.named_buffers())
 
 
+def _fusable_alone(model: nn.Module) -> bool:
+    """What one model needs for fusion: buffers vmap can keep per model, no active dropout (its
+    randomness would differ from separate training)."""
+    dropout = any(isinstance(mod, nn.modules.dropout._DropoutNd) and mod.p > 0 for mod in model.modules())
+    return _fusable_buffers(model) and not dropout
+
+
 def fusable(models: Sequence[nn.Module], schedules: Sequence[Schedule], n_train: int) -> bool:
     """Whether ``models`` can be trained as one vmapped computation.
 
@@ -787,11 +794,8 @@ def fusable(models: Sequence[nn.Module], schedules: Sequence[Schedule], n_train:
     first = _signature(models[0])
     if any(_signature(m) != first for m in models[1:]):
         return False
-    for m in models:
-        if not _fusable_buffers(m):
-            return False
-        if any(isinstance(mod, nn.modules.dropout._DropoutNd) and mod.p > 0 for mod in m.modules()):
-            return False
+    if not all(_fusable_alone(m) for m in models):
+        return False
     keys = {(s.batch_size, s.total_iterations(n_train), s.momentum) for s in schedules}
     return len(keys) == 1
 
@@ -813,8 +817,7 @@ def fuses_on(model: nn.Module, device: torch.device | str) -> bool:
     """Whether copies of ``model`` that share a batch schedule train as ONE fused computation on
     ``device`` under ``fuse=True`` (:func:`fusable` for copies of it and :func:`fusion_pays`); when
     not, ``train`` runs them one after another, so a scheduler should rather run them in parallel."""
-    dropout = any(isinstance(mod, nn.modules.dropout._DropoutNd) and mod.p > 0 for mod in model.modules())
-    return _fusable_buffers(model) and not dropout and fusion_pays([model], device)
+    return _fusable_alone(model) and fusion_pays([model], device)
 
 
 def bytes_per_model(model: nn.Module, batch_size: int, input_shape: Sequence[int], *, sam: bool = False,
