@@ -217,3 +217,31 @@ def test_hessian_metrics_when_enabled(tmp_path, store_dir):
     assert all(r["hessian_trace"] is not None and r["hessian_top"] is not None for r in rows)
     grid = svc.grid(path, "hessian_top")
     assert all(v is not None for row in grid.mean for v in row)
+
+
+def test_an_outcome_is_logged_once_the_store_took_it_and_progress_stays_until_then(tiny_recipe, store_dir):
+    from tprm.engine import rundir
+    from tprm.engine.runner import Runner, RunSummary
+
+    plan = Service(store_dir).plan(tiny_recipe)
+    store = Store(store_dir)
+    job = plan.ordered()[0]
+    store.add_jobs([{k: v for k, v in job.record().items() if k != "spec"}], "r" * 32)
+    first, second = ({"pid": 1, "host": "elsewhere", "run_id": run} for run in ("a", "b"))
+    assert store.claim([job.hash], first, lease_s=0.05) == [job.hash]
+    time.sleep(0.1)  # the first runner's lease lapses and a second runner takes the job over
+    assert store.claim([job.hash], second, lease_s=60) == [job.hash]
+    runner, summary = Runner(store, plan, "tiny", "r" * 32), RunSummary("a", "done")
+    progress = rundir.progress_file(store_dir / "progress", job.hash)
+    progress.parent.mkdir()
+    outcome = [{"state": "done", "result": {"test_err": 0.5}}]
+
+    for owner in (first, second):
+        rundir.write_progress(progress, {"hashes": [job.hash], "done": 3, "total": 4})
+        runner._record_group([job], outcome, owner, summary, progress.parent)
+        assert not progress.exists()
+    log = Artifacts(store_dir).log_path(job.hash).read_text().splitlines()
+    assert log[0].endswith(": done (not recorded: another runner holds the job)")
+    assert log[2].endswith(": done") and summary.executed == 1  # only the holder's outcome counts
+    assert store.get_jobs([job.hash])[job.hash]["owner"]["run_id"] == "b"
+    assert store.get_jobs([job.hash])[job.hash]["state"] == "done"

@@ -143,6 +143,36 @@ class Runner:
             if res.get("traceback"):
                 fh.write(res["traceback"] + "\n")
 
+    def _record_group(self, group: list[Job], results: list[dict], owner: dict,
+                      summary: RunSummary, progress_dir: Path) -> bool:
+        """Record a finished group in the store, then log it; True when the run should stop claiming.
+
+        The store first: a runner killed in between leaves no outcome line for a job it did not
+        record (the next run executes it and writes the one line). Progress files go after
+        recording, so the shown progress never drops while the store still says running.
+        """
+        accepted = self.store.finish_many([
+            {"hash": job.hash, "owner": owner, "state": res["state"], "result": res.get("result"),
+             "error": res.get("error"), "traceback": res.get("traceback"),
+             "provenance": res.get("provenance")} for job, res in zip(group, results)])
+        stop = False
+        for job, res, ok in zip(group, results, accepted):
+            if not ok:  # another runner took the job over (a lapsed lease): its outcome counts
+                res = dict(res, state=f"{res['state']} (not recorded: another runner holds the job)")
+            self._log_job(job, res)
+            self._log_run(f"{res['state']} {job.label}" + (f": {res['error']}" if res.get("error") else ""))
+            if not ok:
+                continue
+            if res["state"] == "done":
+                summary.executed += 1
+            elif res["state"] in ("failed", "diverged"):
+                (summary.diverged if res["state"] == "diverged" else summary.failed).append(
+                    {"label": job.label, "error": res.get("error")})
+                stop = stop or (self.on_error == "stop" and res["state"] == "failed")
+        for job in group:  # a fused group that failed over to single jobs left one file each
+            rundir.clear_progress(progress_dir, job.hash)
+        return stop
+
     def _log_run(self, text: str) -> None:
         """One timestamped line in the run log (written as the run goes, so it can be followed)."""
         if not self.log_path:
@@ -233,25 +263,8 @@ class Runner:
                 for fut in done:
                     group = running.pop(fut)
                     slots.pop(fut, None)
-                    results = self._collect(fut, group)
-                    finishes = []
-                    for job, res in zip(group, results):
-                        self._log_job(job, res)
-                        self._log_run(f"{res['state']} {job.label}"
-                                      + (f": {res['error']}" if res.get("error") else ""))
-                        finishes.append({"hash": job.hash, "owner": owner,
-                                         "state": res["state"], "result": res.get("result"),
-                                         "error": res.get("error"),
-                                         "traceback": res.get("traceback"),
-                                         "provenance": res.get("provenance")})
-                        if res["state"] == "done":
-                            summary.executed += 1
-                        elif res["state"] in ("failed", "diverged"):
-                            (summary.diverged if res["state"] == "diverged" else summary.failed).append(
-                                {"label": job.label, "error": res.get("error")})
-                            if self.on_error == "stop" and res["state"] == "failed":
-                                stop_claiming = True
-                    self.store.finish_many(finishes)
+                    stop_claiming |= self._record_group(group, self._collect(fut, group), owner,
+                                                        summary, progress_dir)
                     with self._lock:
                         self._held.difference_update(j.hash for j in group)
                 if self.display:  # after recording: a finished group's progress file is gone

@@ -365,9 +365,8 @@ def execute_group(ctx: dict, kind: str, jobs: list[dict]) -> list[dict]:
     started = time.time()
     try:
         results = RUNNERS[kind](jobs, worker, progress)
-        state_error = None
     except Cancelled:
-        results, state_error = [_result(j, "cancelled", None) for j in jobs], None
+        results = [_result(j, "cancelled", None) for j in jobs]
     except Exception as exc:  # noqa: BLE001 -- a failing job is recorded, not raised
         if len(jobs) > 1:  # find the culprit: one bad model must not fail its fused partners
             out = [r for job in jobs for r in execute_group(ctx, kind, [job])]
@@ -378,7 +377,6 @@ def execute_group(ctx: dict, kind: str, jobs: list[dict]) -> list[dict]:
         if isinstance(exc, torch.cuda.OutOfMemoryError):
             message = "out of memory: " + message
         results = [dict(_result(j, "failed", None), error=message, traceback=tb) for j in jobs]
-        state_error = message
     wall = time.time() - started
     prov = provenance(worker["device"], jobs, wall)
     if ctx.get("compile"):
@@ -387,8 +385,6 @@ def execute_group(ctx: dict, kind: str, jobs: list[dict]) -> list[dict]:
         res["provenance"] = dict(prov, seeds=_stream_seeds(kind, job["spec"]))
         if res["state"] == "diverged":
             res["error"] = "diverged: non-finite loss"
-    if state_error is None:
-        rundir.clear_progress(ctx.get("progress_dir"), hashes[0])
     torch.set_num_threads(threads_before)
     return results
 

@@ -389,7 +389,6 @@ class RayPool(Executor):
             self.board.drop.remote(jobs[0]["hash"])
         except Exception:  # noqa: BLE001
             pass
-        rundir.clear_progress(self.progress_dir, jobs[0]["hash"])
         fut.set_result(results)
 
     def _install(self, out: dict, jobs: list[dict]) -> list[dict]:
