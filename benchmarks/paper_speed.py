@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import os
 import pickle
 import tempfile
 import time
@@ -35,7 +36,7 @@ import torch
 import torch.nn.functional as F
 
 from tprm.science.data import DataSpec, TensorData, load_data
-from tprm.science.metrics import cka_outputs, lmc
+from tprm.science.metrics import cka_outputs, cka_pairs, lmc, lmc_pairs
 from tprm.science.models import build_model, seeded
 from tprm.science.prune import magnitude_masks, prunable_parameters
 from tprm.science.train import Schedule, fusion_pays, train
@@ -182,13 +183,45 @@ def warm_data(data: TensorData) -> TensorData:
                       flip=data.flip, dtype=data.dtype)
 
 
-def masked_models(k: int, device: str):
+def masked_models(k: int, device: str, first: int = 0):
     models, masks = [], []
-    for i in range(k):
+    for i in range(first, first + k):
         model = preresnet(i, device)
         masks.append(magnitude_masks(model, 0.2, prunable_parameters(model)))
         models.append(model)
     return models, masks
+
+
+def _machine_worker(root: str, cache: str, first: int, k: int, batch: int, steps: int, opts: dict,
+                    barrier, out) -> None:
+    """One `tprm run --jobs N` worker (execution.threads 1): its share of the K retrains, one by one."""
+    torch.set_num_threads(1)
+    data = load_data(DataSpec(name="cifar10", root=root), Path(cache), device="cpu")
+    models, masks = masked_models(k, "cpu", first)
+    train([copy.deepcopy(models[0])], warm_data(data), [Schedule(lr=0.1, batch_size=batch, iterations=3)],
+          [first], masks[:1], **opts)
+    barrier.wait()  # every worker starts training at the same moment
+    start = time.time()
+    train(models, data, [Schedule(lr=0.1, batch_size=batch, iterations=steps)] * k,
+          list(range(first, first + k)), masks, **opts)
+    out.put((start, time.time()))
+
+
+def whole_machine(root: Path, cache: Path, k: int, cores: int, batch: int, steps: int, opts: dict) -> float:
+    """Wall seconds of K retrains spread over `cores` worker processes of one thread each."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    barrier, out = ctx.Barrier(cores), ctx.Queue()
+    shares = [len(part) for part in np.array_split(np.arange(k), cores)]
+    procs = [ctx.Process(target=_machine_worker, args=(str(root), str(cache), sum(shares[:i]), n, batch, steps,
+                                                       opts, barrier, out)) for i, n in enumerate(shares)]
+    for proc in procs:
+        proc.start()
+    spans = [out.get() for _ in procs]
+    for proc in procs:
+        proc.join()
+    return max(end for _, end in spans) - min(start for start, _ in spans)
 
 
 def main() -> None:
@@ -209,6 +242,8 @@ def main() -> None:
     parser.add_argument("--eval-batch", type=int, default=None, help="tprm's evaluation batch (CPU 64, else 256)")
     parser.add_argument("--extras", action="store_true", help="also bf16 (+ compile on CUDA) rows at the largest K")
     parser.add_argument("--skip-dense", action="store_true")
+    parser.add_argument("--no-machine", action="store_true",
+                        help="skip the CPU whole-machine row (all cores: a threaded loop vs --jobs <cores>)")
     args = parser.parse_args()
     device, cpu = args.device, args.device == "cpu"
     if args.threads or cpu:
@@ -273,12 +308,26 @@ def main() -> None:
             per_model[k] = t_fused * scale / k
             how = "fused" if k > 1 and fusion_pays(models, device) else "one by one"
             row(f"retrain K={k} ({how}), batch {rbatch}, per model-epoch", t_base_retrain, per_model[k])
-            if k == min(k for k in ks if k > 1) and fusion_pays(models, device):  # the smallest group only
+            smallest = min((k for k in ks if k > 1), default=None)
+            if k == smallest and fusion_pays(models, device):  # the smallest group only
                 models, masks = masked_models(k, device)
                 t_loop, _ = timed(lambda: train(models, data, [s] * k, list(range(k)), masks, fuse=False, **opts),
                                   device)
                 row(f"  K={k}: tprm one by one vs tprm fused (per model-epoch)", t_loop * scale / k, per_model[k],
                     "(ratio = fusion gain)")
+
+        # 2b. the whole machine (CPU): the loop with a thread per core against `tprm run --jobs <cores>`
+        cores = os.cpu_count() or 1
+        k_machine = max((k for k in ks if k >= cores), default=None)
+        if cpu and cores > 1 and k_machine and not args.no_machine:
+            torch.set_num_threads(cores)
+            baseline_epoch(base_model[0], tl, te, device, base_mask[0], steps=3)
+            t_base_all, _ = timed(lambda: baseline_epoch(base_model[0], tl, te, device, base_mask[0],
+                                                         steps=None if steps == per_epoch else steps), device)
+            torch.set_num_threads(args.threads or 1)
+            t_all = whole_machine(root, Path(tmp) / "cache", k_machine, cores, rbatch, steps, opts)
+            row(f"retrain K={k_machine} on all {cores} cores (baseline loop {cores} threads; tprm --jobs {cores}, "
+                f"1 thread each), per model-epoch", t_base_all * scale, t_all * scale / k_machine)
 
         # 3. LMC (11 points) + CKA of one pair
         a, b = preresnet(0, device), preresnet(1, device)
@@ -298,10 +347,19 @@ def main() -> None:
         diff = max(abs(u - v) for u, v in zip(base_curve, ours_curve["train_error"]))
         path = "batched" if device != "cpu" else f"point by point, {tag}"
         row(f"LMC 11 points + CKA, one pair (tprm {path})", t_base, t_ours, f"(max |curve diff| {diff:.1e})")
-        if not cpu:  # on the CPU the batched path is 2x slower (grouped convolutions); a test proves it equal
+        if not cpu or args.tiny:  # on the CPU batched is 2x slower (grouped convolutions); a test proves it equal
             t_other, other_curve = timed(lambda: ours_lmc(False), device)
             diff = max(abs(u - v) for u, v in zip(other_curve["train_error"], ours_curve["train_error"]))
             row("  LMC+CKA: tprm point-by-point vs tprm batched", t_other, t_ours, f"(max |curve diff| {diff:.1e})")
+            # the pairs of a grid row (one model and data set) share each batched pass
+            c = preresnet(2, device)
+            train([c], data, [Schedule(lr=0.05, batch_size=64, iterations=20)], [2])
+            row_pairs = [(0, 1), (0, 2), (1, 2)] * 2
+            t_row, row_curves = timed(lambda: (lmc_pairs([a, b, c], row_pairs, data, eval_batch_size=eval_batch),
+                                               cka_pairs([a, b, c], row_pairs, data))[0], device)
+            diff = max(abs(u - v) for u, v in zip(row_curves[0]["train_error"], ours_curve["train_error"]))
+            row(f"  LMC+CKA per pair: one pair vs a grid row of {len(row_pairs)} pairs batched", t_ours,
+                t_row / len(row_pairs), f"(max |curve diff| {diff:.1e})")
 
         # 4. cifar10-preresnet20-epochs-quick, extrapolated to full size
         size = 50000 / data.n_train

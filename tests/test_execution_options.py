@@ -150,3 +150,39 @@ def test_cuda_groups_are_sized_by_free_memory():
     groups = sizer.split("retrain", "p", plain, [j.spec for j in plain])
     assert [len(g) for g in groups] == [3, 3, 2]   # max_fused 3 bounds; small models always fit
     assert sizer._free_per_group() <= torch.cuda.mem_get_info(0)[0]
+
+
+def test_pairs_jobs_batched_two_per_pass_give_the_results_of_one_pair_at_a_time(tmp_path, monkeypatch):
+    """A group of pairs jobs with batched metrics (fuse "always": what an accelerator does), two jobs of
+    3 pairs x 5 points per vmapped pass, records each job's own results and curves: those of the
+    CPU's pair by pair path, to float tolerance."""
+    import shutil
+
+    from tprm.engine.executors.local import execute_group
+    from tprm.science import metrics
+
+    path = write(tmp_path, BN_RECIPE.replace("seeds: [0, 1],", "seeds: [0, 1, 2],"), "tiny-bn3")
+    store, other = tmp_path / "store", tmp_path / "other"
+    assert Service(store).run(path)["state"] == "done"
+    shutil.copytree(store, other)
+    pairs = [j for j in Service(store).plan(path).ordered() if j.kind == "pairs"]
+    assert len(pairs) == 4 and all(len(j.spec.pairs) == 3 for j in pairs)
+    monkeypatch.setattr(metrics, "LMC_BATCHED_POINTS", 30)
+    out = execute_group({"store_root": str(other), "device": "cpu", "fuse": "always"}, "pairs",
+                        [dict(j.record(), spec=j.spec) for j in pairs])
+    stored = Store(store).results([j.hash for j in pairs])
+    assert [r["hash"] for r in out] == [j.hash for j in pairs] and all(r["state"] == "done" for r in out)
+    for r in out:
+        want = stored[r["hash"]]
+        # mc_loss left out: on these nearly flat loss curves float rounding moves its argmax point
+        for key in ("mc", "cka", "cka_logits", "endpoint_gap"):
+            assert r["result"][key] == pytest.approx(want[key], abs=1e-5), key
+        assert r["result"]["mc_pairs"] == pytest.approx(want["mc_pairs"], abs=1e-5)
+    assert len({round(r["result"]["mc"], 6) for r in out}) > 1  # jobs not mixed up: cells differ
+    for job in pairs:
+        batched = torch.load(Artifacts(other).path(job.hash, "lmc"))["payload"]  # rewritten outside the store
+        alone = Artifacts(store).load(job.hash, "lmc")
+        assert [c["pair"] for c in batched] == [list(p) for p in job.spec.pairs]
+        for b, a in zip(batched, alone):
+            for key in ("train_loss", "train_error", "test_loss", "test_error"):
+                assert b[key] == pytest.approx(a[key], abs=1e-5), key

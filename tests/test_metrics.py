@@ -444,3 +444,28 @@ def test_channels_last_lmc_and_cka_give_the_same_numbers_on_a_2d_bn_net() -> Non
     cka = cka_outputs(*models, data, samples=100)
     cka_cl = cka_outputs(*models, data, samples=100, channels_last=True)
     assert cka_cl["cka_softmax"] == pytest.approx(cka["cka_softmax"], abs=1e-5)
+
+
+def test_the_pairs_of_a_grid_row_batched_in_one_pass_give_each_pairs_own_curves(data: TensorData) -> None:
+    """lmc_pairs over 3 pairs of 3 BN models, batched in chunks (2 pairs, then 1) == lmc of each pair
+    point by point; cka_pairs == cka_outputs of each pair."""
+    from tprm.science.metrics import cka_pairs, lmc_pairs
+
+    models = [_sgd(_model("conv1d", data, seed=s, **BN_CONV), data, steps=20 + 10 * s, seed=s) for s in range(3)]
+    pairs = [(0, 1), (2, 0), (1, 2)]
+    states = [_state_copy(m) for m in models]
+    rows = lmc_pairs(models, pairs, data, points=4, batched=True, eval_batch_size=100, max_batched=8)
+    for model, state in zip(models, states):
+        _assert_same_state(model, state)
+    assert len(rows) == 3
+    for (a, b), row in zip(pairs, rows):
+        alone = lmc(models[a], models[b], data, points=4, batched=False, eval_batch_size=100)
+        for key in ("train_error", "train_loss", "test_error", "test_loss"):
+            assert row[key] == pytest.approx(alone[key], abs=1e-5), (a, b, key)
+        assert row["mc"] == pytest.approx(alone["mc"], abs=1e-6)
+    assert rows[0]["train_loss"] != pytest.approx(rows[2]["train_loss"], abs=1e-3)  # pairs not mixed up
+    sims = cka_pairs(models, pairs, data, samples=200)
+    assert [s["cka_softmax"] for s in sims] == [cka_outputs(models[a], models[b], data, samples=200)["cka_softmax"]
+                                                for a, b in pairs]
+    with pytest.raises(ValueError, match=r"pairs: \(0, 3\)"):
+        lmc_pairs(models, [(0, 3)], data)

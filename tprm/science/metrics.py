@@ -26,6 +26,8 @@ MC_CURVES = ("error", "loss")
 # Evaluation batch: large enough to amortise per-call overhead, small enough that the activations
 # of a CIFAR ResNet stay in cache-friendly sizes (1000 cost 1.4x in page faults on the CPU).
 EVAL_BATCH_SIZE = 256
+# Batched LMC: interpolation points per vmapped pass (whole pairs: 11 points -> 11 pairs of a grid row)
+LMC_BATCHED_POINTS = 128
 
 HvpFn = Callable[[list[Tensor]], list[Tensor]]
 
@@ -237,70 +239,128 @@ def lmc(
     ``channels_last``: NHWC input batches on the point-by-point path (1.6x faster on the CPU for 2-D
     convolutions, measured; the same curve to float rounding); the batched path ignores it.
     """
+    return lmc_pairs([model_a, model_b], [(0, 1)], data, points, bn_batch_size, test, on, eval_batch_size,
+                     batched, channels_last)[0]
+
+
+def lmc_pairs(
+    models: Sequence[nn.Module],
+    pairs: Sequence[tuple[int, int]],
+    data: Any,
+    points: int = 11,
+    bn_batch_size: int = 64,
+    test: bool = True,
+    on: str = "error",
+    eval_batch_size: int = EVAL_BATCH_SIZE,
+    batched: bool | None = None,
+    channels_last: bool = False,
+    max_batched: int = LMC_BATCHED_POINTS,
+) -> list[dict[str, Any]]:
+    """``lmc(models[a], models[b], ...)`` of every ``(a, b)`` in ``pairs`` (models of one architecture
+    on one data set, e.g. the pairs of a grid row).
+
+    Batched, the points of several pairs form ONE vmapped model (up to ``max_batched`` points per
+    pass, whole pairs): one pass over the training data recomputes the BatchNorm statistics of every
+    point of every pair, one pass per split evaluates them all. Same numbers as pair by pair.
+    """
     _check_positive("points", points)
     if points < 2:
         raise ValueError(f"points: need at least 2 interpolation points, got {points}")
     _check_positive("bn_batch_size", bn_batch_size)
+    _check_positive("max_batched", max_batched)
     if on not in MC_CURVES:
         raise ValueError(f"on: {on!r} is not valid; use one of {', '.join(MC_CURVES)}")
-    scratch = copy.deepcopy(model_a)
-    for parameter in scratch.parameters():
-        parameter.requires_grad_(False)
-    entries = _interpolated_entries(scratch, model_a, model_b)
+    for a, b in pairs:
+        if not (0 <= a < len(models) and 0 <= b < len(models)):
+            raise ValueError(f"pairs: ({a}, {b}) is not a pair of the {len(models)} models")
+    if not pairs:
+        return []
     ts = [i / (points - 1) for i in range(points)]
-    curves: dict[str, list[float]] = {"train_error": [], "train_loss": [], "test_error": [], "test_loss": []}
     if batched is None:
-        batched = _device(model_a).type != "cpu"
+        batched = _device(models[pairs[0][0]]).type != "cpu"
+    per_pass = max(1, max_batched // points) if batched else 1
+    out = []
     with torch.no_grad():
-        if batched:
-            curves.update(_batched_curves(scratch, entries, ts, data, bn_batch_size, test, eval_batch_size))
-        for t in ts if not batched else ():
-            for target, a, b in entries:
-                torch.lerp(a, b, t, out=target)
-            recompute_bn(scratch, data, bn_batch_size, channels_last)
-            splits = SPLITS if test else ("train",)
-            for split in splits:
-                result = evaluate(scratch, data, split, eval_batch_size, channels_last)
-                curves[f"{split}_error"].append(result["error"])
-                curves[f"{split}_loss"].append(result["loss"])
+        for start in range(0, len(pairs), per_pass):
+            chunk = pairs[start:start + per_pass]
+            scratch = copy.deepcopy(models[chunk[0][0]])
+            for parameter in scratch.parameters():
+                parameter.requires_grad_(False)
+            lines = [_interpolated_entries(scratch, models[a], models[b]) for a, b in chunk]
+            if batched:
+                curves = _batched_curves(scratch, [models[a] for a, _ in chunk], lines, ts, data, bn_batch_size,
+                                         test, eval_batch_size)
+            else:
+                curves = [_pointwise_curves(scratch, lines[0], ts, data, bn_batch_size, test, eval_batch_size,
+                                            channels_last)]
+            out += [_lmc_summary(c, ts, on) for c in curves]
+    return out
+
+
+def _pointwise_curves(scratch: nn.Module, entries: list[tuple[Tensor, Tensor, Tensor]], ts: list[float],
+                      data: Any, bn_batch_size: int, test: bool, eval_batch_size: int,
+                      channels_last: bool) -> dict[str, list[float]]:
+    """The LMC curves of one pair, one point after another in the scratch model."""
+    curves: dict[str, list[float]] = {"train_error": [], "train_loss": [], "test_error": [], "test_loss": []}
+    for t in ts:
+        for target, a, b in entries:
+            torch.lerp(a, b, t, out=target)
+        recompute_bn(scratch, data, bn_batch_size, channels_last)
+        for split in SPLITS if test else ("train",):
+            result = evaluate(scratch, data, split, eval_batch_size, channels_last)
+            curves[f"{split}_error"].append(result["error"])
+            curves[f"{split}_loss"].append(result["loss"])
+    return curves
+
+
+def _lmc_summary(curves: dict[str, list[float]], ts: list[float], on: str) -> dict[str, Any]:
+    curves = {"test_error": [], "test_loss": [], **curves}
     mc = mc_from_curve(curves["train_error"])
     mc_loss = mc_from_curve(curves["train_loss"])
     return {
         "t": ts,
-        **curves,
+        **{k: curves[k] for k in ("train_error", "train_loss", "test_error", "test_loss")},
         "mc": mc,
         "mc_loss": mc_loss,
         "on": on,
         "mc_selected": mc if on == "error" else mc_loss,
         "endpoint_gap": abs(curves["train_error"][0] - curves["train_error"][-1]),
-        "points": points,
+        "points": len(ts),
     }
 
 
 def _batched_curves(
     scratch: nn.Module,
-    entries: list[tuple[Tensor, Tensor, Tensor]],
+    starts: list[nn.Module],
+    lines: list[list[tuple[Tensor, Tensor, Tensor]]],
     ts: list[float],
     data: Any,
     bn_batch_size: int,
     test: bool,
     eval_batch_size: int,
-) -> dict[str, list[float]]:
-    """The LMC curves of every point at once: the points' weights stacked as [P, ...] tensors and one
-    ``vmap``-ed ``functional_call`` of the scratch module (same recompute and evaluation rules)."""
+) -> list[dict[str, list[float]]]:
+    """The LMC curves of every point of every pair at once: the weights stacked as [pairs * points, ...]
+    tensors and one ``vmap``-ed ``functional_call`` of the scratch module (same recompute and
+    evaluation rules). Entries off the line (non-float buffers) are each pair's ``starts`` model's."""
     from torch.func import functional_call, vmap
 
-    on_line = {target.data_ptr(): (a, b) for target, a, b in entries}  # state_dict tensors share storage
+    n = len(lines) * len(ts)
     weights = torch.tensor(ts, dtype=torch.float64)
     stacked: dict[str, Tensor] = {}
+    own = [dict(start.state_dict(keep_vars=True)) for start in starts]
     for name, tensor in [*scratch.named_parameters(), *scratch.named_buffers()]:
-        match = on_line.get(tensor.data_ptr()) if tensor.is_floating_point() else None
-        if match is not None:
-            a, b = match
-            w = weights.to(a.device, a.dtype).view((-1,) + (1,) * a.dim())
-            stacked[name] = torch.lerp(a.expand(len(ts), *a.shape), b.expand(len(ts), *b.shape), w).contiguous()
-        else:  # recomputed statistics (reset below) and non-float entries (model_a's)
-            stacked[name] = tensor.detach().expand(len(ts), *tensor.shape).clone()
+        parts = []
+        for entries, state in zip(lines, own):
+            on_line = {target.data_ptr(): (a, b) for target, a, b in entries}  # state tensors share storage
+            match = on_line.get(tensor.data_ptr()) if tensor.is_floating_point() else None
+            if match is not None:
+                a, b = match
+                w = weights.to(a.device, a.dtype).view((-1,) + (1,) * a.dim())
+                parts.append(torch.lerp(a.expand(len(ts), *a.shape), b.expand(len(ts), *b.shape), w))
+            else:  # recomputed statistics (reset below) and non-float entries (the pair's first model's)
+                value = state.get(name, tensor).detach().to(tensor.device)
+                parts.append(value.expand(len(ts), *value.shape))
+        stacked[name] = torch.cat(parts).contiguous()
     layers = batch_norm_layers(scratch)
     prefixes = {id(m): n for n, m in scratch.named_modules()}
     for layer in layers:
@@ -312,6 +372,8 @@ def _batched_curves(
             stacked[f"{dot}num_batches_tracked"].zero_()
     forward = vmap(lambda state, x: functional_call(scratch, state, (x,)), in_dims=(0, None))
     device = _device(scratch)
+    # as many image-model evaluations per pass as one pair's points at eval_batch_size
+    eval_batch = max(1, eval_batch_size * len(ts) // n)
     with _eval_mode(scratch):
         if layers:
             if data.n_train < 2:
@@ -323,20 +385,21 @@ def _batched_curves(
             finally:
                 for layer in layers:
                     layer.training = False
-        curves: dict[str, list[float]] = {}
+        curves: list[dict[str, list[float]]] = [{} for _ in lines]
         for split in SPLITS if test else ("train",):
-            loss = torch.zeros(len(ts), dtype=torch.float64, device=device)
-            wrong = torch.zeros(len(ts), dtype=torch.float64, device=device)
+            loss = torch.zeros(n, dtype=torch.float64, device=device)
+            wrong = torch.zeros(n, dtype=torch.float64, device=device)
             count = 0
-            for x, y in data.plain_batches(split, eval_batch_size):
+            for x, y in data.plain_batches(split, eval_batch):
                 x, y = x.to(device), y.to(device)
-                logits = forward(stacked, x)  # [P, B, C]
-                losses = F.cross_entropy(logits.flatten(0, 1), y.repeat(len(ts)), reduction="none")
-                loss += losses.view(len(ts), -1).double().sum(1)
+                logits = forward(stacked, x)  # [pairs * points, B, C]
+                losses = F.cross_entropy(logits.flatten(0, 1), y.repeat(n), reduction="none")
+                loss += losses.view(n, -1).double().sum(1)
                 wrong += (logits.argmax(-1) != y).double().sum(1)
                 count += int(y.numel())
-            curves[f"{split}_loss"] = (loss / count).tolist()
-            curves[f"{split}_error"] = (wrong / count).tolist()
+            for q, (pair_loss, pair_wrong) in enumerate(zip((loss / count).view(len(lines), -1).tolist(),
+                                                            (wrong / count).view(len(lines), -1).tolist())):
+                curves[q][f"{split}_loss"], curves[q][f"{split}_error"] = pair_loss, pair_wrong
     return curves
 
 
@@ -410,13 +473,18 @@ def model_outputs(
 def cka_outputs(model_a: nn.Module, model_b: nn.Module, data: Any, samples: int = 6400,
                 channels_last: bool = False) -> dict[str, Any]:
     """Linear CKA between two models' softmax outputs and logits on the same training samples."""
-    logits_a = model_outputs(model_a, data, samples, kind="logits", channels_last=channels_last)
-    logits_b = model_outputs(model_b, data, samples, kind="logits", channels_last=channels_last)
-    return {
-        "cka_softmax": linear_cka(torch.softmax(logits_a, dim=1), torch.softmax(logits_b, dim=1)),
-        "cka_logits": linear_cka(logits_a, logits_b),
-        "samples": int(logits_a.shape[0]),
-    }
+    return cka_pairs([model_a, model_b], [(0, 1)], data, samples, channels_last)[0]
+
+
+def cka_pairs(models: Sequence[nn.Module], pairs: Sequence[tuple[int, int]], data: Any, samples: int = 6400,
+              channels_last: bool = False) -> list[dict[str, Any]]:
+    """``cka_outputs(models[a], models[b], ...)`` of every ``(a, b)`` in ``pairs``; each model's outputs
+    are computed once, however many pairs it is in."""
+    logits = {i: model_outputs(models[i], data, samples, kind="logits", channels_last=channels_last)
+              for i in dict.fromkeys(i for pair in pairs for i in pair)}
+    return [{"cka_softmax": linear_cka(torch.softmax(logits[a], dim=1), torch.softmax(logits[b], dim=1)),
+             "cka_logits": linear_cka(logits[a], logits[b]),
+             "samples": int(logits[a].shape[0])} for a, b in pairs]
 
 
 # ----------------------------------------------------------------------------- Hessian

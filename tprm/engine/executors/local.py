@@ -266,25 +266,67 @@ def _mean(xs: list[float]) -> float:
     return float(sum(xs) / len(xs))
 
 
-@_one_by_one
-def _run_pairs(job, spec, data, ctx):
-    from tprm.science.metrics import cka_outputs, lmc
+def _run_pairs(jobs: list[dict], ctx: dict, progress: Callable) -> list[dict]:
+    """LMC and CKA of every pair of every job. Batched (an accelerator, or fuse "always"), the pairs of
+    consecutive jobs with the same settings (a grid row: one model and data set) share each vmapped
+    pass, up to LMC_BATCHED_POINTS points; on the CPU job after job, pair after pair."""
+    from tprm.science.metrics import LMC_BATCHED_POINTS
 
-    models = [_load_trained(h, spec, data, ctx) for h in spec.retrains]
-    curves, sims = [], []
-    for a, b in spec.pairs:
-        curves.append({**lmc(models[a], models[b], data, points=spec.lmc["points"],
-                             bn_batch_size=spec.lmc["bn_batch_size"], test=spec.lmc["test"],
-                             channels_last=spec.channels_last),
-                       "pair": [a, b]})
-        sims.append(cka_outputs(models[a], models[b], data, samples=spec.cka["samples"],
-                                channels_last=spec.channels_last))
-    ctx["artifacts"].save(job["hash"], "lmc", curves)
-    mcs, ckas = [c["mc"] for c in curves], [x["cka_softmax"] for x in sims]
-    return {"mc": _mean(mcs), "mc_pairs": mcs, "mc_loss": _mean([c["mc_loss"] for c in curves]),
+    batched = ctx["fuse"] == "always" or not str(ctx["device"]).startswith("cpu")
+    out: list[dict] = []
+    for chunk in _pair_chunks(jobs, LMC_BATCHED_POINTS if batched else 0):
+        out += _measure_pairs(chunk, ctx, batched)
+        progress(len(out), len(jobs))
+    return out
+
+
+def _pair_chunks(jobs: list[dict], budget: int):
+    """Consecutive jobs with equal measurement settings, whole jobs, at most `budget` points (one job
+    at least)."""
+    def settings(spec):
+        return json.dumps([spec.data, spec.model, spec.lmc, spec.cka, spec.channels_last], sort_keys=True,
+                          default=str)
+
+    chunk: list[dict] = []
+    used = 0
+    for job in jobs:
+        cost = len(job["spec"].pairs) * job["spec"].lmc["points"]
+        if chunk and (used + cost > budget or settings(job["spec"]) != settings(chunk[0]["spec"])):
+            yield chunk
+            chunk, used = [], 0
+        chunk.append(job)
+        used += cost
+    if chunk:
+        yield chunk
+
+
+def _measure_pairs(jobs: list[dict], ctx: dict, batched: bool) -> list[dict]:
+    from tprm.science.metrics import cka_pairs, lmc_pairs
+
+    spec = jobs[0]["spec"]
+    data = _data(spec, ctx["store_root"], ctx["device"])
+    models, pairs, owner = [], [], []
+    for i, job in enumerate(jobs):
+        first = len(models)
+        models += [_load_trained(h, job["spec"], data, ctx) for h in job["spec"].retrains]
+        pairs += [(first + a, first + b) for a, b in job["spec"].pairs]
+        owner += [i] * len(job["spec"].pairs)
+    all_curves = lmc_pairs(models, pairs, data, points=spec.lmc["points"], bn_batch_size=spec.lmc["bn_batch_size"],
+                           test=spec.lmc["test"], batched=batched, channels_last=spec.channels_last)
+    all_sims = cka_pairs(models, pairs, data, samples=spec.cka["samples"], channels_last=spec.channels_last)
+    out = []
+    for i, job in enumerate(jobs):
+        mine = [k for k, o in enumerate(owner) if o == i]
+        curves = [{**all_curves[k], "pair": list(pair)} for k, pair in zip(mine, job["spec"].pairs)]
+        sims = [all_sims[k] for k in mine]
+        ctx["artifacts"].save(job["hash"], "lmc", curves)
+        mcs, ckas = [c["mc"] for c in curves], [x["cka_softmax"] for x in sims]
+        out.append(_result(job, "done", {
+            "mc": _mean(mcs), "mc_pairs": mcs, "mc_loss": _mean([c["mc_loss"] for c in curves]),
             "endpoint_gap": _mean([c["endpoint_gap"] for c in curves]),
             "cka": _mean(ckas), "cka_pairs": ckas,
-            "cka_logits": _mean([x["cka_logits"] for x in sims])}
+            "cka_logits": _mean([x["cka_logits"] for x in sims])}))
+    return out
 
 
 @_one_by_one
