@@ -16,7 +16,7 @@ from collections import defaultdict
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import IO, Callable
 
 from tprm.engine import rundir
 from tprm.engine.artifacts import Artifacts
@@ -131,9 +131,7 @@ class Runner:
                 "eta": {"fraction": eta.fraction, "seconds": eta.seconds, "text": eta.text}}
 
     def _log_job(self, job: Job, res: dict) -> None:
-        path = self.artifacts.log_path(job.hash)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "a") as fh:
+        with self._job_log(job) as fh:
             stamp = time.strftime("%Y-%m-%d %H:%M:%S")
             fh.write(f"{stamp} {job.label}: {res['state']}\n")
             if res.get("result"):
@@ -143,14 +141,27 @@ class Runner:
             if res.get("traceback"):
                 fh.write(res["traceback"] + "\n")
 
+    def _note_job(self, job: Job, text: str) -> None:
+        with self._job_log(job) as fh:
+            fh.write(f"  {text}\n")
+
+    def _job_log(self, job: Job) -> IO[str]:
+        path = self.artifacts.log_path(job.hash)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return open(path, "a")
+
     def _record_group(self, group: list[Job], results: list[dict], owner: dict,
                       summary: RunSummary, progress_dir: Path) -> bool:
-        """Record a finished group in the store, then log it; True when the run should stop claiming.
+        """Log a finished group, record it in the store; True when the run should stop claiming.
 
-        The store first: a runner killed in between leaves no outcome line for a job it did not
-        record (the next run executes it and writes the one line). Progress files go after
-        recording, so the shown progress never drops while the store still says running.
+        The log first: a runner killed in between leaves the outcome line of a job it did not record
+        (the next run executes it again and logs it again: both executions are in the log), never a
+        recorded job without its line. Progress files go after recording, so the shown progress
+        never drops while the store still says running.
         """
+        for job, res in zip(group, results):
+            self._log_job(job, res)
+            self._log_run(f"{res['state']} {job.label}" + (f": {res['error']}" if res.get("error") else ""))
         accepted = self.store.finish_many([
             {"hash": job.hash, "owner": owner, "state": res["state"], "result": res.get("result"),
              "error": res.get("error"), "traceback": res.get("traceback"),
@@ -158,10 +169,7 @@ class Runner:
         stop = False
         for job, res, ok in zip(group, results, accepted):
             if not ok:  # another runner took the job over (a lapsed lease): its outcome counts
-                res = dict(res, state=f"{res['state']} (not recorded: another runner holds the job)")
-            self._log_job(job, res)
-            self._log_run(f"{res['state']} {job.label}" + (f": {res['error']}" if res.get("error") else ""))
-            if not ok:
+                self._note_job(job, "not recorded: another runner holds this job")
                 continue
             if res["state"] == "done":
                 summary.executed += 1
