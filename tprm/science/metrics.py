@@ -344,14 +344,15 @@ def _batched_curves(
     evaluation rules). Entries off the line (non-float buffers) are each pair's ``starts`` model's."""
     from torch.func import functional_call, vmap
 
-    n = len(lines) * len(ts)
+    total = len(lines) * len(ts)
     weights = torch.tensor(ts, dtype=torch.float64)
     stacked: dict[str, Tensor] = {}
     own = [dict(start.state_dict(keep_vars=True)) for start in starts]
+    on_lines = [{target.data_ptr(): (a, b) for target, a, b in entries}  # state tensors share storage
+                for entries in lines]
     for name, tensor in [*scratch.named_parameters(), *scratch.named_buffers()]:
         parts = []
-        for entries, state in zip(lines, own):
-            on_line = {target.data_ptr(): (a, b) for target, a, b in entries}  # state tensors share storage
+        for on_line, state in zip(on_lines, own):
             match = on_line.get(tensor.data_ptr()) if tensor.is_floating_point() else None
             if match is not None:
                 a, b = match
@@ -373,7 +374,7 @@ def _batched_curves(
     forward = vmap(lambda state, x: functional_call(scratch, state, (x,)), in_dims=(0, None))
     device = _device(scratch)
     # as many image-model evaluations per pass as one pair's points at eval_batch_size
-    eval_batch = max(1, eval_batch_size * len(ts) // n)
+    eval_batch = max(1, eval_batch_size * len(ts) // total)
     with _eval_mode(scratch):
         if layers:
             if data.n_train < 2:
@@ -387,14 +388,14 @@ def _batched_curves(
                     layer.training = False
         curves: list[dict[str, list[float]]] = [{} for _ in lines]
         for split in SPLITS if test else ("train",):
-            loss = torch.zeros(n, dtype=torch.float64, device=device)
-            wrong = torch.zeros(n, dtype=torch.float64, device=device)
+            loss = torch.zeros(total, dtype=torch.float64, device=device)
+            wrong = torch.zeros(total, dtype=torch.float64, device=device)
             count = 0
             for x, y in data.plain_batches(split, eval_batch):
                 x, y = x.to(device), y.to(device)
                 logits = forward(stacked, x)  # [pairs * points, B, C]
-                losses = F.cross_entropy(logits.flatten(0, 1), y.repeat(n), reduction="none")
-                loss += losses.view(n, -1).double().sum(1)
+                losses = F.cross_entropy(logits.flatten(0, 1), y.repeat(total), reduction="none")
+                loss += losses.view(total, -1).double().sum(1)
                 wrong += (logits.argmax(-1) != y).double().sum(1)
                 count += int(y.numel())
             for q, (pair_loss, pair_wrong) in enumerate(zip((loss / count).view(len(lines), -1).tolist(),
