@@ -26,7 +26,7 @@ from __future__ import annotations
 import argparse
 import copy
 import os
-import pickle
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -41,28 +41,8 @@ from tprm.science.models import build_model, seeded
 from tprm.science.prune import magnitude_masks, prunable_parameters
 from tprm.science.train import Schedule, fusion_pays, train
 
-MEAN, STD = (0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)
-
-
-def write_fake_cifar10(root: Path, n_train: int, n_test: int) -> None:
-    """CIFAR-10 python-pickle batches of random images (the layout torchvision reads)."""
-    rng = np.random.default_rng(0)
-    folder = root / "cifar-10-batches-py"
-    folder.mkdir(parents=True, exist_ok=True)
-
-    def dump(name: str, n: int, label: str) -> None:
-        data = rng.integers(0, 256, size=(n, 3 * 32 * 32), dtype=np.uint8)
-        labels = [int(v) for v in rng.integers(0, 10, size=n)]
-        with open(folder / name, "wb") as f:
-            pickle.dump({"batch_label": label, "labels": labels, "data": data,
-                         "filenames": [f"{i}.png" for i in range(n)]}, f, protocol=2)
-
-    for i, part in enumerate(np.array_split(np.arange(n_train), 5), start=1):
-        dump(f"data_batch_{i}", len(part), f"training batch {i} of 5")
-    dump("test_batch", n_test, "testing batch 1 of 1")
-    with open(folder / "batches.meta", "wb") as f:
-        pickle.dump({"label_names": [f"c{i}" for i in range(10)], "num_cases_per_batch": n_train // 5,
-                     "num_vis": 3072}, f, protocol=2)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from fakedata import write_fake_cifar10  # noqa: E402 -- the tests' CIFAR-10-format writer
 
 
 def sync(device: str) -> None:
@@ -86,7 +66,7 @@ def preresnet(seed: int, device: str):
 # --- the authors'-style baseline -----------------------------------------------------------------------
 
 
-def loaders(root: Path, batch: int, workers: int, augment: bool):
+def loaders(root: Path, data: TensorData, batch: int, workers: int, augment: bool):
     from torchvision import datasets, transforms
 
     class FakeOk(datasets.CIFAR10):  # fake data has no official checksums
@@ -97,7 +77,7 @@ def loaders(root: Path, batch: int, workers: int, augment: bool):
             self.classes = [f"c{i}" for i in range(10)]
             self.class_to_idx = {c: i for i, c in enumerate(self.classes)}
 
-    plain = [transforms.ToTensor(), transforms.Normalize(MEAN, STD)]
+    plain = [transforms.ToTensor(), transforms.Normalize(data.mean, data.std)]  # tprm's (the paper's) statistics
     aug = [transforms.RandomCrop(32, padding=4), transforms.RandomHorizontalFlip()] if augment else []
     train_set = FakeOk(str(root), train=True, transform=transforms.Compose(aug + plain))
     test_set = FakeOk(str(root), train=False, transform=transforms.Compose(plain))
@@ -277,7 +257,7 @@ def main() -> None:
         # 1. one dense epoch
         dense_epoch = {}
         for batch in ([] if args.skip_dense else [64, 128]):
-            tl, te = loaders(root, batch, workers, augment=True)
+            tl, te = loaders(root, data, batch, workers, augment=True)
             base_model, ours = preresnet(0, device), preresnet(0, device)
             baseline_epoch(base_model, tl, te, device, steps=3)  # warm-up (workers, kernels)
             t_base, _ = timed(lambda: baseline_epoch(base_model, tl, te, device), device)
@@ -292,7 +272,7 @@ def main() -> None:
         steps = max(1, round(per_epoch * args.epoch_fraction))
         scale = per_epoch / steps
         s = Schedule(lr=0.1, batch_size=rbatch, iterations=steps)
-        tl, te = loaders(root, rbatch, workers, augment=True)
+        tl, te = loaders(root, data, rbatch, workers, augment=True)
         base_model, base_mask = masked_models(1, device)
         baseline_epoch(base_model[0], tl, te, device, base_mask[0], steps=3)
         t_base_retrain, _ = timed(lambda: baseline_epoch(base_model[0], tl, te, device, base_mask[0],
@@ -333,8 +313,8 @@ def main() -> None:
         a, b = preresnet(0, device), preresnet(1, device)
         for model, seed in ((a, 0), (b, 1)):  # a little training so the curve is not flat noise
             train([model], data, [Schedule(lr=0.05, batch_size=64, iterations=20)], [seed])
-        bn_loader = loaders(root, 64, workers, augment=False)[0]
-        eval_train, eval_test = loaders(root, 256, workers, augment=False)
+        bn_loader = loaders(root, data, 64, workers, augment=False)[0]
+        eval_train, eval_test = loaders(root, data, 256, workers, augment=False)
         t_base, base_curve = timed(lambda: baseline_lmc_cka(a, b, bn_loader, eval_train, eval_test, device),
                                    device)
 

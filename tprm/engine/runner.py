@@ -23,7 +23,7 @@ from tprm.engine.artifacts import Artifacts
 from tprm.engine.eta import estimate, job_work
 from tprm.engine.executors.local import LocalExecutor, LocalPool, execute_group
 from tprm.engine.grouping import GroupSizer
-from tprm.engine.plan import DenseSpec, Job, Plan, RetrainSpec, skipped_jobs
+from tprm.engine.plan import DenseSpec, Job, PairsSpec, Plan, RetrainSpec, skipped_jobs
 from tprm.engine.store import Store
 
 LEASE_S = 60.0
@@ -47,8 +47,10 @@ class RunSummary:
 def group_key(job: Job) -> str:
     """Jobs with equal keys can run as one fused computation."""
     spec = job.spec
-    shared: list = [spec.model, spec.data, spec.precision]
-    if isinstance(spec, DenseSpec):
+    shared: list = [spec.model, spec.data, spec.precision, spec.channels_last]
+    if isinstance(spec, PairsSpec):
+        shared += [spec.lmc, spec.cka]
+    elif isinstance(spec, DenseSpec):
         sched = {k: v for k, v in spec.schedule.items() if k not in ("lr", "weight_decay", "sam_rho")}
         shared += [sched, spec.checkpoints, spec.init]
     elif isinstance(spec, RetrainSpec):
@@ -89,13 +91,10 @@ class Runner:
                 continue
             if all(states.get(d, {}).get("state") == "done" for d in job.deps):
                 groups[group_key(job)].append(job)
-        out = []
-        for key, members in groups.items():
-            if self.sizer is None:
-                out += [members[i:i + self.max_fused] for i in range(0, len(members), self.max_fused)]
-            else:  # sized per device: unfused groups split, GPU groups by memory (engine/grouping.py)
-                out += self.sizer.split(members[0].kind, key, members, [j.spec for j in members])
-        return out
+        assert self.sizer is not None  # run() sets it before the first scan
+        # sized per device: unfused groups split, GPU groups by memory (engine/grouping.py)
+        return [group for key, members in groups.items()
+                for group in self.sizer.split(members[0].kind, key, members, [j.spec for j in members])]
 
     def _heartbeat(self, owner: dict, cancel_path: Path) -> None:
         while not self._stop.wait(min(5.0, LEASE_S / 4)):

@@ -180,8 +180,8 @@ def mc_from_curve(values: Sequence[float] | Tensor) -> float:
 
 def _interpolated_entries(
     scratch: nn.Module, model_a: nn.Module, model_b: nn.Module
-) -> list[tuple[Tensor, Tensor, Tensor]]:
-    """(scratch, a, b) tensors for every state entry on the line; checks that the models match.
+) -> dict[str, tuple[Tensor, Tensor, Tensor]]:
+    """{state key: (scratch, a, b) tensors} for every entry on the line; checks that the models match.
 
     On the line: every floating-point parameter and every floating-point buffer that is not a
     BatchNorm running statistic (those are recomputed). Non-floating entries such as
@@ -199,14 +199,14 @@ def _interpolated_entries(
             prefix = f"{name}." if name else ""
             recomputed |= {f"{prefix}running_mean", f"{prefix}running_var"}
     state_s = scratch.state_dict()
-    entries = []
+    entries = {}
     for key, a in state_a.items():
         b = state_b[key]
         if a.shape != b.shape or a.dtype != b.dtype:
             raise ValueError(f"model_b: entry {key!r} has shape {tuple(b.shape)} {b.dtype}, model_a has "
                              f"{tuple(a.shape)} {a.dtype}; use two models of the same architecture")
         if a.is_floating_point() and key not in recomputed:
-            entries.append((state_s[key], a, b.to(a.device)))
+            entries[key] = (state_s[key], a, b.to(a.device))
     return entries
 
 
@@ -297,13 +297,13 @@ def lmc_pairs(
     return out
 
 
-def _pointwise_curves(scratch: nn.Module, entries: list[tuple[Tensor, Tensor, Tensor]], ts: list[float],
+def _pointwise_curves(scratch: nn.Module, entries: dict[str, tuple[Tensor, Tensor, Tensor]], ts: list[float],
                       data: Any, bn_batch_size: int, test: bool, eval_batch_size: int,
                       channels_last: bool) -> dict[str, list[float]]:
     """The LMC curves of one pair, one point after another in the scratch model."""
-    curves: dict[str, list[float]] = {"train_error": [], "train_loss": [], "test_error": [], "test_loss": []}
+    curves = _empty_curves()
     for t in ts:
-        for target, a, b in entries:
+        for target, a, b in entries.values():
             torch.lerp(a, b, t, out=target)
         recompute_bn(scratch, data, bn_batch_size, channels_last)
         for split in SPLITS if test else ("train",):
@@ -313,13 +313,16 @@ def _pointwise_curves(scratch: nn.Module, entries: list[tuple[Tensor, Tensor, Te
     return curves
 
 
+def _empty_curves() -> dict[str, list[float]]:
+    return {"train_error": [], "train_loss": [], "test_error": [], "test_loss": []}
+
+
 def _lmc_summary(curves: dict[str, list[float]], ts: list[float], on: str) -> dict[str, Any]:
-    curves = {"test_error": [], "test_loss": [], **curves}
     mc = mc_from_curve(curves["train_error"])
     mc_loss = mc_from_curve(curves["train_loss"])
     return {
         "t": ts,
-        **{k: curves[k] for k in ("train_error", "train_loss", "test_error", "test_loss")},
+        **curves,
         "mc": mc,
         "mc_loss": mc_loss,
         "on": on,
@@ -332,7 +335,7 @@ def _lmc_summary(curves: dict[str, list[float]], ts: list[float], on: str) -> di
 def _batched_curves(
     scratch: nn.Module,
     starts: list[nn.Module],
-    lines: list[list[tuple[Tensor, Tensor, Tensor]]],
+    lines: list[dict[str, tuple[Tensor, Tensor, Tensor]]],
     ts: list[float],
     data: Any,
     bn_batch_size: int,
@@ -348,14 +351,11 @@ def _batched_curves(
     weights = torch.tensor(ts, dtype=torch.float64)
     stacked: dict[str, Tensor] = {}
     own = [dict(start.state_dict(keep_vars=True)) for start in starts]
-    on_lines = [{target.data_ptr(): (a, b) for target, a, b in entries}  # state tensors share storage
-                for entries in lines]
     for name, tensor in [*scratch.named_parameters(), *scratch.named_buffers()]:
         parts = []
-        for on_line, state in zip(on_lines, own):
-            match = on_line.get(tensor.data_ptr()) if tensor.is_floating_point() else None
-            if match is not None:
-                a, b = match
+        for entries, state in zip(lines, own):
+            if name in entries:
+                _, a, b = entries[name]
                 w = weights.to(a.device, a.dtype).view((-1,) + (1,) * a.dim())
                 parts.append(torch.lerp(a.expand(len(ts), *a.shape), b.expand(len(ts), *b.shape), w))
             else:  # recomputed statistics (reset below) and non-float entries (the pair's first model's)
@@ -386,7 +386,7 @@ def _batched_curves(
             finally:
                 for layer in layers:
                     layer.training = False
-        curves: list[dict[str, list[float]]] = [{} for _ in lines]
+        curves = [_empty_curves() for _ in lines]
         for split in SPLITS if test else ("train",):
             loss = torch.zeros(total, dtype=torch.float64, device=device)
             wrong = torch.zeros(total, dtype=torch.float64, device=device)

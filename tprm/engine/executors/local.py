@@ -273,25 +273,22 @@ def _run_pairs(jobs: list[dict], ctx: dict, progress: Callable) -> list[dict]:
     from tprm.science.metrics import LMC_BATCHED_POINTS
 
     batched = ctx["fuse"] == "always" or not str(ctx["device"]).startswith("cpu")
+    budget = LMC_BATCHED_POINTS if batched else 0
     out: list[dict] = []
-    for chunk in _pair_chunks(jobs, LMC_BATCHED_POINTS if batched else 0):
-        out += _measure_pairs(chunk, ctx, batched)
+    for chunk in _pair_chunks(jobs, budget):
+        out += _measure_pairs(chunk, ctx, batched, budget)
         progress(len(out), len(jobs))
     return out
 
 
 def _pair_chunks(jobs: list[dict], budget: int):
-    """Consecutive jobs with equal measurement settings, whole jobs, at most `budget` points (one job
-    at least)."""
-    def settings(spec):
-        return json.dumps([spec.data, spec.model, spec.lmc, spec.cka, spec.channels_last], sort_keys=True,
-                          default=str)
-
+    """Consecutive jobs (one group: the same model, data and measurement settings), whole jobs, at
+    most `budget` points (one job at least)."""
     chunk: list[dict] = []
     used = 0
     for job in jobs:
         cost = len(job["spec"].pairs) * job["spec"].lmc["points"]
-        if chunk and (used + cost > budget or settings(job["spec"]) != settings(chunk[0]["spec"])):
+        if chunk and used + cost > budget:
             yield chunk
             chunk, used = [], 0
         chunk.append(job)
@@ -300,25 +297,26 @@ def _pair_chunks(jobs: list[dict], budget: int):
         yield chunk
 
 
-def _measure_pairs(jobs: list[dict], ctx: dict, batched: bool) -> list[dict]:
+def _measure_pairs(jobs: list[dict], ctx: dict, batched: bool, budget: int) -> list[dict]:
     from tprm.science.metrics import cka_pairs, lmc_pairs
 
     spec = jobs[0]["spec"]
     data = _data(spec, ctx["store_root"], ctx["device"])
-    models, pairs, owner = [], [], []
-    for i, job in enumerate(jobs):
+    models, pairs, firsts = [], [], []  # firsts: each job's first index into pairs
+    for job in jobs:
         first = len(models)
+        firsts.append(len(pairs))
         models += [_load_trained(h, job["spec"], data, ctx) for h in job["spec"].retrains]
         pairs += [(first + a, first + b) for a, b in job["spec"].pairs]
-        owner += [i] * len(job["spec"].pairs)
     all_curves = lmc_pairs(models, pairs, data, points=spec.lmc["points"], bn_batch_size=spec.lmc["bn_batch_size"],
-                           test=spec.lmc["test"], batched=batched, channels_last=spec.channels_last)
+                           test=spec.lmc["test"], batched=batched, channels_last=spec.channels_last,
+                           max_batched=max(budget, 1))
     all_sims = cka_pairs(models, pairs, data, samples=spec.cka["samples"], channels_last=spec.channels_last)
     out = []
-    for i, job in enumerate(jobs):
-        mine = [k for k, o in enumerate(owner) if o == i]
-        curves = [{**all_curves[k], "pair": list(pair)} for k, pair in zip(mine, job["spec"].pairs)]
-        sims = [all_sims[k] for k in mine]
+    for job, first in zip(jobs, firsts):
+        mine = slice(first, first + len(job["spec"].pairs))
+        curves = [{**c, "pair": list(pair)} for c, pair in zip(all_curves[mine], job["spec"].pairs)]
+        sims = all_sims[mine]
         ctx["artifacts"].save(job["hash"], "lmc", curves)
         mcs, ckas = [c["mc"] for c in curves], [x["cka_softmax"] for x in sims]
         out.append(_result(job, "done", {
