@@ -190,42 +190,35 @@ class _BatchStream:
         return data.train_batch(idx, self.augment)
 
 
-# --- flat state: all of a model's tensors as views into one [K, N] tensor per dtype -------------------
+# --- flat state: all of a model's tensors as views into one [K, N] tensor ----------------------------
 
 
 class _Flat:
-    """Tensors of K models as column views of one contiguous [K, N] tensor per dtype.
+    """Tensors of K models (one floating dtype) as column views of one contiguous [K, N] tensor.
 
     Why: the optimiser update, the masking and the divergence guard become a handful of whole-tensor
     ops over every parameter of every model (a lean step), instead of a few ops per parameter.
     """
 
     def __init__(self, tensors: dict[str, Tensor]) -> None:
+        if len({t.dtype for t in tensors.values()}) != 1:
+            raise ValueError("train: all parameters of a model must have one floating dtype")
         self.names = list(tensors)
-        self.k = next(iter(tensors.values())).shape[0] if tensors else 0
-        self.flats: list[Tensor] = []
-        self.views: dict[str, Tensor] = {}
-        for dtype in dict.fromkeys(t.dtype for t in tensors.values()):
-            group = [n for n in self.names if tensors[n].dtype == dtype]
-            flat = torch.cat([tensors[n].detach().reshape(self.k, -1) for n in group], 1)
-            offset = 0
-            for n in group:
-                size = tensors[n][0].numel()
-                self.views[n] = flat[:, offset : offset + size].view(tensors[n].shape)
-                offset += size
-            self.flats.append(flat)
-        self.views = {n: self.views[n] for n in self.names}
+        self.shapes = {n: t.shape for n, t in tensors.items()}
+        self.k = next(iter(tensors.values())).shape[0]
+        self.flat = torch.cat([t.detach().reshape(self.k, -1) for t in tensors.values()], 1)
+        self.views = self.layout(self.flat)
 
     def gather(self, tensors: dict[str, Tensor]) -> Tensor:
-        """Tensors named like the (single-dtype) views, as one [K, N] tensor in the same layout."""
+        """Tensors named like the views, as one [K, N] tensor in the same layout."""
         return torch.cat([tensors[n].reshape(self.k, -1) for n in self.names], 1)
 
     def layout(self, flat: Tensor) -> dict[str, Tensor]:
         """Views of a [K, N] tensor in this layout (e.g. perturbed weights)."""
         out, offset = {}, 0
         for n in self.names:
-            size = self.views[n][0].numel()
-            out[n] = flat[:, offset : offset + size].view(self.views[n].shape)
+            size = self.shapes[n][1:].numel()
+            out[n] = flat[:, offset : offset + size].view(self.shapes[n])
             offset += size
         return out
 
@@ -332,9 +325,7 @@ class _Slots:
     ) -> None:
         self.compute = compute
         self.flat = _Flat(params)
-        if len(self.flat.flats) != 1:
-            raise ValueError("train: all parameters of a model must have one floating dtype")
-        self.w = self.flat.flats[0]
+        self.w = self.flat.flat
         self.params = self.flat.views
         # [K, ...] each, contiguous: BatchNorm's in-place running-statistics update under vmap needs it
         self.buffers = buffers
@@ -358,7 +349,10 @@ class _Slots:
         # only after a step that froze a model. Elsewhere: masked_fill_ and where, no host read.
         self.host = self.device.type == "cpu"
         self.keep_f = self.keep.to(self.dtype) if self.host and self.masked else None
-        self.saved_buffers = [b.clone() for b in buffers.values()] if self.host else []
+        # buffers before the step (a diverged model keeps them) and, with SAM, after its first pass
+        # (the perturbed pass leaves the BatchNorm running statistics unchanged)
+        self.saved_buffers = [b.clone() for b in buffers.values()]
+        self.sam_buffers = [b.clone() for b in buffers.values()] if self.sam else []
 
     def _mask(self, t: Tensor) -> Tensor:
         """``t`` ([K, N]) with masked positions set to exactly +0.0, in place.
@@ -378,9 +372,9 @@ class _Slots:
     def _vector(self, values: Sequence[float]) -> Tensor:
         return torch.tensor(values, dtype=self.dtype, device=self.device)
 
-    def _grads(self, params: dict[str, Tensor], x: Tensor, y: Tensor, frozen_bn: bool) -> tuple[Tensor, Tensor, Tensor]:
-        """Unmasked flat gradients [K, N] at ``params`` (train mode), loss [K] and error [K] of the batch;
-        with ``frozen_bn`` the pass leaves the BatchNorm running statistics unchanged."""
+    def _grads(self, params: dict[str, Tensor], x: Tensor, y: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Unmasked flat gradients [K, N] at ``params`` (train mode), loss [K] and error [K] of the batch
+        (the pass updates the BatchNorm running statistics in place, as training does)."""
         raise NotImplementedError
 
     def _perturbed(self, e: Tensor) -> dict[str, Tensor]:
@@ -393,12 +387,9 @@ class _Slots:
     def step(self, x: Tensor, y: Tensor, lr: Tensor) -> tuple[Tensor, Tensor]:
         """One SGD (or SAM) step of all K models on x [K, B, ...], y [K, B]; returns loss, error [K]."""
         buffers = list(self.buffers.values())
-        if self.host and buffers:
+        if buffers:
             torch._foreach_copy_(self.saved_buffers, buffers)
-            saved = self.saved_buffers
-        else:
-            saved = torch._foreach_mul(buffers, 1) if buffers else []
-        g, loss, wrong = self._grads(self.params, x, y, frozen_bn=False)
+        g, loss, wrong = self._grads(self.params, x, y)
         if self.masked:
             self._mask(g)
         finite = torch.isfinite(loss)
@@ -407,8 +398,12 @@ class _Slots:
             e = g * _sam_scale(self.flat.layout(g), self.rho).unsqueeze(1)
             if self.masked:
                 self._mask(e)
-            g, loss2, _ = self._grads(self._perturbed(e), x, y, frozen_bn=True)
+            if buffers:
+                torch._foreach_copy_(self.sam_buffers, buffers)
+            g, loss2, _ = self._grads(self._perturbed(e), x, y)
             self._after_sam()
+            if buffers:
+                torch._foreach_copy_(buffers, self.sam_buffers)
             if self.masked:
                 self._mask(g)
             finite &= torch.isfinite(loss2)
@@ -424,7 +419,7 @@ class _Slots:
         if self.masked:
             self._mask(self.w)
         if not self.host or not bool(self.alive.all()):
-            for b, before in zip(buffers, saved):
+            for b, before in zip(buffers, self.saved_buffers):
                 b.copy_(torch.where(_per_model(self.alive, b), b, before))
         return loss, wrong
 
@@ -521,11 +516,10 @@ class _FusedSlots(_Slots):
         self._grad_fn = compute.compiled(vmap(grad(loss_fn, has_aux=True)), self.device)
         self._forward = vmap(lambda p, b, x: functional_call(base, (p, b), (x,)), in_dims=(0, 0, None))
 
-    def _grads(self, params, x, y, frozen_bn):
+    def _grads(self, params, x, y):
         self.base.train()
-        buffers = {n: b.clone() for n, b in self.buffers.items()} if frozen_bn else self.buffers
         with self.compute.context(self.device):
-            grads, (loss, wrong) = self._grad_fn(params, buffers, x, y)
+            grads, (loss, wrong) = self._grad_fn(params, self.buffers, x, y)
         # (cloned: outputs of a CUDA-graph replay are overwritten by the next replay, e.g. SAM's pass)
         return self.flat.gather(grads), loss.detach().clone(), wrong.detach().clone()
 
@@ -562,18 +556,18 @@ class _FusedSlots(_Slots):
 class _ModuleSlot(_Slots):
     """One model trained through its own module (any architecture): K = 1.
 
-    The module's parameters and buffers are re-pointed into the flat state for the run (so the update
-    is the same few ops as for K models) and get tensors of their own again in ``release``.
+    The module's parameters are re-pointed into the flat state for the run (so the update is the same
+    few ops as for K models) and get tensors of their own again in ``release``; its buffers are shared
+    as [1, ...] views.
     """
 
     def __init__(self, model: nn.Module, masks: Masks, schedule: Schedule, compute: _Compute = _Compute()) -> None:
         self.model = model
         named = dict(model.named_parameters())
         self.plist = list(named.values())
-        self.named_buffers = dict(model.named_buffers())
         super().__init__(
             {n: p.detach().unsqueeze(0) for n, p in named.items()},
-            {n: b.detach().unsqueeze(0) for n, b in self.named_buffers.items()},
+            {n: b.detach().unsqueeze(0) for n, b in model.named_buffers()},
             {n: m.unsqueeze(0) for n, m in masks.items()},
             [schedule],
             compute,
@@ -581,11 +575,10 @@ class _ModuleSlot(_Slots):
         for n, p in named.items():
             p.data = self.params[n][0]
         self._saved_w: Tensor | None = None
-        self._saved_buffers: list[Tensor] = []
         self._call = compute.compiled(model, self.device)
         self._hooks = _float_batchnorm(model, compute)
 
-    def _grads(self, params, x, y, frozen_bn):
+    def _grads(self, params, x, y):
         self.model.train()
         with self.compute.context(self.device):
             logits = self._call(self.compute.layout(x[0]))
@@ -593,15 +586,13 @@ class _ModuleSlot(_Slots):
             logits = logits.float()
         loss, wrong = _loss_and_error(logits, y[0])
         grads = torch.autograd.grad(loss, self.plist, allow_unused=True)
-        flat = torch.cat([(torch.zeros_like(p) if g is None else g).reshape(1, -1)
-                          for p, g in zip(self.plist, grads)], 1)
+        flat = self.flat.gather({n: torch.zeros_like(p) if g is None else g
+                                 for n, p, g in zip(self.flat.names, self.plist, grads)})
         return flat, loss.detach().view(1), wrong.detach().view(1)
 
     def _perturbed(self, e):
-        # The module computes with its own weights: perturb them in place, remember what to restore
-        # (weights exactly, BatchNorm running statistics frozen for the perturbed pass).
+        # The module computes with its own weights: perturb them in place, remember them exactly.
         self._saved_w = self.w.clone()
-        self._saved_buffers = [b.clone() for b in self.buffers.values()]
         with torch.no_grad():
             self.w.add_(e)
         return self.params
@@ -609,9 +600,7 @@ class _ModuleSlot(_Slots):
     def _after_sam(self):
         with torch.no_grad():
             self.w.copy_(self._saved_w)
-            for b, saved in zip(self.buffers.values(), self._saved_buffers):
-                b.copy_(saved)
-        self._saved_w, self._saved_buffers = None, []
+        self._saved_w = None
 
     def _eval_logits(self, x):
         was_training = self.model.training
