@@ -942,21 +942,21 @@ class Service:
             grids, regimes, folder, recipe.name, len(recipe.dense_seeds), METRIC_TITLES)
         comparison = None
         if compare is not None:
-            comparison = self._report_comparison(recipe, compare, other, metric, folder)
-            files += comparison.pop("files")
+            comparison_files, comparison = self._report_comparison(recipe, compare, other, metric, folder)
+            files += comparison_files
         ctx = self._report_context(recipe, cells, grids, regimes, regime_error, figs, regime_fig,
                                    threshold_lines, comparison)
         report_path = self._write_report(folder, fmt, report_markdown(ctx), recipe.name)
         files.append(report_path)
         return {"dir": str(folder), "report": str(report_path), "files": [str(f) for f in files]}
 
-    def _report_comparison(self, recipe, compare, other, metric: str, folder: Path) -> dict:
-        """The report's comparison section (with its figure "files", which the caller takes)."""
+    def _report_comparison(self, recipe, compare, other, metric: str, folder: Path) -> tuple[list, dict]:
+        """The report's comparison figure files and its comparison section."""
         from tprm.analysis.figures import comparison_figures
 
         c = self.compare(recipe, compare, metric, other=other, width=100)
         files, figs = comparison_figures(c, folder, metric)
-        return {"other": c["b"], "text": c["text"], "figures": figs, "files": files}
+        return files, {"other": c["b"], "text": c["text"], "figures": figs}
 
     def _write_report(self, folder: Path, fmt: str, text: str, name: str) -> Path:
         """report.md, or report.html with the figures inlined."""

@@ -17,6 +17,9 @@ from tprm.analysis.phase import (aggregate, build_grid, cell_state, finite_numbe
                                  group_cells, same_value)
 from tprm.analysis.regimes import (RegimeSettings, classify_records, describe_thresholds, direction,
                                    recommendation_text, regime_grid)
+from tprm.engine.recipe import CasesSection
+
+_CASES = CasesSection()  # the recipe schema holds every case-study default (docs/recipes.md)
 
 MOVES = ("raise", "lower", "keep")
 
@@ -504,8 +507,8 @@ def record_trainings(records: Sequence[dict]) -> int:
     return total
 
 
-def regime_doubts(records: Sequence[dict], settings: RegimeSettings | None = None, near_mc: float = 0.02,
-                  near_cka: float = 0.01) -> list[str]:
+def regime_doubts(records: Sequence[dict], settings: RegimeSettings | None = None,
+                  near_mc: float = _CASES.near_mc, near_cka: float = _CASES.near_cka) -> list[str]:
     """Why a cell's regime is a coin flip; empty when it is not.
 
     In doubt when the (dense-seed mean) mc lies within ``near_mc`` of the mc threshold, when a
@@ -536,9 +539,10 @@ def _check_margins(near_mc: float, near_cka: float) -> None:
 
 
 def sam_walk(measure: Callable[..., dict | Sequence[dict]], start_rho: float,
-             ladder: Sequence[float] | None = None, rho_min: float = 0.01, rho_max: float = 2.0,
-             max_steps: int = 6, settings: RegimeSettings | None = None, *, near_mc: float = 0.02,
-             near_cka: float = 0.01, extra_seeds: int = 1) -> SamWalk:
+             ladder: Sequence[float] | None = None, rho_min: float = _CASES.sam_rho_min,
+             rho_max: float = _CASES.sam_rho_max, max_steps: int = _CASES.sam_max_steps,
+             settings: RegimeSettings | None = None, *, near_mc: float = _CASES.near_mc,
+             near_cka: float = _CASES.near_cka, extra_seeds: int = _CASES.extra_dense_seeds) -> SamWalk:
     """Walk rho by the regime rule: up in Regime I, down in II-A (and after divergence).
 
     Moves one rung of ``ladder`` (sorted values) or, without a ladder, x2 / /2 clamped to

@@ -370,14 +370,19 @@ def _pct(value: Any) -> str:
     return f"{value:.0%}" if isinstance(value, (int, float)) else "-"
 
 
+def _keep_not_beaten(comparisons: Mapping[str, Any] | None) -> bool:
+    """True when the rule's comparison with "always keep" is there and not a win."""
+    keep = (comparisons or {}).get("always keep")
+    return bool(keep) and keep.get("verdict") != "better"
+
+
 def decision_headline(report: Mapping[str, Any]) -> str:
     """The answer of a case-study report in one line (its evidence is in the report's text)."""
     kind = report.get("kind")
     if kind == "direction":
         flag = ", uncertain" if report.get("uncertain") else ""
         text = f"Decision: {report.get('recommendation')} (regime {report.get('regime')}{flag})"
-        keep = ((report.get("track_record") or {}).get("comparisons") or {}).get("always keep")
-        if keep and keep.get("verdict") != "better":
+        if _keep_not_beaten((report.get("track_record") or {}).get("comparisons")):
             text += "; on this recipe's grid the rule is NOT shown better than keeping the setting"
         return text
     if kind == "direction-evaluation":
@@ -388,8 +393,7 @@ def decision_headline(report: Mapping[str, Any]) -> str:
         text = (f"Regime rule right in {_pct(rule.get('accuracy'))} of {rule.get('n', 0)} cells "
                 f"[{_pct(rule.get('ci_low'))}, {_pct(rule.get('ci_high'))}]")
         text += f"; best baseline {top[0]}: {_pct(top[1]['accuracy'])}" if top else ""
-        keep = (report.get("comparisons") or {}).get("always keep")
-        if keep and keep.get("verdict") != "better":
+        if _keep_not_beaten(report.get("comparisons")):
             text += " -- NOT shown better than keeping the setting here (see the verdict below)"
         return text
     if kind == "select":
