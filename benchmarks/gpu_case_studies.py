@@ -38,21 +38,20 @@ TINY = {  # the shipped-recipe test's shrink: 2 temperatures, 2 densities, 1-epo
 }
 
 
-def tprm(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    proc = subprocess.run([sys.executable, "-m", "tprm", *args], capture_output=True, text=True, env=env)
-    if check and proc.returncode != 0:
-        raise SystemExit(f"error: tprm {' '.join(args)} exited {proc.returncode}:\n{proc.stderr[-3000:]}")
-    return proc
+ENV = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+
+
+def maps(svc, path: Path, metrics: tuple[str, ...]) -> str:
+    """The plain-text maps `tprm plot --no-table` prints when piped (in this process: no new torch start-up)."""
+    return "\n".join(svc.plot(str(path), m, width=80, height=20, table=False, color=False).rstrip() for m in metrics)
 
 
 def run_with_budget(args: list[str], budget_s: float) -> tuple[int | str, str]:
     """`tprm ARGS` stopped gracefully (SIGINT: the runner cancels, finished jobs stay in the store)
     once ``budget_s`` has passed; returns (exit code or "stopped", the last lines of its output)."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     with open(os.devnull, "w") as null, subprocess.Popen(
             [sys.executable, "-m", "tprm", *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            stdin=null, text=True, env=env) as proc:
+            stdin=null, text=True, env=ENV) as proc:
         try:
             out, _ = proc.communicate(timeout=budget_s)
             return proc.returncode, "\n".join(out.strip().splitlines()[-3:])
@@ -66,14 +65,10 @@ def run_with_budget(args: list[str], budget_s: float) -> tuple[int | str, str]:
             return "stopped", "\n".join((out or "").strip().splitlines()[-3:])
 
 
-def prepare_data(store: Path, cifar10_dir: str | None, tiny: bool) -> str:
+def prepare_data(svc, cifar10_dir: str | None, tiny: bool) -> str:
     """Make sure the store's data folder holds CIFAR-10; returns "real" or "FAKE"."""
-    from tprm.science.data import dataset_status
-    from tprm.service import Service
-
-    svc = Service(store)
     root = svc.data_root()
-    if dataset_status("cifar10", root)["present"]:
+    if next(row for row in svc.data_list() if row["name"] == "cifar10")["present"]:
         return "FAKE" if (root / FAKE_MARK).exists() else "real"
     if cifar10_dir:
         svc.data_fetch("cifar10", source=cifar10_dir)
@@ -119,12 +114,13 @@ def main(argv: list[str] | None = None) -> int:
                     help="stop the run gracefully after this many seconds (it resumes on the next call)")
     a = ap.parse_args(argv)
 
+    from tprm.cli import wrap_lines
     from tprm.service import Service
 
     store = Path(a.store)
     store.mkdir(parents=True, exist_ok=True)
-    data = prepare_data(store, a.cifar10_dir, a.tiny)
     svc = Service(store)
+    data = prepare_data(svc, a.cifar10_dir, a.tiny)
     recipe = svc.load_recipe(str(RECIPE))
     over = {"execution": {"device": a.device}, "dataset": {"download": False}}
     if a.tiny:
@@ -152,16 +148,15 @@ def main(argv: list[str] | None = None) -> int:
     if rc == "stopped":
         print(f"\nPARTIAL: stopped after {wall:.0f} s (--budget-s {a.budget_s:g}); finished jobs are kept in "
               f"{store}: run the same command again to resume. Maps of what is done so far:")
-        print(tprm("plot", str(path), "--metric", "regime", "--no-table", "--store", str(store)).stdout.rstrip())
+        print(maps(svc, path, ("regime",)))
         return 3
     if rc != 0:
         print(f"RUN FAILED (exit {rc}) after {wall:.0f} s")
         return 1
     print(f"\nrun wall time: {wall:.1f} s ({wall / 60:.1f} min) on {a.device}"
           f"{' -- FAKE DATA: timing only, the maps below are of random images' if data == 'FAKE' else ''}")
-    for metric in ("regime", "mc", "cka", "normalized_error"):
-        print(tprm("plot", str(path), "--metric", metric, "--no-table", "--store", str(store)).stdout.rstrip())
-    print(tprm("case", "direction", str(path), "--evaluate", "--store", str(store)).stdout.rstrip())
+    print(maps(svc, path, ("regime", "mc", "cka", "normalized_error")))
+    print(wrap_lines(svc.case_direction(str(path), None, None, evaluate=True)["text"].rstrip(), 80))
     print(f"\nsummary: device {a.device}, data {data}, run {wall:.1f} s, "
           f"{me['dense'] + me['retrain']:g} model-epochs, {me['pairs']} pairs")
     return 0

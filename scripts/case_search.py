@@ -29,7 +29,6 @@ Every candidate is a recipe (the quickstart's, with a few keys changed) run with
 
 from __future__ import annotations
 
-import copy
 import json
 import os
 import resource
@@ -38,7 +37,6 @@ import sys
 import time
 from pathlib import Path
 
-import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -86,29 +84,19 @@ CANDIDATES: dict[str, tuple[str, dict, str | None]] = {
 }
 
 
-def merge(base: dict, changes: dict) -> dict:
-    out = copy.deepcopy(base)
-    for key, value in changes.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict) and key != "kwargs":
-            out[key] = merge(out[key], value)
-        else:
-            out[key] = copy.deepcopy(value)
-    return out
-
-
 def recipe_for(name: str) -> tuple[Path, Path]:
-    """Write the candidate's recipe; returns (recipe path, store path)."""
+    """Write the candidate's recipe (the quickstart's with its changes); returns (recipe path, store path)."""
+    from tprm.engine.recipe import load_recipe
+
     if name not in CANDIDATES:
         raise SystemExit(f"error: candidate {name!r} unknown; valid: {', '.join(CANDIDATES)}")
-    _, changes, shared = CANDIDATES[name]
-    base = yaml.safe_load((ROOT / "recipes" / "quickstart.yaml").read_text())
-    data = merge(base, changes)
-    data["name"] = f"cs-{name}"
-    data["dense_seeds"] = sorted({*CALIBRATION_SEEDS, *(s for pair in HELD_OUT_PAIRS for s in pair)})
-    data["description"] = f"case-study search candidate {name}: {CANDIDATES[name][0]}"
+    about, changes, shared = CANDIDATES[name]
+    recipe = load_recipe(ROOT / "recipes" / "quickstart.yaml").with_overrides({
+        **changes, "name": f"cs-{name}", "description": f"case-study search candidate {name}: {about}",
+        "dense_seeds": sorted({*CALIBRATION_SEEDS, *(s for pair in HELD_OUT_PAIRS for s in pair)})})
     (WORK / "recipes").mkdir(parents=True, exist_ok=True)
     path = WORK / "recipes" / f"cs-{name}.yaml"
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    path.write_text(recipe.to_yaml())
     return path, WORK / f"{shared or name}-store"
 
 
