@@ -48,7 +48,7 @@ from torch import Tensor, nn
 from torch.func import functional_call, grad, vmap
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from tprm.science.metrics import EVAL_BATCH_SIZE
+from tprm.science.metrics import EVAL_BATCH_SIZE, nhwc
 
 __all__ = [
     "CURVE_KEYS",
@@ -277,9 +277,7 @@ class _Compute:
 
     def layout(self, x: Tensor) -> Tensor:
         """One model's input batch [B, ...] in the chosen memory format."""
-        if self.channels_last and x.dim() == 4:
-            return x.contiguous(memory_format=torch.channels_last)
-        return x
+        return nhwc(x, self.channels_last)
 
     def compiled(self, fn: Callable, device: torch.device) -> Callable:
         """``fn`` compiled for CUDA graphs on a CUDA device (eager elsewhere); a compile failure falls
