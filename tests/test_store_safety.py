@@ -173,7 +173,7 @@ def test_backups_are_rotated_valid_and_small(work):
     store = Store(work)
     for i in range(BACKUP_KEEP + 3):
         store.put_recipe(f"r{i}", f"h{i}", None, "name: x\n")
-        store._backup(store.db_path.read_bytes(), force=True)
+        store.backup(store.db_path.read_bytes(), force=True)
     backups = store.backups()
     assert len(backups) == BACKUP_KEEP
     newest = json.loads(gzip.decompress(backups[0].read_bytes()))
@@ -220,7 +220,7 @@ def test_writers_refuse_to_store_a_malformed_record(work):
     store = Store(work)
     before = store.db_path.read_bytes()
     with pytest.raises(StoreError, match="refusing to write a malformed record"):
-        with store._transaction() as db:
+        with store.transaction() as db:
             db.table("runs").insert({"state": "running"})
     assert store.db_path.read_bytes() == before
 

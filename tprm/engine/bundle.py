@@ -35,6 +35,8 @@ from tprm.engine.storebase import (
 )
 
 if TYPE_CHECKING:
+    from tinydb import TinyDB
+
     from tprm.engine.store import Store
 
 BUNDLE_FORMAT = 1
@@ -44,7 +46,7 @@ def export_bundle(store: Store, recipe_name: str, out_path: Path | str) -> Path:
     """Write a bundle (.tar.gz/.tgz or .zip) of a recipe, its jobs (with deps), results and artifacts."""
     out = Path(out_path)
     kind = _bundle_kind(out)
-    view = store._view()
+    view = store.view()
     recipe = next((dict(d) for d in view.table("recipes").all() if d.get("name") == recipe_name),
                   None)
     if recipe is None:
@@ -100,7 +102,6 @@ def export_bundle(store: Store, recipe_name: str, out_path: Path | str) -> Path:
     return out
 
 
-
 def import_bundle(store: Store, path: Path | str) -> dict:
     """Merge an exported bundle into this store; returns counts and a list of conflicts.
 
@@ -110,105 +111,133 @@ def import_bundle(store: Store, path: Path | str) -> dict:
     the bundle arrive as queued. A recipe already here under another hash is kept (conflict).
     """
     src = Path(path)
-    counts: dict[str, Any] = {"recipes_added": 0, "jobs_added": 0, "jobs_updated": 0, "jobs_kept": 0,
-              "results_added": 0, "artifacts_copied": 0, "artifacts_restored": 0,
-              "conflicts": []}
     with _open_bundle(src) as (bundle, members):
         recipe, jobs, results = _check_bundle(bundle, src)
-        with store._transaction() as db:
-            now, alive = time.time(), {}
-            rtable = db.table("recipes")
-            local_recipe = next((d for d in rtable.all() if d.get("name") == recipe["name"]), None)
-            if local_recipe is None:
-                rtable.insert(recipe)
-                counts["recipes_added"] = 1
-            elif local_recipe.get("hash") != recipe["hash"]:
-                counts["conflicts"].append(
-                    f"recipe {recipe['name']}: store has hash {local_recipe.get('hash')}, bundle "
-                    f"has {recipe['hash']}; kept the store's")
-            jtable, restable = db.table("jobs"), db.table("results")
-            local_jobs, local_results = by_hash(jtable), by_hash(restable)
-            take: set[str] = set()
-            restore: dict[str, set[str]] = {}  # done in both, but files lost here: refill them
-            inserts, changes = [], {}
-            for job in jobs:
-                h = job["hash"]
-                if job.get("state") == "running":
-                    job.update(state="queued", owner=None, lease_until=None)
-                here = local_jobs.get(h)
-                if here is None:
-                    inserts.append(job)
-                    take.add(h)
-                    counts["jobs_added"] += 1
-                    continue
-                recipes = list(dict.fromkeys([*here.get("recipes", []), *job.get("recipes", [])]))
-                local_state = store._derive(here, now, alive)["state"]
-                if job.get("state") == "done" and local_state not in ("done", "running"):
-                    changes[h] = {**job, "recipes": recipes}
-                    take.add(h)
-                    counts["jobs_updated"] += 1
-                    continue
-                if job.get("state") == "done" and local_state == "running":
-                    counts["conflicts"].append(f"job {h} ({job.get('label', '')}): running here, "
-                                               "bundle has it done; kept the running one")
-                elif job.get("state") == "done" and h in results and h in local_results \
-                        and local_results[h].get("values") != results[h]:
-                    counts["conflicts"].append(f"job {h} ({job.get('label', '')}): done in both "
-                                               "with different results; kept the store's")
-                if job.get("state") == "done" and local_state == "done":
-                    lost = {p["name"] for p in store.artifact_problems(here, deep=True)}
-                    if lost:
-                        restore[h] = lost
-                counts["jobs_kept"] += 1
-                if recipes != here.get("recipes", []):
-                    changes[h] = {"recipes": recipes}
-            apply_changes(jtable, local_jobs, changes)
-            if inserts:
-                jtable.insert_multiple(inserts)
-            res_new, res_change = [], {}
-            for h in sorted(take & set(results)):
-                rec = {"hash": h, "values": results[h], "updated": now}
-                if h in local_results:
-                    res_change[h] = rec
-                else:
-                    res_new.append(rec)
-                counts["results_added"] += 1
-            apply_changes(restable, local_results, res_change)
-            if res_new:
-                restable.insert_multiple(res_new)
+        with store.transaction(backup=True) as db:
+            merge = _Merge(store, db)
+            merge.recipe(recipe)
+            merge.jobs(jobs, results)
+            merge.results(results)
             # Files go in place before the db write commits; if it fails they are harmless
             # (they belong to jobs that were not done here) and gc or a rerun replaces them.
-            bundle_jobs = {j["hash"]: j for j in jobs}
-            for arcname, fileobj in members:
-                parsed = _artifact_member(arcname)
-                if parsed is None or (parsed[0] not in take
-                                      and parsed[1] not in restore.get(parsed[0], ())):
-                    continue
-                path = store.artifacts.put_file(parsed[0], parsed[1], fileobj)
-                want = (bundle_jobs[parsed[0]].get("artifacts") or {}).get(parsed[1])
-                if parsed[0] in restore:
-                    want = store.expected_files(local_jobs[parsed[0]]).get(parsed[1]) or want
-                problem = file_problem(path, want if isinstance(want, dict) else None)
-                if problem:
-                    path.unlink(missing_ok=True)
-                    counts["conflicts"].append(f"bundle file {arcname}: {problem}; not installed")
-                elif parsed[0] in restore:
-                    counts["artifacts_restored"] += 1
-                else:
-                    counts["artifacts_copied"] += 1
-            # record the files as installed here (their checks passed above)
-            fill = {h: {"artifacts": store.artifacts.manifest(h)} for h in {*take, *restore}
-                    if (bundle_jobs[h] if h in take else local_jobs[h]).get("state")
-                    in ("done", "diverged")}
-            apply_changes(jtable, by_hash(jtable), fill)
-            res_now = {d["hash"]: d.get("values") for d in restable.all()}
-            metas = {h: store._job_meta(d, res_now.get(h), db) for h, d in by_hash(jtable).items()
-                     if h in fill}
-            store._force_backup = True
+            merge.files(members)
+            metas = merge.record_files()
     for h, meta in metas.items():
-        store._write_job_meta(h, meta)
-    store._write_recipe_meta(recipe)
-    return counts
+        store.write_job_meta(h, meta)
+    store.write_recipe_meta(recipe)
+    return merge.counts
+
+
+class _Merge:
+    """One bundle import inside one store transaction: what it takes, restores and counts."""
+
+    def __init__(self, store: Store, db: TinyDB):
+        self.store, self.db, self.now = store, db, time.time()
+        self.counts: dict[str, Any] = {
+            "recipes_added": 0, "jobs_added": 0, "jobs_updated": 0, "jobs_kept": 0,
+            "results_added": 0, "artifacts_copied": 0, "artifacts_restored": 0, "conflicts": []}
+        self.jtable, self.restable = db.table("jobs"), db.table("results")
+        self.local_jobs, self.local_results = by_hash(self.jtable), by_hash(self.restable)
+        self.take: set[str] = set()               # jobs the bundle's record replaces or adds
+        self.restore: dict[str, set[str]] = {}    # done in both, but files lost here: refill them
+        self.bundle_jobs: dict[str, dict] = {}
+
+    def recipe(self, recipe: dict) -> None:
+        """Add the bundle's recipe unless one of that name is here (another hash: a conflict)."""
+        rtable = self.db.table("recipes")
+        local = next((d for d in rtable.all() if d.get("name") == recipe["name"]), None)
+        if local is None:
+            rtable.insert(recipe)
+            self.counts["recipes_added"] = 1
+        elif local.get("hash") != recipe["hash"]:
+            self.counts["conflicts"].append(
+                f"recipe {recipe['name']}: store has hash {local.get('hash')}, bundle "
+                f"has {recipe['hash']}; kept the store's")
+
+    def jobs(self, jobs: list[dict], results: dict) -> None:
+        """Decide per bundle job: add, replace, keep (maybe refilling lost files) or conflict."""
+        counts, alive = self.counts, {}
+        inserts, changes = [], {}
+        for job in jobs:
+            h = job["hash"]
+            self.bundle_jobs[h] = job
+            if job.get("state") == "running":
+                job.update(state="queued", owner=None, lease_until=None)
+            here = self.local_jobs.get(h)
+            if here is None:
+                inserts.append(job)
+                self.take.add(h)
+                counts["jobs_added"] += 1
+                continue
+            recipes = list(dict.fromkeys([*here.get("recipes", []), *job.get("recipes", [])]))
+            local_state = self.store.derive_job(here, self.now, alive)["state"]
+            done = job.get("state") == "done"
+            if done and local_state not in ("done", "running"):
+                changes[h] = {**job, "recipes": recipes}
+                self.take.add(h)
+                counts["jobs_updated"] += 1
+                continue
+            if done and local_state == "running":
+                counts["conflicts"].append(f"job {h} ({job.get('label', '')}): running here, "
+                                           "bundle has it done; kept the running one")
+            elif done and h in results and h in self.local_results \
+                    and self.local_results[h].get("values") != results[h]:
+                counts["conflicts"].append(f"job {h} ({job.get('label', '')}): done in both "
+                                           "with different results; kept the store's")
+            if done and local_state == "done":
+                lost = {p["name"] for p in self.store.artifact_problems(here, deep=True)}
+                if lost:
+                    self.restore[h] = lost
+            counts["jobs_kept"] += 1
+            if recipes != here.get("recipes", []):
+                changes[h] = {"recipes": recipes}
+        apply_changes(self.jtable, self.local_jobs, changes)
+        if inserts:
+            self.jtable.insert_multiple(inserts)
+
+    def results(self, results: dict) -> None:
+        """Take the bundle's result rows of the jobs taken."""
+        res_new, res_change = [], {}
+        for h in sorted(self.take & set(results)):
+            rec = {"hash": h, "values": results[h], "updated": self.now}
+            if h in self.local_results:
+                res_change[h] = rec
+            else:
+                res_new.append(rec)
+            self.counts["results_added"] += 1
+        apply_changes(self.restable, self.local_results, res_change)
+        if res_new:
+            self.restable.insert_multiple(res_new)
+
+    def files(self, members: Iterator[tuple[str, IO[bytes]]]) -> None:
+        """Install the artifact members of jobs taken or restored, each checked on arrival."""
+        for arcname, fileobj in members:
+            parsed = _artifact_member(arcname)
+            if parsed is None or (parsed[0] not in self.take
+                                  and parsed[1] not in self.restore.get(parsed[0], ())):
+                continue
+            path = self.store.artifacts.put_file(parsed[0], parsed[1], fileobj)
+            want = (self.bundle_jobs[parsed[0]].get("artifacts") or {}).get(parsed[1])
+            if parsed[0] in self.restore:
+                want = self.store.expected_files(self.local_jobs[parsed[0]]).get(parsed[1]) or want
+            problem = file_problem(path, want if isinstance(want, dict) else None)
+            if problem:
+                path.unlink(missing_ok=True)
+                self.counts["conflicts"].append(f"bundle file {arcname}: {problem}; not installed")
+            elif parsed[0] in self.restore:
+                self.counts["artifacts_restored"] += 1
+            else:
+                self.counts["artifacts_copied"] += 1
+
+    def record_files(self) -> dict[str, dict]:
+        """Record the installed files of finished jobs (their checks passed); {hash: metadata}."""
+        fill = {h: {"artifacts": self.store.artifacts.manifest(h)} for h in {*self.take, *self.restore}
+                if (self.bundle_jobs[h] if h in self.take else self.local_jobs[h]).get("state")
+                in ("done", "diverged")}
+        apply_changes(self.jtable, by_hash(self.jtable), fill)
+        res_now = {d["hash"]: d.get("values") for d in self.restable.all()}
+        return {h: self.store.job_meta(d, res_now.get(h), self.db)
+                for h, d in by_hash(self.jtable).items() if h in fill}
 
 
 # -- bundles --------------------------------------------------------------------------------------

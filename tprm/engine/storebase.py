@@ -1,8 +1,10 @@
-"""What the store (store.py) and the bundle format (bundle.py) share: the errors, the schema and
-state constants, and small helpers for JSON values and TinyDB tables. Imports nothing of either."""
+"""What the store's parts (store*.py) and the bundle format (bundle.py) share: the errors, the
+schema and state constants, and small helpers for JSON values and TinyDB tables. Imports nothing
+of either."""
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from typing import Any
@@ -44,6 +46,15 @@ def json_default(value: Any) -> Any:
     if callable(item) and getattr(value, "ndim", 0) == 0:
         return item()
     raise TypeError(f"{type(value).__name__} is not JSON-serialisable")
+
+
+def jsonable(value: Any, what: str) -> Any:
+    """`value` as plain JSON data (numpy/torch scalars converted); StoreError naming `what` otherwise."""
+    try:
+        return json.loads(json.dumps(value, default=json_default))
+    except (TypeError, ValueError) as exc:
+        raise StoreError(f"{what}: {exc}; only JSON values (dict, list, str, number, bool, null) "
+                         "can be stored") from None
 
 
 def one_line(text: Any) -> str | None:
