@@ -9,6 +9,7 @@ import argparse
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
@@ -50,10 +51,9 @@ def run_recipe(store: Store, planner: Planner, recipe, owner, owner_path: str | 
     store.put_recipe(owner.name, owner.hash, owner_path,
                      Path(owner_path).read_text() if owner_path else owner.to_yaml())
     runner = Runner(store, plan, owner.name, owner.hash,
-                    device=device or ex.device, jobs=jobs or ex.jobs, on_error=ex.on_error,
-                    fuse=ex.fuse, max_fused=ex.max_fused, log_path=log_path, threads=ex.threads,
-                    display=progress, runtime={"init_path": recipe.dense.init},
-                    executor=executor, compile=ex.compile)
+                    replace(ex, device=device or ex.device, jobs=jobs or ex.jobs),
+                    log_path=log_path, display=progress, runtime={"init_path": recipe.dense.init},
+                    executor=executor)
     try:
         summary = runner.run()
     finally:

@@ -40,8 +40,13 @@ def job_key(kind: str, spec: Mapping[str, Any]) -> str:
     legacy = LEGACY_DEFAULTS.get(kind, {})
     hashed = {k: v for k, v in spec.items() if not (k in legacy and v == legacy[k])}
     payload = json.dumps({"kind": kind, "spec": hashed, "science": SCIENCE_VERSION},
-                         sort_keys=True, separators=(",", ":"), default=str)
+                         sort_keys=True, separators=(",", ":"), default=plain_json)
     return hashlib.sha256(payload.encode()).hexdigest()[:32]
+
+
+def plain_json(value: Any) -> Any:
+    """json.dumps `default` for specs: a nested Mapping (a TrainSchedule) as its dict, else str."""
+    return dict(value) if isinstance(value, Mapping) else str(value)
 
 
 def skipped_jobs(records: dict[str, dict]) -> set[str]:
@@ -101,8 +106,56 @@ _WHEN_SET_DEFAULTS = {f.name: f.default for f in fields(JobSpec) if f.name in WH
 
 
 @dataclass(frozen=True, eq=False)
+class TrainSchedule(Mapping):
+    """The one shape of a training schedule from plan to executor: made here from a recipe
+    section, hashed (as a mapping: the job key is unchanged) and handed as is to the executor,
+    which trains with ``to_science()`` -- science.train.Schedule, the same fields."""
+
+    lr: float
+    batch_size: int
+    epochs: int | None
+    iterations: int | None
+    momentum: float
+    weight_decay: float
+    milestones: tuple[float, ...]
+    gamma: float
+    sam_rho: float
+
+    @classmethod
+    def of(cls, section: Any, **override: Any) -> TrainSchedule:
+        """The schedule of a recipe's dense or retrain section, `override` (a knob) applied."""
+        sched = {
+            "lr": float(section.lr), "batch_size": int(section.batch_size),
+            "epochs": section.epochs, "iterations": section.iterations,
+            "momentum": float(section.momentum), "weight_decay": float(section.weight_decay),
+            "milestones": tuple(float(m) for m in section.milestones),
+            "gamma": float(section.gamma), "sam_rho": float(section.sam_rho),
+        }
+        sched.update(override)
+        return cls(**sched)
+
+    def __getitem__(self, key: str) -> Any:
+        try:
+            return self.__dict__[key]
+        except KeyError:
+            raise KeyError(key) from None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.__dict__)
+
+    def __len__(self) -> int:
+        return len(self.__dict__)
+
+    def to_science(self) -> Any:
+        """This schedule as science.train.Schedule (imports torch: call it in a worker)."""
+        from tprm.science.train import Schedule
+
+        return Schedule(**self)
+
+
+@dataclass(frozen=True, eq=False)
 class DenseSpec(JobSpec):
-    schedule: dict
+    schedule: TrainSchedule
     seed: int
     checkpoints: list[int]   # epochs to keep; [-1]: the end of an iteration budget
     init: str | None         # checksum of the init state_dict file
@@ -113,14 +166,14 @@ class PruneSpec(JobSpec):
     dense: str               # the dense job's hash
     epoch: int               # its checkpoint to prune
     density: float
-    pruning: dict            # method, scope, layers (+ rounds, schedule for imp)
+    pruning: dict            # method, scope, layers (+ rounds, a TrainSchedule for imp)
     seed: int
 
 
 @dataclass(frozen=True, eq=False)
 class RetrainSpec(JobSpec):
     pruned: str              # the prune job's hash
-    schedule: dict
+    schedule: TrainSchedule
     seed: int
     last_epochs: int
 
@@ -190,18 +243,6 @@ class Plan:
         return [j for k in KINDS for j in self.by_kind()[k]]
 
 
-def _schedule(section, **override) -> dict:
-    sched = {
-        "lr": float(section.lr), "batch_size": int(section.batch_size),
-        "epochs": section.epochs, "iterations": section.iterations,
-        "momentum": float(section.momentum), "weight_decay": float(section.weight_decay),
-        "milestones": [float(m) for m in section.milestones], "gamma": float(section.gamma),
-        "sam_rho": float(section.sam_rho),
-    }
-    sched.update(override)
-    return sched
-
-
 def _fmt(value) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
@@ -209,7 +250,6 @@ def _fmt(value) -> str:
 def build_plan(recipe, data_identity: dict, init_checksum: str | None = None) -> Plan:
     """Expand a validated recipe into its job graph (no I/O besides what the caller passes in)."""
     plan = Plan(recipe.name)
-    knob = recipe.temperature.knob
     model = {"name": recipe.model.name, "import": recipe.model.import_,
              "kwargs": dict(recipe.model.kwargs)}
     data = recipe.data_spec()
@@ -217,59 +257,70 @@ def build_plan(recipe, data_identity: dict, init_checksum: str | None = None) ->
     common = {"model": model, "data": data_fields, "data_identity": data_identity,
               "precision": recipe.execution.precision,
               "channels_last": recipe.execution.channels_last}
+    for seed in recipe.dense_seeds:
+        for t, dense_hash, epoch in _dense_points(plan, recipe, common, seed, init_checksum):
+            for d in recipe.densities:
+                _add_cell(plan, recipe, common, t, float(d), seed, dense_hash, epoch)
+    return plan
+
+
+def _dense_points(plan: Plan, recipe, common: dict, seed: int,
+                  init_checksum: str | None) -> list[tuple[Any, str, int]]:
+    """Add the dense jobs of one seed; [(temperature, dense job hash, checkpoint epoch)].
+
+    The epochs knob is ONE run whose checkpoints are the temperatures; any other knob is one run
+    per temperature value (checkpoint -1: the end of an iteration budget)."""
+    knob = recipe.temperature.knob
+    if knob == "epochs":
+        every = recipe.dense.checkpoint_every
+        checkpoints = list(range(every, recipe.dense.epochs + 1, every))
+        spec = DenseSpec(**common, schedule=TrainSchedule.of(recipe.dense), seed=seed,
+                         checkpoints=checkpoints, init=init_checksum)
+        dense_hash = plan.add(Job(job_key("dense", spec), "dense", f"dense seed={seed}", spec))
+        return [(t, dense_hash, int(t)) for t in recipe.temperature.values]
+    points = []
+    for t in recipe.temperature.values:
+        sched = TrainSchedule.of(recipe.dense, **{knob: t})
+        final = sched["epochs"] if sched["epochs"] else -1
+        spec = DenseSpec(**common, schedule=sched, seed=seed, checkpoints=[final],
+                         init=init_checksum)
+        label = f"dense {knob}={_fmt(t)} seed={seed}"
+        points.append((t, plan.add(Job(job_key("dense", spec), "dense", label, spec)), final))
+    return points
+
+
+def _add_cell(plan: Plan, recipe, common: dict, t: Any, d: float, seed: int, dense_hash: str,
+              epoch: int) -> None:
+    """Add one (temperature, density, seed) cell's jobs: prune, retrains, pairs, hessians."""
     pruning = {"method": recipe.pruning.method, "scope": recipe.pruning.scope,
                "layers": recipe.pruning.layers}
     if recipe.pruning.method == "imp":
         pruning["rounds"] = recipe.pruning.imp_rounds
-        pruning["schedule"] = _schedule(recipe.retrain)
-    retrain_sched = _schedule(recipe.retrain)
+        pruning["schedule"] = TrainSchedule.of(recipe.retrain)
     m = recipe.metrics
-
-    for seed in recipe.dense_seeds:
-        if knob == "epochs":
-            every = recipe.dense.checkpoint_every
-            checkpoints = list(range(every, recipe.dense.epochs + 1, every))
-            spec = DenseSpec(**common, schedule=_schedule(recipe.dense), seed=seed,
-                             checkpoints=checkpoints, init=init_checksum)
-            dense_hash = plan.add(Job(job_key("dense", spec), "dense", f"dense seed={seed}", spec))
-            points = [(t, dense_hash, int(t)) for t in recipe.temperature.values]
-        else:
-            points = []
-            for t in recipe.temperature.values:
-                sched = _schedule(recipe.dense, **{knob: t})
-                final = sched["epochs"] if sched["epochs"] else -1  # -1: the end of an iteration budget
-                spec = DenseSpec(**common, schedule=sched, seed=seed, checkpoints=[final],
-                                 init=init_checksum)
-                label = f"dense {knob}={_fmt(t)} seed={seed}"
-                points.append((t, plan.add(Job(job_key("dense", spec), "dense", label, spec)), final))
-
-        for t, dense_hash, epoch in points:
-            for d in recipe.densities:
-                pspec = PruneSpec(**common, dense=dense_hash, epoch=epoch, density=float(d),
-                                  pruning=pruning, seed=seed)
-                tag = f"T={_fmt(t)} d={d:.3g} seed={seed}"
-                prune_hash = plan.add(Job(job_key("prune", pspec), "prune", f"prune {tag}", pspec,
-                                          (dense_hash,)))
-                retrains = []
-                for rs in recipe.retrain.seeds:
-                    rspec = RetrainSpec(**common, pruned=prune_hash, schedule=retrain_sched, seed=rs,
-                                        last_epochs=recipe.retrain.last_epochs)
-                    retrains.append(plan.add(Job(job_key("retrain", rspec), "retrain",
-                                                 f"retrain {tag} r={rs}", rspec, (prune_hash,))))
-                qspec = PairsSpec(**common, retrains=retrains,
-                                  pairs=[list(p) for p in combinations(range(len(retrains)), 2)],
-                                  lmc={"points": m.lmc.points, "bn_batch_size": m.lmc.bn_batch_size,
-                                       "test": m.lmc.test},
-                                  cka={"samples": m.cka.samples})
-                pairs_hash = plan.add(Job(job_key("pairs", qspec), "pairs", f"pairs {tag}", qspec,
-                                          tuple(retrains)))
-                hessians = []
-                if m.hessian.enabled:
-                    for rs, rh in zip(recipe.retrain.seeds, retrains):
-                        hspec = HessianSpec(**common, model_job=rh, samples=m.hessian.samples,
-                                            probes=m.hessian.probes, power_iters=m.hessian.power_iters)
-                        hessians.append(plan.add(Job(job_key("hessian", hspec), "hessian",
-                                                     f"hessian {tag} r={rs}", hspec, (rh,))))
-                plan.cells.append(Cell(t, float(d), seed, dense_hash, epoch, prune_hash,
-                                       tuple(retrains), pairs_hash, tuple(hessians)))
-    return plan
+    pspec = PruneSpec(**common, dense=dense_hash, epoch=epoch, density=d, pruning=pruning, seed=seed)
+    tag = f"T={_fmt(t)} d={d:.3g} seed={seed}"
+    prune_hash = plan.add(Job(job_key("prune", pspec), "prune", f"prune {tag}", pspec,
+                              (dense_hash,)))
+    retrains = []
+    for rs in recipe.retrain.seeds:
+        rspec = RetrainSpec(**common, pruned=prune_hash, schedule=TrainSchedule.of(recipe.retrain),
+                            seed=rs, last_epochs=recipe.retrain.last_epochs)
+        retrains.append(plan.add(Job(job_key("retrain", rspec), "retrain",
+                                     f"retrain {tag} r={rs}", rspec, (prune_hash,))))
+    qspec = PairsSpec(**common, retrains=retrains,
+                      pairs=[list(p) for p in combinations(range(len(retrains)), 2)],
+                      lmc={"points": m.lmc.points, "bn_batch_size": m.lmc.bn_batch_size,
+                           "test": m.lmc.test},
+                      cka={"samples": m.cka.samples})
+    pairs_hash = plan.add(Job(job_key("pairs", qspec), "pairs", f"pairs {tag}", qspec,
+                              tuple(retrains)))
+    hessians = []
+    if m.hessian.enabled:
+        for rs, rh in zip(recipe.retrain.seeds, retrains):
+            hspec = HessianSpec(**common, model_job=rh, samples=m.hessian.samples,
+                                probes=m.hessian.probes, power_iters=m.hessian.power_iters)
+            hessians.append(plan.add(Job(job_key("hessian", hspec), "hessian",
+                                         f"hessian {tag} r={rs}", hspec, (rh,))))
+    plan.cells.append(Cell(t, d, seed, dense_hash, epoch, prune_hash, tuple(retrains), pairs_hash,
+                           tuple(hessians)))

@@ -16,14 +16,15 @@ from collections import defaultdict
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Callable
+from typing import IO, Any, Callable
 
 from tprm.engine import rundir
 from tprm.engine.artifacts import Artifacts
 from tprm.engine.eta import estimate, job_work
 from tprm.engine.executors.local import LocalExecutor, LocalPool, execute_group
 from tprm.engine.grouping import GroupSizer
-from tprm.engine.plan import DenseSpec, Job, PairsSpec, Plan, RetrainSpec, skipped_jobs
+from tprm.engine.plan import DenseSpec, Job, PairsSpec, Plan, RetrainSpec, plain_json, skipped_jobs
+from tprm.engine.recipe import ExecutionSection
 from tprm.engine.store import Store
 
 LEASE_S = 60.0
@@ -55,25 +56,46 @@ def group_key(job: Job) -> str:
         shared += [sched, spec.checkpoints, spec.init]
     elif isinstance(spec, RetrainSpec):
         shared += [spec.schedule]
-    return job.kind + json.dumps(shared, sort_keys=True, default=str)
+    return job.kind + json.dumps(shared, sort_keys=True, default=plain_json)
+
+
+@dataclass
+class _Run:
+    """The state of one `Runner.run` call: its record, files, worker pool and groups in flight."""
+    run_id: str
+    owner: dict
+    progress_dir: Path
+    cancel_path: Path
+    ctx: dict
+    summary: RunSummary
+    started: float = 0.0
+    pool: Any = None
+    running: dict[Future, list[Job]] = field(default_factory=dict)
+    slots: dict[Future, int] = field(default_factory=dict)  # worker slot of each group (i: GPU i % n)
+    stop_claiming: bool = False
 
 
 class Runner:
-    """Runs one recipe's plan against a store. `display(snapshot)` is called about twice a second."""
+    """Runs one recipe's plan against a store. `display(snapshot)` is called about twice a second.
 
-    def __init__(self, store: Store, plan: Plan, recipe_name: str, recipe_hash: str, *,
-                 device: str = "auto", jobs: int = 1, on_error: str = "continue",
-                 fuse: bool = True, max_fused: int = 128, log_path: str | None = None,
+    `execution` is the recipe's typed section (device, jobs, on_error, fuse, max_fused, threads,
+    compile); callers apply command-line overrides with ``dataclasses.replace(execution, ...)``.
+    """
+
+    def __init__(self, store: Store, plan: Plan, recipe_name: str, recipe_hash: str,
+                 execution: ExecutionSection | None = None, *, log_path: str | None = None,
                  display: Callable[[dict], None] | None = None, runtime: dict | None = None,
-                 threads: int | None = None, executor=None, compile: bool = False):
+                 executor=None):
+        ex = execution or ExecutionSection()
         self.store, self.plan = store, plan
         self.recipe_name, self.recipe_hash = recipe_name, recipe_hash
-        self.device, self.workers = device, max(1, jobs)
-        self.on_error, self.fuse, self.max_fused = on_error, fuse, max(1, max_fused)
+        self.execution = ex
+        self.device, self.workers = ex.device, max(1, ex.jobs)
+        self.on_error, self.fuse, self.max_fused = ex.on_error, ex.fuse, max(1, ex.max_fused)
         self.log_path, self.display, self.runtime = log_path, display, runtime or {}
-        self.threads = threads  # torch threads per worker; None: the cores split among workers
+        self.threads = ex.threads  # torch threads per worker; None: the cores split among workers
         self.executor = executor  # None: LocalExecutor(jobs); else another (e.g. RayExecutor)
-        self.compile = compile  # execution.compile: torch.compile of training steps (CUDA only)
+        self.compile = ex.compile  # torch.compile of training steps (CUDA only)
         self.artifacts = Artifacts(store.root)
         self._held: set[str] = set()
         self._retry: set[str] = set()
@@ -192,6 +214,37 @@ class Runner:
 
     # -- main loop -----------------------------------------------------------------------------
     def run(self) -> RunSummary:
+        """Run every runnable job of the plan (claiming, executing, recording) until nothing more
+        can happen or the run is cancelled; returns the summary (also kept in the store)."""
+        r = self._begin()
+        beat = threading.Thread(target=self._heartbeat, args=(r.owner, r.cancel_path), daemon=True)
+        beat.start()
+        r.started = time.time()
+        self._open_pool(r)
+        try:
+            while True:
+                states = self.store.get_jobs(list(self.plan.jobs))
+                if r.cancel_path.exists():
+                    r.stop_claiming = True
+                if not r.stop_claiming and len(r.running) < self.workers:
+                    self._submit_ready(r, states)
+                if not r.running:
+                    if self._blocked(states) or r.stop_claiming:
+                        break
+                    time.sleep(1.0)  # another runner holds what we wait for
+                    continue
+                self._collect_done(r)
+                if self.display:  # after recording: a finished group's progress file is gone
+                    self.display(self._snapshot(r.progress_dir, r.started))
+        except KeyboardInterrupt:
+            self._interrupted(r)
+            raise
+        finally:
+            self._end(r)
+        return r.summary
+
+    def _begin(self) -> _Run:
+        """Add the plan's jobs, re-queue broken finished ones, record the run; its state."""
         host = socket.gethostname()
         self.store.add_jobs([{k: v for k, v in j.record().items() if k != "spec"}
                              for j in self.plan.ordered()], self.recipe_hash)
@@ -217,94 +270,85 @@ class Runner:
                "compile": self.compile}
         self._retry = {h for h, rec in self.store.get_jobs(list(self.plan.jobs)).items()
                        if rec.get("state") == "failed"}
-        beat = threading.Thread(target=self._heartbeat, args=(owner, cancel_path), daemon=True)
-        beat.start()
-        started = time.time()
-        summary = RunSummary(run_id, "done")
+        return _Run(run_id, owner, progress_dir, cancel_path, ctx, RunSummary(run_id, "done"))
+
+    def _open_pool(self, r: _Run) -> None:
+        """Open the executor's pool; size worker threads and fused groups by its slots."""
         # any backend: open(ctx) gives a concurrent.futures-style pool with slots and describe()
-        pool = (self.executor or LocalExecutor(self.workers)).open(ctx)
-        self.workers = pool.slots
-        if info := pool.describe():  # e.g. the Ray cluster's resources and nodes
-            self.store.update_run(run_id, **info)
-        ctx["threads"] = self.threads or max(1, (os.cpu_count() or 1) // self.workers)
+        r.pool = (self.executor or LocalExecutor(self.workers)).open(r.ctx)
+        self.workers = r.pool.slots
+        if info := r.pool.describe():  # e.g. the Ray cluster's resources and nodes
+            self.store.update_run(r.run_id, **info)
+        r.ctx["threads"] = self.threads or max(1, (os.cpu_count() or 1) // self.workers)
         self.sizer = GroupSizer(self.device, self.workers, self.max_fused, self.fuse,
-                                local=isinstance(pool, LocalPool))
-        running: dict[Future, list[Job]] = {}
-        slots: dict[Future, int] = {}  # the worker slot of each running group (slot i: GPU i % n)
-        stop_claiming = False
-        try:
-            while True:
-                states = self.store.get_jobs(list(self.plan.jobs))
-                cancelled = cancel_path.exists()
-                if cancelled:
-                    stop_claiming = True
-                if not stop_claiming and len(running) < self.workers:
-                    busy = {j.hash for js in running.values() for j in js}
-                    for group in self._ready_groups(states):
-                        if len(running) >= self.workers:
-                            break
-                        group = [j for j in group if j.hash not in busy]
-                        claimed = set(self.store.claim([j.hash for j in group], owner, LEASE_S,
-                                                       retry_failed=True))
-                        self._retry.difference_update(claimed)  # one retry per run
-                        group = [j for j in group if j.hash in claimed]
-                        if not group:
-                            continue
-                        with self._lock:
-                            self._held.update(j.hash for j in group)
-                        free = min(set(range(self.workers)) - set(slots.values()), default=0)
-                        gctx = dict(ctx, worker_index=free)
-                        fut = pool.submit(execute_group, gctx, group[0].kind,
-                                          [self._record(j) for j in group])
-                        running[fut] = group
-                        slots[fut] = free
-                        self._log_run(f"start {group[0].kind} x{len(group)}: "
-                                      f"{', '.join(j.label for j in group[:3])}"
-                                      f"{' ...' if len(group) > 3 else ''}")
-                if not running:
-                    if self._blocked(states) or stop_claiming:
-                        break
-                    time.sleep(1.0)  # another runner holds what we wait for
-                    continue
-                done, _ = wait(list(running), timeout=0.5, return_when=FIRST_COMPLETED)
-                for fut in done:
-                    group = running.pop(fut)
-                    slots.pop(fut, None)
-                    stop_claiming |= self._record_group(group, self._collect(fut, group), owner,
-                                                        summary, progress_dir)
-                    with self._lock:
-                        self._held.difference_update(j.hash for j in group)
-                if self.display:  # after recording: a finished group's progress file is gone
-                    self.display(self._snapshot(progress_dir, started))
-        except KeyboardInterrupt:
-            cancel_path.touch()
-            for fut, group in running.items():
-                try:
-                    fut.result()
-                except Exception:  # noqa: BLE001
-                    pass
-                self.store.release([j.hash for j in group], owner, "cancelled")
-            summary.state = "cancelled"
-            raise
-        finally:
-            self._stop.set()
-            pool.shutdown(wait=True, cancel_futures=True)
-            counts = self._counts(self.store.get_jobs(list(self.plan.jobs)))
-            summary.counts = counts
-            settled = sum(counts.get(s, 0) for s in ("done", "diverged", "skipped"))
-            if summary.state != "cancelled":
-                if cancel_path.exists():
-                    summary.state = "cancelled"
-                elif settled != len(self.plan.jobs):
-                    summary.state = "failed"
-            self.store.update_run(run_id, state=summary.state, ended=time.time(),
-                                  counts=summary.counts)
-            self._log_run(f"run {run_id}: {summary.state} ("
-                          + ", ".join(f"{k} {v}" for k, v in sorted(summary.counts.items()))
-                          + f"; executed {summary.executed})")
-            if self.display:
-                self.display(self._snapshot(progress_dir, started))
-        return summary
+                                local=isinstance(r.pool, LocalPool))
+
+    def _submit_ready(self, r: _Run, states: dict[str, dict]) -> None:
+        """Claim ready groups and submit them while worker slots are free."""
+        busy = {j.hash for js in r.running.values() for j in js}
+        for group in self._ready_groups(states):
+            if len(r.running) >= self.workers:
+                break
+            group = [j for j in group if j.hash not in busy]
+            claimed = set(self.store.claim([j.hash for j in group], r.owner, LEASE_S,
+                                           retry_failed=True))
+            self._retry.difference_update(claimed)  # one retry per run
+            group = [j for j in group if j.hash in claimed]
+            if not group:
+                continue
+            with self._lock:
+                self._held.update(j.hash for j in group)
+            free = min(set(range(self.workers)) - set(r.slots.values()), default=0)
+            gctx = dict(r.ctx, worker_index=free)
+            fut = r.pool.submit(execute_group, gctx, group[0].kind, [self._record(j) for j in group])
+            r.running[fut] = group
+            r.slots[fut] = free
+            self._log_run(f"start {group[0].kind} x{len(group)}: "
+                          f"{', '.join(j.label for j in group[:3])}{' ...' if len(group) > 3 else ''}")
+
+    def _collect_done(self, r: _Run) -> None:
+        """Wait up to half a second for groups to finish; record those that did."""
+        done, _ = wait(list(r.running), timeout=0.5, return_when=FIRST_COMPLETED)
+        for fut in done:
+            group = r.running.pop(fut)
+            r.slots.pop(fut, None)
+            r.stop_claiming |= self._record_group(group, self._collect(fut, group), r.owner,
+                                                  r.summary, r.progress_dir)
+            with self._lock:
+                self._held.difference_update(j.hash for j in group)
+
+    def _interrupted(self, r: _Run) -> None:
+        """Ctrl-C: ask the workers to stop, wait for them, give their jobs back as cancelled."""
+        r.cancel_path.touch()
+        for fut, group in r.running.items():
+            try:
+                fut.result()
+            except Exception:  # noqa: BLE001
+                pass
+            self.store.release([j.hash for j in group], r.owner, "cancelled")
+        r.summary.state = "cancelled"
+
+    def _end(self, r: _Run) -> None:
+        """Stop the heartbeat and the pool; settle and record the run's final state and counts."""
+        self._stop.set()
+        if r.pool is not None:
+            r.pool.shutdown(wait=True, cancel_futures=True)
+        summary = r.summary
+        counts = self._counts(self.store.get_jobs(list(self.plan.jobs)))
+        summary.counts = counts
+        settled = sum(counts.get(s, 0) for s in ("done", "diverged", "skipped"))
+        if summary.state != "cancelled":
+            if r.cancel_path.exists():
+                summary.state = "cancelled"
+            elif settled != len(self.plan.jobs):
+                summary.state = "failed"
+        self.store.update_run(r.run_id, state=summary.state, ended=time.time(),
+                              counts=summary.counts)
+        self._log_run(f"run {r.run_id}: {summary.state} ("
+                      + ", ".join(f"{k} {v}" for k, v in sorted(summary.counts.items()))
+                      + f"; executed {summary.executed})")
+        if self.display:
+            self.display(self._snapshot(r.progress_dir, r.started))
 
     def _record(self, job: Job) -> dict:
         """What a worker needs to execute a job: its key, label and full (typed) spec."""

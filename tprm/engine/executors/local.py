@@ -135,12 +135,6 @@ def model_for(spec: JobSpec, data, device: str = "cpu"):
     return _model(spec, data, 0, device)
 
 
-def _schedule(sched: dict):
-    from tprm.science.train import Schedule
-
-    return Schedule(**{**sched, "milestones": tuple(sched["milestones"])})
-
-
 def _cpu(state: dict) -> dict:
     return {k: v.detach().cpu().clone() for k, v in state.items()}
 
@@ -171,7 +165,7 @@ def _run_dense(jobs, ctx, progress):
                                              weights_only=True))
         models.append(model)
     checkpoints = sorted({e for e in spec0.checkpoints if e > 0})
-    results = train(models, data, [_schedule(j["spec"].schedule) for j in jobs],
+    results = train(models, data, [j["spec"].schedule.to_science() for j in jobs],
                     [j["spec"].seed for j in jobs], checkpoint_epochs=checkpoints,
                     fuse=ctx["fuse"], progress=progress, on_epoch=ctx["logs"].epoch,
                     **_train_options(spec0, ctx))
@@ -218,7 +212,7 @@ def _run_prune(job, spec, data, ctx):
     p = spec.pruning
     params = prune.prunable_parameters(model, p["layers"])
     settings = PruneSettings(scope=p["scope"], seed=spec.seed, rounds=p.get("rounds", 1),
-                             schedule=_schedule(p["schedule"]) if "schedule" in p else None)
+                             schedule=p["schedule"].to_science() if "schedule" in p else None)
     masks = METHODS[p["method"]].masks(model, data, spec.density, params, settings)
     prune.apply_masks(model, masks)
     ctx["artifacts"].save(job["hash"], "pruned", {"state": _cpu(model.state_dict()),
@@ -238,7 +232,7 @@ def _run_retrain(jobs, ctx, progress):
         model.load_state_dict(pruned["state"])
         models.append(model)
         masks.append({k: v.to(ctx["device"]) for k, v in pruned["masks"].items()})
-    results = train(models, data, [_schedule(j["spec"].schedule) for j in jobs],
+    results = train(models, data, [j["spec"].schedule.to_science() for j in jobs],
                     [j["spec"].seed for j in jobs], masks, fuse=ctx["fuse"], progress=progress,
                     on_epoch=ctx["logs"].epoch, **_train_options(spec0, ctx))
     out = []
