@@ -15,7 +15,7 @@ import difflib
 import hashlib
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any
@@ -44,6 +44,7 @@ from tprm.engine.yamlschema import (
     to_plain,
 )
 
+from tprm.engine.recipefiles import find_recipe, known_recipes, renamed
 from tprm.science.dataspec import DATASET_NAMES as _DATASET_NAMES
 from tprm.science.dataspec import DataSpec
 from tprm.science.modelspec import MODEL_SETTINGS
@@ -53,7 +54,7 @@ RecipeError = SchemaError  # a recipe's one-line error: ``file:line: field: prob
 
 __all__ = [
     "DATASET_NAMES", "MODEL_NAMES", "HOTTER", "KNOBS", "RecipeError", "Recipe", "FrozenDict",
-    "load_recipe", "parse_recipe", "find_recipe", "known_recipes", "hotter_order",
+    "load_recipe", "parse_recipe", "find_recipe", "known_recipes", "renamed", "hotter_order",
 ]
 
 # The science layer's light spec modules name the data sets and models (no torch imported).
@@ -504,19 +505,6 @@ def check_setting(key: str, value: Any, flag: str) -> Any:
         raise RecipeError(f"{flag}: {exc.problem}") from None
 
 
-def renamed(text: str, name: str) -> str:
-    """Recipe YAML `text` with its top-level ``name:`` line set to `name` (added first if absent);
-    every other line kept as written."""
-    lines = text.splitlines()
-    for i, line in enumerate(lines):
-        if line.startswith("name:"):
-            lines[i] = f"name: {name}"
-            break
-    else:
-        lines.insert(0, f"name: {name}")
-    return "\n".join(lines) + "\n"
-
-
 def load_recipe(path: str | Path) -> Recipe:
     """Read and validate a recipe file; relative paths inside it are relative to its directory."""
     path = Path(path)
@@ -529,41 +517,6 @@ def load_recipe(path: str | Path) -> Recipe:
         raise RecipeError(f"cannot read the file ({clip(str(exc), 80)}), allowed: a readable UTF-8 YAML file",
                           source=str(path), line=1, field="recipe") from None
     return parse_recipe(text, str(path), base_dir=path.resolve().parent)
-
-
-def known_recipes(search_dirs: Iterable[str | Path]) -> dict[str, Path]:
-    """Recipe name -> file, over ``search_dirs`` in order (the first directory wins a name)."""
-    found: dict[str, Path] = {}
-    for directory in search_dirs:
-        directory = Path(directory)
-        if directory.is_dir():
-            for p in sorted(directory.glob("*.yaml")) + sorted(directory.glob("*.yml")):
-                found.setdefault(p.stem, p)
-    return found
-
-
-def find_recipe(name_or_path: str | Path, search_dirs: Iterable[str | Path]) -> Path:
-    """An existing file path as given, else ``<dir>/<name>.yaml`` from the first dir that has it."""
-    direct = Path(name_or_path)
-    if _is_file(direct):
-        return direct
-    search_dirs = list(search_dirs)
-    name = str(name_or_path)
-    for directory in search_dirs:
-        for candidate in (Path(directory) / f"{name}.yaml", Path(directory) / f"{name}.yml"):
-            if _is_file(candidate):
-                return candidate
-    known = sorted(known_recipes(search_dirs))
-    close = difflib.get_close_matches(name, known, n=1)
-    hint = f" (did you mean {close[0]!r}?)" if close else ""
-    raise RecipeError(f"no recipe named {clip(name, 60)!r}{hint}; known: {', '.join(known) or '(none)'}")
-
-
-def _is_file(path: Path) -> bool:
-    try:
-        return path.is_file()
-    except (OSError, ValueError):
-        return False
 
 
 def hotter_order(recipe: Recipe) -> list:
