@@ -14,6 +14,13 @@ from __future__ import annotations
 import math
 
 from tprm.analysis.colors import REGIME_RGB, Scale, paint, text_on
+from tprm.analysis.gridtext import (
+    format_temperature,
+    format_value,
+    grid_title,
+    strip_ansi,
+    threshold_lines,
+)
 from tprm.analysis.phase import Grid, axis_label, format_density
 from tprm.analysis.regimes import RegimeGrid
 
@@ -25,8 +32,6 @@ HATCH_BG, HATCH_FG = (0x3a, 0x3a, 0x3a), (0xe0, 0x60, 0x60)
 
 
 def _fmt(value: float, width: int) -> str:
-    from tprm.analysis.plots import format_value
-
     return format_value(value, width)
 
 
@@ -61,8 +66,6 @@ def layout(grid: Grid | RegimeGrid, width: int, height: int) -> dict:
 def render_blocks(grid: Grid | RegimeGrid, width: int = 80, height: int = 20,
                   depth: str = "truecolor", page: int = 0) -> str:
     """The heat map (see the module docstring) within ``width`` x ``height``."""
-    from tprm.analysis.plots import _title, format_temperature
-
     lay = layout(grid, width, height)
     pages = lay["col_pages"] * lay["row_pages"]
     if not 0 <= page < pages:
@@ -75,7 +78,7 @@ def render_blocks(grid: Grid | RegimeGrid, width: int = 80, height: int = 20,
     regime = isinstance(grid, RegimeGrid)
     scale = None if regime else _scale(grid)
 
-    title = _title(grid)
+    title = grid_title(grid)
     if pages > 1:
         title += f" [page {page + 1}/{pages}]"
     lines = [title[:width], " " * (LABEL_W + 2) + f"{axis_label(grid.knob, grid.hotter)} ->",
@@ -151,8 +154,6 @@ def _block(grid: Grid | RegimeGrid, scale: Scale | None, i: int, j: int, w: int,
 
 
 def _footer(grid: Grid | RegimeGrid, width: int, depth: str, scale: Scale | None = None) -> list[str]:
-    from tprm.analysis.plots import threshold_lines
-
     if isinstance(grid, RegimeGrid):
         parts = [paint(" ", REGIME_RGB[k], None, depth) + " " + k for k in ("I", "II-A", "II-B")]
         parts += [paint("╱", HATCH_BG, HATCH_FG, depth) + " diverged", "? no data", "~ uncertain",
@@ -175,8 +176,6 @@ def _footer(grid: Grid | RegimeGrid, width: int, depth: str, scale: Scale | None
 
 def _wrap(parts: list[str], width: int) -> list[str]:
     """Legend items joined by two spaces, onto as many lines as ``width`` needs."""
-    from tprm.analysis.plots import strip_ansi
-
     lines, line = [], ""
     for part in parts:
         joined = f"{line}  {part}" if line else part

@@ -10,49 +10,29 @@ Curves (LMC, training curves) use plotext.
 from __future__ import annotations
 
 import math
-import re
-import textwrap
 from collections.abc import Mapping, Sequence
 
 import plotext as plt
 
+from tprm.analysis.gridtext import SLOT as _SLOT
+from tprm.analysis.gridtext import (
+    format_temperature,
+    format_value,
+    grid_title,
+    strip_ansi,
+    threshold_lines,
+)
+from tprm.analysis.heatmap import render_blocks
 from tprm.analysis.phase import Grid, axis_label, format_density
-from tprm.analysis.regimes import RegimeGrid, describe_thresholds
+from tprm.analysis.regimes import RegimeGrid
 
-_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 GLYPHS = "▁▂▃▄▅▆▇█"
 # 256-colour foreground ramp, low (blue) -> high (red), one per glyph level.
 _RAMP = (27, 33, 38, 44, 149, 220, 208, 196)
 _REGIME_CELL = {"I": ("I", 196), "II-A": ("A", 220), "II-B": ("B", 40), "diverged": ("x", 201),
                 "unknown": ("?", 244)}
 _LABEL_W = 7          # density label column, then " │"
-_SLOT = 7             # one heat-map cell: separator + glyph + 5-character value
 _MARKERS = ("o", "x", "+", "*", "#", "@", "%", "=")
-
-
-def strip_ansi(text: str) -> str:
-    """Text without ANSI escape sequences (for tests and plain terminals)."""
-    return _ANSI.sub("", text)
-
-
-def format_value(value: float | None, width: int = 5) -> str:
-    """A number in at most ``width`` characters, keeping as many decimals as fit."""
-    if value is None or not math.isfinite(value):
-        return "·"
-    for decimals in (3, 2, 1, 0):
-        text = f"{value:.{decimals}f}"
-        if len(text) > width and -1 < value < 1 and decimals:
-            text = text.replace("0.", ".", 1)  # -0.004 -> -.004: keep the third decimal
-        if len(text) <= width and not (decimals == 0 and value != 0 and text in ("0", "-0")):
-            return text
-    mantissa, exponent = f"{value:.0e}".split("e")
-    return f"{mantissa}e{int(exponent)}"
-
-
-def format_temperature(value: float, width: int = _SLOT - 1) -> str:
-    """A tick label for a temperature value (as short as possible, <= width characters)."""
-    text = f"{value:g}"
-    return text if len(text) <= width else format_value(float(value), width)
 
 
 def _paint(text: str, colour: int | None, color: bool) -> str:
@@ -93,8 +73,6 @@ def render_grid(grid: Grid | RegimeGrid, width: int = 80, height: int = 20, colo
     coloured glyphs.
     """
     if depth is not None and depth != "none" and color:
-        from tprm.analysis.heatmap import render_blocks
-
         return render_blocks(grid, width=width, height=height, depth=depth, page=page)
     if depth == "none":
         color = False
@@ -110,7 +88,7 @@ def render_grid(grid: Grid | RegimeGrid, width: int = 80, height: int = 20, colo
     top = len(grid.densities) - 1 - row_page * per_d
     rows = list(range(top, max(-1, top - per_d), -1))
 
-    title = _title(grid)
+    title = grid_title(grid)
     if pages > 1:
         title += (f" [page {page + 1}/{pages}: {grid.knob} {cols[0] + 1}-{cols[-1] + 1}"
                   f" of {len(grid.temperatures)}, densities {rows[-1] + 1}-{rows[0] + 1} of {len(grid.densities)}]")
@@ -130,14 +108,6 @@ def _fit(line: str, width: int) -> str:
         return line
     plain = strip_ansi(line)
     return plain[: width - 1] + "…"
-
-
-def _title(grid: Grid | RegimeGrid) -> str:
-    if isinstance(grid, RegimeGrid):
-        return "regimes (metrics averaged over dense seeds)"
-    counts = sorted({n for row in grid.n for n in row if n})
-    seeds = "no data" if not counts else (f"n={counts[0]}" if len(counts) == 1 else f"n={counts[0]}-{counts[-1]}")
-    return f"{grid.metric}: mean over dense seeds ({seeds})"
 
 
 def _range(grid: Grid) -> tuple[float, float] | None:
@@ -180,12 +150,6 @@ def _footer(grid: Grid | RegimeGrid, width: int, color: bool) -> list[str]:
             scale = (f"scale: {_paint(GLYPHS[0], _RAMP[0], color)} {format_value(lo)} (low) .. "
                      f"{_paint(GLYPHS[-1], _RAMP[-1], color)} {format_value(hi)} (high)")
     return [scale, "· no data   x diverged"]
-
-
-def threshold_lines(thresholds: Mapping, sources: Mapping, width: int = 80) -> list[str]:
-    """The regime thresholds in use and where each came from, wrapped to ``width``."""
-    return [line for part in describe_thresholds(dict(thresholds), dict(sources))
-            for line in textwrap.wrap(part, width=width, subsequent_indent="  ")]
 
 
 def render_table(grid: Grid | RegimeGrid, width: int = 80) -> str:
