@@ -29,10 +29,13 @@ readme-demo: $(STAMP)
 test: $(TEST_STAMP)
 	$(BIN)/python -m pytest -q
 
-# ruff (lint rules; formatting is not enforced) and mypy on tprm/, both configured in pyproject.toml.
+# ruff (lint rules; formatting is not enforced) and mypy on tprm/, both configured in pyproject.toml;
+# then the layer contract (import-linter, [tool.importlinter]) and no import circles (docs/lint.md).
 lint: $(STAMP)
 	$(BIN)/ruff check tprm
 	$(BIN)/mypy
+	$(BIN)/lint-imports
+	$(BIN)/python scripts/import_cycles.py tprm
 
 clean:
 	rm -rf $(VENV) .pytest_cache
