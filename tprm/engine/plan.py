@@ -146,11 +146,24 @@ class TrainSchedule(Mapping):
     def __len__(self) -> int:
         return len(self.__dict__)
 
+    def to_dict(self) -> dict[str, Any]:
+        """As plain data (milestones a list), the shape a job record stores."""
+        return {**self.__dict__, "milestones": list(self.milestones)}
+
     def to_science(self) -> Any:
         """This schedule as science.train.Schedule (imports torch: call it in a worker)."""
         from tprm.science.train import Schedule
 
         return Schedule(**self)
+
+
+def _plain(value: Any) -> Any:
+    """A spec value as plain data: a TrainSchedule (also inside the pruning dict) as its dict."""
+    if isinstance(value, TrainSchedule):
+        return value.to_dict()
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
 
 
 @dataclass(frozen=True, eq=False)
@@ -205,7 +218,7 @@ class Job:
     def record(self) -> dict:
         """The job as plain data (JSON-able: the spec as a dict)."""
         return {"hash": self.hash, "kind": self.kind, "label": self.label,
-                "spec": dict(self.spec), "deps": list(self.deps)}
+                "spec": {k: _plain(v) for k, v in self.spec.items()}, "deps": list(self.deps)}
 
 
 @dataclass(frozen=True)
