@@ -49,10 +49,10 @@ def value_b(t: float, d: float) -> dict:
 def write_results(svc: Service, name: str, values, unmeasured=()) -> None:
     """Record every job of recipe `name` as done, with the cell values `values(T, density)`;
     the pair-metric jobs of the (T, density) cells in `unmeasured` stay queued."""
-    recipe = svc.load_recipe(name)
-    plan = svc.plan(recipe)
-    store = svc.store
-    svc.store.put_recipe(recipe.name, recipe.hash, svc.source_path(recipe), recipe.to_yaml())
+    recipe = svc.recipes.resolve(name)
+    plan = svc.recipes.plan(recipe)
+    store = svc.workspace.store
+    store.put_recipe(recipe.name, recipe.hash, recipe.source, recipe.recipe.to_yaml())
     store.add_jobs([j.record() for j in plan.jobs.values()], recipe.hash)
     owner = make_owner("handmade")
     claimed = set(store.claim(list(plan.jobs), owner, lease_s=600))
