@@ -88,7 +88,7 @@ def build_store(root: Path, done_fraction: float = 0.9, running: int = 8) -> tup
     finished = [j.hash for j in jobs[:n_done]]
     store.claim(finished, owner, 3600)
     store.finish_many([{"hash": j.hash, "owner": owner, "state": "done",
-                        "result": fake_result(j.kind, rng, recipe.dense.epochs)} for j in jobs[:n_done]])
+                        "result": fake_result(j.kind, rng, recipe.recipe.dense.epochs)} for j in jobs[:n_done]])
     store.claim([j.hash for j in jobs[n_done:n_done + running]], owner, 3600)
     store.heartbeat([j.hash for j in jobs[n_done:n_done + running]], owner, 3600)
     return svc, recipe.name, len(jobs)
