@@ -1,7 +1,7 @@
 """What the screen says must be true: detached case studies that stop in seconds, offline planning
 without the network, forms that keep their values, visible focus, footer keys, palette, export.
 
-Pilot-driven at 80x24 on real stores; case studies are real detached `python -m tprm.case_job`
+Pilot-driven at 80x24 on real stores; case studies are real detached `python -m tprm.service.case_job`
 processes training the tiny recipes.
 """
 

@@ -1,7 +1,7 @@
 """The folder of a detached case study, <store>/cases/<id>/, and the process that runs it.
 
     request.json   {"id", "kind", "recipe", "path", "args", "started"}
-    pid            the process id of `python -m tprm.case_job DIR STORE`
+    pid            the process id of `python -m tprm.service.case_job DIR STORE`
     progress.json  the runner's latest snapshot (written by the case process)
     report.json    the answer, or {"error": message} / {"cancelled": message}
     cancel         exists = stop request (see tprm.engine.detached)
@@ -44,10 +44,10 @@ def new_case(store_dir: Path, kind: str, recipe_name: str, recipe_path: str,
     return request, folder
 
 
-def start_process(folder: Path, store_dir: Path) -> subprocess.Popen:
-    """Start `python -m tprm.case_job` detached (tprm.engine.detached: quitting the UI does not stop it)."""
-    return detached.start_process("tprm.case_job", [str(folder), str(store_dir)], folder / "log",
-                                  folder / "pid")
+def start_process(folder: Path, store_dir: Path, entry: str) -> subprocess.Popen:
+    """Start `python -m <entry> FOLDER STORE` detached (tprm.engine.detached: quitting the UI does
+    not stop it); `entry` is the caller's module (the service's tprm.service.case_job)."""
+    return detached.start_process(entry, [str(folder), str(store_dir)], folder / "log", folder / "pid")
 
 
 def _read(path: Path):

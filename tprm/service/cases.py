@@ -1,6 +1,6 @@
 """Case studies of a workspace: the service wires runs (measure callbacks) to the decision
 procedures of tprm.analysis (case_direction, case_select, case_sam), in the foreground or as a
-detached process (the protocol of tprm.engine.detached; its entry point is tprm.case_job)."""
+detached process (the protocol of tprm.engine.detached; its entry point is case_job.py here)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,9 @@ from tprm.service.errors import BadInput, RunCancelled, converting_input_errors
 from tprm.service.results import Results, axes
 from tprm.service.runs import Runs
 from tprm.service.workspace import LoadedRecipe, Workspace
+
+
+CASE_ENTRY = "tprm.service.case_job"  # the module a detached case study runs (python -m)
 
 
 def match(value, values, what: str):
@@ -135,7 +138,7 @@ class Cases:
             raise BadInput(f"case: '{kind}' is not a case study; use one of {', '.join(self.KINDS)}")
         loaded = self._ws.resolve(ref)
         request, folder = new_case(self._ws.store_dir, kind, loaded.name, self._ws.source_file(loaded), args)
-        proc = start_process(folder, self._ws.store_dir)
+        proc = start_process(folder, self._ws.store_dir, CASE_ENTRY)
         self._procs[request["id"]] = proc
         return dict(request, pid=proc.pid, dir=str(folder), log=str(folder / "log"), state="running")
 

@@ -1,4 +1,4 @@
-"""Process entry point of a detached case study: `python -m tprm.case_job CASE_DIR STORE_DIR`.
+"""Process entry point of a detached case study: `python -m tprm.service.case_job CASE_DIR STORE_DIR`.
 
 One end of the detached-process protocol (tprm.engine.detached; the folder: tprm.engine.casedir).
 `svc.cases.start` starts it in its own session (quitting the TUI does not stop it). It runs
