@@ -5,7 +5,7 @@
     python benchmarks/eta_trace.py compact /tmp/trace.json tests/data/eta_trace_quickstart.json
 
 `record` runs the recipe in a fresh store (in this process) while a second thread polls
-`Service.status` every 0.5 s, as the TUI does, and saves every job's kind, spec (what job_work
+`svc.runs.status` every 0.5 s, as the TUI does, and saves every job's kind, spec (what job_work
 needs), and per sample its state and group progress; at the end, when each job ended.
 `score` replays the trace through `tprm.engine.eta.estimate` and prints, at 10/25/50/75/90 %
 of the work, the ETA against the time that was really left (the ratio must be in [0.5, 2]).
@@ -29,7 +29,7 @@ def record(recipe: str, out: Path, store: str | None) -> None:
     from tprm.service import Service
 
     svc = Service(store or tempfile.mkdtemp(prefix="tprm-eta-"))
-    plan = svc.plan(svc.load_recipe(recipe))
+    plan = svc.recipes.plan(svc.recipes.resolve(recipe))
     hashes = [j.hash for j in plan.ordered()]
     index = {h: i for i, h in enumerate(hashes)}
     jobs = [{"kind": j.kind, "label": j.label,
@@ -40,7 +40,7 @@ def record(recipe: str, out: Path, store: str | None) -> None:
     def poll() -> None:
         while not stop.wait(0.5):
             try:
-                status = svc.status(recipe)
+                status = svc.runs.status(recipe)
             except Exception:  # noqa: BLE001 -- a poll racing the first write
                 continue
             by_hash = {j["hash"]: j for j in status["jobs"]}
@@ -55,11 +55,11 @@ def record(recipe: str, out: Path, store: str | None) -> None:
     thread = threading.Thread(target=poll, daemon=True)
     started = time.time()
     thread.start()
-    summary = svc.run(recipe)
+    summary = svc.runs.run(recipe)
     ended_at = time.time()
     stop.set()
     thread.join()
-    final = {j["hash"]: j.get("ended") for j in svc.status(recipe)["jobs"]}
+    final = {j["hash"]: j.get("ended") for j in svc.runs.status(recipe)["jobs"]}
     for h, job in zip(hashes, jobs):
         job["ended"] = final.get(h)
     out.write_text(json.dumps({"recipe": recipe, "started": started, "ended": ended_at,

@@ -43,7 +43,7 @@ ENV = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTH
 
 def maps(svc, path: Path, metrics: tuple[str, ...]) -> str:
     """The plain-text maps `tprm plot --no-table` prints when piped (in this process: no new torch start-up)."""
-    return "\n".join(svc.plot(str(path), m, width=80, height=20, table=False, color=False).rstrip() for m in metrics)
+    return "\n".join(svc.results.plot(str(path), m, width=80, height=20, table=False, color=False).rstrip() for m in metrics)
 
 
 def run_with_budget(args: list[str], budget_s: float) -> tuple[int | str, str]:
@@ -67,11 +67,11 @@ def run_with_budget(args: list[str], budget_s: float) -> tuple[int | str, str]:
 
 def prepare_data(svc, cifar10_dir: str | None, tiny: bool) -> str:
     """Make sure the store's data folder holds CIFAR-10; returns "real" or "FAKE"."""
-    root = svc.data_root()
-    if next(row for row in svc.data_list() if row["name"] == "cifar10")["present"]:
+    root = svc.admin.data_root()
+    if next(row for row in svc.admin.data_list() if row["name"] == "cifar10")["present"]:
         return "FAKE" if (root / FAKE_MARK).exists() else "real"
     if cifar10_dir:
-        svc.data_fetch("cifar10", source=cifar10_dir)
+        svc.admin.data_fetch("cifar10", source=cifar10_dir)
         return "real"
     sys.path.insert(0, str(ROOT / "tests"))
     from fakedata import write_fake_cifar10
@@ -85,7 +85,7 @@ def prepare_data(svc, cifar10_dir: str | None, tiny: bool) -> str:
 
 def model_epochs(svc, recipe) -> dict:
     """Dense and retraining model-epochs and LMC/CKA pairs of the recipe's plan."""
-    plan = svc.plan(recipe)
+    plan = svc.recipes.plan(recipe)
     n_train = recipe.dataset.train_subset or 50_000
     out = {"dense": 0.0, "retrain": 0.0, "pairs": 0, "dense_jobs": 0, "retrain_jobs": 0}
     for job in plan.jobs.values():
@@ -121,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     store.mkdir(parents=True, exist_ok=True)
     svc = Service(store)
     data = prepare_data(svc, a.cifar10_dir, a.tiny)
-    recipe = svc.load_recipe(str(RECIPE))
+    recipe = svc.recipes.resolve(str(RECIPE)).recipe
     over = {"execution": {"device": a.device}, "dataset": {"download": False}}
     if a.tiny:
         over = {**TINY, "execution": {"device": a.device}, "dataset": {**TINY["dataset"], "download": False}}
@@ -156,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nrun wall time: {wall:.1f} s ({wall / 60:.1f} min) on {a.device}"
           f"{' -- FAKE DATA: timing only, the maps below are of random images' if data == 'FAKE' else ''}")
     print(maps(svc, path, ("regime", "mc", "cka", "normalized_error")))
-    print(wrap_lines(svc.case_direction(str(path), None, None, evaluate=True)["text"].rstrip(), 80))
+    print(wrap_lines(svc.cases.direction(str(path), None, None, evaluate=True)["text"].rstrip(), 80))
     print(f"\nsummary: device {a.device}, data {data}, run {wall:.1f} s, "
           f"{me['dense'] + me['retrain']:g} model-epochs, {me['pairs']} pairs")
     return 0

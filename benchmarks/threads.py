@@ -28,7 +28,7 @@ def main() -> None:
     ap.add_argument("--jobs", type=int, default=1, help="parallel workers")
     ap.add_argument("--full", action="store_true", help="the whole recipe, not a 2x2 slice")
     a = ap.parse_args()
-    base = Service(tempfile.mkdtemp(prefix="tprm-threads-")).load_recipe(a.recipe)
+    base = Service(tempfile.mkdtemp(prefix="tprm-threads-")).recipes.resolve(a.recipe).recipe
     over = {} if a.full else {"temperature": {"values": list(base.temperature.values[:2])},
                               "densities": list(base.densities[:2])}
     print(f"recipe {a.recipe} ({'full' if a.full else '2x2 slice'}), jobs {a.jobs}, "
@@ -38,7 +38,7 @@ def main() -> None:
         recipe = base.with_overrides({**over, "execution": {"threads": t, "jobs": a.jobs, "device": "cpu"}})
         with tempfile.TemporaryDirectory(prefix="tprm-threads-") as store:
             t0 = time.perf_counter()
-            summary = Service(store).run(recipe)
+            summary = Service(store).runs.run(recipe)
             walls[t] = time.perf_counter() - t0
         print(f"threads {t}: {walls[t]:7.1f} s  ({summary['state']}, {summary['executed']} jobs)  "
               f"ratio to threads {a.threads[0]}: {walls[t] / walls[a.threads[0]]:.2f}")

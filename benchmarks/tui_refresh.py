@@ -3,9 +3,9 @@
 Builds a store through the real engine/service APIs (plan, add_jobs, claim, finish_many: the
 same calls a runner makes, with synthetic result numbers instead of training), then times
 
-  monitor  one poll of the Runs screen: svc.status + svc.logs (its data path) and the job rows,
+  monitor  one poll of the Runs screen: svc.runs.status + svc.runs.logs (its data path) and the job rows,
            then filling the job table in a headless app (first fill and a steady-state update);
-  results  the Results screen: svc.results_table + the normalized-error grid, filter/sort and
+  results  the Results screen: svc.results.table + the normalized-error grid, filter/sort and
            cell formatting, then filling its table;
 
 against a baseline measured in the same run: a bare json.load of the store's db file (the
@@ -75,9 +75,9 @@ def build_store(root: Path, done_fraction: float = 0.9, running: int = 8) -> tup
     recipes.mkdir(parents=True)
     (recipes / "bench.yaml").write_text(RECIPE)
     svc = Service(root / "store")
-    recipe = svc.load_recipe("bench")
-    plan = svc.plan(recipe)
-    store = svc.store
+    recipe = svc.recipes.resolve("bench")
+    plan = svc.recipes.plan(recipe)
+    store = svc.workspace.store
     store.put_recipe(recipe.name, recipe.hash, str(recipes / "bench.yaml"), RECIPE)
     jobs = list(plan.ordered())
     store.add_jobs([{k: v for k, v in j.record().items() if k != "spec"} for j in jobs], recipe.hash)  # as the runner does
@@ -88,7 +88,7 @@ def build_store(root: Path, done_fraction: float = 0.9, running: int = 8) -> tup
     finished = [j.hash for j in jobs[:n_done]]
     store.claim(finished, owner, 3600)
     store.finish_many([{"hash": j.hash, "owner": owner, "state": "done",
-                        "result": fake_result(j.kind, rng, recipe.dense.epochs)} for j in jobs[:n_done]])
+                        "result": fake_result(j.kind, rng, recipe.recipe.dense.epochs)} for j in jobs[:n_done]])
     store.claim([j.hash for j in jobs[n_done:n_done + running]], owner, 3600)
     store.heartbeat([j.hash for j in jobs[n_done:n_done + running]], owner, 3600)
     return svc, recipe.name, len(jobs)
@@ -106,8 +106,8 @@ def timed(fn, repeat: int) -> tuple[float, object]:
 
 def monitor_data(svc: Service, recipe: str, job: str | None) -> tuple:
     """One poll when the selected job's log can have changed (it is running): status + log + rows."""
-    status = svc.status(recipe)
-    log = svc.logs(recipe, job=job)
+    status = svc.runs.status(recipe)
+    log = svc.runs.logs(recipe, job=job)
     return job_rows(status["jobs"]), overall_progress(status), log
 
 
@@ -131,8 +131,8 @@ async def table_timings(svc: Service, recipe: str, repeat: int) -> dict[str, flo
         await pilot.app.workers.wait_for_complete()
         runs = app.screen
         assert isinstance(runs, RunsScreen)
-        status = svc.status(recipe)
-        log = svc.logs(recipe)
+        status = svc.runs.status(recipe)
+        log = svc.runs.logs(recipe)
         runs._rows.clear()
         t0 = time.perf_counter()
         runs._apply(recipe, status, log)
@@ -162,16 +162,16 @@ def main() -> None:
               f"({(svc.store_dir / 'tprm.db.json').stat().st_size / 1e6:.1f} MB db)")
         db = svc.store_dir / "tprm.db.json"
         baseline, _ = timed(lambda: json.loads(db.read_text()), args.repeat)
-        status = svc.status(recipe)
+        status = svc.runs.status(recipe)
         running = next(j["hash"] for j in status["jobs"] if j["state"] == "running")
         monitor, _ = timed(lambda: monitor_data(svc, recipe, running), args.repeat)
-        status_only, _ = timed(lambda: svc.status(recipe), args.repeat)
+        status_only, _ = timed(lambda: svc.runs.status(recipe), args.repeat)
         results, cells = timed(lambda: results_data(svc, recipe), args.repeat)
-        rows = svc.result_rows(recipe)["rows"]
+        rows = svc.results.rows(recipe)["rows"]
         own, _ = timed(lambda: (job_rows(status["jobs"]), view_share(rows)), args.repeat)
         tables = asyncio.run(table_timings(svc, recipe, args.repeat))
         print(f"{'baseline: json.load of the db file':<44} {baseline:8.1f} ms   1.0x")
-        rows = [("svc.status alone", status_only),
+        rows = [("svc.runs.status alone", status_only),
                 ("monitor data path (status + logs + rows)", monitor),
                 ("results data path (results + grid + rows)", results),
                 ("TUI's own share (job rows, filter, sort, cells)", own),

@@ -126,8 +126,8 @@ def evaluate(name: str) -> dict:
 
     path, store = recipe_for(name)
     svc = Service(store)
-    recipe = svc.load_recipe(str(path))
-    cells = svc.results(str(path))
+    recipe = svc.recipes.resolve(str(path)).recipe
+    cells = svc.results.cells(str(path))
     knob, hotter = recipe.temperature.knob, HOTTER[recipe.temperature.knob]
     axes = {"temperatures": list(recipe.temperature.values), "densities": list(recipe.densities)}
     cka_output = recipe.regimes.cka_output

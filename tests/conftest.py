@@ -50,7 +50,7 @@ def prepare_tiny_store(work: Path) -> Path:
     (store / "recipes" / "tiny.yaml").write_text(TINY_RECIPE)
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(work)
-        assert Service(store).run("tiny")["state"] == "done"
+        assert Service(store).runs.run("tiny")["state"] == "done"
     return store
 
 

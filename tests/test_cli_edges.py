@@ -221,21 +221,21 @@ def test_a_diverged_parent_settles_its_dependents(tmp_path, capsys, monkeypatch)
     code, out, err = call(capsys, monkeypatch, "run", str(recipe), "--store", str(store))
     assert code == 0 and "executed 0" in out
     svc = Service(store)
-    cells = svc.results_table(str(recipe))
+    cells = svc.results.table(str(recipe))
     hot = [c for c in cells if c["temperature"] == 10000]
     assert len(hot) == 2 and all(c["state"] == "diverged" and c["regime"] == "diverged" for c in hot)
     assert all(c["job_states"]["dense"] == "diverged" and c["job_states"]["prune"] == "skipped" for c in hot)
     assert all(c["state"] == "done" for c in cells if c["temperature"] == 0.05)
-    s = svc.status()
+    s = svc.runs.status()
     assert s["recipes"]["hot"]["counts"] == {"done": 9, "diverged": 1, "skipped": 8}
     assert {j["reason"] for j in s["jobs"] if j["state"] == "skipped"} == {"parent diverged"}
     code, out, _ = call(capsys, monkeypatch, "status", "--store", str(store))
     assert "8 job(s) skipped (parent diverged)" in out and "since" not in out  # finished runs
     assert " hot: done at " in out
-    plot = svc.plot(str(recipe), "regime", color=False, table=False)
+    plot = svc.results.plot(str(recipe), "regime", color=False, table=False)
     rows = [line.split("│")[1].split() for line in plot.splitlines() if "%" in line and "│" in line]
     assert rows == [["B", "x"], ["B", "x"]] or (len(rows) == 2 and all(r[-1] == "x" for r in rows)), plot
-    grid = svc.grid(str(recipe), "test_error")
+    grid = svc.results.grid(str(recipe), "test_error")
     assert grid.state[grid.temperatures.index(10000)] == ["diverged", "diverged"]
 
 
@@ -250,11 +250,11 @@ def test_a_failed_dense_seed_shows_failed(tmp_path):
     path.write_text(TINY_RECIPE.replace("name: tiny", "name: broken").replace(
         "checkpoint_every: 1}", f"checkpoint_every: 1, init: {init}}}"))
     svc = Service(tmp_path / "s")
-    summary = svc.run(str(path))
+    summary = svc.runs.run(str(path))
     assert summary["exit_code"] == 1 and summary["counts"].get("failed") == 1
-    rows = svc.results_table(str(path))
+    rows = svc.results.table(str(path))
     assert rows and all(r["state"] == "failed" and r["regime"] is None for r in rows)
-    grid = svc.grid(str(path), "test_error")
+    grid = svc.results.grid(str(path), "test_error")
     assert {s for row in grid.state for s in row} == {"failed"}
 
 

@@ -49,10 +49,10 @@ def value_b(t: float, d: float) -> dict:
 def write_results(svc: Service, name: str, values, unmeasured=()) -> None:
     """Record every job of recipe `name` as done, with the cell values `values(T, density)`;
     the pair-metric jobs of the (T, density) cells in `unmeasured` stay queued."""
-    recipe = svc.load_recipe(name)
-    plan = svc.plan(recipe)
-    store = svc.store
-    svc.store.put_recipe(recipe.name, recipe.hash, svc.source_path(recipe), recipe.to_yaml())
+    recipe = svc.recipes.resolve(name)
+    plan = svc.recipes.plan(recipe)
+    store = svc.workspace.store
+    store.put_recipe(recipe.name, recipe.hash, recipe.source, recipe.recipe.to_yaml())
     store.add_jobs([j.record() for j in plan.jobs.values()], recipe.hash)
     owner = make_owner("handmade")
     claimed = set(store.claim(list(plan.jobs), owner, lease_s=600))
@@ -102,7 +102,7 @@ def pair(tmp_path_factory):
 
 def test_known_difference_map(pair) -> None:
     work, one, _ = pair
-    c = one.compare("a", "b", "test_error")
+    c = one.reports.compare("a", "b", "test_error")
     assert not c["partial"]
     diff = c["difference"]
     assert diff.temperatures == [4, 2, 1] and diff.densities == [0.2, 0.8]  # coldest first
@@ -149,7 +149,7 @@ def test_mismatched_grids_exit_2_naming_the_axis(pair, other, axis) -> None:
 
 def test_partial_overlap_lists_shared_cells(pair) -> None:
     work, one, two = pair
-    c = one.compare("a", "overlap", other=two)
+    c = one.reports.compare("a", "overlap", other=two)
     assert c["partial"]
     assert c["shared_cells"] == [[4, 0.2], [2, 0.2]]
     assert c["note"].startswith("partial overlap: comparing the 2 shared cells (epochs 4, 2 x densities 20%)")
@@ -160,7 +160,7 @@ def test_partial_overlap_lists_shared_cells(pair) -> None:
 def test_compare_rejects_regime_metric(pair) -> None:
     _, one, _ = pair
     with pytest.raises(BadInput, match="--metric"):
-        one.compare("a", "b", "regime")
+        one.reports.compare("a", "b", "regime")
 
 
 def test_align_and_restrict_are_pure() -> None:
@@ -178,7 +178,7 @@ def test_align_and_restrict_are_pure() -> None:
 
 def test_regime_changes_empty_for_same_grid(pair) -> None:
     _, one, _ = pair
-    r = one.grid("a", "regime")
+    r = one.results.grid("a", "regime")
     assert regime_changes(r, r) == []
 
 

@@ -25,7 +25,7 @@ def test_data_fetch_from_an_archive_then_list_and_plan(tmp_path) -> None:
 
     svc = Service(store)
     try:
-        svc.plan_summary("cifar10-preresnet20-epochs-quick")
+        svc.recipes.plan_summary("cifar10-preresnet20-epochs-quick")
         raise AssertionError("planning without the data must raise DataNotFetched")
     except DataNotFetched as exc:
         assert "CIFAR-10 not downloaded: run `tprm data fetch cifar10`" in str(exc)
@@ -40,7 +40,7 @@ def test_data_fetch_from_an_archive_then_list_and_plan(tmp_path) -> None:
     present = {row["name"]: row["present"] for row in __import__("json").loads(listed.stdout)}
     assert present == {"mnist1d": True, "cifar10": True, "cifar100": False, "svhn": False}
 
-    summary = Service(store).plan_summary("cifar10-preresnet20-epochs-quick")  # the data is there now
+    summary = Service(store).recipes.plan_summary("cifar10-preresnet20-epochs-quick")  # the data is there now
     assert summary["total"] > 0 and arrays["x_train"].shape[0] == 20
 
 

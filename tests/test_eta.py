@@ -100,21 +100,21 @@ def test_logs_stream_while_the_run_runs_and_the_snapshot_has_a_model_step_eta(tm
 
     def display(snap: dict) -> None:
         if snap["counts"].get("running"):
-            seen.append({"run_log": svc.logs(tiny_recipe), "eta": snap["eta"]})
+            seen.append({"run_log": svc.runs.logs(tiny_recipe), "eta": snap["eta"]})
             hashes = [g["hashes"][0] for g in snap["running"]]
             if hashes:
-                seen[-1]["job_log"] = svc.logs(tiny_recipe, job=hashes[0])
+                seen[-1]["job_log"] = svc.runs.logs(tiny_recipe, job=hashes[0])
 
-    summary = svc.run(tiny_recipe, progress=display)
+    summary = svc.runs.run(tiny_recipe, progress=display)
     assert summary["state"] == "done" and seen
     assert all("of tiny: 17 jobs" in s["run_log"] for s in seen)  # written when the run began
     assert any("start retrain x" in s["run_log"] for s in seen)
     assert any("started on cpu" in s.get("job_log", "") for s in seen)
     fractions = [s["eta"]["fraction"] for s in seen]
     assert fractions == sorted(fractions) and 0 <= fractions[0] < 1
-    run_log = svc.logs(tiny_recipe)
+    run_log = svc.runs.logs(tiny_recipe)
     assert f"run {summary['run_id']}: done" in run_log and "done pairs" in run_log
-    retrain = next(j for j in svc.status(tiny_recipe)["jobs"] if j["kind"] == "retrain")
-    job_log = svc.logs(tiny_recipe, job=retrain["hash"])
+    retrain = next(j for j in svc.runs.status(tiny_recipe)["jobs"] if j["kind"] == "retrain")
+    job_log = svc.runs.logs(tiny_recipe, job=retrain["hash"])
     assert re.search(r"\d\d:\d\d:\d\d epoch 1: train loss \d\.\d{4} err \d\.\d{4}, test loss \d\.\d{4} err \d\.\d{4}\n", job_log)
     assert retrain["work"] == pytest.approx(2 + 40 * (400 // 50))  # 40 epochs of 400 samples, batch 50

@@ -32,7 +32,7 @@ def write(tmp_path: Path, text: str, name: str) -> Path:
 
 
 def retrain_models(store: Path, recipe) -> dict[str, dict]:
-    plan = Service(store).plan(recipe)
+    plan = Service(store).recipes.plan(recipe)
     return {j.label: Artifacts(store).load(h, "model") for h, j in plan.jobs.items() if j.kind == "retrain"}
 
 
@@ -113,32 +113,32 @@ def test_batchnorm_grid_runs_jobs_in_parallel_with_the_same_results(tmp_path):
     the results are those of --jobs 1; bf16 in the same store runs end to end as other jobs."""
     path = write(tmp_path, BN_RECIPE, "tiny-bn")
     one, two = tmp_path / "one", tmp_path / "two"
-    assert Service(one).run(path)["state"] == "done"
+    assert Service(one).runs.run(path)["state"] == "done"
     r = run_tprm("run", str(path), "--jobs", "2", "--store", str(two))
     assert r.returncode == 0, r.stderr[-2000:]
     jobs = Store(two).get_jobs()
     retrains = [j for j in jobs.values() if j["kind"] == "retrain"]
     assert len(retrains) == 8 and all(j["provenance"]["group_size"] == 1 for j in retrains)
-    assert Service(two).results(path) == Service(one).results(path)
+    assert Service(two).results.cells(path) == Service(one).results.cells(path)
     a, b = retrain_models(one, path), retrain_models(two, path)
     assert all(torch.equal(a[label][n], b[label][n]) for label in a for n in a[label])
 
     bf16 = write(tmp_path, BN_RECIPE.replace("execution: {device: cpu}",
                                              "execution: {device: cpu, precision: bf16}"), "tiny-bn")
-    summary = Service(one).run(bf16)
+    summary = Service(one).runs.run(bf16)
     assert summary["state"] == "done" and summary["executed"] == 17  # other keys: all new jobs
-    rows = Service(one).results(bf16)
+    rows = Service(one).results.cells(bf16)
     assert len(rows) == 4 and all(r["state"] == "done" and r["mc"] is not None for r in rows)
     c = retrain_models(one, bf16)
     assert all(t.dtype == torch.float32 for m in c.values() for t in m.values() if t.is_floating_point())
     # autocast really ran: the float32 master weights moved by bf16 rounding
     assert any(not torch.equal(a[label][n], c[label][n]) for label in a for n in a[label])
-    f32 = {(r["temperature"], r["density"]): r["test_error"] for r in Service(one).results(path)}
+    f32 = {(r["temperature"], r["density"]): r["test_error"] for r in Service(one).results.cells(path)}
     assert all(abs(r["test_error"] - f32[(r["temperature"], r["density"])]) < 0.15 for r in rows)
 
 
 def test_plain_groups_still_fuse(tiny_recipe, store_dir):
-    assert Service(store_dir).run(tiny_recipe)["state"] == "done"
+    assert Service(store_dir).runs.run(tiny_recipe)["state"] == "done"
     retrains = [j for j in Store(store_dir).get_jobs().values() if j["kind"] == "retrain"]
     assert [j["provenance"]["group_size"] for j in retrains] == [8] * 8
 
@@ -163,9 +163,9 @@ def test_pairs_jobs_batched_two_per_pass_give_the_results_of_one_pair_at_a_time(
 
     path = write(tmp_path, BN_RECIPE.replace("seeds: [0, 1],", "seeds: [0, 1, 2],"), "tiny-bn3")
     store, other = tmp_path / "store", tmp_path / "other"
-    assert Service(store).run(path)["state"] == "done"
+    assert Service(store).runs.run(path)["state"] == "done"
     shutil.copytree(store, other)
-    pairs = [j for j in Service(store).plan(path).ordered() if j.kind == "pairs"]
+    pairs = [j for j in Service(store).recipes.plan(path).ordered() if j.kind == "pairs"]
     assert len(pairs) == 4 and all(len(j.spec.pairs) == 3 for j in pairs)
     monkeypatch.setattr(metrics, "LMC_BATCHED_POINTS", 30)
     out = execute_group({"store_root": str(other), "device": "cpu", "fuse": "always"}, "pairs",

@@ -159,7 +159,7 @@ def ray_store(cluster, tmp_path_factory):
     (store / "recipes" / "tiny.yaml").write_text(TINY_RECIPE)
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(store.parent)
-        summary = Service(store).run("tiny", backend="ray")
+        summary = Service(store).runs.run("tiny", backend="ray")
     assert summary["state"] == "done" and summary["executed"] == 17
     return store
 
@@ -175,7 +175,7 @@ def test_same_hashes_results_and_artifacts_as_local(ray_store, tmp_path):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # a Ray group gets cpus_per_group (1) threads; CPU sums depend on it
     try:
-        assert Service(local).run(str(recipe))["state"] == "done"
+        assert Service(local).runs.run(str(recipe))["state"] == "done"
     finally:
         torch.set_num_threads(threads)
 
@@ -192,7 +192,7 @@ def test_same_hashes_results_and_artifacts_as_local(ray_store, tmp_path):
     prov = next(iter(b.get_jobs().values()))["provenance"]
     assert prov["ray"]["node_id"] == run["ray"]["nodes"][0]["node_id"]
     assert prov["ray"]["pid"] != os.getpid()  # ran in a Ray worker, not in this driver
-    status = Service(remote).status("tiny")
+    status = Service(remote).runs.status("tiny")
     assert status["runs"][-1]["backend"] == "ray"
     assert all(j["node"] == prov["host"] for j in status["jobs"])
     assert "backend" not in a.get_runs()[-1]
@@ -204,7 +204,7 @@ def test_group_larger_than_any_node_is_bad_input(cluster, tmp_path):
     recipe = _recipe(tmp_path, TINY_RECIPE.replace(
         "execution: {device: cpu}", "execution: {device: cpu, ray: {cpus_per_group: 4}}"), "tiny")
     with pytest.raises(BadInput, match=r"cpus_per_group 4: no node of the Ray cluster has 4 CPU"):
-        Service(tmp_path / "store").run(str(recipe), backend="ray")
+        Service(tmp_path / "store").runs.run(str(recipe), backend="ray")
     assert not (tmp_path / "store" / "tprm.db.json").exists()  # nothing was started
 
 
@@ -256,7 +256,7 @@ def _start_slow_ray_run(tmp_path):
     recipe = _recipe(tmp_path, SLOW_RECIPE, "slow")
     store = tmp_path / "store"
     out: dict = {}
-    runner = threading.Thread(target=lambda: out.update(Service(store).run(str(recipe), backend="ray")))
+    runner = threading.Thread(target=lambda: out.update(Service(store).runs.run(str(recipe), backend="ray")))
     runner.start()
     return recipe, store, out, runner
 
@@ -288,7 +288,7 @@ def test_cancel_stops_the_ray_tasks(cluster, tmp_path):
     try:
         seen = _wait_for(lambda: _progress(store), 120, "a running task")
         asked = time.time()
-        assert Service(store).cancel(str(recipe)) == 1
+        assert Service(store).runs.cancel(str(recipe)) == 1
     finally:
         runner.join(120)
     assert out["state"] == "cancelled"

@@ -114,7 +114,7 @@ def test_report_compare_adds_the_comparison(tiny) -> None:
     work, store = tiny
     from tprm.service import Service
 
-    info = Service(store).report("tiny", work / "cmp", compare="tiny")
+    info = Service(store).reports.report("tiny", work / "cmp", compare="tiny")
     names = {p.rsplit("/", 1)[1] for p in info["files"]}
     assert {"compare-tiny-test_error.png", "compare-tiny-regimes.svg"} <= names
     from PIL import Image
@@ -213,7 +213,7 @@ def test_hessian_figures_when_measured(tmp_path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     text = recipe_text("hess") + "metrics: {hessian: {enabled: true}}\n"
     svc = make_store(tmp_path / "store", {"hess": (text, value_a)})
-    info = svc.report("hess", tmp_path / "out")
+    info = svc.reports.report("hess", tmp_path / "out")
     names = {p.rsplit("/", 1)[1] for p in info["files"]}
     assert {"hessian_trace.png", "hessian_trace.svg", "hessian_top.png", "hessian_top.svg"} <= names
     report = (tmp_path / "out" / "report.md").read_text()
@@ -234,7 +234,7 @@ def test_incomplete_median_split_still_reports_the_metrics(tmp_path, monkeypatch
     (tmp_path / "store" / "recipes" / "med.yaml").write_text(recipe_text("med") + "regimes: {split: median}\n")
     svc = Service(tmp_path / "store")
     write_results(svc, "med", value_a, unmeasured=[(1, 0.8)])
-    info = svc.report("med", tmp_path / "out")
+    info = svc.reports.report("med", tmp_path / "out")
     names = {p.rsplit("/", 1)[1] for p in info["files"]}
     assert "regimes.png" not in names and "mc.png" in names
     report = (tmp_path / "out" / "report.md").read_text()

@@ -23,7 +23,7 @@ def done_lines(store: Path, svc: Service, recipe) -> dict[str, int]:
     """How many times each job of the recipe was recorded done (from its job log)."""
     arts = Artifacts(store)
     counts = {}
-    for h, job in svc.plan(recipe).jobs.items():
+    for h, job in svc.recipes.plan(recipe).jobs.items():
         log = arts.log_path(h)
         text = log.read_text() if log.exists() else ""
         counts[h] = sum(1 for line in text.splitlines() if line.endswith(": done"))
@@ -32,12 +32,12 @@ def done_lines(store: Path, svc: Service, recipe) -> dict[str, int]:
 
 def test_run_then_rerun_does_no_work(tiny_recipe, store_dir):
     svc = Service(store_dir)
-    first = svc.run(tiny_recipe)
+    first = svc.runs.run(tiny_recipe)
     assert first["state"] == "done" and first["exit_code"] == 0
     assert first["executed"] == 17
-    again = svc.run(tiny_recipe)
+    again = svc.runs.run(tiny_recipe)
     assert again["executed"] == 0 and again["state"] == "done"
-    rows = svc.results(tiny_recipe)
+    rows = svc.results.cells(tiny_recipe)
     assert len(rows) == 4 and all(r["state"] == "done" for r in rows)
     for r in rows:
         assert 0.0 <= r["test_error"] <= 1.0 and r["mc"] <= 1e-9 + 1.0
@@ -46,17 +46,17 @@ def test_run_then_rerun_does_no_work(tiny_recipe, store_dir):
 
 def test_adding_a_density_runs_only_the_new_jobs(tiny_recipe, store_dir):
     svc = Service(store_dir)
-    svc.run(tiny_recipe)
+    svc.runs.run(tiny_recipe)
     tiny_recipe.write_text(TINY_RECIPE.replace("densities: [0.2, 0.8]", "densities: [0.2, 0.5, 0.8]"))
-    more = svc.run(tiny_recipe)
+    more = svc.runs.run(tiny_recipe)
     assert more["executed"] == 2 * 4  # per temperature: prune + 2 retrains + pairs
 
 
 def test_same_job_twice_gives_identical_weights(tiny_recipe, tmp_path):
     stores = [tmp_path / "a", tmp_path / "b"]
     for s in stores:
-        Service(s).run(tiny_recipe)
-    plan = Service(stores[0]).plan(tiny_recipe)
+        Service(s).runs.run(tiny_recipe)
+    plan = Service(stores[0]).recipes.plan(tiny_recipe)
     for h, job in plan.jobs.items():
         if job.kind != "retrain":
             continue
@@ -73,16 +73,16 @@ def test_failed_job_is_recorded_and_the_rest_still_runs(tmp_path, store_dir, mon
                              "model: {import: 'factories:flaky_factory', kwargs: {broken_seed: 1}}")
                     .replace("dense_seeds: [0]", "dense_seeds: [0, 1]"))
     svc = Service(store_dir)
-    summary = svc.run(path)
+    summary = svc.runs.run(path)
     assert summary["exit_code"] == 1 and summary["state"] == "failed"
     assert summary["counts"]["failed"] == 1
     assert summary["counts"]["done"] == 17  # seed 0's whole chain
-    status = svc.status(path)
+    status = svc.runs.status(path)
     failed = [j for j in status["jobs"] if j["state"] == "failed"]
     assert len(failed) == 1 and "broken on purpose" in failed[0]["error"]
     log = Artifacts(store_dir).log_path(failed[0]["hash"]).read_text()
     assert "Traceback" in log
-    again = svc.run(path)  # a new run retries a failed job once (it fails again) and redoes nothing else
+    again = svc.runs.run(path)  # a new run retries a failed job once (it fails again) and redoes nothing else
     assert again["executed"] == 0 and len(again["failed"]) == 1 and again["exit_code"] == 1
     log = Artifacts(store_dir).log_path(failed[0]["hash"]).read_text()
     assert sum(line.endswith(": failed") for line in log.splitlines()) == 2
@@ -116,7 +116,7 @@ def test_kill_9_at_random_moments_then_resume(tiny_recipe, store_dir):
     logged_unrecorded = {h for done, lines in at_kills for h in lines if lines[h] and h not in done}
     assert all(counts[h] == 1 or h in logged_unrecorded for h in counts), counts
     arts = Artifacts(store_dir)
-    for h, job in svc.plan(tiny_recipe).jobs.items():  # no artifact truncated
+    for h, job in svc.recipes.plan(tiny_recipe).jobs.items():  # no artifact truncated
         name = {"dense": "checkpoints", "prune": "pruned", "retrain": "model", "pairs": "lmc"}[job.kind]
         arts.load(h, name)
 
@@ -166,15 +166,15 @@ def test_cancel_stops_cleanly_and_resume_finishes(tmp_path, store_dir):
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     svc = Service(store_dir)
     assert _wait_for(lambda: any(j["kind"] == "retrain" and j["state"] == "running"
-                                 for j in svc.status(slow)["jobs"]))
+                                 for j in svc.runs.status(slow)["jobs"]))
     r = run_tprm("cancel", str(slow), "--store", str(store_dir))
     assert r.returncode == 0 and "1 running run" in r.stdout
     assert proc.wait(timeout=120) == 1
-    status = svc.status(slow)
+    status = svc.runs.status(slow)
     states = {j["state"] for j in status["jobs"]}
     assert "cancelled" in states and "running" not in states
     assert status["runs"][-1]["state"] == "cancelled"
-    assert svc.run(slow)["state"] == "done"
+    assert svc.runs.run(slow)["state"] == "done"
 
 
 @pytest.mark.slow
@@ -183,7 +183,7 @@ def test_detached_run_outlives_its_caller(tiny_recipe, store_dir):
     assert r.returncode == 0 and "log:" in r.stdout
     log = Path(r.stdout.split("log:")[1].split()[0])
     svc = Service(store_dir)
-    assert _wait_for(lambda: svc.status(tiny_recipe)["recipes"].get("tiny", {}).get("counts") == {"done": 17},
+    assert _wait_for(lambda: svc.runs.status(tiny_recipe)["recipes"].get("tiny", {}).get("counts") == {"done": 17},
                      timeout=240)
     # the detached process ends by writing its summary to its log
     assert _wait_for(lambda: log.exists() and ": done (done 17" in log.read_text(), timeout=60)
@@ -194,7 +194,7 @@ def test_spawned_workers_run_the_recipe(tiny_recipe, store_dir):
     r = run_tprm("run", str(tiny_recipe), "--jobs", "2", "--store", str(store_dir))
     assert r.returncode == 0, r.stderr[-2000:]
     svc = Service(store_dir)
-    assert all(c["state"] == "done" for c in svc.results(tiny_recipe))
+    assert all(c["state"] == "done" for c in svc.results.cells(tiny_recipe))
     provs = [j.get("provenance") or {} for j in Store(store_dir).get_jobs().values()]
     assert all(p.get("torch") == torch.__version__ and "host" in p for p in provs)
     dense = [j["provenance"] for j in Store(store_dir).get_jobs().values() if j["kind"] == "dense"]
@@ -203,13 +203,13 @@ def test_spawned_workers_run_the_recipe(tiny_recipe, store_dir):
 
 def test_export_then_import_into_a_fresh_store(tiny_recipe, tmp_path):
     a, b = tmp_path / "a", tmp_path / "b"
-    Service(a).run(tiny_recipe)
+    Service(a).runs.run(tiny_recipe)
     bundle = tmp_path / "tiny.tar.gz"
     assert run_tprm("export", str(tiny_recipe), str(bundle), "--store", str(a)).returncode == 0
     r = run_tprm("import", str(bundle), "--store", str(b))
     assert r.returncode == 0, r.stderr
-    assert Service(b).run(tiny_recipe)["executed"] == 0  # everything arrived
-    assert Service(b).results(tiny_recipe) == Service(a).results(tiny_recipe)
+    assert Service(b).runs.run(tiny_recipe)["executed"] == 0  # everything arrived
+    assert Service(b).results.cells(tiny_recipe) == Service(a).results.cells(tiny_recipe)
 
 
 def test_hessian_metrics_when_enabled(tmp_path, store_dir):
@@ -219,11 +219,11 @@ def test_hessian_metrics_when_enabled(tmp_path, store_dir):
         "metrics: {lmc: {points: 3}, cka: {samples: 100}, "
         "hessian: {enabled: true, samples: 64, probes: 4, power_iters: 3}}"))
     svc = Service(store_dir)
-    summary = svc.run(path)
+    summary = svc.runs.run(path)
     assert summary["state"] == "done" and summary["counts"]["done"] == 17 + 8
-    rows = svc.results(path)
+    rows = svc.results.cells(path)
     assert all(r["hessian_trace"] is not None and r["hessian_top"] is not None for r in rows)
-    grid = svc.grid(path, "hessian_top")
+    grid = svc.results.grid(path, "hessian_top")
     assert all(v is not None for row in grid.mean for v in row)
 
 
@@ -231,7 +231,7 @@ def test_an_outcome_another_runner_took_over_is_noted_and_progress_stays_until_r
     from tprm.engine import rundir
     from tprm.engine.runner import Runner, RunSummary
 
-    plan = Service(store_dir).plan(tiny_recipe)
+    plan = Service(store_dir).recipes.plan(tiny_recipe)
     store = Store(store_dir)
     job = plan.ordered()[0]
     store.add_jobs([{k: v for k, v in job.record().items() if k != "spec"}], "r" * 32)

@@ -50,9 +50,9 @@ def test_shipped_recipe_runs_end_to_end(path, tmp_path):
         write_fake_cifar10(data_root, n_train=64, n_test=32)
     small = recipe.with_overrides(tiny_overrides(recipe, data_root))
     svc = Service(tmp_path / "store")
-    summary = svc.run(small)
+    summary = svc.runs.run(small)
     assert summary["state"] == "done", summary
-    rows = svc.results(small)
+    rows = svc.results.cells(small)
     assert len(rows) == 2 * len(small.densities) and all(r["state"] == "done" for r in rows)
     assert all(r["mc"] is not None and r["cka"] is not None for r in rows)
-    assert svc.plot(small, "regime", color=False)
+    assert svc.results.plot(small, "regime", color=False)

@@ -90,7 +90,7 @@ def workdir(tmp_path_factory: pytest.TempPathFactory):
         yield work, store
         svc = Service(store)
         for recipe in ("slow", "tiny"):  # never leave a detached run behind
-            svc.cancel(recipe)
+            svc.runs.cancel(recipe)
 
 
 @pytest.fixture(scope="module")
@@ -99,7 +99,7 @@ def finished(workdir):
     _, store = workdir
     svc = Service(store)
     for recipe in ("tiny", "tiny-sam"):
-        assert svc.run(recipe)["state"] == "done"
+        assert svc.runs.run(recipe)["state"] == "done"
     return store
 
 
@@ -215,7 +215,7 @@ async def test_quit_warns_cancel_and_resume(workdir) -> None:
             if attempt == "first run":
                 await pilot.press("r")  # resume: the same key starts the recipe again
                 await wait_for(pilot, lambda: "running" in run_line(app), 60, "the resumed run")
-        assert len(Service(store).status("slow")["runs"]) == 2
+        assert len(Service(store).runs.status("slow")["runs"]) == 2
 
 
 async def test_case_studies_give_decisions(finished) -> None:

@@ -1,7 +1,7 @@
 """What the screen says must be true: detached case studies that stop in seconds, offline planning
 without the network, forms that keep their values, visible focus, footer keys, palette, export.
 
-Pilot-driven at 80x24 on real stores; case studies are real detached `python -m tprm.case_job`
+Pilot-driven at 80x24 on real stores; case studies are real detached `python -m tprm.service.case_job`
 processes training the tiny recipes.
 """
 
@@ -41,12 +41,12 @@ def work(tmp_path_factory: pytest.TempPathFactory):
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(work)
         mp.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
-        assert Service(store).run("tiny")["state"] == "done"
+        assert Service(store).runs.run("tiny")["state"] == "done"
         yield work, store
         svc = Service(store)
-        for case in svc.case_studies():
-            svc.cancel_case(case["id"])
-        svc.cancel("slow")
+        for case in svc.cases.list():
+            svc.cases.cancel(case["id"])
+        svc.runs.cancel("slow")
 
 
 def footer_keys(app: TprmApp) -> set[str]:
@@ -70,7 +70,7 @@ async def test_case_study_is_detached_and_stops_within_seconds(work) -> None:
         await wait_for(pilot, lambda: panel.case_pid is not None, 30, "the case-study process")
         assert panel.case_pid != os.getpid()
         svc = Service(store)
-        await wait_for(pilot, lambda: any(j["state"] == "running" for j in svc.status("slow")["jobs"]), 60,
+        await wait_for(pilot, lambda: any(j["state"] == "running" for j in svc.runs.status("slow")["jobs"]), 60,
                        "a running job")
         status = static_text(app, "#select-status")
         assert "detached" in status and f"pid {panel.case_pid}" in status
@@ -94,7 +94,7 @@ async def test_case_study_is_detached_and_stops_within_seconds(work) -> None:
         took = time.monotonic() - stop_pressed
         assert took < 15, f"stop took {took:.1f}s"
         assert "resumable" in static_text(app, "#select-status")
-    status = Service(store).status("slow")
+    status = Service(store).runs.status("slow")
     states = {j["state"] for j in status["jobs"]}
     assert "cancelled" in states and not states & {"stale", "failed", "running"}, states
     assert status["runs"][-1]["state"] == "cancelled"
@@ -288,7 +288,7 @@ async def test_editing_a_shipped_recipe_saves_a_copy(work) -> None:
         await pilot.press("ctrl+s")
         await wait_for(pilot, lambda: copy.exists(), 30, "the copy")
     assert shipped.read_text() == original and copy.read_text() == original
-    assert Service(store).recipe_path("quickstart") == copy  # the copy is found first from now on
+    assert Service(store).recipes.path("quickstart") == copy  # the copy is found first from now on
     copy.unlink()
 
 

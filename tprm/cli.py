@@ -9,17 +9,17 @@ from __future__ import annotations
 import json
 import sys
 import time
-from typing import TYPE_CHECKING, Annotated, Optional
+from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
+from tprm.cli_display import RunDisplay, wrap_lines
 from tprm.cli_help import plain_help
 from tprm.service import BadInput, Service, TprmError
-
-if TYPE_CHECKING:
-    from rich.progress import TaskID
+from tprm.service.results import Results
+from tprm.service.runs import Runs
 
 plain_help()  # no `<bool>` after flags, RECIPE (not `{recipe}`) in usage lines
 app = typer.Typer(help="tprm: experiments on the three-regime model of network pruning. Exit codes: "
@@ -56,7 +56,7 @@ def _svc(store: str | None) -> Service:
 @recipes_app.command("list")
 def recipes_list(store: StoreOpt = None, as_json: JsonOpt = False):
     """List the recipes found in ./recipes, the store and the shipped set."""
-    rows = _svc(store).list_recipes()
+    rows = _svc(store).recipes.list()
     if as_json:
         _json(rows)
         return
@@ -83,7 +83,7 @@ def recipes_show(recipe: RecipeArg, store: StoreOpt = None,
                  resolved: Annotated[bool, typer.Option(help="Show every default filled in.")] = False):
     """Print a recipe's YAML (as written, or resolved with every default)."""
     svc = _svc(store)
-    text = svc.load_recipe(recipe).to_yaml() if resolved else svc.recipe_text(recipe)
+    text = svc.recipes.resolve(recipe).recipe.to_yaml() if resolved else svc.recipes.text(recipe)
     sys.stdout.write(text if text.endswith("\n") else text + "\n")
 
 
@@ -91,7 +91,7 @@ def recipes_show(recipe: RecipeArg, store: StoreOpt = None,
 def recipes_validate(paths: Annotated[list[str], typer.Argument(help="Recipe files or names.")],
                      store: StoreOpt = None, as_json: JsonOpt = False):
     """Check recipes; one line per problem, exit 2 when any is invalid."""
-    rows = _svc(store).validate(paths)
+    rows = _svc(store).recipes.validate(paths)
     if as_json:
         _json(rows)
     else:
@@ -109,56 +109,13 @@ def recipes_new(name: Annotated[str, typer.Argument(help="Name of the new recipe
                 template: Annotated[str, typer.Option("--from", help="Template recipe.")] = "quickstart",
                 store: StoreOpt = None):
     """Create NAME.yaml from a template: in ./recipes if it exists, else in the store's recipes/."""
-    path = _svc(store).new_recipe(name, template)
+    path = _svc(store).recipes.new(name, template)
     out.print(f"created {path}")
 
 
 # -- running -------------------------------------------------------------------------------------
-class RunDisplay:
-    """Rich progress: an overall bar (share of the work in model-steps, ETA from the measured
-    throughput, see tprm.engine.eta) plus one bar per running (fused) job group."""
-
-    def __init__(self, console: Console):
-        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-        self.progress = Progress(TextColumn("{task.description}"), BarColumn(),
-                                 TextColumn("{task.fields[right]}"), TimeElapsedColumn(),
-                                 console=console, transient=False)
-        self.overall: TaskID | None = None
-        self.groups: dict[str, int] = {}
-
-    def __enter__(self):
-        self.progress.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.progress.stop()
-
-    def __call__(self, snap: dict) -> None:
-        done = snap["counts"].get("done", 0)
-        finished = done + sum(snap["counts"].get(s, 0) for s in ("failed", "diverged", "skipped"))
-        eta = snap.get("eta") or {}
-        if self.overall is None:
-            self.overall = self.progress.add_task("", total=1000, right="")
-        self.progress.update(self.overall, completed=round(1000 * eta.get("fraction", 0.0)),
-                             description=f"[bold]{escape(snap['recipe'])}: jobs {finished}/{snap['total']}",
-                             right=f"ETA {eta.get('text', 'estimating')}")
-        live = set()
-        for g in snap["running"]:
-            key = g["hashes"][0]
-            live.add(key)
-            if key not in self.groups:
-                self.groups[key] = self.progress.add_task("  " + escape(g["label"][:48]), total=g["total"],
-                                                          right="")
-            self.progress.update(self.groups[key], completed=g["done"], total=g["total"],
-                                 right=f"{g['done']}/{g['total']} steps")
-        for key in list(self.groups):
-            if key not in live:
-                self.progress.remove_task(self.groups.pop(key))
-
-
 def _print_run_summary(summary: dict) -> None:
-    head, notes = Service.run_summary_lines(summary)
+    head, notes = Runs.summary_lines(summary)
     out.print(head, markup=False)
     for line in notes:
         err.print(line, markup=False)
@@ -176,23 +133,23 @@ def run(recipe: RecipeArg, store: StoreOpt = None,
     """Run (or resume) a recipe: dense -> prune -> retrain -> pair metrics."""
     svc = _svc(store)
     if device is not None:
-        svc.check_device(device)
+        svc.runs.check_device(device)
     _check_backend(backend, address)
     if dry_run:
-        s = svc.plan_summary(recipe)
+        s = svc.recipes.plan_summary(recipe)
         out.print(f"plan for {s['recipe']}: {s['total']} jobs, {s['done']} done")
         for kind, k in s["kinds"].items():
             out.print(f"  {kind:8s} {k['total']:5d} jobs  {k['done']:5d} done")
         return
     if detach:
-        info = svc.start_detached(recipe, device, jobs, backend, address)
+        info = svc.runs.start_detached(recipe, device, jobs, backend, address)
         out.print(f"started {info['recipe']} in the background (pid {info['pid']}); it keeps running "
                   f"after this terminal closes.\nlog: {info['log']}\nwatch: tprm status {info['recipe']}")
         return
     console = Console(stderr=True, emoji=False, markup=False) if log else err
-    loaded = svc.load_recipe(recipe)  # a bad recipe fails here, before any progress display
+    loaded = svc.recipes.resolve(recipe)  # a bad recipe fails here, before any progress display
     with RunDisplay(console) as display:
-        summary = svc.run(loaded, device=device, jobs=jobs, progress=display, log_path=log,
+        summary = svc.runs.run(loaded, device=device, jobs=jobs, progress=display, log_path=log,
                           backend=backend, address=address)
     _print_run_summary(summary)
     raise typer.Exit(summary["exit_code"])
@@ -214,7 +171,7 @@ def _check_backend(backend: str | None, address: str | None) -> None:
 def status(recipe: Annotated[Optional[str], typer.Argument(help="Recipe name or path (default: all).")] = None,
            store: StoreOpt = None, as_json: JsonOpt = False):
     """Runs and job states."""
-    s = _svc(store).status(recipe)
+    s = _svc(store).runs.status(recipe)
     if as_json:
         _json(s)
         return
@@ -267,7 +224,7 @@ def logs(recipe: RecipeArg, job: Annotated[Optional[str], typer.Argument(help="J
     svc = _svc(store)
     shown = 0
     while True:
-        text = svc.logs(recipe, job)
+        text = svc.runs.logs(recipe, job)
         if len(text) < shown:  # a new run (or job attempt) started a new log
             shown = 0
         sys.stdout.write(text[shown:])
@@ -277,9 +234,9 @@ def logs(recipe: RecipeArg, job: Annotated[Optional[str], typer.Argument(help="J
             if not text:
                 err.print(f"no log yet for {recipe}" + (f" job {job}" if job else ""), markup=False)
             return
-        runs = svc.status(recipe)["runs"]
+        runs = svc.runs.status(recipe)["runs"]
         if runs and runs[-1].get("state") != "running":
-            text = svc.logs(recipe, job)
+            text = svc.runs.logs(recipe, job)
             sys.stdout.write(text[shown:] if len(text) >= shown else text)
             sys.stdout.flush()
             return
@@ -289,7 +246,7 @@ def logs(recipe: RecipeArg, job: Annotated[Optional[str], typer.Argument(help="J
 @app.command()
 def cancel(recipe: RecipeArg, store: StoreOpt = None):
     """Ask a recipe's running runs to stop; running jobs stop cleanly and are recorded cancelled."""
-    n = _svc(store).cancel(recipe)
+    n = _svc(store).runs.cancel(recipe)
     out.print(f"cancel requested for {n} running run(s)")
 
 
@@ -299,9 +256,9 @@ def results(recipe: RecipeArg, store: StoreOpt = None, as_json: JsonOpt = False,
     """One row per (temperature, density, dense seed) cell."""
     svc = _svc(store)
     if as_csv:
-        sys.stdout.write(svc.results_csv(recipe))
+        sys.stdout.write(svc.results.csv(recipe))
         return
-    rows = svc.results_table(recipe)
+    rows = svc.results.table(recipe)
     if as_json:
         _json(rows)
         return
@@ -331,16 +288,16 @@ def plot(recipe: RecipeArg, store: StoreOpt = None,
     plain text when piped."""
     svc = _svc(store)
     if as_json:
-        _json(svc.grid_json(recipe, metric))
+        _json(svc.results.grid_json(recipe, metric))
         return
     tty = sys.stdout.isatty()
     depth = "none"
     if color and tty:
-        depth = "none" if out.no_color else Service.color_depth(out.color_system)  # NO_COLOR, TERM=dumb
+        depth = "none" if out.no_color else Results.color_depth(out.color_system)  # NO_COLOR, TERM=dumb
     size = out.size if tty else None
     width = width or (min(size.width, 400) if size else 80)
     height = height or (max(10, min(size.height - 2, 200)) if size else 20)
-    sys.stdout.write(svc.plot(recipe, metric, width=width, height=height, table=table,
+    sys.stdout.write(svc.results.plot(recipe, metric, width=width, height=height, table=table,
                               color=depth != "none", page=page, depth=depth) + "\n")
 
 
@@ -354,7 +311,7 @@ def report_cmd(recipe: RecipeArg, store: StoreOpt = None,
                store_b: Annotated[Optional[str], typer.Option("--store-b", help="Read --compare's recipe from this store.")] = None,
                as_json: JsonOpt = False):
     """Write a report folder: report.md, one PNG and SVG per figure (reads the store; trains nothing)."""
-    info = _svc(store).report(recipe, out_dir, fmt=fmt, compare=compare_with, metric=metric,
+    info = _svc(store).reports.report(recipe, out_dir, fmt=fmt, compare=compare_with, metric=metric,
                               other=_svc(store_b) if store_b else None)
     if as_json:
         _json(info)
@@ -374,7 +331,7 @@ def compare_cmd(a: Annotated[str, typer.Argument(help="Recipe A (name or path)."
                 as_json: JsonOpt = False):
     """A and B side by side, the difference map B - A and the regime maps (changed cells marked)."""
     svc = _svc(store)
-    c = svc.compare(a, b, metric, other=_svc(store_b) if store_b else None, width=width,
+    c = svc.reports.compare(a, b, metric, other=_svc(store_b) if store_b else None, width=width,
                     color=sys.stdout.isatty() and not as_json)
     if as_json:
         from dataclasses import asdict, is_dataclass
@@ -394,22 +351,6 @@ def _report(report: dict, as_json: bool) -> None:
         sys.stdout.write(wrap_lines(report["text"].rstrip(), width) + "\n")
 
 
-def wrap_lines(text: str, width: int) -> str:
-    """Lines longer than ``width`` broken at spaces, continuations indented under their line
-    (case reports: the terminal's width, 80 columns when piped)."""
-    import textwrap
-
-    lines = []
-    for line in text.splitlines():
-        if len(line) <= width:
-            lines.append(line)
-            continue
-        indent = " " * (len(line) - len(line.lstrip()))
-        lines += textwrap.wrap(line, width=width, subsequent_indent=indent + "  ",
-                               break_long_words=False, break_on_hyphens=False) or [line]
-    return "\n".join(lines)
-
-
 @case_app.command("direction")
 def case_direction(recipe: RecipeArg, store: StoreOpt = None,
                    temperature: Annotated[Optional[float], typer.Option("--temperature", "-t", help="A temperature value on the recipe's grid (in the knob's unit, e.g. epochs or lr).")] = None,
@@ -421,7 +362,7 @@ def case_direction(recipe: RecipeArg, store: StoreOpt = None,
     if not evaluate and (temperature is None or density is None):
         raise BadInput("case direction: give --temperature and --density, or --evaluate")
     with RunDisplay(err) as display:
-        report = svc.case_direction(recipe, temperature, density, evaluate=evaluate, progress=display)
+        report = svc.cases.direction(recipe, temperature, density, evaluate=evaluate, progress=display)
     _report(report, as_json)
 
 
@@ -431,7 +372,7 @@ def case_select(recipe: RecipeArg, density: Annotated[float, typer.Option("--den
     """Case 2: which dense model of a family to prune at a target density."""
     svc = _svc(store)
     with RunDisplay(err) as display:
-        report = svc.case_select(recipe, density, progress=display)
+        report = svc.cases.select(recipe, density, progress=display)
     _report(report, as_json)
 
 
@@ -442,7 +383,7 @@ def case_sam(recipe: RecipeArg, density: Annotated[float, typer.Option("--densit
     """Case 3: tune SAM's rho for pruning by walking the regimes."""
     svc = _svc(store)
     with RunDisplay(err) as display:
-        report = svc.case_sam(recipe, density, rho, progress=display)
+        report = svc.cases.sam(recipe, density, rho, progress=display)
     _report(report, as_json)
 
 
@@ -451,11 +392,11 @@ def case_sam(recipe: RecipeArg, density: Annotated[float, typer.Option("--densit
 def data_list(store: StoreOpt = None, as_json: JsonOpt = False):
     """Show which data sets are in the store's data folder (recipes without dataset.root read there)."""
     svc = _svc(store)
-    rows = svc.data_list()
+    rows = svc.admin.data_list()
     if as_json:
         _json(rows)
         return
-    out.print(f"data folder: {svc.data_root()}")
+    out.print(f"data folder: {svc.admin.data_root()}")
     for r in rows:
         size = f"{r['bytes'] / 1e6:.1f} MB" if r["bytes"] else ""
         where = r["note"] if r["name"] == "mnist1d" else f"{r['note']:<15} {size:>7}  {r['folder']}"
@@ -467,7 +408,7 @@ def data_fetch(name: Annotated[str, typer.Argument(help="cifar10, cifar100 or sv
                source: Annotated[Optional[str], typer.Option("--from", help="A folder or .tar.gz holding the files (offline); default: download.")] = None,
                store: StoreOpt = None):
     """Put a torchvision data set into the store's data folder (download, or copy from --from)."""
-    status = _svc(store).data_fetch(name, source, progress=lambda msg: err.print(msg, markup=False))
+    status = _svc(store).admin.data_fetch(name, source, progress=lambda msg: err.print(msg, markup=False))
     out.print(f"{name}: {status['note']} in {status['folder']}", markup=False)
 
 
@@ -475,7 +416,7 @@ def data_fetch(name: Annotated[str, typer.Argument(help="cifar10, cifar100 or sv
 @store_app.command("migrate")
 def store_migrate(store: StoreOpt = None):
     """Upgrade an older store to this version's schema."""
-    old, new = _svc(store).migrate()
+    old, new = _svc(store).admin.migrate()
     out.print(f"store schema version {old} -> {new}" if old != new
               else f"store schema version {new}: already up to date")
 
@@ -489,7 +430,7 @@ def store_gc(store: StoreOpt = None,
     """Move files no job owns (artifacts, logs, old temp files) to the store's trash/.
 
     Refuses when the db does not validate (run `tprm store check` / `tprm store repair`)."""
-    r = _svc(store).gc(dry_run=dry_run, force=force, purge=purge, max_fraction=max_fraction)
+    r = _svc(store).admin.gc(dry_run=dry_run, force=force, purge=purge, max_fraction=max_fraction)
     verb = "would move" if dry_run else "moved"
     out.print(f"{verb} {len(r['moved'])} orphaned file(s) to {r['trash']}", markup=False)
     if purge:
@@ -503,7 +444,7 @@ def store_check(store: StoreOpt = None, as_json: JsonOpt = False,
     """Validate the db and cross-check artifacts: missing, orphaned, checksum mismatch.
 
     Exit 0 when all is well, 1 when something is wrong."""
-    r = _svc(store).store_check(deep=not quick)
+    r = _svc(store).admin.check(deep=not quick)
     if as_json:
         _json(r)
     else:
@@ -527,7 +468,7 @@ def store_check(store: StoreOpt = None, as_json: JsonOpt = False,
 @store_app.command("repair")
 def store_repair(store: StoreOpt = None, as_json: JsonOpt = False):
     """Rebuild the job index from the artifact metadata files and the newest valid backup."""
-    r = _svc(store).store_repair()
+    r = _svc(store).admin.repair()
     if as_json:
         _json(r)
         return
@@ -553,7 +494,7 @@ def export(recipe: RecipeArg,
            path: Annotated[str, typer.Argument(help="Bundle file to write; its name ends in .tar.gz, .tgz or .zip.")],
            store: StoreOpt = None):
     """Write a recipe's jobs, results and artifacts to a bundle file."""
-    p = _svc(store).export(recipe, path)
+    p = _svc(store).admin.export(recipe, path)
     out.print(f"exported to {p}")
 
 
@@ -561,7 +502,7 @@ def export(recipe: RecipeArg,
 def import_(path: Annotated[str, typer.Argument(help="Bundle file written by `tprm export` (.tar.gz, .tgz or .zip).")],
             store: StoreOpt = None):
     """Merge a bundle written by `tprm export` into this store."""
-    info = _svc(store).import_bundle(path)
+    info = _svc(store).admin.import_bundle(path)
     out.print(f"imported: {info}", markup=False)
 
 
@@ -580,13 +521,13 @@ def demo(store: StoreOpt = None,
     svc = _svc(store)
     out.print(f"[bold]tprm demo[/]: {escape(recipe)} (store {escape(str(svc.store_dir))})", markup=True)
     with RunDisplay(err) as display:
-        summary = svc.run(recipe, progress=display)
+        summary = svc.runs.run(recipe, progress=display)
     _print_run_summary(summary)
     for metric in ("test_error", "normalized_error", "mc", "cka", "regime"):
         out.print()
-        sys.stdout.write(svc.plot(recipe, metric, width=80, height=18, table=True,
+        sys.stdout.write(svc.results.plot(recipe, metric, width=80, height=18, table=True,
                                   color=sys.stdout.isatty()) + "\n")
-    check = svc.demo_check(recipe)
+    check = svc.results.demo_check(recipe)
     out.print()
     sys.stdout.write(check["text"].rstrip() + "\n")
     raise typer.Exit(0 if summary["exit_code"] == 0 else 1)

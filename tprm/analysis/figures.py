@@ -334,7 +334,7 @@ def report_figures(grids: dict, regimes, folder: Path, recipe_name: str, min_see
 
 
 def comparison_figures(c: dict, folder: Path, metric: str) -> tuple[list[Path], list[dict]]:
-    """The figures of a comparison `c` (as Service.compare returns it): metric maps A, B and
+    """The figures of a comparison `c` (as svc.reports.compare returns it): metric maps A, B and
     B - A, and the two regime maps with the changed cells framed (when both exist)."""
     stem = f"compare-{c['b']}"
     titles = (f"A {c['a']}", f"B {c['b']}", f"B - A ({metric})")

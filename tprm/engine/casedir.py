@@ -1,10 +1,10 @@
 """The folder of a detached case study, <store>/cases/<id>/, and the process that runs it.
 
     request.json   {"id", "kind", "recipe", "path", "args", "started"}
-    pid            the process id of `python -m tprm.case_job DIR STORE`
+    pid            the process id of `python -m tprm.service.case_job DIR STORE`
     progress.json  the runner's latest snapshot (written by the case process)
     report.json    the answer, or {"error": message} / {"cancelled": message}
-    cancel         exists = stop request
+    cancel         exists = stop request (see tprm.engine.detached)
     log            the process's stdout and stderr
 """
 
@@ -13,11 +13,11 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+from tprm.engine import detached
 from tprm.engine.artifacts import atomic_write
 
 
@@ -44,14 +44,10 @@ def new_case(store_dir: Path, kind: str, recipe_name: str, recipe_path: str,
     return request, folder
 
 
-def start_process(folder: Path, store_dir: Path) -> subprocess.Popen:
-    """Start `python -m tprm.case_job` in its own session (quitting the UI does not stop it)."""
-    with open(folder / "log", "ab") as fh:
-        proc = subprocess.Popen([sys.executable, "-m", "tprm.case_job", str(folder), str(store_dir)],
-                                stdin=subprocess.DEVNULL, stdout=fh, stderr=fh,
-                                start_new_session=True, cwd=os.getcwd())
-    atomic_write(folder / "pid", lambda fh: fh.write(str(proc.pid).encode("utf-8")))
-    return proc
+def start_process(folder: Path, store_dir: Path, entry: str) -> subprocess.Popen:
+    """Start `python -m <entry> FOLDER STORE` detached (tprm.engine.detached: quitting the UI does
+    not stop it); `entry` is the caller's module (the service's tprm.service.case_job)."""
+    return detached.start_process(entry, [str(folder), str(store_dir)], folder / "log", folder / "pid")
 
 
 def _read(path: Path):
@@ -78,12 +74,9 @@ def read_case(folder: Path, alive: Callable[[int | None], bool]) -> dict | None:
     if out is None:
         return None
     out.update(dir=str(folder), log=str(folder / "log"), progress=None, report=None, error=None)
-    try:
-        out["pid"] = int((folder / "pid").read_text())
-    except (OSError, ValueError):
-        out["pid"] = None
+    out["pid"] = detached.read_pid(folder / "pid")
     out["progress"] = _read(folder / "progress.json")
-    out["stopping"] = (folder / "cancel").exists()
+    out["stopping"] = detached.cancel_requested(folder)
     report = _read(folder / "report.json") if (folder / "report.json").exists() else None
     if report is not None:
         if report.get("cancelled"):

@@ -6,14 +6,13 @@ entry point of a detached run, `python -m tprm.engine.launch RECIPE --store DIR 
 from __future__ import annotations
 
 import argparse
-import os
-import subprocess
 import sys
 from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
-from tprm.engine import rundir
+from tprm.engine import detached, rundir
+from tprm.engine.inputerrors import first_line, input_errors
 from tprm.engine.planner import Planner
 from tprm.engine.store import Store
 
@@ -81,28 +80,20 @@ def summary_lines(summary: dict) -> tuple[str, list[str]]:
 def start_detached(store_dir: Path, recipe_path: str, recipe_name: str, device: str | None = None,
                    jobs: int | None = None, backend: str | None = None,
                    address: str | None = None) -> dict:
-    """Start this module's `main` in its own session; {"pid", "log", "recipe"}."""
+    """Start this module's `main` detached (tprm.engine.detached); {"pid", "log", "recipe"}."""
     log = rundir.detached_log_path(store_dir, recipe_name)
-    cmd = [sys.executable, "-m", "tprm.engine.launch", str(Path(recipe_path).resolve()),
-           "--store", str(store_dir), "--log", str(log)]
+    args = [str(Path(recipe_path).resolve()), "--store", str(store_dir), "--log", str(log)]
     for flag, value in (("--device", device), ("--jobs", jobs), ("--backend", backend),
                         ("--address", address)):
         if value:
-            cmd += [flag, str(value)]
-    with open(log, "ab") as fh:
-        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=fh, stderr=fh,
-                                start_new_session=True, cwd=os.getcwd())
+            args += [flag, str(value)]
+    proc = detached.start_process("tprm.engine.launch", args, log)
     return {"pid": proc.pid, "log": str(log), "recipe": recipe_name}
 
 
 def main(argv: list[str]) -> int:
     """A detached run: one-line errors (exit 2 bad input, 1 failed run), the summary at the end."""
-    from tprm.engine.artifacts import ArtifactError
-    from tprm.engine.executors.ray import BackendError
-    from tprm.engine.planner import DataNotFetchedError
-    from tprm.engine.recipe import RecipeError, load_recipe
-    from tprm.engine.store import StoreError
-    from tprm.science.dataspec import DataMissingError
+    from tprm.engine.recipe import load_recipe
 
     p = argparse.ArgumentParser(prog="python -m tprm.engine.launch")
     p.add_argument("recipe")
@@ -118,9 +109,8 @@ def main(argv: list[str]) -> int:
         store = Store(Path(a.store))
         summary = run_recipe(store, Planner(store.root), recipe, recipe, a.recipe, device=a.device,
                            jobs=a.jobs, log_path=a.log, backend=a.backend, address=a.address)
-    except (RecipeError, StoreError, ArtifactError, DataMissingError, DataNotFetchedError,
-            BackendError) as exc:
-        print(f"error: {str(exc).splitlines()[0]}", file=sys.stderr)
+    except input_errors() as exc:
+        print(f"error: {first_line(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -1,6 +1,6 @@
 """The run folder protocol: what a running run keeps on disk beside the store, and who reads it.
 
-    <store>/runs/<run_id>/cancel               exists = stop request (any process may touch it)
+    <store>/runs/<run_id>/cancel               exists = stop request (tprm.engine.detached touches it)
     <store>/runs/<run_id>/progress/<h>.json    latest progress of the running group whose first
                                                job is <h>: label, hashes, done, total, started,
                                                updated (node for remote groups); removed when it ends
@@ -9,7 +9,7 @@
                                                the runner's lines)
 
 The runner creates the folder, the executors (local and Ray) write progress files and watch the
-cancel file, and the service reads progress and touches cancel files: all through this module.
+cancel file, and the service reads progress: all through this module. Cancelling lives in tprm.engine.detached.
 """
 
 from __future__ import annotations
@@ -41,13 +41,6 @@ def detached_log_path(store_root: Path | str, recipe_name: str) -> Path:
     logs = Path(store_root) / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     return logs / f"run-{recipe_name}-{time.strftime('%Y%m%d-%H%M%S')}.log"
-
-
-def request_cancel(store_root: Path | str, run_id: str) -> None:
-    """Ask run `run_id` to stop: its running jobs stop at their next progress tick."""
-    path = cancel_path(store_root, run_id)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.touch()
 
 
 def progress_file(folder: Path | str, group_hash: str) -> Path:

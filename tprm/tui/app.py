@@ -129,7 +129,7 @@ class TprmApp(App[None]):
         """Quit; when a run is still going, say that it keeps running and ask first."""
         if isinstance(self.screen, ConfirmModal):
             return
-        self.call_service(self.svc.status, done=self._quit_checked, on_error=lambda _exc: self.exit())
+        self.call_service(self.svc.runs.status, done=self._quit_checked, on_error=lambda _exc: self.exit())
 
     def _quit_checked(self, status: dict[str, Any]) -> None:
         running = active_runs(status)

@@ -93,7 +93,7 @@ class TprmCommands(Provider):
             import asyncio
 
             try:
-                rows = await asyncio.to_thread(app.svc.list_recipes)
+                rows = await asyncio.to_thread(app.svc.recipes.list)
             except Exception:  # noqa: BLE001 -- the palette still offers every other command
                 rows = []
             app.recipe_names = [r["name"] for r in rows]

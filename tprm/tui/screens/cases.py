@@ -23,8 +23,8 @@ def in_form(widget: Widget | None) -> bool:
 
 def fetch_grid_values(svc: Any, recipe: str) -> tuple[list[Any], list[Any]]:
     """The recipe's temperature values and densities (the choices the case inputs offer)."""
-    loaded = svc.load_recipe(recipe)
-    return list(loaded.temperature.values), list(loaded.densities)
+    loaded = svc.recipes.resolve(recipe)
+    return list(loaded.recipe.temperature.values), list(loaded.recipe.densities)
 
 
 class CasesScreen(TaskScreen):
@@ -59,8 +59,8 @@ class CasesScreen(TaskScreen):
         return self.query_one(f"#case-{active.removeprefix('tab-')}", CasePanel)
 
     def reload(self) -> None:
-        self.call_service(self.tprm.svc.list_recipes, done=self._recipes_loaded, group="cases-recipes")
-        self.call_service(self.tprm.svc.case_studies, done=self._studies_loaded, group="cases-studies")
+        self.call_service(self.tprm.svc.recipes.list, done=self._recipes_loaded, group="cases-recipes")
+        self.call_service(self.tprm.svc.cases.list, done=self._studies_loaded, group="cases-studies")
 
     def _studies_loaded(self, studies: list[dict[str, Any]]) -> None:
         """Re-attach to detached case studies (started before, maybe in an earlier session)."""

@@ -29,7 +29,7 @@ def default_pair(recipes: list[dict[str, Any]], current: str | None) -> tuple[st
 def fetch_comparison(svc: Any, a: str, b: str, metric: str, width: int) -> dict[str, Any]:
     """The comparison text (or the one-line reason the grids do not align)."""
     try:
-        c = svc.compare(a, b, metric, width=width)
+        c = svc.reports.compare(a, b, metric, width=width)
     except Exception as exc:  # a mismatch is an answer here, not a crash
         from tprm.tui.viewmodel import one_line
 
@@ -78,7 +78,7 @@ class CompareScreen(TaskScreen):
             yield Static("choose two recipes with results (a, b)", id="compare-view", markup=False)
 
     def reload(self) -> None:
-        self.call_service(self.tprm.svc.list_recipes, done=self._recipes_loaded, group="compare-recipes")
+        self.call_service(self.tprm.svc.recipes.list, done=self._recipes_loaded, group="compare-recipes")
 
     def _recipes_loaded(self, recipes: list[dict[str, Any]]) -> None:
         names = [r["name"] for r in recipes if r.get("valid", True)]

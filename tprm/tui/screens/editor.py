@@ -54,7 +54,7 @@ class EditorScreen(Screen[bool]):
             self.query_one("#editor-status", Static).update("not saved: fix the error and press ctrl+s again")
             self.app.show_error(exc, title="Not saved: the recipe does not validate")  # type: ignore[attr-defined]
 
-        self.app.call_service(svc.save_recipe, self.path, text, done=saved, on_error=rejected,  # type: ignore
+        self.app.call_service(svc.recipes.save, self.path, text, done=saved, on_error=rejected,  # type: ignore
                               group="editor-save")
 
     def action_close(self) -> None:

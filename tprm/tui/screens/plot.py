@@ -19,7 +19,7 @@ from tprm.tui.viewmodel import PLOT_METRICS, cell_details, fmt_num, fmt_value, g
 
 def plot_metrics(svc: Any) -> tuple[str, ...]:
     """The metrics the service can plot, the regime map first."""
-    metrics = tuple(getattr(svc, "METRICS", PLOT_METRICS))
+    metrics = tuple(svc.results.METRICS)
     return ("regime", *[m for m in metrics if m != "regime"]) if "regime" in metrics else metrics
 
 
@@ -28,13 +28,13 @@ INSPECTED_METRICS = ("test_error", "mc", "cka", "dense_test_error")
 
 def fetch_cells(svc: Any, recipe: str) -> dict[str, Any]:
     """What the inspector shows, from one read of the results: the grids the plot uses, and the records."""
-    records = svc.results(recipe)
+    records = svc.results.cells(recipe)
     means, spreads = {}, {}
     for metric in INSPECTED_METRICS:
-        grid = svc.grid(recipe, metric, cells=records)
+        grid = svc.results.grid(recipe, metric, cells=records)
         means[metric], spreads[metric] = grid_lookup(grid, "mean"), grid_lookup(grid, "spread")
     try:
-        regimes = svc.grid(recipe, "regime", cells=records)
+        regimes = svc.results.grid(recipe, "regime", cells=records)
     except Exception:  # e.g. a median split on an incomplete grid: the inspector still shows the numbers
         regimes = None
     return {"mean": means, "spread": spreads, "regime": grid_lookup(regimes, "regime"),
@@ -52,9 +52,9 @@ def color_depth() -> str:
 def fetch_plot(svc: Any, recipe: str, metric: str, width: int, height: int, page: int = 0) -> dict[str, Any]:
     """The plot text at this size and the metric's grid values for the inspector table."""
     depth = color_depth()
-    text = svc.plot(recipe, metric, width=width, height=height, table=False, color=depth != "none",
+    text = svc.results.plot(recipe, metric, width=width, height=height, table=False, color=depth != "none",
                     page=page, depth=depth)
-    grid = svc.grid(recipe, metric)
+    grid = svc.results.grid(recipe, metric)
     field = "regime" if metric == "regime" else "mean"
     temps = [float(t) for t in _field(grid, "temperatures") or []]
     dens = [float(d) for d in _field(grid, "densities") or []]
@@ -252,7 +252,7 @@ class PlotScreen(TaskScreen):
         if recipe is None:
             return
         self.query_one("#plot-note", Static).update(" writing the report...")
-        self.call_service(self.tprm.svc.report, recipe, done=self._report_written, group="plot-report")
+        self.call_service(self.tprm.svc.reports.report, recipe, done=self._report_written, group="plot-report")
 
     def _report_written(self, info: dict[str, Any]) -> None:
         import os

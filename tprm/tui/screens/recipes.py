@@ -76,7 +76,7 @@ class RecipesScreen(TaskScreen):
     # ---------------------------------------------------------------- data
 
     def reload(self) -> None:
-        self.call_service(self.tprm.svc.list_recipes, done=self._show_recipes, group="recipes-list")
+        self.call_service(self.tprm.svc.recipes.list, done=self._show_recipes, group="recipes-list")
 
     def action_reload(self) -> None:
         self.reload()
@@ -135,11 +135,11 @@ class RecipesScreen(TaskScreen):
         self._detail_name = name
         path = rec.get("path") or name
         current = lambda fn: (lambda arg: self._detail_name == name and fn(arg))  # noqa: E731 - drop late replies
-        self.call_service(self.tprm.svc.recipe_text, path, done=current(self._show_yaml), group="recipes-yaml")
+        self.call_service(self.tprm.svc.recipes.text, path, done=current(self._show_yaml), group="recipes-yaml")
         self.query_one("#plan-summary", Static).update(f"{name}: expanding the plan...")
         if rec.get("valid", True):
             # planning never downloads (download=False): missing data is reported, not fetched
-            self.call_service(self.tprm.svc.plan_summary, name, download=False,
+            self.call_service(self.tprm.svc.recipes.plan_summary, name, download=False,
                               done=current(lambda s: self._show_plan(rec, s)),
                               group="recipes-plan", on_error=current(lambda e: self._show_plan_error(rec, e)))
         else:
@@ -196,7 +196,7 @@ class RecipesScreen(TaskScreen):
         if not name:
             self.tprm.show_error("no recipe selected: pick one in the list first")
             return
-        self.call_service(self.tprm.svc.start_detached, name, done=lambda info: self._started(name, info),
+        self.call_service(self.tprm.svc.runs.start_detached, name, done=lambda info: self._started(name, info),
                           group="recipes-run")
 
     def _started(self, name: str, info: dict[str, Any]) -> None:
@@ -210,13 +210,13 @@ class RecipesScreen(TaskScreen):
         def create(answer: tuple[str, str] | None) -> None:
             if answer:
                 name, template = answer
-                self.call_service(self.tprm.svc.new_recipe, name, template=template,
+                self.call_service(self.tprm.svc.recipes.new, name, template=template,
                                   done=lambda path: self._created(name, path), group="recipes-new")
 
         def ask(folder: Path) -> None:  # the dialog says where the file goes before it is written
             self.app.push_screen(NewRecipeModal(templates, folder=str(folder)), create)
 
-        self.call_service(self.tprm.svc.user_recipe_dir, done=ask, group="recipes-new")
+        self.call_service(self.tprm.svc.recipes.user_dir, done=ask, group="recipes-new")
 
     def _created(self, name: str, path: Path) -> None:
         self.app.notify(f"created {path}", title="New recipe")
@@ -233,7 +233,7 @@ class RecipesScreen(TaskScreen):
         svc = self.tprm.svc
 
         def load() -> tuple[str, str]:
-            return svc.recipe_text(path), str(svc.recipe_save_path(path))
+            return svc.recipes.text(path), str(svc.recipes.save_path(path))
 
         def loaded(answer: tuple[str, str]) -> None:
             text, target = answer
@@ -248,7 +248,7 @@ class RecipesScreen(TaskScreen):
             return
         path = str(rec.get("path") or rec["name"])
         editor = os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi"
-        self.call_service(self.tprm.svc.recipe_text, path,
+        self.call_service(self.tprm.svc.recipes.text, path,
                           done=lambda text: self._external_edit(path, editor, text), group="recipes-edit")
 
     def _external_edit(self, path: str, editor: str, text: str) -> None:
@@ -275,8 +275,8 @@ class RecipesScreen(TaskScreen):
         svc = self.tprm.svc
 
         def save() -> Path:
-            target = svc.recipe_save_path(path)  # a shipped recipe is saved as a copy
-            svc.save_recipe(target, new_text)
+            target = svc.recipes.save_path(path)  # a shipped recipe is saved as a copy
+            svc.recipes.save(target, new_text)
             return target
 
         self.call_service(save, group="recipes-save",
@@ -284,7 +284,7 @@ class RecipesScreen(TaskScreen):
 
     def action_validate(self) -> None:
         paths = [str(r.get("path") or r["name"]) for r in self.recipes]
-        self.call_service(self.tprm.svc.validate, paths, done=self._validated, group="recipes-validate")
+        self.call_service(self.tprm.svc.recipes.validate, paths, done=self._validated, group="recipes-validate")
 
     def _validated(self, reports: list[dict[str, Any]]) -> None:
         bad = [r for r in reports if not r.get("ok")]

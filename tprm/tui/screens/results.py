@@ -23,10 +23,10 @@ from tprm.tui.widgets.tables import ListTable
 def fetch_results(svc: Any, recipe: str) -> tuple[list[dict[str, Any]], str | None]:
     """The screen's whole data path: service calls -> display rows (+ a note when a part is missing).
 
-    Each row carries its own dense seed's regime (svc.results_table) and its cell's normalized
+    Each row carries its own dense seed's regime (svc.results.table) and its cell's normalized
     error (the service's normalized_error grid built from the same records).
     """
-    data = svc.result_rows(recipe)  # the same rows `tprm results --csv` writes
+    data = svc.results.rows(recipe)  # the same rows `tprm results --csv` writes
     return data["rows"], data["note"]
 
 

@@ -101,12 +101,12 @@ class RunsScreen(TaskScreen):
         svc = self.tprm.svc
 
         def fetch() -> tuple[dict[str, Any], str | None, tuple[Any, ...]]:
-            status = svc.status(recipe)
+            status = svc.runs.status(recipe)
             key = _log_key(status, recipe, log_job)
             if key == log_key and key[-1] not in ("running", "stale"):
                 return status, None, key  # the log cannot have changed: do not read it again
             try:
-                log = svc.logs(recipe, job=log_job)
+                log = svc.runs.logs(recipe, job=log_job)
             except Exception as exc:  # a missing log is not worth a modal every second
                 log = f"(no log: {one_line(exc)})"
             return status, log, key
@@ -217,7 +217,7 @@ class RunsScreen(TaskScreen):
                             "running if you quit the UI or lose SSH.", title="Run started", timeout=8)
             self.action_poll()
 
-        self.call_service(self.tprm.svc.start_detached, recipe, done=started)
+        self.call_service(self.tprm.svc.runs.start_detached, recipe, done=started)
 
     def action_cancel(self) -> None:
         recipe = self.tprm.recipe
@@ -226,7 +226,7 @@ class RunsScreen(TaskScreen):
 
         def confirmed(yes: bool | None) -> None:
             if yes:
-                self.call_service(self.tprm.svc.cancel, recipe, done=cancelled)
+                self.call_service(self.tprm.svc.runs.cancel, recipe, done=cancelled)
 
         def cancelled(count: int) -> None:
             msg = (f"asked {count} run(s) of {recipe} to stop; finished jobs are kept, r resumes"

@@ -67,7 +67,7 @@ class CaseInput(Input):
 
 
 class CasePanel(Vertical):
-    """Inputs -> a detached case-study process (svc.start_case) -> polled progress -> the answer.
+    """Inputs -> a detached case-study process (svc.cases.start) -> polled progress -> the answer.
 
     The study runs in its own process, like a run started with `r`: quitting the UI does not
     stop it, and coming back re-attaches to it. `x` stops it through the runner's cancel path.
@@ -227,7 +227,7 @@ class CasePanel(Vertical):
             self._set_status(f"failed: {one_line(exc)}", None)
             on_error(exc)
 
-        call(svc.start_case, self.kind, recipe, done=self._started, on_error=failed, **args)
+        call(svc.cases.start, self.kind, recipe, done=self._started, on_error=failed, **args)
 
     def _started(self, info: dict[str, Any]) -> None:
         self.attach(info)
@@ -259,7 +259,7 @@ class CasePanel(Vertical):
             self._polling = False
             self._set_status(f"cannot read the case study's state: {one_line(exc)}", None)
 
-        self.app.call_service(self.app.svc.case_state, case_id, done=done,  # type: ignore[attr-defined]
+        self.app.call_service(self.app.svc.cases.state, case_id, done=done,  # type: ignore[attr-defined]
                               on_error=failed, group=f"case-poll-{self.kind}")
 
     def _running_text(self, progress: dict[str, Any] | None) -> str:
@@ -270,7 +270,7 @@ class CasePanel(Vertical):
         return f"{text} · pid {self.case_pid} · detached: keeps running if you quit · x stops it"
 
     def show_state(self, state: dict[str, Any]) -> None:
-        """Show a case study's state (from svc.case_state)."""
+        """Show a case study's state (from svc.cases.state)."""
         progress = state.get("progress")
         if state.get("state") == "running":
             self.running = True
@@ -297,7 +297,7 @@ class CasePanel(Vertical):
             return
         self._stop_asked = time.monotonic()
         self._set_status(self._running_text(None), None)
-        self.app.call_service(self.app.svc.cancel_case, self.case_id,  # type: ignore[attr-defined]
+        self.app.call_service(self.app.svc.cases.cancel, self.case_id,  # type: ignore[attr-defined]
                               group=f"case-cancel-{self.kind}", done=lambda _ok: self.poll())
 
     def _set_status(self, text: str, fraction: float | None) -> None:

@@ -1,7 +1,8 @@
-"""Process entry point of a detached case study: `python -m tprm.case_job CASE_DIR STORE_DIR`.
+"""Process entry point of a detached case study: `python -m tprm.service.case_job CASE_DIR STORE_DIR`.
 
-`Service.start_case` starts it in its own session (quitting the TUI does not stop it). It runs
-`Service.case_<kind>` with the request's arguments, keeps `progress.json` at the runner's latest
+One end of the detached-process protocol (tprm.engine.detached; the folder: tprm.engine.casedir).
+`svc.cases.start` starts it in its own session (quitting the TUI does not stop it). It runs
+`svc.cases.<kind>` with the request's arguments, keeps `progress.json` at the runner's latest
 snapshot, stops through the runner's cancel path when `CASE_DIR/cancel` appears, and ends by
 writing `report.json`: the report, or {"cancelled": message} or {"error": message}.
 """
@@ -16,39 +17,40 @@ from pathlib import Path
 
 
 def main(argv: list[str]) -> int:
+    from tprm.engine.casedir import write_json
+    from tprm.engine.detached import cancel_requested, cancel_runs_of_pid
     from tprm.service import RunCancelled, Service, TprmError
 
     folder, store_dir = Path(argv[0]), argv[1]
     request = json.loads((folder / "request.json").read_text())
     svc = Service(store_dir)
-    cancel = folder / "cancel"
     last = [0.0]
 
     def progress(snap: dict) -> None:
-        if cancel.exists():  # a run started after the stop request is stopped at once, too
-            svc.cancel_runs_of_pid(os.getpid())
+        if cancel_requested(folder):  # a run started after the stop request is stopped at once, too
+            cancel_runs_of_pid(svc.workspace.store, os.getpid())
         now = time.monotonic()
         if now - last[0] >= 0.5:
             last[0] = now
-            svc.write_case_file(folder, "progress.json", dict(snap, updated=time.time()))
+            write_json(folder / "progress.json", dict(snap, updated=time.time()))
 
     try:
-        if cancel.exists():
+        if cancel_requested(folder):
             raise RunCancelled(f"{request['recipe']}: case study stopped before it started")
-        method = getattr(svc, f"case_{request['kind']}")
+        method = getattr(svc.cases, request["kind"])
         report = method(request["path"], progress=progress, **request["args"])
     except RunCancelled as exc:
-        svc.write_case_file(folder, "report.json", {"cancelled": str(exc)})
+        write_json(folder / "report.json", {"cancelled": str(exc)})
         print(f"tprm case: {exc}", file=sys.stderr)
         return 1
     except TprmError as exc:
-        svc.write_case_file(folder, "report.json", {"error": str(exc).splitlines()[0]})
+        write_json(folder / "report.json", {"error": str(exc).splitlines()[0]})
         print(f"tprm case: {exc}", file=sys.stderr)
         return getattr(exc, "exit_code", 1)
     except Exception as exc:  # noqa: BLE001 -- recorded for the UI, then shown with its traceback
-        svc.write_case_file(folder, "report.json", {"error": f"{type(exc).__name__}: {exc}".splitlines()[0]})
+        write_json(folder / "report.json", {"error": f"{type(exc).__name__}: {exc}".splitlines()[0]})
         raise
-    svc.write_case_file(folder, "report.json", report)
+    write_json(folder / "report.json", report)
     print(report.get("text", ""))
     return 0
 

@@ -1,0 +1,149 @@
+"""Recipes of a workspace: find, list, validate, create and save them; their plans and data."""
+
+from __future__ import annotations
+
+import builtins
+from pathlib import Path
+
+from tprm.service.errors import BadInput, TprmError, converting_input_errors
+from tprm.service.workspace import PACKAGE_RECIPES, LoadedRecipe, Workspace
+
+
+@converting_input_errors
+class Recipes:
+    """`svc.recipes`: everything about recipe files and the plans they make."""
+
+    def __init__(self, ws: Workspace):
+        self._ws = ws
+
+    def resolve(self, ref) -> LoadedRecipe:
+        """A Recipe, a name or a path -> a LoadedRecipe carrying its file (see Workspace.resolve)."""
+        return self._ws.resolve(ref)
+
+    def path(self, ref) -> Path:
+        return self._ws.recipe_path(ref)
+
+    def dirs(self) -> list[Path]:
+        return self._ws.recipe_dirs()
+
+    def user_dir(self) -> Path:
+        return self._ws.user_recipe_dir()
+
+    def text(self, ref) -> str:
+        return self._ws.recipe_path(ref).read_text()
+
+    def list(self) -> builtins.list[dict]:
+        """Every recipe file of the recipe folders (the first of a name wins), valid or not, with
+        its grid and how many of its jobs are done."""
+        rows, seen = [], set()
+        jobs = self._ws.jobs()
+        for d in self._ws.recipe_dirs():
+            for path in sorted(d.glob("*.y*ml")) if d.exists() else []:
+                if path.stem not in seen:
+                    seen.add(path.stem)
+                    rows.append(self._row(path, jobs))
+        return rows
+
+    def _row(self, path: Path, jobs: dict) -> dict:
+        from tprm.engine.inputerrors import first_line, input_errors
+        from tprm.engine.recipe import HOTTER, load_recipe
+
+        row = {"name": path.stem, "path": str(path), "valid": True, "error": None,
+               "knob": None, "hotter": None, "grid": None, "jobs_done": 0, "jobs_total": None}
+        try:
+            r = load_recipe(path)
+            row.update(name=r.name, knob=r.temperature.knob, hotter=HOTTER[r.temperature.knob],
+                       grid=f"{len(r.temperature.values)}x{len(r.densities)}")
+        except input_errors() as exc:
+            return dict(row, valid=False, error=first_line(exc))
+        plan = self._ws.plan(r, compute_identity=False)  # its errors are the caller's (BadInput)
+        if plan is not None:
+            row["jobs_total"] = len(plan.jobs)
+            row["jobs_done"] = sum(1 for h in plan.jobs if jobs.get(h, {}).get("state") == "done")
+        return row
+
+    def validate(self, paths: builtins.list[str | Path]) -> builtins.list[dict]:
+        from tprm.engine.inputerrors import input_errors
+        from tprm.engine.recipe import load_recipe
+
+        out = []
+        for p in paths:
+            try:
+                r = load_recipe(self._ws.recipe_path(p))
+                out.append({"path": str(p), "ok": True, "error": None, "name": r.name, "hash": r.hash})
+            except TprmError as exc:
+                out.append({"path": str(p), "ok": False, "error": str(exc)})
+            except input_errors() as exc:
+                out.append({"path": str(p), "ok": False, "error": str(exc).splitlines()[0]})
+        return out
+
+    @staticmethod
+    def is_shipped(path: str | Path) -> bool:
+        """True for a recipe file installed with tprm (edits are saved as a copy, never in place)."""
+        return Path(path).resolve().parent == PACKAGE_RECIPES
+
+    def save_path(self, path: str | Path) -> Path:
+        """The file a save of recipe `path` writes: the file itself, or for a shipped recipe a copy
+        of the same name in user_dir() (found before the shipped one from then on)."""
+        return self._ws.user_recipe_dir() / Path(path).name if self.is_shipped(path) else Path(path)
+
+    def new(self, name: str, template: str = "quickstart", directory: Path | None = None) -> Path:
+        """A new recipe file `name`.yaml copied from `template`, renamed and validated."""
+        from tprm.engine.recipe import NAME_PATTERN, parse_recipe, renamed
+
+        if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):  # as given, before any YAML
+            raise BadInput(f"NAME: {name!r} is not a recipe name, allowed: lower-case letters, digits, "
+                           "'-' and '_', starting with a letter or digit (max 64)")
+        src = self._ws.recipe_path(template)
+        target_dir = Path(directory) if directory else self._ws.user_recipe_dir()
+        target = target_dir / f"{name}.yaml"
+        if target.resolve().parent != target_dir.resolve():
+            raise BadInput(f"NAME: {name!r} would write {target.resolve()}, outside {target_dir.resolve()}; "
+                           "allowed: a plain recipe name")
+        if target.exists():
+            raise BadInput(f"{target}: already exists; choose another name or edit it")
+        text = renamed(src.read_text(), name)
+        parse_recipe(text, str(target))
+        return write_atomic(target, text)
+
+    def save(self, path: str | Path, text: str):
+        """Validate `text` and only then replace the file: a bad recipe never overwrites a good one."""
+        from tprm.engine.recipe import parse_recipe
+
+        if self.is_shipped(path):
+            raise BadInput(f"{path}: a shipped recipe is not edited in place; save to "
+                           f"{self.save_path(path)} instead")
+        recipe = parse_recipe(text, str(path))
+        write_atomic(Path(path), text)
+        return recipe
+
+    def data_identity(self, ref, compute: bool = True, download: bool = False) -> dict | None:
+        """The data's content identity, cached per recipe (see tprm.engine.planner)."""
+        return self._ws.planner.data_identity(self._ws.resolve(ref).recipe, compute=compute,
+                                              download=download)
+
+    def plan(self, ref, compute_identity: bool = True, download: bool = False):
+        """The recipe's job plan (see Workspace.plan: only a run downloads data)."""
+        return self._ws.plan(ref, compute_identity, download)
+
+    def plan_summary(self, ref, download: bool = False) -> dict:
+        """Job counts per kind (total, done) and every job's state, in plan order."""
+        plan = self._ws.plan(ref, download=download)
+        states = self._ws.jobs(list(plan.jobs))
+        kinds: dict[str, dict] = {}
+        jobs = []
+        for job in plan.ordered():
+            state = states.get(job.hash, {}).get("state", "new")
+            k = kinds.setdefault(job.kind, {"total": 0, "done": 0})
+            k["total"] += 1
+            k["done"] += state == "done"
+            jobs.append({"hash": job.hash, "kind": job.kind, "label": job.label, "state": state})
+        return {"recipe": plan.recipe_name, "kinds": kinds, "jobs": jobs, "total": len(jobs),
+                "done": sum(k["done"] for k in kinds.values())}
+
+
+def write_atomic(path: Path, text: str) -> Path:
+    """Replace a text file atomically (readers never see half a file)."""
+    from tprm.engine.artifacts import atomic_write
+
+    return atomic_write(path, lambda fh: fh.write(text.encode("utf-8")))

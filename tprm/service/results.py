@@ -1,0 +1,173 @@
+"""Results of a workspace: cell records, the results table and CSV, grids and terminal plots."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+from tprm.service.errors import BadInput, TprmError, converting_input_errors
+from tprm.service.workspace import LoadedRecipe, Workspace
+
+# The columns of a results row, in the order the TUI table, its export and `tprm results --csv` use.
+RESULT_COLUMNS: tuple[str, ...] = (
+    "temperature", "density", "dense_seed", "state", "regime", "test_error", "spread",
+    "normalized_error", "mc", "cka", "train_loss", "dense_test_error",
+)
+# The metrics grid/plot take ("regime" is the regime map), in the order the CLI lists them.
+METRICS: tuple[str, ...] = (
+    "test_error", "normalized_error", "mc", "cka", "regime", "train_loss", "train_error", "test_loss",
+    "mc_loss", "cka_logits", "endpoint_gap", "dense_test_error", "hessian_trace", "hessian_top")
+CSV_DIGITS = 6  # decimals kept in CSV (0.46599999999999997 -> 0.466)
+
+
+def rows_csv(rows, columns: tuple[str, ...] = RESULT_COLUMNS) -> str:
+    """Result rows as CSV text: floats rounded to CSV_DIGITS decimals, blanks for missing values.
+    The one CSV writer of results (TUI export and `tprm results --csv`)."""
+    def cell(value):
+        if value is None:
+            return ""
+        if isinstance(value, float):
+            return repr(round(value, CSV_DIGITS)) if value == value else "nan"
+        return value
+
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(columns)
+    for row in rows:
+        w.writerow([cell(row.get(c)) for c in columns])
+    return buf.getvalue()
+
+
+def axes(recipe) -> dict:
+    """The plane of a recipe: temperatures, densities, the knob and which way is hotter."""
+    from tprm.engine.recipe import HOTTER
+
+    return {"temperatures": list(recipe.temperature.values),
+            "densities": list(recipe.densities), "knob": recipe.temperature.knob,
+            "hotter": HOTTER[recipe.temperature.knob]}
+
+
+@converting_input_errors
+class Results:
+    """`svc.results`: what the store holds of a recipe, as records, rows, grids and plots."""
+
+    METRICS = METRICS
+
+    def __init__(self, ws: Workspace):
+        self._ws = ws
+
+    def cells(self, ref) -> list[dict]:
+        """One record per (temperature, density, dense seed) cell (see docs/ARCHITECTURE.md)."""
+        from tprm.engine.results import cell_records
+
+        plan = self._ws.plan(ref)
+        return cell_records(self._ws.store if self._ws.store_dir.exists() else None, plan)
+
+    def table(self, ref) -> list[dict]:
+        """Cell records, each with the regime of that dense seed's own measurements."""
+        from tprm.analysis.regimes import classify_records
+
+        loaded = self._ws.resolve(ref)
+        settings = self.regime_settings(loaded)
+        return [dict(r, regime=None if r["state"] == "failed" else classify_records(r, settings)["regime"])
+                for r in self.cells(loaded)]
+
+    def rows(self, ref) -> dict:
+        """{"rows", "note"}: one row per cell record under RESULT_COLUMNS, with its dense seed's
+        regime, the spread (max - min) of its retrain seeds' test errors and its cell's
+        normalized error; `note` says why a column is empty (e.g. no test errors yet)."""
+        records = self.table(ref)
+        note, norm = None, None
+        try:
+            norm = self.grid(ref, "normalized_error", cells=records)
+        except (TprmError, ValueError, KeyError) as exc:
+            note = f"no normalized error: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+        rows = []
+        for rec in records:
+            seeds = [e for e in rec.get("test_error_seeds") or [] if isinstance(e, (int, float))]
+            row = {c: rec.get(c) for c in RESULT_COLUMNS}
+            row["spread"] = (max(seeds) - min(seeds)) if len(seeds) > 1 else None
+            if row.get("normalized_error") is None and norm is not None:
+                try:
+                    row["normalized_error"] = norm.at(rec["temperature"], rec["density"])
+                except KeyError:
+                    pass
+            rows.append(row)
+        return {"rows": rows, "note": note}
+
+    def csv(self, ref) -> str:
+        return rows_csv(self.rows(ref)["rows"])
+
+    def regime_settings(self, ref):
+        """The recipe's regime thresholds, each with where it came from: the file that set it (as
+        the parsed recipe remembers; the recipe's name when it has no file), or the default."""
+        from tprm.analysis.regimes import settings_from_section
+
+        loaded: LoadedRecipe = self._ws.resolve(ref)
+        recipe = loaded.recipe
+        where = Path(loaded.source).name if loaded.source else recipe.name
+        return settings_from_section(recipe.regimes, lambda f: recipe.set_in_file(f"regimes.{f}"),
+                                     f"recipe {where}")
+
+    def grid(self, ref, metric: str, cells: list[dict] | None = None):
+        """A Grid (or, for metric "regime", a RegimeGrid) over the recipe's plane."""
+        from tprm.analysis.phase import build_grid, normalized_error_grid
+        from tprm.analysis.regimes import regime_grid
+
+        if metric not in METRICS:
+            raise BadInput(f"--metric: '{metric}' is not a metric; use one of {', '.join(METRICS)}")
+        loaded = self._ws.resolve(ref)
+        cells = self.cells(loaded) if cells is None else cells
+        ax = axes(loaded.recipe)
+        try:
+            if metric == "regime":
+                return regime_grid(cells, ax["temperatures"], ax["densities"], ax["knob"],
+                                   ax["hotter"], self.regime_settings(loaded))
+            if metric == "normalized_error":
+                return normalized_error_grid(build_grid(cells, "test_error", **ax))
+            return build_grid(cells, metric, **ax)
+        except ValueError as exc:
+            raise BadInput(str(exc)) from None
+
+    def grid_json(self, ref, metric: str) -> dict:
+        from dataclasses import asdict
+
+        return asdict(self.grid(ref, metric))
+
+    @staticmethod
+    def color_depth(color_system: str | None) -> str:
+        """The plot's colour depth (truecolor | 256 | 16 | none) for a terminal's colour system."""
+        from tprm.analysis.colors import depth_of
+
+        return depth_of(color_system)
+
+    def plot(self, ref, metric: str = "regime", width: int = 80, height: int = 20,
+             table: bool = True, color: bool = True, page: int = 0, depth: str | None = None) -> str:
+        """The metric over the temperature x density plane as terminal text (plus its numbers).
+
+        ``depth`` "truecolor" | "256" | "16" draws a heat map of coloured blocks; "none" plain text."""
+        from tprm.analysis.plots import render_grid, render_table
+
+        g = self.grid(ref, metric)
+        text = render_grid(g, width=width, height=height, color=color, page=page, depth=depth)
+        if table:
+            text += "\n" + render_table(g, width=width)
+        return text
+
+    def demo_check(self, ref) -> dict:
+        """The (a)-(c) criteria of the quickstart on what was run (see analysis/checks.py)."""
+        from tprm.analysis.checks import phenomenon_checks
+
+        loaded = self._ws.resolve(ref)
+        cells = self.cells(loaded)
+        s = self.regime_settings(loaded)
+        return phenomenon_checks(self.grid(loaded, s.mc_metric, cells),
+                                 self.grid(loaded, "test_error", cells), s.mc_limit)
+
+    def require(self, loaded: LoadedRecipe, cells: list[dict], why: str | None = None) -> list[dict]:
+        """`cells` (the recipe's records); BadInput when nothing of it has run yet."""
+        if not any(c["state"] in ("done", "partial", "diverged") for c in cells):
+            raise BadInput(f"{loaded.name}: no results in {self._ws.store_dir} yet; run `tprm run "
+                           f"{loaded.name}` first" + (f" ({why})" if why else ""))
+        return cells
