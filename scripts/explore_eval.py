@@ -20,32 +20,48 @@ import time
 from tprm.analysis.explore import Exploration, explore
 from tprm.analysis.explore_infer import Measured, Noise, best_temperatures, infer_map, measured_cell
 from tprm.analysis.explore_lattice import Budget, Lattice, product_design
-from tprm.analysis.phase import build_grid, group_cells
+from tprm.analysis.phase import group_cells
 from tprm.analysis.regimes import regime_grid
 from tprm.explore_run import recipe_lattice
 from tprm.service import Service
 
 
-def truth(lattice: Lattice, cells: list[dict], settings) -> tuple[dict, list[int]]:
-    """The full grid's regime per cell and best temperature index per density."""
+def truth(lattice: Lattice, cells: list[dict], settings, noise: Noise) -> dict:
+    """The full grid's regime per cell, best temperature index per density, and per density the
+    temperatures within seed noise of that best (the same noise rule the exploration uses)."""
     temps, dens = list(lattice.temperatures), list(lattice.densities)
     regimes = regime_grid(cells, temps, dens, lattice.knob, lattice.hotter, settings)
-    err = build_grid(cells, "test_error", temps, dens, lattice.knob, lattice.hotter)
-    best = [min((i for i in range(len(temps)) if err.mean[i][j] is not None), key=lambda i: (err.mean[i][j], i))
-            for j in range(len(dens))]
-    return {(i, j): regimes.regime[i][j] for i in range(len(temps)) for j in range(len(dens))}, best
+    groups = group_cells(cells, temps, dens)
+    full = {c: measured_cell(groups[c[0]][c[1]], settings, noise) for c in lattice.cells()}
+    bests = best_temperatures(full, lattice.shape, noise.noise_floor)
+    return {"regime": {(i, j): regimes.regime[i][j] for i, j in lattice.cells()},
+            "best": [b.best for b in bests], "ties": [set(b.support) for b in bests]}
 
 
-def score(lattice: Lattice, regime_of, best_of: list[int | None], true_regime: dict, true_best: list[int],
-          measured: int) -> dict:
+def score(lattice: Lattice, regime_of, best_of: list[int | None], truth_: dict, measured: int) -> dict:
     """Agreement with the full grid: cells with the same regime ("?" disagrees), densities whose
-    best temperature is the same (exact) or at most one lattice step away."""
+    best temperature is the same (exact), at most one lattice step away, or one whose full-grid
+    test error is within seed noise of the full grid's best (statistically as good)."""
+    true_regime, true_best, ties = truth_["regime"], truth_["best"], truth_["ties"]
     same = sum(regime_of(c) == r for c, r in true_regime.items())
     exact = sum(b == t for b, t in zip(best_of, true_best))
     near = sum(b is not None and abs(b - t) <= 1 for b, t in zip(best_of, true_best))
+    tied = sum(b is not None and b in tie for b, tie in zip(best_of, ties))
     unknown = sum(regime_of(c) == "?" for c in true_regime)
     return {"cells": measured, "retrainings": measured * lattice.cell_retrainings, "regime_agree": same,
-            "unknown": unknown, "best_exact": exact, "best_within_1": near}
+            "unknown": unknown, "best_exact": exact, "best_within_1": near, "best_within_noise": tied}
+
+
+def halves(lattice: Lattice, cells: list[dict], settings, noise: Noise) -> dict:
+    """How far the full grid agrees with itself: dense seed A's grid against dense seed B's."""
+    seeds = sorted({c["dense_seed"] for c in cells})
+    if len(seeds) < 2:
+        return {}
+    one, two = ([c for c in cells if c["dense_seed"] == s] for s in seeds[:2])
+    a, b = truth(lattice, one, settings, noise), truth(lattice, two, settings, noise)
+    out = score(lattice, lambda c: a["regime"][c], a["best"], b, lattice.size)
+    return {**out, "seeds": seeds[:2], "best_a": [lattice.temperatures[i] for i in a["best"]],
+            "best_b": [lattice.temperatures[i] for i in b["best"]]}
 
 
 def uniform(lattice: Lattice, by_cell: dict, settings, noise: Noise, budget_cells: int) -> tuple:
@@ -67,7 +83,7 @@ def evaluate(recipe_path: str, store: str, budgets: list[float], round_size: int
     settings = svc.regime_settings(recipe)
     c = recipe.cases
     noise = Noise(c.near_mc, c.near_cka, c.noise_floor)
-    true_regime, true_best = truth(lattice, cells, settings)
+    truth_ = truth(lattice, cells, settings, noise)
     groups = group_cells(cells, list(lattice.temperatures), list(lattice.densities))
     by_cell = {(i, j): groups[i][j] for i, j in lattice.cells()}
     point_cell = {lattice.point(cell): cell for cell in lattice.cells()}
@@ -79,32 +95,43 @@ def evaluate(recipe_path: str, store: str, budgets: list[float], round_size: int
     for pct in budgets:
         budget_cells = max(1, round(lattice.size * pct / 100))
         ex: Exploration = explore(lattice, measure, Budget(cells=budget_cells), settings, noise, round_size=round_size)
-        adaptive = score(lattice, ex.regime, [b.best for b in ex.bests], true_regime, true_best, len(ex.measured))
+        adaptive = score(lattice, ex.regime, [b.best for b in ex.bests], truth_, len(ex.measured))
         regime_of, best_of, n = uniform(lattice, by_cell, settings, noise, budget_cells)
         rows.append({"budget_pct": pct, "budget_cells": budget_cells, "stop": ex.stop, "adaptive": adaptive,
-                     "uniform": score(lattice, regime_of, best_of, true_regime, true_best, n)})
+                     "uniform": score(lattice, regime_of, best_of, truth_, n)})
     free = explore(lattice, measure, Budget(), settings, noise, round_size=round_size)
-    converged = score(lattice, free.regime, [b.best for b in free.bests], true_regime, true_best, len(free.measured))
+    converged = score(lattice, free.regime, [b.best for b in free.bests], truth_, len(free.measured))
     return {"recipe": recipe.name, "cells": lattice.size, "densities": len(lattice.densities),
             "full_run": {"state": summary["state"], "executed": summary["executed"], "seconds": round(run_s, 1)},
-            "true_best": [lattice.temperatures[i] for i in true_best], "rows": rows,
-            "unlimited": {"stop": free.stop, **converged}}
+            "true_best": [lattice.temperatures[i] for i in truth_["best"]],
+            "true_ties": [[lattice.temperatures[i] for i in sorted(t)] for t in truth_["ties"]], "rows": rows,
+            "unlimited": {"stop": free.stop, **converged}, "halves": halves(lattice, cells, settings, noise)}
+
+
+def _row(budget: str, name: str, s: dict, n: int, nd: int) -> str:
+    return (f"| {budget} | {name} | {s['cells']} ({s['retrainings']}) | {s['regime_agree']}/{n} "
+            f"({100 * s['regime_agree'] / n:.0f} %) | {s['unknown']} | {s['best_exact']}/{nd} | "
+            f"{s['best_within_1']}/{nd} | {s['best_within_noise']}/{nd} |")
 
 
 def markdown(result: dict) -> str:
     n, nd = result["cells"], result["densities"]
-    lines = ["| budget | design | cells (retrainings) | regime agreement | '?' cells | best T exact | best T within 1 step |",
-             "|---|---|---|---|---|---|---|"]
+    lines = ["| budget | design | cells (retrainings) | regime agreement | '?' cells | best T exact | "
+             "best T within 1 step | best T within seed noise |", "|---|---|---|---|---|---|---|---|"]
     for row in result["rows"]:
-        for name in ("adaptive", "uniform"):
-            s = row[name]
-            lines.append(f"| {row['budget_pct']:g} % ({row['budget_cells']} cells) | {name} | {s['cells']} "
-                         f"({s['retrainings']}) | {s['regime_agree']}/{n} ({100 * s['regime_agree'] / n:.0f} %) | "
-                         f"{s['unknown']} | {s['best_exact']}/{nd} | {s['best_within_1']}/{nd} |")
+        budget = f"{row['budget_pct']:g} % ({row['budget_cells']} cells)"
+        lines += [_row(budget, name, row[name], n, nd) for name in ("adaptive", "uniform")]
     u = result["unlimited"]
-    lines.append(f"| none ({u['stop']}) | adaptive | {u['cells']} ({u['retrainings']}) | "
-                 f"{u['regime_agree']}/{n} ({100 * u['regime_agree'] / n:.0f} %) | {u['unknown']} | "
-                 f"{u['best_exact']}/{nd} | {u['best_within_1']}/{nd} |")
+    lines.append(_row(f"none ({u['stop']})", "adaptive", u, n, nd))
+    h = result.get("halves")
+    if h:
+        lines.append(_row("full grid, one dense seed", f"seed {h['seeds'][0]} vs seed {h['seeds'][1]}", h, n, nd))
+    lines.append("")
+    lines.append("full grid's best temperature per density: " + ", ".join(f"{t:g}" for t in result["true_best"]))
+    lines.append("within its seed noise: " + "; ".join("/".join(f"{t:g}" for t in ts) for ts in result["true_ties"]))
+    if h:
+        lines.append(f"dense seed {h['seeds'][0]} alone: " + ", ".join(f"{t:g}" for t in h["best_a"])
+                     + f"; dense seed {h['seeds'][1]} alone: " + ", ".join(f"{t:g}" for t in h["best_b"]))
     return "\n".join(lines)
 
 

@@ -185,7 +185,7 @@ def best_temperatures(measured: dict[Cell, Measured], shape: tuple[int, int], fl
             continue
         best = min(scored, key=lambda i: (measured[i, j].test_error, i))
         b = measured[best, j]
-        support = [i for i in scored if measured[i, j].test_error - b.test_error  # type: ignore[operator]
+        support = [i for i in scored if measured[i, j].test_error - b.test_error
                    <= error_noise(measured[i, j], b, floor)]
         open_ = sorted({k for i in support for run in gap_beside(i, column, shape[0]) for k in run})
         out.append(Best(j, best, support, open_))
