@@ -60,6 +60,7 @@ def halves(lattice: Lattice, cells: list[dict], settings, noise: Noise) -> dict:
     one, two = ([c for c in cells if c["dense_seed"] == s] for s in seeds[:2])
     a, b = truth(lattice, one, settings, noise), truth(lattice, two, settings, noise)
     out = score(lattice, lambda c: a["regime"][c], a["best"], b, lattice.size)
+    out["retrainings"] = lattice.size * lattice.retrain_seeds  # one dense seed's grid
     return {**out, "seeds": seeds[:2], "best_a": [lattice.temperatures[i] for i in a["best"]],
             "best_b": [lattice.temperatures[i] for i in b["best"]]}
 

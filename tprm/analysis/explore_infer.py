@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from tprm.analysis.cases import standard_error
-from tprm.analysis.explore_lattice import Cell
+from tprm.analysis.explore_lattice import Cell, temperature_neighbours
 from tprm.analysis.phase import aggregate, cell_state, finite_number
 from tprm.analysis.regimes import RegimeSettings, classify_records
 
@@ -163,13 +163,18 @@ class Best:
     open: list[int]               # unmeasured temperatures that could still be the best
 
 
-def gap_beside(i: int, column: Sequence[int], count: int) -> list[list[int]]:
-    """The runs of unmeasured temperature indices on each side of measured ``i`` in one column
-    (``column``: the measured indices, sorted)."""
-    k = column.index(i)
-    lo = column[k - 1] + 1 if k > 0 else 0
-    hi = column[k + 1] if k + 1 < len(column) else count
-    return [run for run in (list(range(lo, i)), list(range(i + 1, hi))) if run]
+def gap_beside(i: int, column: Collection[int], count: int) -> list[list[int]]:
+    """The runs of unmeasured temperature indices beside measured ``i`` in one column, starting at
+    its colder and hotter neighbours (``column``: the measured indices)."""
+    runs = []
+    for k in temperature_neighbours(i, count):
+        step, run = k - i, []
+        while 0 <= k < count and k not in column:
+            run.append(k)
+            k += step
+        if run:
+            runs.append(sorted(run))
+    return runs
 
 
 def best_temperatures(measured: dict[Cell, Measured], shape: tuple[int, int], floor: float) -> list[Best]:

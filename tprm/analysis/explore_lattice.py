@@ -75,15 +75,9 @@ def temperature_neighbours(i: int, count: int) -> list[int]:
     """Indices of the colder and hotter neighbours of temperature ``i`` (those on the lattice).
 
     The one definition of "neighbour" along the temperature axis: case study 1 compares a cell
-    with these, and the exploration's gaps and inference walk the same steps."""
+    with these, and the exploration settles a density's best temperature once these are measured
+    (explore_infer.gap_beside)."""
     return [k for k in (i - 1, i + 1) if 0 <= k < count]
-
-
-def line_neighbours(cell: Cell, shape: tuple[int, int]) -> list[Cell]:
-    """The lattice neighbours of a cell along both axes (colder, hotter, lower and higher density)."""
-    i, j = cell
-    return ([(k, j) for k in temperature_neighbours(i, shape[0])]
-            + [(i, k) for k in temperature_neighbours(j, shape[1])])
 
 
 def spread_indices(count: int, k: int) -> list[int]:
