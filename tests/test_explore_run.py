@@ -100,3 +100,17 @@ def test_tiny_exploration_resumes_after_kill_and_a_full_run_reuses_it(tmp_path):
     total = len(svc.plan(svc.load_recipe(str(recipe))).jobs)
     assert full["state"] == "done" and full["executed"] == total - len(explored)
     assert all(j.get("attempts") == 1 for h, j in _jobs(store).items() if h in explored)
+
+
+def test_a_bad_budget_is_one_line_and_leaves_the_store_untouched(tmp_path):
+    from tprm.explore_run import explore_recipe
+    from tprm.service import BadInput
+
+    recipe = tmp_path / "tiny-explore.yaml"
+    recipe.write_text(EXPLORE_RECIPE)
+    store = tmp_path / "store"
+    with pytest.raises(BadInput) as exc:
+        explore_recipe(store, str(recipe), "lots")
+    assert str(exc.value) == ("--budget: 'lots' is not valid; use a number of cells (20), retrainings (60r) "
+                              "or a percentage of the cells (30%)")
+    assert not (store / "tprm.db.json").exists()

@@ -26,11 +26,14 @@ def recipe_lattice(recipe):
 
 def explore_recipe(service_or_store_dir: Service | str | Path | None, recipe, budget: str | int | None = None,
                    progress: Callable[[dict], None] | None = None, *, round_size: int = 4,
-                   device: str | None = None, jobs: int | None = None, color_depth: str = "none") -> dict:
+                   device: str | None = None, jobs: int | None = None, backend: str | None = None,
+                   address: str | None = None, color_depth: str = "none") -> dict:
     """Explore ``recipe`` within ``budget`` ("20" cells, "60r" retrainings, "30%" of the cells,
     None: until converged). Returns the exploration's JSON plus "recipe", "jobs_executed" (jobs
     trained now; the rest were reused) and "text" (the rendered map). ``progress`` gets the
-    exploration's round events and, while a round runs, {"event": "run", "snapshot": ...}."""
+    exploration's round events and, while a round runs, {"event": "run", "snapshot": ...} (the
+    runner's snapshot of that round, with its ETA). ``device``, ``jobs``, ``backend`` and
+    ``address`` are `tprm run`'s overrides; each round runs its cells in parallel on them."""
     from tprm.analysis.explore import explore
     from tprm.analysis.explore_infer import Noise
     from tprm.analysis.explore_lattice import parse_budget
@@ -53,7 +56,8 @@ def explore_recipe(service_or_store_dir: Service | str | Path | None, recipe, bu
 
     def measure(points: list[tuple[float, float]]) -> list[dict]:
         summary = run_recipe(svc.store, svc.planner, recipe, recipe, svc.source_path(recipe), device=device,
-                             jobs=jobs, progress=snapshot, select=lambda plan: cell_subplan(plan, points))
+                             jobs=jobs, progress=snapshot, backend=backend, address=address,
+                             select=lambda plan: cell_subplan(plan, points))
         if summary["state"] == "cancelled":
             raise RunCancelled(f"{recipe.name}: exploration stopped; finished jobs are kept and running it "
                                "again continues where it stopped")
