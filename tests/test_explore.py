@@ -39,6 +39,14 @@ def test_budget_is_respected_and_no_cell_is_measured_twice(budget):
     assert len(asked) == cap  # a budget below convergence is used up, not left over
 
 
+def test_a_budget_below_one_cell_measures_nothing_and_says_so():
+    lat = lattice()
+    oracle = Oracle(lat)
+    ex = explore(lat, oracle, parse_budget("3r", lat.size))
+    assert oracle.calls == [] and ex.stop == "budget" and "does not pay for one cell" in ex.stop_reason
+    assert all(ex.to_json()["cells"][k]["regime"] == UNKNOWN for k in range(lat.size))
+
+
 def test_same_results_give_the_same_choices():
     lat = lattice()
     first, second = Oracle(lat, seed=1), Oracle(lat, seed=1)
@@ -142,3 +150,14 @@ def test_render_tells_measured_from_inferred_and_unknown():
     cells = ex.to_json()["cells"]
     assert sum(c["measured"] for c in cells) == 20
     assert any(c["regime"] == UNKNOWN and not c["measured"] for c in cells)
+
+
+def test_figure_frames_the_measured_cells(tmp_path):
+    from tprm.analysis.explore_report import exploration_figure
+
+    lat = lattice()
+    ex = explore(lat, Oracle(lat), Budget(cells=20))
+    png, svg = exploration_figure(ex, tmp_path / "explored")
+    assert png.stat().st_size > 0
+    text = svg.read_text()
+    assert "framed: measured" in text and "measured 20 of 64 cells" in text

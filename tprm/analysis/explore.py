@@ -101,6 +101,8 @@ def explore(lattice: Lattice, measure: Measure, budget: Budget | None = None,
     noise = noise or Noise()
     pending = [(c, "start design") for c in _affordable(lattice, start_design(lattice, ex.budget.as_cells(lattice)),
                                                        ex.budget)]
+    if not pending:
+        ex.stop, ex.stop_reason = "budget", f"budget spent ({ex.budget.describe()}): it does not pay for one cell"
     while pending:
         _measure_round(ex, measure, pending, noise, progress)
         picks = _next_round(ex, max(1, round_size))

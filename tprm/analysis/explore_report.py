@@ -120,3 +120,20 @@ def _best_line(b: dict) -> str:
     if b["open"]:
         text += "; could still be beaten by unmeasured " + ", ".join(f"{t:g}" for t in b["open"])
     return text
+
+
+def exploration_figure(ex: Exploration, stem, title: str | None = None) -> list:
+    """The explored regime map as PNG + SVG (figures.py's regime map): measured cells framed,
+    inferred cells unframed, cells that cannot be inferred grey "?"."""
+    from tprm.analysis.figures import _figure, _save, _styled, draw_regimes, regime_legend
+
+    grid = regime_grid_of(ex)
+    note = f"framed: measured; unframed: inferred; ?: cannot be inferred\n{ex.summary_line()}"
+
+    def build():
+        fig = _figure()
+        ax = fig.add_axes((0.11, 0.14, 0.58, 0.76))
+        draw_regimes(ax, grid, title or "explored regime map", highlight=sorted(ex.measured))
+        regime_legend(ax, grid)
+        return _save(fig, stem, note)
+    return _styled(build)
