@@ -2,13 +2,12 @@
 and transition cells (the best temperature at a density may change there), cheapest first
 among cells of equal value. Pure and deterministic: the same measurements give the same picks.
 
-Both kinds bisect *gaps*: a run of unmeasured cells on one row or column between two measured
-cells. A boundary gap lies between measured cells that disagree on the regime, or next to a cell
-whose mc or CKA is within seed noise of its threshold; a transition gap lies beside a measured
-temperature whose test error is within seed noise of the best at that density. The pick in a gap
-is its middle cell (of two middle cells, the cheaper), and a gap's value is its length: the cells
-(or temperatures) one measurement there can settle.
-"""
+Boundary cells are the cells whose regime cannot be inferred ("?"), valued by how many "?" cells
+measuring one would settle, and the middles of gaps (runs of unmeasured cells on one row or
+column between two measured cells) next to a cell whose mc or CKA is within seed noise of its
+threshold, valued by the gap's length. Transition cells bisect the gaps beside each temperature
+whose test error is within seed noise of the best at its density. The pick in a gap is its
+middle cell (of two middle cells, the cheaper)."""
 
 from __future__ import annotations
 
