@@ -13,6 +13,7 @@ from typing import Callable
 
 from tprm.engine import detached, rundir
 from tprm.engine.inputerrors import first_line, input_errors
+from tprm.engine.plan import Plan
 from tprm.engine.planner import Planner
 from tprm.engine.store import Store
 
@@ -35,16 +36,19 @@ def executor_for(recipe, device: str, jobs: int | None, backend: str | None = No
 def run_recipe(store: Store, planner: Planner, recipe, owner, owner_path: str | None, *, device: str | None = None,
              jobs: int | None = None, progress: Callable[[dict], None] | None = None,
              log_path: str | None = None, backend: str | None = None,
-             address: str | None = None) -> dict:
+             address: str | None = None, select: Callable[[Plan], Plan] | None = None) -> dict:
     """Run `recipe`'s plan (downloading its data if the recipe allows), recorded as part of
     `owner`: the recipe itself, or the full recipe a case study measures a sub-grid of (read from
-    `owner_path` when given). Returns the run summary as a dict."""
+    `owner_path` when given); `select` narrows the plan to the jobs to run (an exploration's
+    cells: engine/cellplan.py). Returns the run summary as a dict."""
     from tprm.engine.runner import Runner
 
     ex = recipe.execution
     executor = executor_for(recipe, device or ex.device, jobs, backend, address)
     plan = planner.plan(recipe, download=True)
     assert plan is not None  # the identity is computed (or read) when asked to
+    if select is not None:
+        plan = select(plan)
     if executor is not None:
         executor.connect()  # the cluster is unreachable or too small: BackendError
     store.put_recipe(owner.name, owner.hash, owner_path,
