@@ -15,7 +15,8 @@ from typing import Any
 
 HEADROOM = 0.2   # fraction of a GPU's free memory left for the allocator, cuDNN and the data
 # Why a CPU fused group is spread over the workers (docs/speed.md, measured on the 2-core box)
-CPU_SPLIT_REASON = "its share of the cores: K models on one thread each beat one group on all threads"
+CPU_SPLIT_REASON = ("its share of the cores (a worker left idle wastes them; smaller groups also "
+                    "fit the caches better)")
 
 
 def fused_group_size(free_bytes: int, per_model_bytes: int, max_fused: int,
