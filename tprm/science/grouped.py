@@ -65,7 +65,8 @@ class WideLinear(nn.Module):
 def _wide_conv(conv: _ConvNd, k: int) -> nn.Module | None:
     if conv.transposed or conv.padding_mode != "zeros" or isinstance(conv.padding, str):
         return None
-    return type(conv)(conv.in_channels * k, conv.out_channels * k, conv.kernel_size, stride=conv.stride,
+    layer: type[nn.Module] = type(conv)
+    return layer(conv.in_channels * k, conv.out_channels * k, conv.kernel_size, stride=conv.stride,
                       padding=conv.padding, dilation=conv.dilation, groups=conv.groups * k,
                       bias=conv.bias is not None, device="meta")
 
