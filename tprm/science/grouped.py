@@ -32,7 +32,7 @@ from tprm.science.slots import Masks, _Compute, _float_batchnorm, _FusedSlots
 if TYPE_CHECKING:  # train imports this module
     from tprm.science.train import Schedule
 
-__all__ = ["GroupedSlots", "WideLinear", "grouped_tensors", "widen"]
+__all__ = ["GroupedSlots", "WideLinear", "grouped_tensors", "wide_model", "widen"]
 
 # Leaf modules that hold no parameters and treat channels alike (they pass through unchanged).
 _PASS_THROUGH = (
@@ -137,15 +137,22 @@ def per_model_logits(out: Tensor, k: int) -> Tensor:
     return out.view(out.shape[0], k, -1).transpose(0, 1)
 
 
+def wide_model(base: nn.Module, k: int, device: torch.device, dtype: torch.dtype) -> nn.Module | None:
+    """The wide form of ``k`` copies of ``base`` (its tensors left empty: callers pass theirs to
+    ``functional_call``), or None when a layer has no wide form. Not checked: see :func:`widen`."""
+    wide = copy.deepcopy(base).to("meta")
+    if not _replace_leaves(wide, k):
+        return None
+    return wide.to_empty(device=device).to(dtype)
+
+
 def widen(models: Sequence[nn.Module], probe: Tensor) -> nn.Module | None:
     """The wide model of ``models`` (same architecture), or None when it cannot be built or does not
     compute what the K models compute on ``probe`` (a few inputs ``[B, C, ...]``, eval mode)."""
     k = len(models)
-    wide = copy.deepcopy(models[0]).to("meta")
-    if not _replace_leaves(wide, k):
+    wide = wide_model(models[0], k, probe.device, probe.dtype)
+    if wide is None:
         return None
-    device, dtype = probe.device, probe.dtype
-    wide = wide.to_empty(device=device).to(dtype)
     stacked = {n: torch.stack([dict(m.named_parameters())[n].detach() for m in models])
                for n, _ in models[0].named_parameters()}
     stacked.update({n: torch.stack([dict(m.named_buffers())[n].detach() for m in models])
