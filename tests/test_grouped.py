@@ -132,3 +132,17 @@ def test_wide_linear_is_k_linear_layers():
     x = torch.randn(5, 4, 6)
     want = torch.stack([m(x[:, k]) for k, m in enumerate(layers)], 1)
     torch.testing.assert_close(wide(x.reshape(5, 24)).view(5, 4, 3), want)
+
+
+def test_stacked_batches_without_augmentation_are_each_models_own(data64):
+    from tprm.science.train import _BatchStream, _stacked_batches
+
+    def streams():
+        return [_BatchStream(seed, data64.n_train, 40) for seed in (3, 4, 5)]
+
+    one_gather, each = streams(), streams()
+    for step in range(data64.n_train // 40 + 2):  # across an epoch boundary (a new permutation)
+        x, y = _stacked_batches(one_gather, step, data64)
+        for k, stream in enumerate(each):
+            xk, yk = stream.batch(step, data64)
+            assert torch.equal(x[k], xk) and torch.equal(y[k], yk)

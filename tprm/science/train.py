@@ -187,13 +187,28 @@ class _BatchStream:
         self.per_epoch = n_train // batch_size
         self.perm = torch.empty(0, dtype=torch.long)
 
-    def batch(self, step: int, data) -> tuple[Tensor, Tensor]:
-        """The batch of iteration ``step``; steps must be asked for in order."""
+    def indices(self, step: int) -> Tensor:
+        """The sample indices of iteration ``step``; steps must be asked for in order."""
         i = step % self.per_epoch
         if i == 0:
             self.perm = torch.randperm(self.n_train, generator=self.order).to(self.device)
-        idx = self.perm[i * self.batch_size : (i + 1) * self.batch_size]
-        return data.train_batch(idx, self.augment)
+        return self.perm[i * self.batch_size : (i + 1) * self.batch_size]
+
+    def batch(self, step: int, data) -> tuple[Tensor, Tensor]:
+        """The batch of iteration ``step``; steps must be asked for in order."""
+        return data.train_batch(self.indices(step), self.augment)
+
+
+def _stacked_batches(streams: Sequence[_BatchStream], step: int, data) -> tuple[Tensor, Tensor]:
+    """The K models' batches of iteration ``step`` as ``[K, B, ...]`` and ``[K, B]``. Without
+    augmentation (nothing drawn per model) one gather and one normalisation serve all K models:
+    the same values as K calls of ``train_batch`` (elementwise), without K small copies per step."""
+    if getattr(data, "crop_padding", 1) == 0 and getattr(data, "flip", True) is False and len(streams) > 1:
+        idx = torch.stack([stream.indices(step) for stream in streams])
+        x, y = data.train_batch(idx.flatten(), None)
+        return x.view(*idx.shape, *x.shape[1:]), y.view(idx.shape)
+    batches = [stream.batch(step, data) for stream in streams]
+    return torch.stack([b[0] for b in batches]), torch.stack([b[1] for b in batches])
 
 
 # --- driver ------------------------------------------------------------------------------------------
@@ -234,9 +249,8 @@ def _run(
             values = tuple(s.lr_at(step, total) for s in schedules)
             if values != lr_values:
                 lr_values, lr = values, slots._vector(values)
-            batches = [stream.batch(step, data) for stream in streams]
-            x = torch.stack([b[0] for b in batches]).to(slots.device, slots.dtype)
-            y = torch.stack([b[1] for b in batches]).to(slots.device)
+            x, y = _stacked_batches(streams, step, data)
+            x, y = x.to(slots.device, slots.dtype), y.to(slots.device)
             loss, wrong = slots.step(x, y, lr)
             loss_sum += loss.double()
             wrong_sum += wrong.double()
