@@ -262,30 +262,35 @@ def _run(
         if (epoch % eval_every == 0 or epoch == n_epochs) and any(alive):
             t_loss, t_error = slots.evaluate(data, eval_batch_size)
             test_loss, test_error = t_loss.tolist(), t_error.tolist()
-        train_loss = (loss_sum / steps_in_epoch).tolist()
-        train_error = (wrong_sum / steps_in_epoch).tolist()
-        for k in range(k_models):
-            if k in dead:
-                continue
-            curves = results[k].curves
-            for key, value in zip(
-                CURVE_KEYS,
-                (epoch, epoch_lr[k], train_loss[k], train_error[k], test_loss[k], test_error[k]),
-            ):
-                curves[key].append(value if key == "epoch" or value is None else float(value))
-            if on_epoch is not None:
-                on_epoch(k, {key: curves[key][-1] for key in CURVE_KEYS})
-            if not alive[k]:
-                curves["test_loss"][-1] = curves["test_error"][-1] = None
-                results[k].diverged, results[k].diverged_at = True, epoch
-                dead.add(k)
-            elif epoch in checkpoint_epochs:
-                results[k].checkpoints[epoch] = slots.state_dict(k)
+        rows = list(zip(epoch_lr, (loss_sum / steps_in_epoch).tolist(), (wrong_sum / steps_in_epoch).tolist(),
+                        test_loss, test_error))
+        _record_epoch(slots, results, epoch, rows, alive, dead, checkpoint_epochs, on_epoch)
         if len(dead) == k_models:
             break
     for k in range(k_models):
         results[k].state = slots.state_dict(k)
     return results
+
+
+def _record_epoch(slots: _Slots, results: list[TrainResult], epoch: int, rows: list[tuple], alive: list[bool],
+                  dead: set[int], checkpoint_epochs: frozenset[int],
+                  on_epoch: Callable[[int, dict], None] | None) -> None:
+    """Append each live model's curve row (lr, train loss/error, test loss/error) of ``epoch``; a model
+    that diverged in it is marked (no test values, no checkpoint) and joins ``dead``."""
+    for k, row in enumerate(rows):
+        if k in dead:
+            continue
+        curves = results[k].curves
+        for key, value in zip(CURVE_KEYS, (epoch, *row)):
+            curves[key].append(value if key == "epoch" or value is None else float(value))
+        if on_epoch is not None:
+            on_epoch(k, {key: curves[key][-1] for key in CURVE_KEYS})
+        if not alive[k]:
+            curves["test_loss"][-1] = curves["test_error"][-1] = None
+            results[k].diverged, results[k].diverged_at = True, epoch
+            dead.add(k)
+        elif epoch in checkpoint_epochs:
+            results[k].checkpoints[epoch] = slots.state_dict(k)
 
 
 def _check_inputs(models, data, schedules, seeds, masks, checkpoint_epochs, eval_every) -> list[Masks]:
@@ -493,19 +498,15 @@ def train(
     A model whose loss becomes non-finite stops there (``diverged_at`` = that epoch, its curves end
     there, no later checkpoints; its state is the last weights before the failing step).
     ``progress(done, total)`` counts model-steps and is called after every step; an exception raised
-    by it propagates (cancel). Final weights are also left in the modules passed in.
-    ``on_epoch(k, row)`` is called after each epoch of model k with that epoch's curve values.
+    by it propagates (cancel). Final weights are left in the modules; ``on_epoch(k, row)`` gets each
+    epoch's curve values of model k.
 
-    Strategy (the results are the same to float tolerance either way): ``fuse=True`` trains
-    :func:`fusable` models as one fused computation where :func:`fusion_pays` on the data's device,
-    else one after another; ``fuse="always"`` fuses whenever fusable; ``fuse=False`` never. Fused,
-    they train as one wide grouped-convolution model where :func:`grouped_pays` (and the model can be
-    widened, :func:`tprm.science.grouped.widen`), else as one vmapped model; ``fuse="grouped"`` /
-    ``"vmap"`` fuse whenever fusable and pick that form (grouped falls back to vmap when it cannot).
-    Execution options (docs/speed.md): ``precision`` None (default: the models' own dtype, no autocast;
-    "float32"/"float64" name it and are checked) or "bf16" (autocast; float32 models as master weights);
-    ``channels_last`` NHWC inputs for 2-D convolutions on the non-fused path and in evaluation;
-    ``compile`` CUDA graphs via ``torch.compile(mode="reduce-overhead")`` on a CUDA device only.
+    Strategy (same results to float tolerance either way): ``fuse=True`` fuses :func:`fusable` models
+    where :func:`fusion_pays`, as one wide grouped-convolution model where :func:`grouped_pays` and
+    the model widens (:func:`tprm.science.grouped.widen`), else vmapped; ``"always"`` fuses whenever
+    fusable; ``"grouped"`` / ``"vmap"`` also pick the form; ``False`` never fuses.
+    Execution options (docs/speed.md): ``precision`` None (the models' dtype) or "bf16" (autocast),
+    ``channels_last`` (NHWC 2-D inputs), ``compile`` (CUDA graphs, CUDA only).
     """
     checked_masks = _check_inputs(models, data, schedules, seeds, masks, checkpoint_epochs, eval_every)
     if fuse not in FUSE_CHOICES:
@@ -531,21 +532,26 @@ def train(
                 slots.release()
             counter.settle(counter.total)
             return results
-        results = []
-        for i, (model, mask, s, seed) in enumerate(zip(models, checked_masks, schedules, seeds)):
-            end = counter.done + s.total_iterations(n_train)
-            stream = _BatchStream(seed, n_train, s.batch_size, data.device)
-            hook = None if on_epoch is None else (lambda _k, row, i=i: on_epoch(i, row))
-            slot = _ModuleSlot(model, mask, s, compute)
-            try:
-                results += _run(slot, [s], [stream], data, on_epoch=hook, **common)
-            finally:
-                slot.release()
-            counter.settle(end)  # a diverged model stops early: count its skipped steps as done
-        return results
+        return _one_by_one(models, checked_masks, schedules, seeds, data, compute, counter, on_epoch, common)
     finally:
         for model, mode in zip(models, modes):
             model.train(mode)
+
+
+def _one_by_one(models, masks, schedules, seeds, data, compute, counter, on_epoch, common) -> list[TrainResult]:
+    """Each model trained alone through its own module (the loop path)."""
+    results = []
+    for i, (model, mask, s, seed) in enumerate(zip(models, masks, schedules, seeds)):
+        end = counter.done + s.total_iterations(data.n_train)
+        stream = _BatchStream(seed, data.n_train, s.batch_size, data.device)
+        hook = None if on_epoch is None else (lambda _k, row, i=i: on_epoch(i, row))
+        slot = _ModuleSlot(model, mask, s, compute)
+        try:
+            results += _run(slot, [s], [stream], data, on_epoch=hook, **common)
+        finally:
+            slot.release()
+        counter.settle(end)  # a diverged model stops early: count its skipped steps as done
+    return results
 
 
 class _Progress:
