@@ -2,7 +2,8 @@
 # One GPU check, under 8 minutes on an H100/H200: the CUDA-relevant tests, then the paper-speed
 # benchmark on full-size fake CIFAR-10 (50,000/10,000, written by the benchmark itself): a dense
 # epoch at batch 64 and 128, K = 1, 8, 32, 64 retrains per model-epoch, LMC (11 points) + CKA of one
-# pair, `cifar10-preresnet20-epochs-quick` extrapolated, then bf16 / CUDA-graph rows; one table.
+# pair, `cifar10-preresnet20-epochs-quick` extrapolated, vmap vs grouped-convolution fusion at
+# K = 8, 32, 64 (issue 26), then bf16 / CUDA-graph rows; one table.
 #
 #   bash benchmarks/gpu_check.sh            # on the GPU machine, from the repository root
 #   bash benchmarks/gpu_check.sh --dry      # the same code paths on the CPU, tiny data (a minute)
@@ -36,7 +37,7 @@ fi
 if "$PY" -c "import pytest" 2> /dev/null; then
   timeout "$TESTS_TIMEOUT" "$PY" -m pytest -q -x -p no:cacheprovider tests/test_train.py tests/test_metrics.py \
     tests/test_execution_options.py \
-    -k "(fused or batched or cuda or bf16 or channels_last or fusion) and not compiled" 2>&1 | tail -n 15
+    tests/test_grouped.py -k "(fused or batched or cuda or bf16 or channels_last or fusion or grouped or widen) and not compiled" 2>&1 | tail -n 15
   echo "TESTS: exit ${PIPESTATUS[0]} after $((SECONDS - start)) s"
 else
   echo "TESTS: skipped (no pytest on this machine)"

@@ -204,6 +204,22 @@ def whole_machine(root: Path, cache: Path, k: int, cores: int, batch: int, steps
     return max(end for _, end in spans) - min(start for start, _ in spans)
 
 
+def grouped_vs_vmap(row, k: int, device: str, data, schedule, scale: float, opts: dict) -> None:
+    """One row: K masked PreResNet-20 retrains fused through vmap against the same K as one wide
+    grouped-convolution model (tprm.science.grouped), per model-epoch; ratio > 1: grouped faster."""
+    seconds = {}
+    for form in ("vmap", "grouped"):
+        models, masks = masked_models(k, device)
+        run_opts = dict(opts, fuse=form)
+        warm = Schedule(lr=0.1, batch_size=schedule.batch_size, iterations=3)
+        train([copy.deepcopy(m) for m in models], warm_data(data), [warm] * k, list(range(k)), masks,
+              **run_opts)  # warm-up: the shapes that will run
+        seconds[form], _ = timed(lambda: train(models, data, [schedule] * k, list(range(k)), masks, **run_opts),
+                                 device)
+    row(f"  K={k}: vmap vs grouped conv (per model-epoch)", seconds["vmap"] * scale / k,
+        seconds["grouped"] * scale / k, "(ratio > 1: grouped faster)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -295,6 +311,8 @@ def main() -> None:
                                   device)
                 row(f"  K={k}: tprm one by one vs tprm fused (per model-epoch)", t_loop * scale / k, per_model[k],
                     "(ratio = fusion gain)")
+            if k > 1:  # issue 26: the two fused forms, forced, on this device
+                grouped_vs_vmap(row, k, device, data, s, scale, opts)
 
         # 2b. the whole machine (CPU): the loop with a thread per core against `tprm run --jobs <cores>`
         cores = os.cpu_count() or 1

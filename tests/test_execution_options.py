@@ -10,7 +10,7 @@ import torch
 
 from tprm.engine.artifacts import Artifacts
 from tprm.engine.executors.local import _train_options
-from tprm.engine.grouping import GroupSizer, balanced_chunks, fused_group_size
+from tprm.engine.grouping import CPU_SPLIT_REASON, GroupSizer, balanced_chunks, fused_group_size
 from tprm.engine.plan import build_plan
 from tprm.engine.recipe import parse_recipe
 from tprm.engine.store import Store
@@ -65,7 +65,10 @@ def test_cpu_groups_split_batchnorm_models_and_keep_fused_ones_whole():
     bn, plain = _retrain_specs(BN_RECIPE), _retrain_specs(TINY_RECIPE)
     sizer = GroupSizer("cpu", 2, 128, True)
     assert sizer.split("retrain", "bn", bn, [j.spec for j in bn]) == [[j] for j in bn]
-    assert sizer.split("retrain", "plain", plain, [j.spec for j in plain]) == [plain]
+    assert sizer.split("retrain", "plain", plain, [j.spec for j in plain]) == [plain[:4], plain[4:]]
+    assert sizer.take_notes() == ["split retrain x8 into 2 fused groups of 4-4: 2 CPU workers, each with "
+                                  + CPU_SPLIT_REASON]   # spread over the workers, and logged why
+    assert GroupSizer("cpu", 1, 128, True).split("retrain", "p", plain, [j.spec for j in plain]) == [plain]
     assert GroupSizer("cpu", 1, 3, True).split("retrain", "p", plain, [j.spec for j in plain]) == [
         plain[:3], plain[3:6], plain[6:]]                        # max_fused chunks, as before
     never = GroupSizer("cpu", 2, 128, False)                      # execution.fuse: false
@@ -82,7 +85,7 @@ def test_a_model_that_cannot_be_built_keeps_max_fused_for_the_worker_to_report()
         raise RuntimeError("factory failed")
 
     sizer = GroupSizer("cpu", 2, 5, True, probe=broken)
-    assert [len(g) for g in sizer.split("retrain", "p", plain, [j.spec for j in plain])] == [5, 3]
+    assert [len(g) for g in sizer.split("retrain", "p", plain, [j.spec for j in plain])] == [4, 4]
 
 
 # --- execution options reach train/lmc/cka ----------------------------------------------------------
@@ -110,8 +113,12 @@ def test_bad_execution_value_is_one_line_exit_2(tmp_path, capsys, monkeypatch):
 
 def test_batchnorm_grid_runs_jobs_in_parallel_with_the_same_results(tmp_path):
     """--jobs 2 on the CPU: every retrain job of a BatchNorm grid is its own group (group_size 1) and
-    the results are those of --jobs 1; bf16 in the same store runs end to end as other jobs."""
-    path = write(tmp_path, BN_RECIPE, "tiny-bn")
+    the results are those of --jobs 1 at the same thread count (threads: auto would give the one
+    worker of --jobs 1 two threads, and CPU sums over 2 threads round differently: docs/speed.md);
+    bf16 in the same store runs end to end as other jobs."""
+    pinned = BN_RECIPE.replace("execution: {device: cpu}", "execution: {device: cpu, threads: 1}")
+    assert pinned != BN_RECIPE
+    path = write(tmp_path, pinned, "tiny-bn")
     one, two = tmp_path / "one", tmp_path / "two"
     assert Service(one).runs.run(path)["state"] == "done"
     r = run_tprm("run", str(path), "--jobs", "2", "--store", str(two))

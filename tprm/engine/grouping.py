@@ -14,6 +14,9 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 HEADROOM = 0.2   # fraction of a GPU's free memory left for the allocator, cuDNN and the data
+# Why a CPU fused group is spread over the workers (docs/speed.md, measured on the 2-core box)
+CPU_SPLIT_REASON = ("its share of the cores (a worker left idle wastes them; smaller groups also "
+                    "fit the caches better)")
 
 
 def fused_group_size(free_bytes: int, per_model_bytes: int, max_fused: int,
@@ -58,6 +61,7 @@ class GroupSizer:
         self._sizes: dict[str, int] = {}
         self._free: int | None = None
         self._where: str | None = None
+        self._notes: list[str] = []
 
     def device_type(self) -> str:
         """Where this run's groups train: cpu, cuda, mps, or "auto" (a remote backend decides)."""
@@ -76,7 +80,9 @@ class GroupSizer:
         """``members`` (jobs of one ready group, ``specs`` theirs) as the groups to submit.
 
         Training kinds: one job per group where the models do not fuse on the device; on a GPU
-        groups sized by memory and spread over the workers; else chunks of ``max_fused`` (as before).
+        groups sized by memory and spread over the workers; on the CPU chunks of ``max_fused``
+        spread over the workers (``--jobs 2``: 80 models as 2 x 40, each on its share of the cores;
+        ``--jobs 1``: one group on every core, ``execution.threads: auto``).
         Other kinds run one job after another in a worker: spread over the workers.
         """
         if kind not in ("dense", "retrain"):
@@ -85,7 +91,19 @@ class GroupSizer:
         size = self.size(f"{key}/sam={sam}", specs[0], sam)
         if size > 1 and self.device_type() == "cuda":
             return balanced_chunks(members, size, self.workers)
+        if size > 1 and self.workers > 1 and len(members) > 1:  # CPU: a fused group per worker
+            groups = balanced_chunks(members, size, self.workers)
+            if len(groups) > math.ceil(len(members) / size):
+                self._notes.append(f"split {kind} x{len(members)} into {len(groups)} fused groups of "
+                                   f"{len(groups[-1])}-{len(groups[0])}: {self.workers} CPU workers, each "
+                                   f"with {CPU_SPLIT_REASON}")
+            return groups
         return [list(members[i:i + size]) for i in range(0, len(members), size)]
+
+    def take_notes(self) -> list[str]:
+        """Why groups were split since the last call (for the run log)."""
+        notes, self._notes = self._notes, []
+        return notes
 
     def size(self, key: str, spec: Any, sam: bool = False) -> int:
         """The largest group of such jobs to submit (cached per key)."""

@@ -64,13 +64,16 @@ def run_recipe(store: Store, planner: Planner, recipe, owner, owner_path: str | 
             executor.close()
     return {"run_id": summary.run_id, "state": summary.state, "counts": summary.counts,
             "executed": summary.executed, "failed": summary.failed,
-            "diverged": summary.diverged, "exit_code": summary.exit_code}
+            "diverged": summary.diverged, "exit_code": summary.exit_code,
+            "elapsed_s": round(summary.elapsed_s, 1)}
 
 
 def summary_lines(summary: dict) -> tuple[str, list[str]]:
     """A run summary as text: the result line, and the failure / divergence lines (for stderr)."""
     counts = ", ".join(f"{k} {v}" for k, v in sorted(summary["counts"].items()))
     head = f"run {summary['run_id']}: {summary['state']} ({counts}; executed {summary['executed']})"
+    if summary.get("elapsed_s") is not None:
+        head += f" in {summary['elapsed_s']:.1f} s"
     notes = [f"  failed: {f['label']}: {f['error']}" for f in summary["failed"][:10]]
     diverged, skipped = summary.get("diverged") or [], summary["counts"].get("skipped", 0)
     if diverged or skipped:

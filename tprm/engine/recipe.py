@@ -77,6 +77,8 @@ _MAX_SEED = 2**32 - 1
 # keys added after recipes were stored: in the recipe hash only when not at their schema default
 _HASHED_WHEN_SET = (("execution", "channels_last"), ("execution", "compile"),
                     ("cases", "near_mc"), ("cases", "near_cka"), ("cases", "extra_dense_seeds"))
+# defaults that changed: the new default is hashed as the old one, so stored recipes keep their hash
+_HASHED_AS = {("execution", "threads"): ("auto", 1)}
 
 
 def _default(section_name: str, key: str) -> Any:
@@ -96,6 +98,19 @@ class _Layers:
         if isinstance(node, yaml.ScalarNode) and node.tag == STR_TAG and node.value == "default":
             return "default"
         raise ctx.error(path, f"expected 'default' or a list of parameter name patterns, got {shown(node)}", node)
+
+
+@dataclass(frozen=True)
+class _Threads:
+    """execution.threads: "auto" (cores / workers on an idle machine, 1 while it is busy) or a number."""
+
+    def read(self, node: yaml.Node, path: str, ctx: Ctx) -> str | int | None:
+        check_tag(node, path, ctx)
+        if isinstance(node, yaml.ScalarNode) and node.tag == STR_TAG and node.value == "auto":
+            return "auto"
+        if isinstance(node, yaml.ScalarNode) and node.tag != STR_TAG:
+            return Number(integer=True, lo=1, hi=1024, optional=True).read(node, path, ctx)
+        raise ctx.error(path, f"expected auto or an integer in [1, 1024], got {shown(node)}", node)
 
 
 _SEED = Number(integer=True, lo=0, hi=_MAX_SEED)
@@ -259,7 +274,7 @@ class ExecutionSection:
     on_error: str = setting("continue", Text(choices=("continue", "stop")))
     fuse: bool = setting(True, Bool())
     max_fused: int = setting(128, _POS_INT)
-    threads: int | None = setting(1, Number(integer=True, lo=1, hi=1024, optional=True))
+    threads: int | str | None = setting("auto", _Threads())  # docs/speed.md; not in job keys
     backend: str = setting("local", Text(choices=("local", "ray")))
     ray: RaySection = section(RaySection)
     channels_last: bool = setting(False, Bool())   # NHWC 2-D convolutions (in the job key when true)
@@ -303,6 +318,9 @@ class Recipe:
         for sec, key in _HASHED_WHEN_SET:  # keys added later: old recipes keep their hash
             if content[sec][key] == _default(sec, key):
                 del content[sec][key]
+        for (sec, key), (new, old) in _HASHED_AS.items():
+            if content[sec][key] == new:
+                content[sec][key] = old
         text = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
         return hashlib.sha256(text.encode()).hexdigest()
 

@@ -38,6 +38,7 @@ class RunSummary:
     executed: int = 0
     failed: list[dict] = field(default_factory=list)
     diverged: list[dict] = field(default_factory=list)   # a result (too hot), not a failure
+    elapsed_s: float = 0.0          # wall time of the run's job loop (what `tprm demo` reports)
 
     @property
     def exit_code(self) -> int:
@@ -115,8 +116,11 @@ class Runner:
                 groups[group_key(job)].append(job)
         assert self.sizer is not None  # run() sets it before the first scan
         # sized per device: unfused groups split, GPU groups by memory (engine/grouping.py)
-        return [group for key, members in groups.items()
-                for group in self.sizer.split(members[0].kind, key, members, [j.spec for j in members])]
+        out = [group for key, members in groups.items()
+               for group in self.sizer.split(members[0].kind, key, members, [j.spec for j in members])]
+        for note in self.sizer.take_notes():  # why a group was split (engine/grouping.py)
+            self._log_run(note)
+        return out
 
     def _heartbeat(self, owner: dict, cancel_path: Path) -> None:
         while not self._stop.wait(min(5.0, LEASE_S / 4)):
@@ -279,7 +283,8 @@ class Runner:
         self.workers = r.pool.slots
         if info := r.pool.describe():  # e.g. the Ray cluster's resources and nodes
             self.store.update_run(r.run_id, **info)
-        r.ctx["threads"] = self.threads or max(1, (os.cpu_count() or 1) // self.workers)
+        r.ctx["threads"] = self.threads or "auto"  # auto: engine/cputhreads.py, per worker
+        r.ctx["workers"] = self.workers
         self.sizer = GroupSizer(self.device, self.workers, self.max_fused, self.fuse,
                                 local=isinstance(r.pool, LocalPool))
 
@@ -342,6 +347,7 @@ class Runner:
                 summary.state = "cancelled"
             elif settled != len(self.plan.jobs):
                 summary.state = "failed"
+        summary.elapsed_s = time.time() - r.started
         self.store.update_run(r.run_id, state=summary.state, ended=time.time(),
                               counts=summary.counts)
         self._log_run(f"run {r.run_id}: {summary.state} ("

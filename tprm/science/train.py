@@ -34,21 +34,27 @@ type: augmentation is drawn on the data's device).
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import hashlib
 import math
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.func import functional_call, grad, vmap
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from tprm.science.metrics import EVAL_BATCH_SIZE, nhwc
+from tprm.science.grouped import GroupedSlots, widen
+from tprm.science.metrics import EVAL_BATCH_SIZE
+from tprm.science.slots import (
+    SAM_EPS,
+    Masks,
+    _Compute,
+    _FusedSlots,
+    _ModuleSlot,
+    _Slots,
+    sam_perturbation,
+)
 
 __all__ = [
     "CURVE_KEYS",
@@ -59,18 +65,18 @@ __all__ = [
     "bytes_per_model",
     "fusable",
     "fuses_on",
+    "grouped_pays",
     "fusion_pays",
     "sam_perturbation",
     "stream_seed",
     "train",
 ]
 
-SAM_EPS = 1e-12  # added to SAM's gradient norm
 # train(precision=...): None or the models' own dtype name = no autocast (the default, unchanged);
 # "bf16" = bfloat16 autocast with float32 master weights and float32 BatchNorm statistics.
 PRECISIONS = ("float32", "float64", "bf16")
+FUSE_CHOICES = (True, False, "always", "grouped", "vmap")
 CURVE_KEYS = ("epoch", "lr", "train_loss", "train_error", "test_loss", "test_error")
-Masks = dict[str, Tensor]
 
 
 @dataclass(frozen=True)
@@ -181,442 +187,28 @@ class _BatchStream:
         self.per_epoch = n_train // batch_size
         self.perm = torch.empty(0, dtype=torch.long)
 
-    def batch(self, step: int, data) -> tuple[Tensor, Tensor]:
-        """The batch of iteration ``step``; steps must be asked for in order."""
+    def indices(self, step: int) -> Tensor:
+        """The sample indices of iteration ``step``; steps must be asked for in order."""
         i = step % self.per_epoch
         if i == 0:
             self.perm = torch.randperm(self.n_train, generator=self.order).to(self.device)
-        idx = self.perm[i * self.batch_size : (i + 1) * self.batch_size]
-        return data.train_batch(idx, self.augment)
-
-
-# --- flat state: all of a model's tensors as views into one [K, N] tensor ----------------------------
-
-
-class _Flat:
-    """Tensors of K models (one floating dtype) as column views of one contiguous [K, N] tensor.
-
-    Why: the optimiser update, the masking and the divergence guard become a handful of whole-tensor
-    ops over every parameter of every model (a lean step), instead of a few ops per parameter.
-    """
-
-    def __init__(self, tensors: dict[str, Tensor]) -> None:
-        if len({t.dtype for t in tensors.values()}) != 1:
-            raise ValueError("train: all parameters of a model must have one floating dtype")
-        self.names = list(tensors)
-        self.shapes = {n: t.shape for n, t in tensors.items()}
-        self.k = next(iter(tensors.values())).shape[0]
-        self.flat = torch.cat([t.detach().reshape(self.k, -1) for t in tensors.values()], 1)
-        self.views = self.layout(self.flat)
-
-    def gather(self, tensors: dict[str, Tensor]) -> Tensor:
-        """Tensors named like the views, as one [K, N] tensor in the same layout."""
-        return torch.cat([tensors[n].reshape(self.k, -1) for n in self.names], 1)
-
-    def layout(self, flat: Tensor) -> dict[str, Tensor]:
-        """Views of a [K, N] tensor in this layout (e.g. perturbed weights)."""
-        out, offset = {}, 0
-        for n in self.names:
-            size = self.shapes[n][1:].numel()
-            out[n] = flat[:, offset : offset + size].view(self.shapes[n])
-            offset += size
-        return out
-
-
-def _per_model(vec: Tensor, like: Tensor) -> Tensor:
-    """Broadcast a [K] vector against a [K, ...] tensor."""
-    return vec.view((-1,) + (1,) * (like.dim() - 1))
-
-
-def _mask_(tensors: dict[str, Tensor], masks: Masks) -> None:
-    """Set masked positions to exactly 0.0, in place (also over NaN/inf)."""
-    for name, mask in masks.items():
-        tensors[name].masked_fill_(~mask, 0.0)
-
-
-def sam_perturbation(grads: dict[str, Tensor], rho: Tensor, masks: Masks) -> dict[str, Tensor]:
-    """SAM's ascent step ``e = rho * g / (||g|| + SAM_EPS)`` for each of K models ([K, ...] tensors).
-
-    ``grads`` must already be masked; ``e`` is additionally zeroed at masked positions so that
-    ``w + e`` is exactly 0.0 there even if the norm is not finite.
-    """
-    scale = _sam_scale(grads, rho)
-    e = {name: g * _per_model(scale, g) for name, g in grads.items()}
-    _mask_(e, masks)
-    return e
-
-
-def _sam_scale(grads: dict[str, Tensor], rho: Tensor) -> Tensor:
-    """``rho / (||g|| + SAM_EPS)`` per model [K]; the norm sums per-tensor squares in parameter order."""
-    squares = [g.flatten(1).pow(2).sum(1) for g in grads.values()]
-    norm = torch.stack(squares).sum(0).sqrt()
-    return rho / (norm + SAM_EPS)
-
-
-# --- how the slots compute: autocast, memory format, compilation ------------------------------------
-
-
-@dataclass(frozen=True)
-class _Compute:
-    """Execution options that change speed, not the algorithm (see docs/speed.md for their effect).
-
-    ``autocast``: run forward passes under ``torch.autocast`` in this dtype (bf16); parameters, the
-    optimiser state, the loss and BatchNorm running statistics stay float32. ``channels_last``: 4-D
-    inputs are laid out NHWC (convolutions then run in that layout; a no-op for 1-D/flat inputs).
-    ``compile``: ``torch.compile(mode="reduce-overhead")`` (CUDA graphs) of the step, CUDA only.
-    """
-
-    autocast: torch.dtype | None = None
-    channels_last: bool = False
-    compile: bool = False
-
-    def context(self, device: torch.device):
-        if self.autocast is None:
-            return contextlib.nullcontext()
-        return torch.autocast(device_type=device.type, dtype=self.autocast)
-
-    def layout(self, x: Tensor) -> Tensor:
-        """One model's input batch [B, ...] in the chosen memory format."""
-        return nhwc(x, self.channels_last)
-
-    def compiled(self, fn: Callable, device: torch.device) -> Callable:
-        """``fn`` compiled for CUDA graphs on a CUDA device (eager elsewhere); a compile failure falls
-        back to eager with one warning."""
-        if not self.compile or device.type != "cuda":
-            return fn
-        compiled = torch.compile(fn, mode="reduce-overhead", dynamic=False)
-        state = {"fn": compiled}
-
-        def call(*args):
-            if state["fn"] is fn:
-                return fn(*args)
-            try:
-                return compiled(*args)
-            except Exception as exc:  # noqa: BLE001 - any compiler failure: run eagerly instead
-                warnings.warn(f"train: torch.compile failed ({type(exc).__name__}: {exc}); running eagerly",
-                              stacklevel=2)
-                state["fn"] = fn
-                return fn(*args)
-
-        return call
-
-
-# --- the K model slots: fused (one vmapped model) or one module ----------------------------------------
-
-
-class _Slots:
-    """K models' weights as one flat [K, N] tensor plus optimiser state; subclasses compute gradients.
-
-    The update of all K models is a few whole-tensor ops (``torch.optim.SGD``'s rule, see the module
-    docstring): mask the gradient, ``d = g + wd * w``, ``buf = momentum * buf + d``, ``w -= lr * buf``,
-    mask ``w``. A model whose loss turns non-finite is frozen from that step on (weights, momentum and
-    BatchNorm statistics stay as they were before the failing step).
-    """
-
-    def __init__(
-        self,
-        params: dict[str, Tensor],
-        buffers: dict[str, Tensor],
-        masks: Masks,
-        schedules: Sequence[Schedule],
-        compute: _Compute = _Compute(),
-    ) -> None:
-        self.compute = compute
-        self.flat = _Flat(params)
-        self.w = self.flat.flat
-        self.params = self.flat.views
-        # [K, ...] each, contiguous: BatchNorm's in-place running-statistics update under vmap needs it
-        self.buffers = buffers
-        self.k = self.w.shape[0]
-        self.device, self.dtype = self.w.device, self.w.dtype
-        self.keep = torch.ones_like(self.w, dtype=torch.bool)
-        keep_views = self.flat.layout(self.keep)
-        for name, mask in masks.items():
-            keep_views[name].copy_(mask)
-        self.masked = bool(masks)
-        self.momentum = schedules[0].momentum
-        self.wd = self._vector([s.weight_decay for s in schedules]).unsqueeze(1)
-        self.rho = self._vector([s.sam_rho for s in schedules])
-        self.sam = any(s.sam_rho > 0 for s in schedules)
-        self.buf = torch.zeros_like(self.w) if self.momentum else None
-        self.alive = torch.ones(self.k, dtype=torch.bool, device=self.device)
-        self.drop = ~self.keep
-        self.w.masked_fill_(self.drop, 0.0)
-        # On the CPU a bool-mask kernel (masked_fill_/where) costs 20x a float multiply, and a host
-        # read is free: mask by multiplying (guarded against inf/NaN) and restore BatchNorm buffers
-        # only after a step that froze a model. Elsewhere: masked_fill_ and where, no host read.
-        self.host = self.device.type == "cpu"
-        self.keep_f = self.keep.to(self.dtype) if self.host and self.masked else None
-        # buffers before the step (a diverged model keeps them) and, with SAM, after its first pass
-        # (the perturbed pass leaves the BatchNorm running statistics unchanged)
-        self.saved_buffers = [b.clone() for b in buffers.values()]
-        self.sam_buffers = [b.clone() for b in buffers.values()] if self.sam else []
-
-    def _mask(self, t: Tensor) -> Tensor:
-        """``t`` ([K, N]) with masked positions set to exactly +0.0, in place.
-
-        CPU: ``t * keep`` (1.0 / 0.0) leaves kept values bit for bit and turns masked finite values
-        into +/-0.0; a gradient's -0.0 never reaches the weights (``+0.0 - x * (-0.0)`` is +0.0), so
-        masked weights stay +0.0 as with masked_fill_. inf/NaN times 0 is NaN: when the sum is not
-        finite the masked positions are filled as elsewhere (kept NaN stay, as before).
-        """
-        if self.keep_f is None:
-            return t.masked_fill_(self.drop, 0.0)
-        t.mul_(self.keep_f)
-        if not bool(torch.isfinite(t.sum())):
-            t.masked_fill_(self.drop, 0.0)
-        return t
-
-    def _vector(self, values: Sequence[float]) -> Tensor:
-        return torch.tensor(values, dtype=self.dtype, device=self.device)
-
-    def _grads(self, params: dict[str, Tensor], x: Tensor, y: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """Unmasked flat gradients [K, N] at ``params`` (train mode), loss [K] and error [K] of the batch
-        (the pass updates the BatchNorm running statistics in place, as training does)."""
-        raise NotImplementedError
-
-    def _perturbed(self, e: Tensor) -> dict[str, Tensor]:
-        """Parameters at ``w + e`` for SAM's second pass."""
-        raise NotImplementedError
-
-    def _after_sam(self) -> None:
-        """Undo what the perturbed pass changed (nothing when the perturbed weights were a copy)."""
-
-    def step(self, x: Tensor, y: Tensor, lr: Tensor) -> tuple[Tensor, Tensor]:
-        """One SGD (or SAM) step of all K models on x [K, B, ...], y [K, B]; returns loss, error [K]."""
-        buffers = list(self.buffers.values())
-        if buffers:
-            torch._foreach_copy_(self.saved_buffers, buffers)
-        g, loss, wrong = self._grads(self.params, x, y)
-        if self.masked:
-            self._mask(g)
-        finite = torch.isfinite(loss)
-        if self.sam:
-            # global norm per model, summed tensor by tensor (the same rounding as per-tensor SAM)
-            e = g * _sam_scale(self.flat.layout(g), self.rho).unsqueeze(1)
-            if self.masked:
-                self._mask(e)
-            if buffers:
-                torch._foreach_copy_(self.sam_buffers, buffers)
-            g, loss2, _ = self._grads(self._perturbed(e), x, y)
-            self._after_sam()
-            if buffers:
-                torch._foreach_copy_(buffers, self.sam_buffers)
-            if self.masked:
-                self._mask(g)
-            finite &= torch.isfinite(loss2)
-        self.alive &= finite
-        alive = self.alive.unsqueeze(1)
-        # The elementwise op order of the per-tensor update this replaced, so results stay bit-identical:
-        # no fused multiply-add (addcmul / add(alpha=) may round differently).
-        d = g + self.wd * self.w
-        if self.buf is not None:
-            d = self.buf * self.momentum + d
-            self.buf.copy_(torch.where(alive, d, self.buf))
-        self.w.copy_(torch.where(alive, self.w - lr.unsqueeze(1) * d, self.w))
-        if self.masked:
-            self._mask(self.w)
-        if not self.host or not bool(self.alive.all()):
-            for b, before in zip(buffers, self.saved_buffers):
-                b.copy_(torch.where(_per_model(self.alive, b), b, before))
-        return loss, wrong
-
-    def evaluate(self, data, batch_size: int) -> tuple[Tensor, Tensor]:
-        """Test loss and error [K] over the whole test split (un-augmented, eval mode)."""
-        loss_sum = torch.zeros(self.k, dtype=torch.float64, device=self.device)
-        wrong_sum = torch.zeros(self.k, dtype=torch.float64, device=self.device)
-        with torch.no_grad():
-            for x, y in data.plain_batches("test", batch_size):
-                x, y = x.to(self.device, self.dtype), y.to(self.device)
-                with self.compute.context(self.device):
-                    logits = self._eval_logits(x)  # [K, N, C]
-                if self.compute.autocast is not None:
-                    logits = logits.float()
-                losses = F.cross_entropy(logits.flatten(0, 1), y.repeat(self.k), reduction="none")
-                loss_sum += losses.view(self.k, -1).sum(1).double()
-                wrong_sum += (logits.argmax(-1) != y).sum(1).double()
-        return loss_sum / data.n_test, wrong_sum / data.n_test
-
-    def _eval_logits(self, x: Tensor) -> Tensor:
-        raise NotImplementedError
-
-    def state_dict(self, k: int) -> dict[str, Tensor]:
-        """Model k's current state_dict on the CPU."""
-        raise NotImplementedError
-
-    def release(self) -> None:
-        """Leave each model holding its final state in tensors of its own."""
-
-
-def _loss_and_error(logits: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
-    loss = F.cross_entropy(logits, y)
-    return loss, (logits.argmax(-1) != y).to(logits.dtype).mean()
-
-
-def _cpu_state(model: nn.Module) -> dict[str, Tensor]:
-    return {name: t.detach().to("cpu", copy=True) for name, t in model.state_dict().items()}
-
-
-def _stacked_masks(names: Sequence[str], per_model: Sequence[dict[str, Tensor]], masks: Sequence[Masks]) -> Masks:
-    out: Masks = {}
-    for n in names:
-        if any(n in m for m in masks):
-            out[n] = torch.stack(
-                [m[n] if n in m else torch.ones_like(per_model[0][n], dtype=torch.bool) for m in masks]
-            )
-    return out
-
-
-def _float_input(module: nn.Module, args: tuple) -> tuple:
-    return (args[0].float(), *args[1:])
-
-
-def _float_batchnorm(model: nn.Module, compute: _Compute) -> list:
-    """Under autocast, every BatchNorm layer computes in float32 (input cast up; the next layer casts
-    back down). Why: vmap's BatchNorm rule rejects a bf16 input with float32 statistics ("expected
-    scalar type BFloat16 but found Float"), and the fused and the one-by-one path must compute alike."""
-    if compute.autocast is None:
-        return []
-    return [m.register_forward_pre_hook(_float_input) for m in model.modules() if isinstance(m, _BatchNorm)]
-
-
-class _FusedSlots(_Slots):
-    """K same-architecture models as one vmapped computation on stacked parameters and buffers.
-
-    BatchNorm in training mode computes each model's own batch statistics (vmap keeps the models
-    apart) and updates each model's own running statistics in place, exactly as separate training.
-    """
-
-    def __init__(
-        self,
-        models: Sequence[nn.Module],
-        masks: Sequence[Masks],
-        schedules: Sequence[Schedule],
-        compute: _Compute = _Compute(),
-    ) -> None:
-        self.models = list(models)
-        self.base = models[0]
-        names = [name for name, _ in self.base.named_parameters()]
-        per_model = [dict(m.named_parameters()) for m in models]
-        params = {n: torch.stack([pm[n].detach() for pm in per_model]) for n in names}
-        per_model_buffers = [dict(m.named_buffers()) for m in models]
-        buffers = {n: torch.stack([pb[n].detach() for pb in per_model_buffers]).contiguous()
-                   for n, _ in self.base.named_buffers()}
-        super().__init__(params, buffers, _stacked_masks(names, per_model, masks), schedules, compute)
-        base = self.base
-
-        def loss_fn(p: dict[str, Tensor], b: dict[str, Tensor], x: Tensor, y: Tensor):
-            logits = functional_call(base, (p, b), (x,))
-            loss, wrong = _loss_and_error(logits if compute.autocast is None else logits.float(), y)
-            return loss, (loss, wrong)
-
-        self._hooks = _float_batchnorm(base, compute)
-        self._grad_fn = compute.compiled(vmap(grad(loss_fn, has_aux=True)), self.device)
-        self._forward = vmap(lambda p, b, x: functional_call(base, (p, b), (x,)), in_dims=(0, 0, None))
-
-    def _grads(self, params, x, y):
-        self.base.train()
-        with self.compute.context(self.device):
-            grads, (loss, wrong) = self._grad_fn(params, self.buffers, x, y)
-        # (cloned: outputs of a CUDA-graph replay are overwritten by the next replay, e.g. SAM's pass)
-        return self.flat.gather(grads), loss.detach().clone(), wrong.detach().clone()
-
-    def _perturbed(self, e):
-        return self.flat.layout(self.w + e)
-
-    def _eval_logits(self, x):
-        was_training = self.base.training
-        self.base.eval()
-        try:
-            return self._forward(self.params, self.buffers, x)
-        finally:
-            self.base.train(was_training)
-
-    def _load(self, k: int, model: nn.Module) -> None:
-        with torch.no_grad():
-            for name, p in model.named_parameters():
-                p.copy_(self.params[name][k])
-            for name, b in model.named_buffers():
-                b.copy_(self.buffers[name][k])
-
-    def release(self) -> None:
-        for hook in self._hooks:
-            hook.remove()
-        self._hooks = []
-        for k, model in enumerate(self.models):
-            self._load(k, model)
-
-    def state_dict(self, k):
-        self._load(k, self.models[k])
-        return _cpu_state(self.models[k])
-
-
-class _ModuleSlot(_Slots):
-    """One model trained through its own module (any architecture): K = 1.
-
-    The module's parameters are re-pointed into the flat state for the run (so the update is the same
-    few ops as for K models) and get tensors of their own again in ``release``; its buffers are shared
-    as [1, ...] views.
-    """
-
-    def __init__(self, model: nn.Module, masks: Masks, schedule: Schedule, compute: _Compute = _Compute()) -> None:
-        self.model = model
-        named = dict(model.named_parameters())
-        self.plist = list(named.values())
-        super().__init__(
-            {n: p.detach().unsqueeze(0) for n, p in named.items()},
-            {n: b.detach().unsqueeze(0) for n, b in model.named_buffers()},
-            {n: m.unsqueeze(0) for n, m in masks.items()},
-            [schedule],
-            compute,
-        )
-        for n, p in named.items():
-            p.data = self.params[n][0]
-        self._saved_w: Tensor | None = None
-        self._call = compute.compiled(model, self.device)
-        self._hooks = _float_batchnorm(model, compute)
-
-    def _grads(self, params, x, y):
-        self.model.train()
-        with self.compute.context(self.device):
-            logits = self._call(self.compute.layout(x[0]))
-        if self.compute.autocast is not None:
-            logits = logits.float()
-        loss, wrong = _loss_and_error(logits, y[0])
-        grads = torch.autograd.grad(loss, self.plist, allow_unused=True)
-        flat = self.flat.gather({n: torch.zeros_like(p) if g is None else g
-                                 for n, p, g in zip(self.flat.names, self.plist, grads)})
-        return flat, loss.detach().view(1), wrong.detach().view(1)
-
-    def _perturbed(self, e):
-        # The module computes with its own weights: perturb them in place, remember them exactly.
-        self._saved_w = self.w.clone()
-        with torch.no_grad():
-            self.w.add_(e)
-        return self.params
-
-    def _after_sam(self):
-        with torch.no_grad():
-            self.w.copy_(self._saved_w)
-        self._saved_w = None
-
-    def _eval_logits(self, x):
-        was_training = self.model.training
-        self.model.eval()
-        try:
-            return self.model(self.compute.layout(x)).unsqueeze(0)
-        finally:
-            self.model.train(was_training)
-
-    def state_dict(self, k):
-        return _cpu_state(self.model)
-
-    def release(self) -> None:
-        for hook in self._hooks:
-            hook.remove()
-        self._hooks = []
-        for p in self.plist:
-            p.data = p.data.clone()
+        return self.perm[i * self.batch_size : (i + 1) * self.batch_size]
+
+    def batch(self, step: int, data) -> tuple[Tensor, Tensor]:
+        """The batch of iteration ``step``; steps must be asked for in order."""
+        return data.train_batch(self.indices(step), self.augment)
+
+
+def _stacked_batches(streams: Sequence[_BatchStream], step: int, data) -> tuple[Tensor, Tensor]:
+    """The K models' batches of iteration ``step`` as ``[K, B, ...]`` and ``[K, B]``. Without
+    augmentation (nothing drawn per model) one gather and one normalisation serve all K models:
+    the same values as K calls of ``train_batch`` (elementwise), without K small copies per step."""
+    if getattr(data, "crop_padding", 1) == 0 and getattr(data, "flip", True) is False and len(streams) > 1:
+        idx = torch.stack([stream.indices(step) for stream in streams])
+        x, y = data.train_batch(idx.flatten(), None)
+        return x.view(*idx.shape, *x.shape[1:]), y.view(idx.shape)
+    batches = [stream.batch(step, data) for stream in streams]
+    return torch.stack([b[0] for b in batches]), torch.stack([b[1] for b in batches])
 
 
 # --- driver ------------------------------------------------------------------------------------------
@@ -657,9 +249,8 @@ def _run(
             values = tuple(s.lr_at(step, total) for s in schedules)
             if values != lr_values:
                 lr_values, lr = values, slots._vector(values)
-            batches = [stream.batch(step, data) for stream in streams]
-            x = torch.stack([b[0] for b in batches]).to(slots.device, slots.dtype)
-            y = torch.stack([b[1] for b in batches]).to(slots.device)
+            x, y = _stacked_batches(streams, step, data)
+            x, y = x.to(slots.device, slots.dtype), y.to(slots.device)
             loss, wrong = slots.step(x, y, lr)
             loss_sum += loss.double()
             wrong_sum += wrong.double()
@@ -671,30 +262,35 @@ def _run(
         if (epoch % eval_every == 0 or epoch == n_epochs) and any(alive):
             t_loss, t_error = slots.evaluate(data, eval_batch_size)
             test_loss, test_error = t_loss.tolist(), t_error.tolist()
-        train_loss = (loss_sum / steps_in_epoch).tolist()
-        train_error = (wrong_sum / steps_in_epoch).tolist()
-        for k in range(k_models):
-            if k in dead:
-                continue
-            curves = results[k].curves
-            for key, value in zip(
-                CURVE_KEYS,
-                (epoch, epoch_lr[k], train_loss[k], train_error[k], test_loss[k], test_error[k]),
-            ):
-                curves[key].append(value if key == "epoch" or value is None else float(value))
-            if on_epoch is not None:
-                on_epoch(k, {key: curves[key][-1] for key in CURVE_KEYS})
-            if not alive[k]:
-                curves["test_loss"][-1] = curves["test_error"][-1] = None
-                results[k].diverged, results[k].diverged_at = True, epoch
-                dead.add(k)
-            elif epoch in checkpoint_epochs:
-                results[k].checkpoints[epoch] = slots.state_dict(k)
+        rows = list(zip(epoch_lr, (loss_sum / steps_in_epoch).tolist(), (wrong_sum / steps_in_epoch).tolist(),
+                        test_loss, test_error))
+        _record_epoch(slots, results, epoch, rows, alive, dead, checkpoint_epochs, on_epoch)
         if len(dead) == k_models:
             break
     for k in range(k_models):
         results[k].state = slots.state_dict(k)
     return results
+
+
+def _record_epoch(slots: _Slots, results: list[TrainResult], epoch: int, rows: list[tuple], alive: list[bool],
+                  dead: set[int], checkpoint_epochs: frozenset[int],
+                  on_epoch: Callable[[int, dict], None] | None) -> None:
+    """Append each live model's curve row (lr, train loss/error, test loss/error) of ``epoch``; a model
+    that diverged in it is marked (no test values, no checkpoint) and joins ``dead``."""
+    for k, row in enumerate(rows):
+        if k in dead:
+            continue
+        curves = results[k].curves
+        for key, value in zip(CURVE_KEYS, (epoch, *row)):
+            curves[key].append(value if key == "epoch" or value is None else float(value))
+        if on_epoch is not None:
+            on_epoch(k, {key: curves[key][-1] for key in CURVE_KEYS})
+        if not alive[k]:
+            curves["test_loss"][-1] = curves["test_error"][-1] = None
+            results[k].diverged, results[k].diverged_at = True, epoch
+            dead.add(k)
+        elif epoch in checkpoint_epochs:
+            results[k].checkpoints[epoch] = slots.state_dict(k)
 
 
 def _check_inputs(models, data, schedules, seeds, masks, checkpoint_epochs, eval_every) -> list[Masks]:
@@ -800,6 +396,25 @@ def fusion_pays(models: Sequence[nn.Module], device: torch.device | str) -> bool
     return all(next(m.buffers(), None) is None for m in models)
 
 
+def grouped_pays(device: torch.device | str) -> bool:
+    """Whether a fused group trains as one wide grouped-convolution model rather than through vmap.
+
+    CPU: yes (measured 1.6x faster per step on the quickstart's conv net, 1 thread; docs/speed.md).
+    Accelerators: not yet measured (benchmarks/gpu_check.sh has the rows): vmap, as before.
+    """
+    return torch.device(device).type == "cpu"
+
+
+def _fused_slots(models, masks, schedules, compute, data, fuse) -> _Slots:
+    """The fused slots of ``fuse``'s form: grouped where chosen and the wide model checks out."""
+    if fuse == "grouped" or (fuse != "vmap" and grouped_pays(data.device)):
+        x, _ = data.plain("train", 0, 4)
+        wide = widen(models, x.to(data.device, next(models[0].parameters()).dtype))
+        if wide is not None:
+            return GroupedSlots(models, masks, schedules, compute, wide)
+    return _FusedSlots(models, masks, schedules, compute)
+
+
 def fuses_on(model: nn.Module, device: torch.device | str) -> bool:
     """Whether copies of ``model`` that share a batch schedule train as ONE fused computation on
     ``device`` under ``fuse=True`` (:func:`fusable` for copies of it and :func:`fusion_pays`); when
@@ -883,20 +498,19 @@ def train(
     A model whose loss becomes non-finite stops there (``diverged_at`` = that epoch, its curves end
     there, no later checkpoints; its state is the last weights before the failing step).
     ``progress(done, total)`` counts model-steps and is called after every step; an exception raised
-    by it propagates (cancel). Final weights are also left in the modules passed in.
-    ``on_epoch(k, row)`` is called after each epoch of model k with that epoch's curve values.
+    by it propagates (cancel). Final weights are left in the modules; ``on_epoch(k, row)`` gets each
+    epoch's curve values of model k.
 
-    Strategy (the results are the same to float tolerance either way): ``fuse=True`` trains
-    :func:`fusable` models as one vmapped computation where :func:`fusion_pays` on the data's device,
-    else one after another; ``fuse="always"`` fuses whenever fusable; ``fuse=False`` never.
-    Execution options (docs/speed.md): ``precision`` None (default: the models' own dtype, no autocast;
-    "float32"/"float64" name it and are checked) or "bf16" (autocast; float32 models as master weights);
-    ``channels_last`` NHWC inputs for 2-D convolutions on the non-fused path and in evaluation;
-    ``compile`` CUDA graphs via ``torch.compile(mode="reduce-overhead")`` on a CUDA device only.
+    Strategy (same results to float tolerance either way): ``fuse=True`` fuses :func:`fusable` models
+    where :func:`fusion_pays`, as one wide grouped-convolution model where :func:`grouped_pays` and
+    the model widens (:func:`tprm.science.grouped.widen`), else vmapped; ``"always"`` fuses whenever
+    fusable; ``"grouped"`` / ``"vmap"`` also pick the form; ``False`` never fuses.
+    Execution options (docs/speed.md): ``precision`` None (the models' dtype) or "bf16" (autocast),
+    ``channels_last`` (NHWC 2-D inputs), ``compile`` (CUDA graphs, CUDA only).
     """
     checked_masks = _check_inputs(models, data, schedules, seeds, masks, checkpoint_epochs, eval_every)
-    if fuse not in (True, False, "always"):
-        raise ValueError(f"train: fuse must be true, false or 'always', got {fuse!r}")
+    if fuse not in FUSE_CHOICES:
+        raise ValueError(f"train: fuse must be true, false, 'always', 'grouped' or 'vmap', got {fuse!r}")
     compute = _compute_options(models, precision, channels_last, compile)
     n_train = data.n_train
     counter = _Progress(progress, sum(s.total_iterations(n_train) for s in schedules))
@@ -909,30 +523,35 @@ def train(
     modes = [m.training for m in models]
     try:
         fused = fuse and fusable(models, schedules, n_train)
-        if fused and (fuse == "always" or fusion_pays(models, data.device)):
+        if fused and (fuse != True or fusion_pays(models, data.device)):  # noqa: E712 - True, not truthy
             streams = [_BatchStream(seed, n_train, s.batch_size, data.device) for seed, s in zip(seeds, schedules)]
-            slots = _FusedSlots(models, checked_masks, schedules, compute)
+            slots = _fused_slots(models, checked_masks, schedules, compute, data, fuse)
             try:
                 results = _run(slots, schedules, streams, data, on_epoch=on_epoch, **common)
             finally:
                 slots.release()
             counter.settle(counter.total)
             return results
-        results = []
-        for i, (model, mask, s, seed) in enumerate(zip(models, checked_masks, schedules, seeds)):
-            end = counter.done + s.total_iterations(n_train)
-            stream = _BatchStream(seed, n_train, s.batch_size, data.device)
-            hook = None if on_epoch is None else (lambda _k, row, i=i: on_epoch(i, row))
-            slot = _ModuleSlot(model, mask, s, compute)
-            try:
-                results += _run(slot, [s], [stream], data, on_epoch=hook, **common)
-            finally:
-                slot.release()
-            counter.settle(end)  # a diverged model stops early: count its skipped steps as done
-        return results
+        return _one_by_one(models, checked_masks, schedules, seeds, data, compute, counter, on_epoch, common)
     finally:
         for model, mode in zip(models, modes):
             model.train(mode)
+
+
+def _one_by_one(models, masks, schedules, seeds, data, compute, counter, on_epoch, common) -> list[TrainResult]:
+    """Each model trained alone through its own module (the loop path)."""
+    results = []
+    for i, (model, mask, s, seed) in enumerate(zip(models, masks, schedules, seeds)):
+        end = counter.done + s.total_iterations(data.n_train)
+        stream = _BatchStream(seed, data.n_train, s.batch_size, data.device)
+        hook = None if on_epoch is None else (lambda _k, row, i=i: on_epoch(i, row))
+        slot = _ModuleSlot(model, mask, s, compute)
+        try:
+            results += _run(slot, [s], [stream], data, on_epoch=hook, **common)
+        finally:
+            slot.release()
+        counter.settle(end)  # a diverged model stops early: count its skipped steps as done
+    return results
 
 
 class _Progress:

@@ -24,6 +24,7 @@ import torch
 import tprm
 from tprm.engine import rundir
 from tprm.engine.artifacts import Artifacts
+from tprm.engine.cputhreads import ThreadGovernor
 from tprm.engine.plan import JobSpec, PruneSpec
 
 # The dtype models and data are held in per execution.precision (bf16: float32 master weights, autocast)
@@ -51,6 +52,7 @@ class Progress:
     run's cancel file appears."""
 
     sink: Callable[[dict], None] | None = None
+    governor: ThreadGovernor | None = None  # execution.threads: auto re-measures the machine here
 
     def __init__(self, path: Path | None, cancel_path: Path | None, label: str, hashes: list[str]):
         self.path, self.cancel_path = path, cancel_path
@@ -59,6 +61,8 @@ class Progress:
         self._last = 0.0
 
     def __call__(self, done: int, total: int) -> None:
+        if self.governor is not None:
+            self.governor.tick()
         now = time.time()
         if now - self._last < 0.5 and done < total:
             return
@@ -384,9 +388,8 @@ def execute_group(ctx: dict, kind: str, jobs: list[dict]) -> list[dict]:
     store_root = Path(ctx["store_root"])
     worker = dict(ctx, store_root=store_root, artifacts=Artifacts(store_root))
     worker["device"] = resolve_device(ctx["device"], ctx.get("worker_index", 0))
-    threads_before = torch.get_num_threads()
-    if ctx.get("threads"):
-        torch.set_num_threads(ctx["threads"])  # process-wide: restored below (in-thread runs)
+    threads_before = torch.get_num_threads()  # process-wide: restored below (in-thread runs)
+    governor = ThreadGovernor(ctx.get("threads"), ctx.get("workers", 1)) if ctx.get("threads") else None
     hashes = [j["hash"] for j in jobs]
     progress = Progress(rundir.progress_file(ctx["progress_dir"], hashes[0]) if ctx.get("progress_dir")
                         else None, Path(ctx["cancel_path"]) if ctx.get("cancel_path") else None,
@@ -396,6 +399,9 @@ def execute_group(ctx: dict, kind: str, jobs: list[dict]) -> list[dict]:
         logs.write(k, f"{jobs[k]['label']}: started on {worker['device']} (group of {len(jobs)} "
                       f"{kind} job(s))")
     progress.sink = ctx.get("progress_sink")
+    if governor is not None:
+        progress.governor = governor
+        governor.start()
     started = time.time()
     try:
         results = RUNNERS[kind](jobs, worker, progress)
