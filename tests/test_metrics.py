@@ -13,18 +13,14 @@ from torch.func import functional_call
 
 from tprm.science import metrics
 from tprm.science.data import DataSpec, TensorData, load_data
+from tprm.science.hessian import hessian_top_eigenvalue, hessian_trace, hutchinson_trace, hvp, power_iteration
 from tprm.science.metrics import (
     cka_outputs,
     evaluate,
-    hessian_top_eigenvalue,
-    hessian_trace,
-    hutchinson_trace,
-    hvp,
     linear_cka,
     lmc,
     mc_from_curve,
     model_outputs,
-    power_iteration,
     recompute_bn,
 )
 from tprm.science.models import build_model

@@ -1,8 +1,8 @@
-"""Loss-landscape metrics of trained models: evaluation, LMC, CKA and local curvature.
+"""Loss-landscape metrics of trained models: evaluation, LMC and CKA (curvature: hessian.py).
 
 These are the measurements behind the three-regime model (see PAPER.md "Metrics"):
 linear mode connectivity (mc) between two retrained models, linear CKA between their
-outputs, and optional Hessian trace / top eigenvalue. Everything works on any
+outputs (the optional Hessian trace / top eigenvalue are in hessian.py). Everything works on any
 ``nn.Module`` and any data object with the TensorData methods ``plain``,
 ``plain_batches``, ``n_train`` and ``n_test``. Error values are fractions (0.12 = 12 %).
 """
@@ -29,14 +29,13 @@ EVAL_BATCH_SIZE = 256
 # Batched LMC: interpolation points per vmapped pass (whole pairs: 11 points -> 11 pairs of a grid row)
 LMC_BATCHED_POINTS = 128
 
-HvpFn = Callable[[list[Tensor]], list[Tensor]]
 
 
 # ----------------------------------------------------------------------------- helpers
 
 
 @contextmanager
-def _eval_mode(model: nn.Module) -> Iterator[None]:
+def eval_mode(model: nn.Module) -> Iterator[None]:
     """Put every submodule in eval mode and restore each one's own training flag afterwards."""
     saved = [(module, module.training) for module in model.modules()]
     try:
@@ -48,7 +47,7 @@ def _eval_mode(model: nn.Module) -> Iterator[None]:
             module.training = flag
 
 
-def _device(model: nn.Module) -> torch.device:
+def model_device(model: nn.Module) -> torch.device:
     """Device of the model's first parameter or buffer (cpu for a stateless model)."""
     for tensor in model.parameters():
         return tensor.device
@@ -73,7 +72,7 @@ def _check_split(split: str) -> None:
         raise ValueError(f"split: {split!r} is not valid; use one of {', '.join(SPLITS)}")
 
 
-def _check_positive(name: str, value: int) -> None:
+def check_positive(name: str, value: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"{name}: must be a positive integer, got {value!r}")
 
@@ -98,14 +97,14 @@ def evaluate(model: nn.Module, data: Any, split: str = "test", batch_size: int =
     ``channels_last``: NHWC input batches (a speed option, see ``_layout``).
     """
     _check_split(split)
-    _check_positive("batch_size", batch_size)
+    check_positive("batch_size", batch_size)
     if _split_size(data, split) < 1:
         raise ValueError(f"split: the {split} split of the data is empty")
-    device = _device(model)
+    device = model_device(model)
     total_loss = 0.0
     wrong = 0
     count = 0
-    with _eval_mode(model), torch.no_grad():
+    with eval_mode(model), torch.no_grad():
         for x, y in data.plain_batches(split, batch_size):
             x, y = _layout(x, device, channels_last), y.to(device)
             logits = model(x)
@@ -127,14 +126,14 @@ def recompute_bn(model: nn.Module, data: Any, batch_size: int = 64, channels_las
     eval mode, so the passes are deterministic. A batch of a single sample is skipped (its unbiased
     variance is undefined). Momentum and every module's mode are restored. No-op without BN.
     """
-    _check_positive("batch_size", batch_size)
+    check_positive("batch_size", batch_size)
     layers = batch_norm_layers(model)
     if not layers:
         return
     if data.n_train < 2:
         raise ValueError("data: BatchNorm recompute needs at least 2 training samples")
-    device = _device(model)
-    with _eval_mode(model), torch.no_grad():
+    device = model_device(model)
+    with eval_mode(model), torch.no_grad():
         for layer in layers:
             layer.reset_running_stats()
             layer.training = True
@@ -267,11 +266,11 @@ def lmc_pairs(
     pass, whole pairs): one pass over the training data recomputes the BatchNorm statistics of every
     point of every pair, one pass per split evaluates them all. Same numbers as pair by pair.
     """
-    _check_positive("points", points)
+    check_positive("points", points)
     if points < 2:
         raise ValueError(f"points: need at least 2 interpolation points, got {points}")
-    _check_positive("bn_batch_size", bn_batch_size)
-    _check_positive("max_batched", max_batched)
+    check_positive("bn_batch_size", bn_batch_size)
+    check_positive("max_batched", max_batched)
     if on not in MC_CURVES:
         raise ValueError(f"on: {on!r} is not valid; use one of {', '.join(MC_CURVES)}")
     for a, b in pairs:
@@ -281,7 +280,7 @@ def lmc_pairs(
         return []
     ts = [i / (points - 1) for i in range(points)]
     if batched is None:
-        batched = _device(models[pairs[0][0]]).type != "cpu"
+        batched = model_device(models[pairs[0][0]]).type != "cpu"
     per_pass = max(1, max_batched // points) if batched else 1
     out = []
     with torch.no_grad():
@@ -336,22 +335,11 @@ def _lmc_summary(curves: dict[str, list[float]], ts: list[float], on: str) -> di
     }
 
 
-def _batched_curves(
-    scratch: nn.Module,
-    starts: list[nn.Module],
-    lines: list[dict[str, tuple[Tensor, Tensor, Tensor]]],
-    ts: list[float],
-    data: Any,
-    bn_batch_size: int,
-    test: bool,
-    eval_batch_size: int,
-) -> list[dict[str, list[float]]]:
-    """The LMC curves of every point of every pair at once: the weights stacked as [pairs * points, ...]
-    tensors and one ``vmap``-ed ``functional_call`` of the scratch module (same recompute and
-    evaluation rules). Entries off the line (non-float buffers) are each pair's ``starts`` model's."""
-    from torch.func import functional_call, vmap
-
-    total = len(lines) * len(ts)
+def _stacked_line_states(scratch: nn.Module, starts: list[nn.Module],
+                         lines: list[dict[str, tuple[Tensor, Tensor, Tensor]]], ts: list[float]) -> dict[str, Tensor]:
+    """Every point of every pair's line as one state of [pairs * points, ...] tensors, BatchNorm
+    statistics reset for their recompute. Entries off the line (non-float buffers) are each pair's
+    ``starts`` model's."""
     weights = torch.tensor(ts, dtype=torch.float64)
     stacked: dict[str, Tensor] = {}
     own = [dict(start.state_dict(keep_vars=True)) for start in starts]
@@ -366,20 +354,40 @@ def _batched_curves(
                 value = state.get(name, tensor).detach().to(tensor.device)
                 parts.append(value.expand(len(ts), *value.shape))
         stacked[name] = torch.cat(parts).contiguous()
-    layers = batch_norm_layers(scratch)
     prefixes = {id(m): n for n, m in scratch.named_modules()}
-    for layer in layers:
+    for layer in batch_norm_layers(scratch):
         prefix = prefixes[id(layer)]
         dot = f"{prefix}." if prefix else ""
         stacked[f"{dot}running_mean"].zero_()
         stacked[f"{dot}running_var"].fill_(1.0)
         if layer.num_batches_tracked is not None:
             stacked[f"{dot}num_batches_tracked"].zero_()
+    return stacked
+
+
+def _batched_curves(
+    scratch: nn.Module,
+    starts: list[nn.Module],
+    lines: list[dict[str, tuple[Tensor, Tensor, Tensor]]],
+    ts: list[float],
+    data: Any,
+    bn_batch_size: int,
+    test: bool,
+    eval_batch_size: int,
+) -> list[dict[str, list[float]]]:
+    """The LMC curves of every point of every pair at once: the weights stacked as [pairs * points, ...]
+    tensors and one ``vmap``-ed ``functional_call`` of the scratch module (same recompute and
+    evaluation rules)."""
+    from torch.func import functional_call, vmap
+
+    total = len(lines) * len(ts)
+    stacked = _stacked_line_states(scratch, starts, lines, ts)
+    layers = batch_norm_layers(scratch)
     forward = vmap(lambda state, x: functional_call(scratch, state, (x,)), in_dims=(0, None))
-    device = _device(scratch)
+    device = model_device(scratch)
     # as many image-model evaluations per pass as one pair's points at eval_batch_size
     eval_batch = max(1, eval_batch_size * len(ts) // total)
-    with _eval_mode(scratch):
+    with eval_mode(scratch):
         if layers:
             if data.n_train < 2:
                 raise ValueError("data: BatchNorm recompute needs at least 2 training samples")
@@ -460,14 +468,14 @@ def model_outputs(
     """
     if kind not in OUTPUT_KINDS:
         raise ValueError(f"kind: {kind!r} is not valid; use one of {', '.join(OUTPUT_KINDS)}")
-    _check_positive("samples", samples)
-    _check_positive("batch_size", batch_size)
+    check_positive("samples", samples)
+    check_positive("batch_size", batch_size)
     count = min(samples, int(data.n_train))
     if count < 1:
         raise ValueError("data: the training split is empty")
-    device = _device(model)
+    device = model_device(model)
     chunks = []
-    with _eval_mode(model), torch.no_grad():
+    with eval_mode(model), torch.no_grad():
         for start in range(0, count, batch_size):
             x, _ = data.plain("train", start, min(start + batch_size, count))
             chunks.append(model(_layout(x, device, channels_last)))
@@ -490,142 +498,3 @@ def cka_pairs(models: Sequence[nn.Module], pairs: Sequence[tuple[int, int]], dat
     return [{"cka_softmax": linear_cka(torch.softmax(logits[a], dim=1), torch.softmax(logits[b], dim=1)),
              "cka_logits": linear_cka(logits[a], logits[b]),
              "samples": int(logits[a].shape[0])} for a, b in pairs]
-
-
-# ----------------------------------------------------------------------------- Hessian
-
-
-def hvp(loss_fn: Callable[[], Tensor], params: Sequence[Tensor], vec: Sequence[Tensor]) -> list[Tensor]:
-    """Hessian-vector product ``H v`` of the scalar ``loss_fn()`` w.r.t. ``params`` (double backprop)."""
-    loss = loss_fn()
-    grads = torch.autograd.grad(loss, list(params), create_graph=True, allow_unused=True, materialize_grads=True)
-    dot = sum((g * v).sum() for g, v in zip(grads, vec))
-    return [h.detach() for h in torch.autograd.grad(dot, list(params), allow_unused=True, materialize_grads=True)]
-
-
-def _random_vectors(
-    shapes: Sequence[torch.Size | tuple[int, ...]], generator: torch.Generator, rademacher: bool,
-    dtype: torch.dtype, device: torch.device | str,
-) -> list[Tensor]:
-    """Probe vectors drawn on the generator's device (cpu by default), then moved."""
-    vectors = []
-    for shape in shapes:
-        if rademacher:
-            v = torch.randint(0, 2, tuple(shape), generator=generator, device=generator.device) * 2 - 1
-        else:
-            v = torch.randn(tuple(shape), generator=generator, device=generator.device)
-        vectors.append(v.to(device=device, dtype=dtype))
-    return vectors
-
-
-def _dot(u: Sequence[Tensor], v: Sequence[Tensor]) -> float:
-    return float(sum((a.double() * b.double()).sum() for a, b in zip(u, v)))
-
-
-def hutchinson_trace(
-    hvp_fn: HvpFn, shapes: Sequence[torch.Size | tuple[int, ...]], probes: int, generator: torch.Generator,
-    *, dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu",
-) -> tuple[float, float]:
-    """Hutchinson estimate of tr(H) with Rademacher probes: (mean of v^T H v, its standard error).
-
-    ``hvp_fn`` maps a list of tensors shaped like ``shapes`` to H times them. The standard
-    error is NaN with a single probe.
-    """
-    _check_positive("probes", probes)
-    samples = []
-    for _ in range(probes):
-        v = _random_vectors(shapes, generator, True, dtype, device)
-        samples.append(_dot(v, hvp_fn(v)))
-    mean = sum(samples) / probes
-    if probes == 1:
-        return mean, float("nan")
-    variance = sum((s - mean) ** 2 for s in samples) / (probes - 1)
-    return mean, math.sqrt(variance / probes)
-
-
-def power_iteration(
-    matvec: HvpFn, shapes: Sequence[torch.Size | tuple[int, ...]], iters: int, generator: torch.Generator,
-    *, dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu",
-) -> float:
-    """Eigenvalue of largest magnitude of a symmetric operator by ``iters`` power iterations.
-
-    Starts from a Gaussian vector; returns the Rayleigh quotient of the last iterate
-    (0.0 if the operator maps it to zero).
-    """
-    _check_positive("iters", iters)
-    v = _random_vectors(shapes, generator, False, dtype, device)
-    norm = math.sqrt(_dot(v, v))
-    v = [t / norm for t in v]
-    eigenvalue = 0.0
-    for _ in range(iters):
-        w = matvec(v)
-        eigenvalue = _dot(v, w)
-        norm = math.sqrt(_dot(w, w))
-        if norm == 0.0:
-            return 0.0
-        v = [t / norm for t in w]
-    return eigenvalue
-
-
-def _subset_hvp(model: nn.Module, data: Any, samples: int, batch_size: int | None) -> tuple[HvpFn, list[Tensor], int]:
-    """HVP of the mean cross-entropy over the first ``samples`` un-augmented train samples.
-
-    With ``batch_size`` the subset is processed in chunks whose HVPs are summed with weights
-    chunk_size / samples (the same mean loss, less memory).
-    """
-    _check_positive("samples", samples)
-    count = min(samples, int(data.n_train))
-    if count < 1:
-        raise ValueError("data: the training split is empty")
-    chunk = count if batch_size is None else batch_size
-    _check_positive("batch_size", chunk)
-    params = [p for p in model.parameters() if p.requires_grad]
-    if not params:
-        raise ValueError("model: has no parameters that require gradients")
-    device = _device(model)
-    batches = []
-    for start in range(0, count, chunk):
-        x, y = data.plain("train", start, min(start + chunk, count))
-        batches.append((x.to(device), y.to(device)))
-
-    def hvp_fn(vec: list[Tensor]) -> list[Tensor]:
-        total = [torch.zeros_like(p) for p in params]
-        for x, y in batches:
-            weight = x.shape[0] / count
-            part = hvp(lambda: F.cross_entropy(model(x), y), params, vec)
-            for acc, h in zip(total, part):
-                acc.add_(h, alpha=weight)
-        return total
-
-    return hvp_fn, params, count
-
-
-def hessian_trace(
-    model: nn.Module, data: Any, samples: int = 512, probes: int = 64, seed: int = 0,
-    batch_size: int | None = None,
-) -> dict[str, Any]:
-    """Hutchinson trace of the loss Hessian w.r.t. all trainable parameters (Yang et al. 2021).
-
-    Loss: mean cross-entropy over the first ``samples`` un-augmented training samples with the
-    model in eval mode (BN uses running stats). Probes come from a cpu generator seeded with
-    ``seed``. ``batch_size`` (None = one batch) only trades memory for time.
-    """
-    with _eval_mode(model):
-        hvp_fn, params, count = _subset_hvp(model, data, samples, batch_size)
-        generator = torch.Generator().manual_seed(seed)
-        trace, std_error = hutchinson_trace(hvp_fn, [p.shape for p in params], probes, generator,
-                                            dtype=params[0].dtype, device=params[0].device)
-    return {"trace": trace, "trace_std_error": std_error, "samples": count, "probes": probes}
-
-
-def hessian_top_eigenvalue(
-    model: nn.Module, data: Any, samples: int = 512, iters: int = 20, seed: int = 0,
-    batch_size: int | None = None,
-) -> dict[str, Any]:
-    """Top (largest-magnitude) Hessian eigenvalue by power iteration, same loss as ``hessian_trace``."""
-    with _eval_mode(model):
-        hvp_fn, params, count = _subset_hvp(model, data, samples, batch_size)
-        generator = torch.Generator().manual_seed(seed)
-        eigenvalue = power_iteration(hvp_fn, [p.shape for p in params], iters, generator,
-                                     dtype=params[0].dtype, device=params[0].device)
-    return {"eigenvalue": eigenvalue, "iters": iters, "samples": count}

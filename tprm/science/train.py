@@ -514,12 +514,8 @@ def train(
     compute = _compute_options(models, precision, channels_last, compile)
     n_train = data.n_train
     counter = _Progress(progress, sum(s.total_iterations(n_train) for s in schedules))
-    common = dict(
-        checkpoint_epochs=frozenset(checkpoint_epochs),
-        eval_every=eval_every,
-        eval_batch_size=eval_batch_size,
-        tick=counter.tick,
-    )
+    common = dict(checkpoint_epochs=frozenset(checkpoint_epochs), eval_every=eval_every,
+                  eval_batch_size=eval_batch_size, tick=counter.tick)
     modes = [m.training for m in models]
     try:
         fused = fuse and fusable(models, schedules, n_train)

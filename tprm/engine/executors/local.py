@@ -327,7 +327,7 @@ def _measure_pairs(jobs: list[dict], ctx: dict, batched: bool, budget: int) -> l
 
 @_one_by_one
 def _run_hessian(job, spec, data, ctx):
-    from tprm.science.metrics import hessian_top_eigenvalue, hessian_trace
+    from tprm.science.hessian import hessian_top_eigenvalue, hessian_trace
 
     model = _load_trained(spec.model_job, spec, data, ctx)
     tr = hessian_trace(model, data, samples=spec.samples, probes=spec.probes)
