@@ -120,7 +120,7 @@ def test_widen_builds_the_registry_conv_nets_and_refuses_densenet():
     for name in ("preresnet", "vgg11"):
         assert widen([build_model(name, 10, (3, 32, 32)) for _ in range(2)], probe) is not None, name
     assert widen([build_model("densenet", 10, (3, 32, 32)) for _ in range(2)], probe) is None
-    assert grouped_pays("cpu") and not grouped_pays("cuda")
+    assert not grouped_pays("cpu") and not grouped_pays("cuda")  # opt-in only: fuse="grouped"
 
 
 def test_wide_linear_is_k_linear_layers():

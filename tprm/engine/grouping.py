@@ -91,7 +91,10 @@ class GroupSizer:
         size = self.size(f"{key}/sam={sam}", specs[0], sam)
         if size > 1 and self.device_type() == "cuda":
             return balanced_chunks(members, size, self.workers)
-        if size > 1 and self.workers > 1 and len(members) > 1:  # CPU: a fused group per worker
+        # local CPU workers: a fused group per worker. A Ray cluster keeps whole groups (as before):
+        # grouped kernels round differently per group size, and a run on Ray gives the numbers of a
+        # local --jobs 1 run at the same thread count (tests/test_ray.py)
+        if size > 1 and self.local and self.workers > 1 and len(members) > 1:
             groups = balanced_chunks(members, size, self.workers)
             if len(groups) > math.ceil(len(members) / size):
                 self._notes.append(f"split {kind} x{len(members)} into {len(groups)} fused groups of "

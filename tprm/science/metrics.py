@@ -427,6 +427,21 @@ def _as_features(name: str, x: Tensor) -> Tensor:
     return x.detach().reshape(x.shape[0], -1).to("cpu", torch.float64)
 
 
+CROSS_CHUNK_ELEMENTS = 1 << 22  # products held at once by _cross_products (32 MiB of float64)
+
+
+def _cross_products(a: Tensor, b: Tensor) -> Tensor:
+    """``a.T @ b`` summed sample by sample in a fixed order (elementwise products, then one reduction
+    per chunk of samples) instead of a BLAS GEMM, whose float64 sums can differ in the last bits
+    between processes (memory alignment, thread setup): CKA is then bit-identical wherever it runs
+    (a Ray worker and the driver included)."""
+    rows = max(1, CROSS_CHUNK_ELEMENTS // max(1, a.shape[1] * b.shape[1]))
+    out = torch.zeros(a.shape[1], b.shape[1], dtype=a.dtype, device=a.device)
+    for start in range(0, a.shape[0], rows):
+        out += (a[start:start + rows].unsqueeze(2) * b[start:start + rows].unsqueeze(1)).sum(0)
+    return out
+
+
 def linear_cka(x: Tensor, y: Tensor) -> float:
     """Linear CKA (Kornblith et al. 2019) between feature matrices ``x`` [n, d1] and ``y`` [n, d2].
 
@@ -444,9 +459,9 @@ def linear_cka(x: Tensor, y: Tensor) -> float:
     fy = fy - fy.mean(dim=0, keepdim=True)
     n = fx.shape[0]
     if n >= max(fx.shape[1], fy.shape[1]):
-        cross = torch.linalg.matrix_norm(fy.T @ fx) ** 2
-        norm_x = torch.linalg.matrix_norm(fx.T @ fx)
-        norm_y = torch.linalg.matrix_norm(fy.T @ fy)
+        cross = torch.linalg.matrix_norm(_cross_products(fy, fx)) ** 2
+        norm_x = torch.linalg.matrix_norm(_cross_products(fx, fx))
+        norm_y = torch.linalg.matrix_norm(_cross_products(fy, fy))
     else:
         gram_x, gram_y = fx @ fx.T, fy @ fy.T  # centred features give centred Gram matrices
         cross = (gram_x * gram_y).sum()

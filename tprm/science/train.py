@@ -397,12 +397,16 @@ def fusion_pays(models: Sequence[nn.Module], device: torch.device | str) -> bool
 
 
 def grouped_pays(device: torch.device | str) -> bool:
-    """Whether a fused group trains as one wide grouped-convolution model rather than through vmap.
+    """Whether ``fuse=True`` trains a fused group as one wide grouped-convolution model rather than
+    through vmap: nowhere by default (``fuse="grouped"`` asks for it).
 
-    CPU: yes (measured 1.6x faster per step on the quickstart's conv net, 1 thread; docs/speed.md).
-    Accelerators: not yet measured (benchmarks/gpu_check.sh has the rows): vmap, as before.
+    CPU: grouped kernels round differently with the number of models in the group (measured: a
+    retrain's test loss moved in the 7th digit between a group of 8 and of 4), so a job's numbers
+    would depend on which other jobs happened to be ready with it; vmap gives every model the same
+    bits whatever its group, and grouped was only ~1.1x faster per step on the quickstart's conv net
+    (docs/speed.md). Accelerators: not yet measured (benchmarks/gpu_check.sh has the rows).
     """
-    return torch.device(device).type == "cpu"
+    return False
 
 
 def _fused_slots(models, masks, schedules, compute, data, fuse) -> _Slots:
