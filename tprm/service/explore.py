@@ -121,14 +121,23 @@ class Explore:
 
 
 def _relay(progress: Progress | None, limit: int, width: int, depth: str) -> Progress | None:
-    """The loop's events for a view: "limit" added, a "measured" event's map rendered as text."""
+    """The loop's events for a view: "limit" added, "eta" (at most the time the cells left to the
+    limit take at the pace so far: {"seconds", "text"}), a "measured" event's map as "text"."""
     if progress is None:
         return None
+    import time
+
+    started = time.monotonic()
 
     def tell(event: dict) -> None:
         from tprm.analysis.explore_report import render_exploration
+        from tprm.engine.eta import duration
 
         event = dict(event, limit=limit)
+        if "measured" in event:
+            done = event["measured"]
+            left = (limit - done) * (time.monotonic() - started) / done if done else None
+            event["eta"] = {"seconds": left, "text": "estimating" if left is None else duration(left)}
         ex = event.pop("exploration", None)
         if ex is not None:
             event["text"] = render_exploration(ex, width=width, depth=depth)
