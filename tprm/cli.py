@@ -192,7 +192,7 @@ def explore(recipe: RecipeArg, store: StoreOpt = None,
     if as_json:
         _json({k: v for k, v in result.items() if k != "text"})
         return
-    sys.stdout.write(result["text"] + "\n")
+    sys.stdout.write(wrap_lines(result["text"], out.size.width if tty else 80) + "\n")
     for f in result["figures"]:
         out.print(f"figure: {f}", markup=False)
 
