@@ -114,3 +114,18 @@ def test_a_bad_budget_is_one_line_and_leaves_the_store_untouched(tmp_path):
     assert str(exc.value) == ("--budget: 'lots' is not valid; use a number of cells (20), retrainings (60r) "
                               "or a percentage of the cells (30%)")
     assert not (store / "tprm.db.json").exists()
+
+
+@pytest.mark.parametrize("budget, valid", [("lots", "a number of cells (20)"), ("150%", "(0, 100]"),
+                                           ("0", "at least 1")])
+def test_cli_bad_budget_exits_2_with_one_line(tmp_path, budget, valid):
+    recipe = tmp_path / "tiny-explore.yaml"
+    recipe.write_text(EXPLORE_RECIPE)
+    store = tmp_path / "store"
+    proc = subprocess.run([sys.executable, "-m", "tprm", "explore", str(recipe), "--store", str(store),
+                           "--budget", budget], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1 and "Traceback" not in proc.stderr
+    assert lines[0].startswith(f"error: --budget: '{budget}' is not valid") and valid in lines[0]
+    assert not (store / "tprm.db.json").exists()
