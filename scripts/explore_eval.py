@@ -22,7 +22,6 @@ from tprm.analysis.explore_infer import Measured, Noise, best_temperatures, infe
 from tprm.analysis.explore_lattice import Budget, Lattice, product_design
 from tprm.analysis.phase import group_cells
 from tprm.analysis.regimes import regime_grid
-from tprm.explore_run import recipe_lattice
 from tprm.service import Service
 
 
@@ -75,13 +74,14 @@ def uniform(lattice: Lattice, by_cell: dict, settings, noise: Noise, budget_cell
 
 def evaluate(recipe_path: str, store: str, budgets: list[float], round_size: int) -> dict:
     svc = Service(store)
-    recipe = svc.load_recipe(recipe_path)
+    loaded = svc.recipes.resolve(recipe_path)
+    recipe = loaded.recipe
     started = time.monotonic()
-    summary = svc.run(recipe)
+    summary = svc.runs.run(loaded)
     run_s = time.monotonic() - started
-    cells = svc.results(recipe)
-    lattice = recipe_lattice(recipe)
-    settings = svc.regime_settings(recipe)
+    cells = svc.results.cells(loaded)
+    lattice = svc.explore.lattice(loaded)
+    settings = svc.results.regime_settings(loaded)
     c = recipe.cases
     noise = Noise(c.near_mc, c.near_cka, c.noise_floor)
     truth_ = truth(lattice, cells, settings, noise)

@@ -57,8 +57,8 @@ def _jobs(store: Path) -> dict:
 
 
 def _explore_script(store: Path, recipe: Path, budget: str) -> list[str]:
-    code = ("import json, sys; from tprm.explore_run import explore_recipe; "
-            f"r = explore_recipe({str(store)!r}, {str(recipe)!r}, {budget!r}, round_size=2); "
+    code = ("import json, sys; from tprm.service import Service; "
+            f"r = Service({str(store)!r}).explore.run({str(recipe)!r}, {budget!r}, round_size=2); "
             "print(json.dumps({k: r[k] for k in ('measured_cells', 'jobs_executed', 'stop', 'rounds')}))")
     return [sys.executable, "-c", code]
 
@@ -87,7 +87,7 @@ def test_tiny_exploration_resumes_after_kill_and_a_full_run_reuses_it(tmp_path):
     assert first["measured_cells"] == 6 and first["stop"] == "budget" and first["jobs_executed"] > 0
     jobs = _jobs(store)
     assert all(jobs[h].get("attempts") == 1 for h in done_at_kill)  # finished work is never redone
-    explored = {h for h, j in jobs.items() if j.get("state") == "done"}
+    explored = {h: j.get("attempts") for h, j in jobs.items() if j.get("state") == "done"}
 
     again = subprocess.run(_explore_script(store, recipe, "6"), env=env, capture_output=True, text=True, timeout=120)
     replay = json.loads(again.stdout)
@@ -96,21 +96,36 @@ def test_tiny_exploration_resumes_after_kill_and_a_full_run_reuses_it(tmp_path):
     from tprm.service import Service
 
     svc = Service(store)
-    full = svc.run(str(recipe))
-    total = len(svc.plan(svc.load_recipe(str(recipe))).jobs)
+    full = svc.runs.run(str(recipe))
+    total = len(svc.recipes.plan(str(recipe)).jobs)
     assert full["state"] == "done" and full["executed"] == total - len(explored)
-    assert all(j.get("attempts") == 1 for h, j in _jobs(store).items() if h in explored)
+    after = _jobs(store)
+    assert all(after[h].get("attempts") == n for h, n in explored.items())  # the full run reran none
 
 
 def test_a_bad_budget_is_one_line_and_leaves_the_store_untouched(tmp_path):
-    from tprm.explore_run import explore_recipe
-    from tprm.service import BadInput
+    from tprm.service import BadInput, Service
 
     recipe = tmp_path / "tiny-explore.yaml"
     recipe.write_text(EXPLORE_RECIPE)
     store = tmp_path / "store"
     with pytest.raises(BadInput) as exc:
-        explore_recipe(store, str(recipe), "lots")
+        Service(store).explore.run(str(recipe), "lots")
     assert str(exc.value) == ("--budget: 'lots' is not valid; use a number of cells (20), retrainings (60r) "
                               "or a percentage of the cells (30%)")
+    assert not (store / "tprm.db.json").exists()
+
+
+@pytest.mark.parametrize("budget, valid", [("lots", "a number of cells (20)"), ("150%", "(0, 100]"),
+                                           ("0", "at least 1")])
+def test_cli_bad_budget_exits_2_with_one_line(tmp_path, budget, valid):
+    recipe = tmp_path / "tiny-explore.yaml"
+    recipe.write_text(EXPLORE_RECIPE)
+    store = tmp_path / "store"
+    proc = subprocess.run([sys.executable, "-m", "tprm", "explore", str(recipe), "--store", str(store),
+                           "--budget", budget], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1 and "Traceback" not in proc.stderr
+    assert lines[0].startswith(f"error: --budget: '{budget}' is not valid") and valid in lines[0]
     assert not (store / "tprm.db.json").exists()

@@ -352,3 +352,30 @@ def test_driver_sigkill_then_rerun_resumes(cluster, tmp_path):
     runs = json.loads(status.stdout)["runs"]
     assert [r["state"] for r in runs] == ["stale", "done"] and runs[-1]["backend"] == "ray"
     assert runs[-1]["ray"]["address"] == cluster
+
+
+def test_exploration_on_ray_gives_the_local_map(cluster, tmp_path):
+    """`tprm explore --backend ray`: each round's cells run on the cluster, and the explored map
+    (regimes, which cells were measured, the rounds' choices) is the local backend's."""
+    import torch
+    from test_explore_run import EXPLORE_RECIPE
+
+    from tprm.engine.store import Store
+    from tprm.service import Service
+
+    recipe = _recipe(tmp_path, EXPLORE_RECIPE, "tiny-explore")
+    proc = run_tprm("explore", str(recipe), "--store", str(tmp_path / "ray"), "--budget", "5", "--json",
+                    "--backend", "ray", "--address", cluster, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    remote = json.loads(proc.stdout)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # a Ray group gets cpus_per_group (1) threads; CPU sums depend on it
+    try:
+        local = Service(tmp_path / "local").explore.run(str(recipe), "5")
+    finally:
+        torch.set_num_threads(threads)
+    assert remote["measured_cells"] == local["measured_cells"] == 5
+    assert remote["regime"] == local["regime"] and remote["rounds"] == local["rounds"]
+    assert [c["measured"] for c in remote["cells"]] == [c["measured"] for c in local["cells"]]
+    runs = Store(tmp_path / "ray").get_runs()
+    assert runs and all(r["backend"] == "ray" and r["ray"]["slots"] == 2 for r in runs)

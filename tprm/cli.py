@@ -168,6 +168,36 @@ def _check_backend(backend: str | None, address: str | None) -> None:
 
 
 @app.command()
+def explore(recipe: RecipeArg, store: StoreOpt = None,
+            budget: Annotated[Optional[str], typer.Option(help="Cells (20 or 20c), retrainings (60r) or a share of the cells (30%); default: until converged.")] = None,
+            round_size: Annotated[int, typer.Option("--round-size", min=1, help="Cells per round (they run in parallel).")] = 4,
+            jobs: Annotated[Optional[int], typer.Option("--jobs", "-j", min=1, help="Parallel workers (default: the recipe's).")] = None,
+            backend: Annotated[Optional[str], typer.Option(help="local | ray (default: the recipe's execution.backend).")] = None,
+            address: Annotated[Optional[str], typer.Option(help="Ray cluster: auto | HOST:PORT | ray://HOST:PORT (implies --backend ray).")] = None,
+            figure: Annotated[Optional[str], typer.Option("--figure", help="Also write the map as PNG + SVG into this folder.")] = None,
+            as_json: JsonOpt = False):
+    """Map the regimes and the best temperature per density from a fraction of the grid: measure
+    a coarse design, then round by round only the cells that can still change the answers."""
+    from tprm.cli_explore import ExploreDisplay
+
+    svc = _svc(store)
+    _check_backend(backend, address)
+    loaded = svc.recipes.resolve(recipe)  # a bad recipe fails here, before any progress display
+    tty = sys.stdout.isatty() and not as_json
+    depth = Results.color_depth(out.color_system) if tty and not out.no_color else "none"
+    with ExploreDisplay(err) as display:
+        result = svc.explore.run(loaded, budget, display, round_size=round_size, jobs=jobs, backend=backend,
+                                 address=address, figure=figure, color_depth=depth,
+                                 width=out.size.width if tty else 80)
+    if as_json:
+        _json({k: v for k, v in result.items() if k != "text"})
+        return
+    sys.stdout.write(wrap_lines(result["text"], out.size.width if tty else 80) + "\n")
+    for f in result["figures"]:
+        out.print(f"figure: {f}", markup=False)
+
+
+@app.command()
 def status(recipe: Annotated[Optional[str], typer.Argument(help="Recipe name or path (default: all).")] = None,
            store: StoreOpt = None, as_json: JsonOpt = False):
     """Runs and job states."""

@@ -57,12 +57,12 @@ class RunDisplay:
 
 def wrap_lines(text: str, width: int) -> str:
     """Lines longer than ``width`` broken at spaces, continuations indented under their line
-    (case reports: the terminal's width, 80 columns when piped)."""
+    (case reports, an exploration's text: the terminal's width, 80 columns when piped)."""
     import textwrap
 
     lines = []
     for line in text.splitlines():
-        if len(line) <= width:
+        if len(line) <= width or "\x1b[" in line:  # coloured map rows are drawn to fit already
             lines.append(line)
             continue
         indent = " " * (len(line) - len(line.lstrip()))

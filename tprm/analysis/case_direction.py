@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, field
 
 from tprm.analysis.case_stats import (as_records, paired_difference_interval, pct,
                                       standard_error, threshold_lines, wilson_interval)
+from tprm.analysis.explore_lattice import temperature_neighbours
 from tprm.analysis.phase import aggregate, build_grid, finite_number, group_cells, same_value
 from tprm.analysis.regimes import (RegimeSettings, classify_records, direction,
                                    recommendation_text, regime_grid)
@@ -153,8 +154,8 @@ def evaluate_direction_rule(cells: Sequence[dict], settings: RegimeSettings | No
     for j, density in enumerate(err.densities):
         for i, temp in enumerate(err.temperatures):
             where = {"temperature": temp, "density": density}
-            usable = [k for k in (i - 1, i, i + 1)
-                      if 0 <= k < nt and err.mean[k][j] is not None and err.state[k][j] != "diverged"]
+            usable = [k for k in sorted([i, *temperature_neighbours(i, nt)])
+                      if err.mean[k][j] is not None and err.state[k][j] != "diverged"]
             if i not in usable:
                 skipped.append({**where, "why": f"no test error ({err.state[i][j]})"})
                 continue
@@ -256,7 +257,7 @@ def track_record_lines(result: DirectionEvaluation, temperature: float | None = 
 
 def _dense_move(dense: list[list[float | None]], i: int, j: int, nt: int) -> str:
     here = dense[i][j]
-    options = [(dense[k][j], k) for k in (i - 1, i + 1) if 0 <= k < nt and dense[k][j] is not None]
+    options = [(dense[k][j], k) for k in temperature_neighbours(i, nt) if dense[k][j] is not None]
     if not options:
         return "keep"
     value, k = min(options)

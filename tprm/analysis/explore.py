@@ -95,7 +95,7 @@ def explore(lattice: Lattice, measure: Measure, budget: Budget | None = None,
     ``measure(points)`` gets [(temperature, density), ...] and returns their cell records.
     ``progress(event)`` is called before each round ({"event": "round", "round", "cells",
     "measured", "total", "budget"}) and after it ({"event": "measured", ..., "map": the
-    exploration's JSON so far}).
+    exploration's JSON so far, "exploration": the Exploration itself}).
     """
     ex = Exploration(lattice, settings or RegimeSettings(), budget or Budget())
     noise = noise or Noise()
@@ -128,8 +128,9 @@ def _measure_round(ex: Exploration, measure: Measure, pending: list[tuple[Cell, 
         {"temperature": t, "density": d, "why": why} for (t, d), (_, why) in zip(points, pending)]})
     ex.inferred = infer_map({c: m.regime for c, m in ex.measured.items()}, lat.shape)
     ex.bests = best_temperatures(ex.measured, lat.shape, noise.noise_floor)
-    if progress:  # the map so far, so a view can redraw it as rounds finish
-        progress({"event": "measured", **event, "measured": len(ex.measured), "map": ex.to_json()})
+    if progress:  # the map so far (as JSON and as the object), so a view can redraw it as rounds finish
+        progress({"event": "measured", **event, "measured": len(ex.measured), "map": ex.to_json(),
+                  "exploration": ex})
 
 
 def _next_round(ex: Exploration, round_size: int) -> list[Candidate] | None:

@@ -104,9 +104,9 @@ def render_exploration(ex: Exploration, width: int = 80, depth: str = "none") ->
     for j in reversed(range(len(lat.densities))):
         lines.append(f"{format_density(lat.densities[j]):>7} │" + "".join(
             _cell_text(ex, (i, j), cw, depth, (i, j) in best_at) for i in range(len(lat.temperatures))))
-    lines.append("  I, II-A, II-B measured; i, ii-a, ii-b inferred; ? cannot be inferred; * best temperature")
+    lines.append("  I, II-A, II-B measured; i, ii-a, ii-b inferred; ? not inferable; * best T")
     lines += ["best temperature per density:"] + [_best_line(b) for b in best_json(ex)]
-    lines += [ex.summary_line(), ex.stop_reason]
+    lines += [ex.summary_line()] + ([ex.stop_reason] if ex.stop_reason else [])  # none while it runs
     return "\n".join(lines + threshold_lines(ex.settings.thresholds(), ex.settings.threshold_sources(), width))
 
 

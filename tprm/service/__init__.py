@@ -5,6 +5,7 @@
     svc.results   cell records, results rows and CSV, grids, plots            (results.py)
     svc.cases     the three case studies, foreground or detached              (cases.py)
     svc.reports   compare two recipes, write a report                         (reports.py)
+    svc.explore   explore a recipe's plane adaptively, round by round         (explore.py)
     svc.admin     data sets; store migrate, gc, check, repair, export/import  (admin.py)
 
 Recipe references (a Recipe, a name or a path) are resolved once, by `Workspace.resolve`
@@ -20,6 +21,7 @@ from pathlib import Path
 from tprm.service.admin import Admin
 from tprm.service.cases import Cases
 from tprm.service.errors import BadInput, DataNotFetched, RunCancelled, RunFailed, TprmError
+from tprm.service.explore import Explore
 from tprm.service.recipes import Recipes
 from tprm.service.reports import Reports
 from tprm.service.results import METRICS, RESULT_COLUMNS, Results, rows_csv
@@ -31,7 +33,8 @@ __all__ = ["METRICS", "PACKAGE_RECIPES", "RESULT_COLUMNS", "BadInput", "DataNotF
 
 
 class Service:
-    """Recipes, runs, results, case studies, reports and store upkeep over one store directory."""
+    """Recipes, runs, results, case studies, reports, explorations and store upkeep over one store
+    directory."""
 
     def __init__(self, store_dir: str | Path | None = None):
         self.workspace = ws = Workspace(store_dir)
@@ -40,6 +43,7 @@ class Service:
         self.results = Results(ws)
         self.cases = Cases(ws, self.runs, self.results)
         self.reports = Reports(ws, self.results, self.cases)
+        self.explore = Explore(ws, self.results)
         self.admin = Admin(ws)
 
     @property

@@ -34,6 +34,8 @@ def palette_commands(app: "TprmApp") -> list[tuple[str, str, Callable[[], Awaita
         ("Recipes: validate all", "check every recipe file", partial(go, "recipes", "validate")),
         ("Run: launch or resume the recipe", "detached: survives quitting the UI or losing SSH",
          partial(go, "runs", "launch")),
+        ("Explore: the recipe's plane", "regime map from a fraction of the grid (asks for a budget)",
+         partial(go, "recipes", "explore")),
         ("Run: cancel", "stop the recipe's running run (asks first)", partial(go, "runs", "cancel")),
         ("Run: monitor", "jobs, progress, ETA and logs", partial(go, "runs")),
         ("Results: table", "sortable, filterable cell results", partial(go, "results")),

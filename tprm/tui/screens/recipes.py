@@ -44,6 +44,7 @@ class RecipesScreen(TaskScreen):
     HELP_TITLE = "1 Recipes"
     BINDINGS = [
         Binding("r", "run", "Run", tooltip="launch the recipe as a detached run (or resume it)"),
+        Binding("x", "explore", "Explore", tooltip="explore the recipe's plane adaptively (asks for a budget)"),
         Binding("e", "edit", "Edit", tooltip="edit the YAML in the built-in editor (saved only if valid)"),
         Binding("E", "edit_external", "$EDITOR",
                 tooltip="edit the YAML in $EDITOR (saved only if valid)"),
@@ -198,6 +199,24 @@ class RecipesScreen(TaskScreen):
             return
         self.call_service(self.tprm.svc.runs.start_detached, name, done=lambda info: self._started(name, info),
                           group="recipes-run")
+
+    def action_explore(self) -> None:
+        """Ask for a budget, then open the Explore screen (it runs the exploration)."""
+        from tprm.tui.screens.explore import ExploreScreen
+        from tprm.tui.screens.prompt import PromptModal
+
+        name = self.tprm.recipe
+        if not name:
+            self.tprm.show_error("no recipe selected: pick one in the list first")
+            return
+
+        def start(budget: str | None) -> None:
+            if budget is not None:
+                self.app.push_screen(ExploreScreen(name, None if budget == "none" else budget))
+
+        self.app.push_screen(PromptModal(
+            f"Explore {name}: budget", "50%", hint="cells (20), retrainings (60r), a share of the cells "
+            "(30%) or none (until converged)"), start)
 
     def _started(self, name: str, info: dict[str, Any]) -> None:
         self.app.notify(f"{name}: run started (pid {info.get('pid', '?')}). It is detached: quitting the "
