@@ -16,16 +16,12 @@ from dataclasses import dataclass, field
 from tprm.analysis.explore_infer import (UNKNOWN, Best, Inferred, Measured, Noise, best_temperatures,
                                          infer_map, measured_cell)
 from tprm.analysis.explore_lattice import Budget, Cell, Lattice, start_design
+from tprm.analysis.explore_report import exploration_json
 from tprm.analysis.explore_select import Candidate, boundary_candidates, choose_round, transition_candidates
 from tprm.analysis.phase import same_value
 from tprm.analysis.regimes import RegimeSettings
 
 Measure = Callable[[list[tuple[float, float]]], Sequence[dict]]
-
-INFERENCE_RULE = ("an unmeasured cell takes regime R when the nearest known cells on both sides along "
-                  "temperature or along density have R and none disagree (measured cells first, then "
-                  "cells inferred in earlier passes); cells between measured cells that disagree, or not "
-                  "enclosed, are '?'")
 
 
 @dataclass
@@ -65,8 +61,6 @@ class Exploration:
                 f"dense trainings)")
 
     def to_json(self) -> dict:
-        from tprm.analysis.explore_report import exploration_json
-
         return exploration_json(self)
 
 

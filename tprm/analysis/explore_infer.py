@@ -23,6 +23,10 @@ from tprm.analysis.regimes import RegimeSettings, classify_records
 
 UNKNOWN = "?"
 _AXES = (("temperature", (1, 0)), ("density", (0, 1)))
+INFERENCE_RULE = ("an unmeasured cell takes regime R when the nearest known cells on both sides along "
+                  "temperature or along density have R and none disagree (measured cells first, then "
+                  "cells inferred in earlier passes); cells between measured cells that disagree, or not "
+                  "enclosed, are '?'")
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from tprm.analysis.colors import REGIME_RGB, paint
-from tprm.analysis.explore_infer import UNKNOWN
+from tprm.analysis.explore_infer import INFERENCE_RULE, UNKNOWN
 from tprm.analysis.phase import format_density
 from tprm.analysis.plots import format_temperature, format_value, threshold_lines
 from tprm.analysis.regimes import RegimeGrid
@@ -35,7 +35,6 @@ def best_json(ex: Exploration) -> list[dict]:
 
 def exploration_json(ex: Exploration) -> dict:
     """Plain data (JSON-able) of an exploration: every cell, the best temperatures, the costs."""
-    from tprm.analysis.explore import INFERENCE_RULE
 
     lat = ex.lattice
     rounds = {(c["temperature"], c["density"]): r["round"] for r in ex.rounds for c in r["cells"]}
