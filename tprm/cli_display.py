@@ -12,9 +12,9 @@ if TYPE_CHECKING:
     from rich.progress import TaskID
 
 
-class RunDisplay:
-    """Rich progress: an overall bar (share of the work in model-steps, ETA from the measured
-    throughput, see tprm.engine.eta) plus one bar per running (fused) job group."""
+class ProgressBars:
+    """A rich Progress of labelled bars (description, bar, right-hand text, elapsed), started and
+    stopped as a context manager: what the run and exploration displays share."""
 
     def __init__(self, console: Console):
         from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -22,8 +22,6 @@ class RunDisplay:
         self.progress = Progress(TextColumn("{task.description}"), BarColumn(),
                                  TextColumn("{task.fields[right]}"), TimeElapsedColumn(),
                                  console=console, transient=False)
-        self.overall: TaskID | None = None
-        self.groups: dict[str, int] = {}
 
     def __enter__(self):
         self.progress.start()
@@ -31,6 +29,16 @@ class RunDisplay:
 
     def __exit__(self, *exc):
         self.progress.stop()
+
+
+class RunDisplay(ProgressBars):
+    """Rich progress: an overall bar (share of the work in model-steps, ETA from the measured
+    throughput, see tprm.engine.eta) plus one bar per running (fused) job group."""
+
+    def __init__(self, console: Console):
+        super().__init__(console)
+        self.overall: TaskID | None = None
+        self.groups: dict[str, int] = {}
 
     def __call__(self, snap: dict) -> None:
         done = snap["counts"].get("done", 0)

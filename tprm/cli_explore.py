@@ -8,29 +8,20 @@ from typing import TYPE_CHECKING
 from rich.console import Console
 from rich.markup import escape
 
+from tprm.cli_display import ProgressBars
+
 if TYPE_CHECKING:
     from rich.progress import TaskID
 
 
-class ExploreDisplay:
+class ExploreDisplay(ProgressBars):
     """Rich progress of an exploration; called with svc.explore.run's progress events."""
 
     def __init__(self, console: Console):
-        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-        self.progress = Progress(TextColumn("{task.description}"), BarColumn(),
-                                 TextColumn("{task.fields[right]}"), TimeElapsedColumn(),
-                                 console=console, transient=False)
+        super().__init__(console)
         self.overall: TaskID | None = None
         self.round: TaskID | None = None
         self.measured = 0
-
-    def __enter__(self):
-        self.progress.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.progress.stop()
 
     def __call__(self, event: dict) -> None:
         kind = event.get("event")
