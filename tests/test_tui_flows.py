@@ -59,8 +59,10 @@ def static_text(app: TprmApp, selector: str) -> str:
     return plain(app.screen.query_one(selector, Static).content)
 
 
-async def wait_for(pilot: Pilot, condition: Callable[[], object], timeout: float = 60.0, what: str = "") -> None:
-    """Let the app run until `condition()` is true (fail after `timeout` seconds)."""
+async def wait_for(pilot: Pilot, condition: Callable[[], object], timeout: float = 60.0, what: str = "",
+                   explain: Callable[[], str] | None = None) -> None:
+    """Let the app run until `condition()` is true (fail after `timeout` seconds, saying what the
+    screen shows and, from `explain`, what else helps to see why)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
@@ -71,6 +73,10 @@ async def wait_for(pilot: Pilot, condition: Callable[[], object], timeout: float
         await pilot.pause(0.1)
     modal = pilot.app.screen
     detail = f"; error modal: {modal.message}" if isinstance(modal, ErrorModal) else ""
+    for status in pilot.app.screen.query(".case-status"):  # what a case panel says it is doing
+        detail += f"; {status.id}: {plain(status.content)[:300]!r}"
+    if explain is not None:
+        detail += "; " + explain()
     pytest.fail(f"timed out after {timeout:.0f}s waiting for {what or condition} "
                 f"(screens {pilot.app.screen_stack}{detail})")
 
@@ -112,6 +118,12 @@ async def select_recipe(pilot: Pilot, app: TprmApp, name: str) -> None:
     for _ in range(abs(steps)):
         await pilot.press("down" if steps > 0 else "up")
     await wait_for(pilot, lambda: app.recipe == name, 10, f"recipe {name} selected")
+
+
+def case_logs(store) -> str:
+    """The end of every case study's log in `store` (for a failure message)."""
+    return " | ".join(f"{log.parent.name}: {log.read_text()[-600:]!r}"
+                      for log in sorted((store / "cases").glob("*/log")))
 
 
 def run_line(app: TprmApp) -> str:
