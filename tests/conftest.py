@@ -1,4 +1,8 @@
-"""Shared fixtures: a tiny real recipe (MNIST-1D, a few hundred samples, 1-2 epochs) and stores."""
+"""Shared fixtures: a tiny real recipe (MNIST-1D, a few hundred samples, 1-2 epochs) and stores.
+
+The tiny recipe pins `execution.threads: 1`: tests compare runs bit for bit and must not depend on
+how busy the machine is (`threads: auto` picks the thread count from the load, and CPU sums over 2
+threads round differently; tests/test_cputhreads.py covers auto)."""
 
 from __future__ import annotations
 
@@ -22,7 +26,7 @@ densities: [0.2, 0.8]
 retrain: {epochs: 1, batch_size: 50, lr: 0.05, seeds: [0, 1], last_epochs: 1}
 dense_seeds: [0]
 metrics: {lmc: {points: 5}, cka: {samples: 200}}
-execution: {device: cpu}
+execution: {device: cpu, threads: 1}
 """
 
 

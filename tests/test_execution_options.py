@@ -100,7 +100,7 @@ def test_train_options_come_from_the_spec_and_the_run():
 
 
 def test_bad_execution_value_is_one_line_exit_2(tmp_path, capsys, monkeypatch):
-    path = write(tmp_path, TINY_RECIPE.replace("execution: {device: cpu}",
+    path = write(tmp_path, TINY_RECIPE.replace("execution: {device: cpu, threads: 1}",
                                                "execution:\n  device: cpu\n  precision: fp16"), "bad")
     code, out, err = call(capsys, monkeypatch, "run", str(path), "--store", str(tmp_path / "s"))
     assert code == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err
@@ -113,12 +113,11 @@ def test_bad_execution_value_is_one_line_exit_2(tmp_path, capsys, monkeypatch):
 
 def test_batchnorm_grid_runs_jobs_in_parallel_with_the_same_results(tmp_path):
     """--jobs 2 on the CPU: every retrain job of a BatchNorm grid is its own group (group_size 1) and
-    the results are those of --jobs 1 at the same thread count (threads: auto would give the one
-    worker of --jobs 1 two threads, and CPU sums over 2 threads round differently: docs/speed.md);
-    bf16 in the same store runs end to end as other jobs."""
-    pinned = BN_RECIPE.replace("execution: {device: cpu}", "execution: {device: cpu, threads: 1}")
-    assert pinned != BN_RECIPE
-    path = write(tmp_path, pinned, "tiny-bn")
+    the results are those of --jobs 1 at the same thread count (the tiny recipe pins threads: 1;
+    threads: auto would give the one worker of --jobs 1 two threads, and CPU sums over 2 threads
+    round differently: docs/speed.md); bf16 in the same store runs end to end as other jobs."""
+    assert "threads: 1" in BN_RECIPE
+    path = write(tmp_path, BN_RECIPE, "tiny-bn")
     one, two = tmp_path / "one", tmp_path / "two"
     assert Service(one).runs.run(path)["state"] == "done"
     r = run_tprm("run", str(path), "--jobs", "2", "--store", str(two))
@@ -130,8 +129,8 @@ def test_batchnorm_grid_runs_jobs_in_parallel_with_the_same_results(tmp_path):
     a, b = retrain_models(one, path), retrain_models(two, path)
     assert all(torch.equal(a[label][n], b[label][n]) for label in a for n in a[label])
 
-    bf16 = write(tmp_path, BN_RECIPE.replace("execution: {device: cpu}",
-                                             "execution: {device: cpu, precision: bf16}"), "tiny-bn")
+    bf16 = write(tmp_path, BN_RECIPE.replace("execution: {device: cpu, threads: 1}",
+                                             "execution: {device: cpu, threads: 1, precision: bf16}"), "tiny-bn")
     summary = Service(one).runs.run(bf16)
     assert summary["state"] == "done" and summary["executed"] == 17  # other keys: all new jobs
     rows = Service(one).results.cells(bf16)

@@ -30,7 +30,7 @@ densities: [0.1, 0.4, 0.8]
 retrain: {epochs: 1, batch_size: 50, lr: 0.05, seeds: [0, 1], last_epochs: 1}
 dense_seeds: [0]
 metrics: {lmc: {points: 3}, cka: {samples: 100}}
-execution: {device: cpu}
+execution: {device: cpu, threads: 1}
 """
 
 
