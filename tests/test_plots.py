@@ -138,7 +138,7 @@ def test_table_lists_mean_spread_and_n_per_cell():
     assert all(len(line) <= 80 for line in lines)
     header = lines[1]
     row = next(line for line in lines if line.split("│")[0].strip() == "16")
-    cell = "0.777±0.014 2"  # two dense seeds 0.767, 0.787: std 0.0141
+    cell = "0.777±0.014 n=2"  # two dense seeds 0.767, 0.787: std 0.0141
     end = row.index(cell) + len(cell)
     assert header[:end].split()[-1] == "20%"
     narrow = render_table(g, width=40).splitlines()
