@@ -47,10 +47,10 @@ def test_status_groups_runs_under_their_recipe_and_logs_show_the_run_that_worked
     assert f"run {work['run_id']}: done" in out
 
     code, out, err = call(capsys, monkeypatch, "logs", "tiny", "--store", str(store))
-    assert code == 0 and out.startswith(f"run {work['run_id']} of tiny")  # the run that executed jobs
+    assert code == 0 and f" run {work['run_id']} of tiny:" in out.splitlines()[0]  # the run that worked
     assert case["run_id"] not in out and "--latest" in err and case["run_id"] in err
     code, out, _ = call(capsys, monkeypatch, "logs", "tiny", "--latest", "--store", str(store))
-    assert code == 0 and out.startswith(f"run {case['run_id']} of tiny")
+    assert code == 0 and f" run {case['run_id']} of tiny:" in out.splitlines()[0]
 
 
 SLOW_RECIPE = TINY_RECIPE.replace("retrain: {epochs: 1,", "retrain: {epochs: 5000,")  # minutes of retraining
