@@ -231,7 +231,9 @@ def test_a_diverged_parent_settles_its_dependents(tmp_path, capsys, monkeypatch)
     assert {j["reason"] for j in s["jobs"] if j["state"] == "skipped"} == {"parent diverged"}
     code, out, _ = call(capsys, monkeypatch, "status", "--store", str(store))
     assert "8 job(s) skipped (parent diverged)" in out and "since" not in out  # finished runs
-    assert " hot: done at " in out
+    lines = out.splitlines()
+    below = lines[next(i for i, ln in enumerate(lines) if ln.startswith("hot: ")) + 1]
+    assert below.startswith("  run ") and ": done at " in below  # the run, under its own recipe
     plot = svc.results.plot(str(recipe), "regime", color=False, table=False)
     rows = [line.split("│")[1].split() for line in plot.splitlines() if "%" in line and "│" in line]
     assert rows == [["B", "x"], ["B", "x"]] or (len(rows) == 2 and all(r[-1] == "x" for r in rows)), plot

@@ -157,6 +157,32 @@ def test_partial_overlap_lists_shared_cells(pair) -> None:
     assert c["difference"].mean == [[pytest.approx(0.05)], [pytest.approx(0.05)]]
 
 
+def test_compare_wraps_the_overlap_note_and_lists_every_other_setting_that_differs(pair) -> None:
+    work, one, two = pair
+    c = one.reports.compare("a", "overlap", other=two, width=80)
+    lines = c["text"].splitlines()
+    assert all(len(line) <= 80 for line in lines)
+    note = " ".join(line.strip() for line in lines[1:4])
+    assert "A only: epochs 1 and densities 80%; B only: epochs 8 and densities 50%" in note  # nothing cut
+    assert "same settings apart from the epochs values and densities" in c["text"]
+    # a and b differ in the retraining lr (and only there): said before any map
+    r = run_tprm("compare", "a", "b", "--store", str(one.store_dir), cwd=work)
+    assert r.returncode == 0, r.stderr
+    head = r.stdout.split("\n\n")[0]
+    assert "other settings differ (1; A vs B): retrain.lr 0.05 vs 0.1" in head
+    assert [d["setting"] for d in one.reports.compare("a", "b")["settings_differ"]] == ["retrain.lr"]
+
+
+def test_differing_settings_name_the_schedule_behind_the_same_knob_value() -> None:
+    from tprm.analysis.compare import differing_settings
+    from tprm.engine.recipe import parse_recipe
+
+    a = parse_recipe(recipe_text("a")).to_dict()
+    b = parse_recipe(recipe_text("b", temps=(1, 2)).replace("epochs: 16,", "epochs: 4,")).to_dict()
+    b["execution"]["jobs"] = 8  # where and how fast it runs: not a difference of results
+    assert differing_settings(a, b) == [("dense.epochs", 16, 4)]
+
+
 def test_compare_rejects_regime_metric(pair) -> None:
     _, one, _ = pair
     with pytest.raises(BadInput, match="--metric"):

@@ -1,5 +1,7 @@
 """Rendered text of heat maps, regime maps, tables and curves: right labels at the right cells."""
 
+import re
+
 import pytest
 
 from tprm.analysis.phase import build_grid
@@ -83,32 +85,67 @@ def test_hotter_larger_runs_ascending_and_marks_missing_and_diverged():
     assert label_above(ticks, row.index("·") + 1) == "0.8"
 
 
-def test_large_grid_is_paged_within_80_by_24():
-    temps = list(range(10, 170, 10))  # the paper's 16 epoch checkpoints
-    dens = [0.05, 0.06, 0.07, 0.08, 0.1, 0.14, 0.2, 0.4, 0.8]
+PAPER_EPOCHS = list(range(10, 170, 10))  # the paper's 16 epoch checkpoints
+PAPER_DENSITIES = [0.05, 0.06, 0.07, 0.08, 0.1, 0.14, 0.2, 0.4, 0.8]
+
+
+def test_large_grid_is_paged_where_even_compact_cells_do_not_fit():
+    temps, dens = PAPER_EPOCHS, PAPER_DENSITIES
     g = build_grid(error_cells((30, 0.14), 0.777, temps, dens), "test_error", None, None, "epochs", "fewer")
-    pages = grid_pages(g, width=80, height=24)
-    assert pages == 2
+    pages = grid_pages(g, width=60, height=24)  # 16 compact cells need 64 columns next to the labels
+    assert pages == 3
     seen = []
     for p in range(pages):
-        lines = lines_of(render_grid(g, width=80, height=24, page=p))
-        assert all(len(line) <= 80 for line in lines) and len(lines) <= 24
-        assert f"page {p + 1}/2" in lines[0]
+        lines = lines_of(render_grid(g, width=60, height=24, page=p))
+        assert all(len(line) <= 60 for line in lines) and len(lines) <= 24
+        assert f"page {p + 1}/3" in lines[0]
         seen += lines[2].split("│")[1].split()
-        if "0.777" in "".join(lines):
-            row = row_of(lines, "14%")
+        row = row_of(lines, "14%")
+        if "0.777" in row:
             assert label_above(lines[2], row.index("0.777") + 5) == "30"
     assert seen == [str(t) for t in reversed(temps)]  # every temperature once, coldest first
     with pytest.raises(ValueError, match="page"):
-        render_grid(g, width=80, height=24, page=2)
+        render_grid(g, width=60, height=24, page=3)
     # a short terminal pages the densities as well, each page within its height
-    assert grid_pages(g, width=80, height=10) == 4
+    assert grid_pages(g, width=60, height=10) == 6
     rows = set()
-    for p in range(4):
-        lines = lines_of(render_grid(g, width=80, height=10, page=p))
+    for p in range(6):
+        lines = lines_of(render_grid(g, width=60, height=10, page=p))
         assert len(lines) <= 10
         rows |= {line.split("│")[0].strip() for line in lines[3:] if "│" in line}
     assert rows == {format_density(d) for d in dens}
+
+
+@pytest.mark.parametrize("depth", ["none", "truecolor"])
+def test_paper_grid_fits_80_columns_at_once_with_compact_cells(depth):
+    """16 temperatures x 9 densities at 80 columns: one page, every value under its tick, a note."""
+    temps, dens = PAPER_EPOCHS, PAPER_DENSITIES
+    cells = [record(t, d, mc=0.5 if (t, d) == (30, 0.14) else -round(0.001 * temps.index(t) + 0.01 * dens.index(d), 3))
+             for t in temps for d in dens]
+    g = build_grid(cells, "mc", temps, dens, "epochs", "fewer")
+    assert grid_pages(g, width=80, height=20) == 1
+    text = render_grid(g, width=80, height=20, depth=depth)
+    lines = lines_of(text)
+    assert len(lines) <= 20 and all(len(line) <= 80 for line in lines) and "page" not in text
+    assert lines[2].split("│")[1].split() == [str(t) for t in reversed(temps)]
+    assert [line.split("│")[0].strip() for line in lines if "%" in line.split("│")[0]] == \
+        [format_density(d) for d in reversed(dens)]
+    assert all(len(re.findall(r"-?\.\d+", row_of(lines, format_density(d)))) == 16 for d in dens)
+    row = row_of(lines, "14%")
+    assert label_above(lines[2], row.index(".50") + 3) == "30"  # the value under its temperature
+    assert any("compact cells: values to 3 characters" in line for line in lines)
+    # a regime map in compact cells names regimes by one letter and says so
+    regimes = regime_grid(cells, temps, dens, "epochs", "fewer", RegimeSettings())
+    rtext = lines_of(render_grid(regimes, width=80, height=24, depth=depth))
+    assert "page" not in rtext[0] and any("A = II-A" in line for line in rtext)
+
+
+def test_mc_table_spells_std_and_n():
+    cells = [record(8, 0.1, 0, mc=-0.006), record(16, 0.1, 0, mc=-0.02), record(16, 0.1, 1, mc=-0.04)]
+    g = build_grid(cells, "mc", [8, 16], [0.1], "epochs", "fewer")
+    table = render_table(g, width=80)
+    assert "-.006 n=1" in table and "±-" not in table      # one dense seed: no std, the count spelt
+    assert "-.030±0.014 n=2" in table                       # two: mean ± std, then n
 
 
 def test_regime_map_letters_flags_and_thresholds():
@@ -138,7 +175,7 @@ def test_table_lists_mean_spread_and_n_per_cell():
     assert all(len(line) <= 80 for line in lines)
     header = lines[1]
     row = next(line for line in lines if line.split("│")[0].strip() == "16")
-    cell = "0.777±0.014 2"  # two dense seeds 0.767, 0.787: std 0.0141
+    cell = "0.777±0.014 n=2"  # two dense seeds 0.767, 0.787: std 0.0141
     end = row.index(cell) + len(cell)
     assert header[:end].split()[-1] == "20%"
     narrow = render_table(g, width=40).splitlines()
@@ -231,6 +268,33 @@ def test_mc_uses_a_diverging_scale_centred_on_zero_and_diverged_cells_are_hatche
     assert bg_at(sparse, strip_ansi(sparse).index("0.000")) == RED_BLUE[3]    # zero: white
     assert "diverged" in strip_ansi(dense)
     assert "red < 0 < blue" in strip_ansi(text)
+
+
+@pytest.mark.parametrize("barrier", [None, 0.05, 0.2])
+def test_mc_below_the_threshold_never_looks_like_a_barrier(barrier, tmp_path):
+    """Small |mc| (-0.011 with a -0.05 threshold) is pale in the terminal map and the PNG alike;
+    a real barrier (twice the threshold or more) is full red; both scales are centred on 0."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from tprm.analysis.figures import draw_heatmap
+
+    limit = 0.05 if barrier is None else barrier  # None: the recipe schema's default threshold
+    harmless = [record(64, 0.1, mc=-0.011), record(8, 0.1, mc=0.002)]
+    g = build_grid(harmless, "mc", [64, 8], [0.1], "epochs", "fewer")
+    text = render_grid(g, width=80, height=20, depth="truecolor", barrier=barrier)
+    row = block_line(text, "10%")
+    assert luminance(bg_at(row, strip_ansi(row).index("-0.011"))) > 0.85  # near white, not red
+    fig, ax = plt.subplots()
+    clim = draw_heatmap(ax, g, "mc", barrier=barrier)["image"].get_clim()
+    plt.close(fig)
+    assert clim == pytest.approx((-2 * limit, 2 * limit))                 # symmetric around 0
+    barrier_cells = [record(64, 0.1, mc=-2 * limit), record(8, 0.1, mc=0.002)]
+    g2 = build_grid(barrier_cells, "mc", [64, 8], [0.1], "epochs", "fewer")
+    row2 = block_line(render_grid(g2, width=80, height=20, depth="truecolor", barrier=barrier), "10%")
+    assert bg_at(row2, strip_ansi(row2).index(format_value(-2 * limit, 6))) == RED_BLUE[0]
 
 
 def test_regime_map_blocks_and_boundaries_between_regimes():

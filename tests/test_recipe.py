@@ -229,7 +229,7 @@ def test_with_overrides_rejects_unwritable_values():
 
 ERRORS = [
     # (text, line, field, expected part of the message)
-    ("name: [a\n", 2, "yaml", "invalid YAML"),
+    ("name: [a\n", 1, "yaml", "invalid YAML"),  # the unclosed bracket, not where the text ran out
     ("name: a\n  b: c\nd\n", 2, "yaml", "invalid YAML: mapping values are not allowed here"),
     ("- a\n- b\n", 1, "recipe", "expected a mapping of settings"),
     ("", 1, "recipe", "the file is empty"),

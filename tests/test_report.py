@@ -51,6 +51,19 @@ def test_every_listed_file_exists_and_pngs_decode(written) -> None:
         assert (work / "rep" / ref).exists(), ref
 
 
+def test_report_opens_with_a_paragraph_generated_from_the_settings(written) -> None:
+    info, work, _ = written
+    report = (work / "rep" / "report.md").read_text()
+    opening = report.split("\n\n")[1]  # the paragraph under the title
+    # tiny: dense epochs 2 (checkpoints 1, 2), 1 retraining epoch at lr 0.05, 2 retrain seeds
+    assert "checkpoints 1, 2 of one 2-epoch run per dense seed" in opening
+    assert "1 retraining epochs at lr 0.05, batch size 50; 2 retrain seeds" in opening
+    assert "20%, 80%" in opening
+    # the free-text description is still there, labelled as such, never as the opening
+    assert "a seconds-long recipe for tests" not in opening
+    assert "Description (free text from the recipe file): a seconds-long recipe for tests" in report
+
+
 def test_svg_has_one_label_per_cell_and_is_deterministic(written) -> None:
     info, work, store = written
     for name in ("test_error", "mc", "cka", "regimes"):

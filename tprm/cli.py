@@ -6,18 +6,21 @@ divergence is a result, reported by a warning line); 1 a job failed or the run w
 
 from __future__ import annotations
 
-import json
 import sys
-import time
 from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
+from tprm.cli_common import JsonOpt, RecipeArg, StoreOpt, err, out
+from tprm.cli_common import print_json as _json
+from tprm.cli_common import service as _svc
 from tprm.cli_display import RunDisplay, wrap_lines
 from tprm.cli_help import plain_help
-from tprm.service import BadInput, Service, TprmError
+from tprm.cli_runs import interrupt_line, logs, status
+from tprm.cli_store import data_app, store_app
+from tprm.service import BadInput, TprmError, density_text
 from tprm.service.results import Results
 from tprm.service.runs import Runs
 
@@ -27,29 +30,11 @@ app = typer.Typer(help="tprm: experiments on the three-regime model of network p
                        "the run was cancelled, 2 bad input, 130 interrupted.",
                   no_args_is_help=True, add_completion=True, pretty_exceptions_enable=False)
 recipes_app = typer.Typer(help="Browse, check and create recipes.", no_args_is_help=True)
-store_app = typer.Typer(help="Maintain the store.", no_args_is_help=True)
 case_app = typer.Typer(help="The three case studies.", no_args_is_help=True)
 app.add_typer(recipes_app, name="recipes")
 app.add_typer(store_app, name="store")
 app.add_typer(case_app, name="case")
-data_app = typer.Typer(help="Data sets: what is present, fetch the torchvision ones.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
-
-# User text (paths, names, errors with `file:100:`) prints literally: no emoji codes, no markup.
-out = Console(highlight=False, soft_wrap=True, emoji=False, markup=False)
-err = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False, markup=False)
-
-StoreOpt = Annotated[Optional[str], typer.Option("--store", help="Store directory (default: $TPRM_HOME, else ~/.local/share/tprm).")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
-RecipeArg = Annotated[str, typer.Argument(help="Recipe name or path to a YAML file.")]
-
-
-def _json(data) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
-
-
-def _svc(store: str | None) -> Service:
-    return Service(store)
 
 
 # -- recipes -------------------------------------------------------------------------------------
@@ -99,7 +84,8 @@ def recipes_validate(paths: Annotated[list[str], typer.Argument(help="Recipe fil
             if r["ok"]:
                 out.print(f"ok  {r['path']}  ({r['name']}, hash {r['hash'][:12]})")
             else:
-                err.print(r["error"], markup=False)
+                for line in r["errors"]:  # every problem of the file, each on its own line
+                    err.print(line, markup=False)
     if not all(r["ok"] for r in rows):
         raise typer.Exit(2)
 
@@ -148,7 +134,7 @@ def run(recipe: RecipeArg, store: StoreOpt = None,
         return
     console = Console(stderr=True, emoji=False, markup=False) if log else err
     loaded = svc.recipes.resolve(recipe)  # a bad recipe fails here, before any progress display
-    with RunDisplay(console) as display:
+    with interrupt_line(svc, loaded, recipe), RunDisplay(console) as display:
         summary = svc.runs.run(loaded, device=device, jobs=jobs, progress=display, log_path=log,
                           backend=backend, address=address)
     _print_run_summary(summary)
@@ -197,80 +183,8 @@ def explore(recipe: RecipeArg, store: StoreOpt = None,
         out.print(f"figure: {f}", markup=False)
 
 
-@app.command()
-def status(recipe: Annotated[Optional[str], typer.Argument(help="Recipe name or path (default: all).")] = None,
-           store: StoreOpt = None, as_json: JsonOpt = False):
-    """Runs and job states."""
-    s = _svc(store).runs.status(recipe)
-    if as_json:
-        _json(s)
-        return
-    out.print(f"store: {s['store']}")
-    if not s["recipes"]:
-        out.print("no runs yet: try `tprm run quickstart`")
-    for name, r in s["recipes"].items():
-        counts = ", ".join(f"{k} {v}" for k, v in sorted(r["counts"].items()))
-        out.print(f"{name}: {r['total']} jobs ({counts})")
-        if r.get("eta"):  # a running run: share of the work in model-steps, time left
-            out.print(f"  work {100 * r['eta']['fraction']:.0f}% done, ETA {r['eta']['text']}")
-    for run_ in s["runs"][-5:]:
-        started = time.strftime("%Y-%m-%d %H:%M", time.localtime(run_.get("started", 0)))
-        when = f"since {started}"
-        if run_.get("state") != "running":  # finished: say when it ended, not "failed since"
-            ended = run_.get("ended")
-            when = (f"at {time.strftime('%Y-%m-%d %H:%M', time.localtime(ended))} (started {started})"
-                    if isinstance(ended, (int, float)) else f"(started {started})")
-        out.print(f"  run {run_.get('run_id')} {run_.get('recipe_name')}: {run_.get('state')} {when} "
-                  f"(pid {run_.get('pid')} on {run_.get('host')}){_cluster_text(run_)}")
-    for j in s["jobs"]:
-        if j["state"] == "running" and j.get("progress"):
-            p = j["progress"]
-            on = f" on {j['node']}" if j.get("node") else ""
-            out.print(f"  running {j['label']}: {p['done']}/{p['total']}{on}")
-        elif j["state"] in ("failed", "stale"):
-            out.print(f"  {j['state']} {j['label']}: {j.get('error') or ''}")
-        elif j["state"] == "diverged":
-            out.print(f"  diverged {j['label']}: {j.get('error') or 'non-finite loss'}")
-    skipped = sum(r["counts"].get("skipped", 0) for r in s["recipes"].values())
-    if skipped:
-        out.print(f"  {skipped} job(s) skipped (parent diverged)")
-
-
-def _cluster_text(run_: dict) -> str:
-    """'; ray: 2 nodes, 8 CPU, 1 GPU' for a run on a Ray cluster, '' for a local one."""
-    ray = run_.get("ray") or {}
-    if run_.get("backend") != "ray":
-        return ""
-    res = ray.get("resources") or {}
-    return (f"; ray {ray.get('address')}: {len(ray.get('nodes') or [])} node(s), "
-            f"{res.get('CPU', 0):g} CPU, {res.get('GPU', 0):g} GPU")
-
-
-@app.command()
-def logs(recipe: RecipeArg, job: Annotated[Optional[str], typer.Argument(help="Job hash prefix or label.")] = None,
-         store: StoreOpt = None,
-         follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new lines until the run ends.")] = False):
-    """The run log of a recipe (its latest run), or one job's log; what exists so far while it runs."""
-    svc = _svc(store)
-    shown = 0
-    while True:
-        text = svc.runs.logs(recipe, job)
-        if len(text) < shown:  # a new run (or job attempt) started a new log
-            shown = 0
-        sys.stdout.write(text[shown:])
-        sys.stdout.flush()
-        shown = len(text)
-        if not follow:
-            if not text:
-                err.print(f"no log yet for {recipe}" + (f" job {job}" if job else ""), markup=False)
-            return
-        runs = svc.runs.status(recipe)["runs"]
-        if runs and runs[-1].get("state") != "running":
-            text = svc.runs.logs(recipe, job)
-            sys.stdout.write(text[shown:] if len(text) >= shown else text)
-            sys.stdout.flush()
-            return
-        time.sleep(1.0)
+app.command()(status)
+app.command()(logs)
 
 
 @app.command()
@@ -292,13 +206,17 @@ def results(recipe: RecipeArg, store: StoreOpt = None, as_json: JsonOpt = False,
     if as_json:
         _json(rows)
         return
+    empty = svc.results.empty_note(recipe, rows)
+    if empty is not None:  # not a table of "missing" rows: say how to get results
+        out.print(f"{empty} (`tprm run {recipe} --detach` runs it in the background)", markup=False)
+        return
     from rich.table import Table
 
     t = Table("T", "density", "seed", "state", "test err", "train loss", "mc", "CKA", "regime",
               box=None)
     f = lambda v, spec: "" if v is None else format(v, spec)  # noqa: E731
     for r in rows:
-        t.add_row(f(r["temperature"], "g"), f"{r['density'] * 100:g}%",
+        t.add_row(f(r["temperature"], "g"), density_text(r["density"]),
                   str(r["dense_seed"]), r["state"], f(r["test_error"], ".3f"),
                   f(r["train_loss"], ".3f"), f(r["mc"], "+.3f"), f(r["cka"], ".3f"),
                   r.get("regime") or "")
@@ -415,108 +333,6 @@ def case_sam(recipe: RecipeArg, density: Annotated[float, typer.Option("--densit
     with RunDisplay(err) as display:
         report = svc.cases.sam(recipe, density, rho, progress=display)
     _report(report, as_json)
-
-
-# -- data sets -----------------------------------------------------------------------------------
-@data_app.command("list")
-def data_list(store: StoreOpt = None, as_json: JsonOpt = False):
-    """Show which data sets are in the store's data folder (recipes without dataset.root read there)."""
-    svc = _svc(store)
-    rows = svc.admin.data_list()
-    if as_json:
-        _json(rows)
-        return
-    out.print(f"data folder: {svc.admin.data_root()}")
-    for r in rows:
-        size = f"{r['bytes'] / 1e6:.1f} MB" if r["bytes"] else ""
-        where = r["note"] if r["name"] == "mnist1d" else f"{r['note']:<15} {size:>7}  {r['folder']}"
-        out.print(f"  {r['name']:<9} {where}", markup=False)
-
-
-@data_app.command("fetch")
-def data_fetch(name: Annotated[str, typer.Argument(help="cifar10, cifar100 or svhn.")],
-               source: Annotated[Optional[str], typer.Option("--from", help="A folder or .tar.gz holding the files (offline); default: download.")] = None,
-               store: StoreOpt = None):
-    """Put a torchvision data set into the store's data folder (download, or copy from --from)."""
-    status = _svc(store).admin.data_fetch(name, source, progress=lambda msg: err.print(msg, markup=False))
-    out.print(f"{name}: {status['note']} in {status['folder']}", markup=False)
-
-
-# -- store ---------------------------------------------------------------------------------------
-@store_app.command("migrate")
-def store_migrate(store: StoreOpt = None):
-    """Upgrade an older store to this version's schema."""
-    old, new = _svc(store).admin.migrate()
-    out.print(f"store schema version {old} -> {new}" if old != new
-              else f"store schema version {new}: already up to date")
-
-
-@store_app.command("gc")
-def store_gc(store: StoreOpt = None,
-             dry_run: Annotated[bool, typer.Option("--dry-run", help="Only list what would be moved.")] = False,
-             force: Annotated[bool, typer.Option("--force", help="Collect even more than --max-fraction of the artifacts.")] = False,
-             purge: Annotated[bool, typer.Option("--purge", help="Then empty the store's trash/ for good.")] = False,
-             max_fraction: Annotated[Optional[float], typer.Option("--max-fraction", help="Refuse to collect more than this share of the artifact files (default 0.10).")] = None):
-    """Move files no job owns (artifacts, logs, old temp files) to the store's trash/.
-
-    Refuses when the db does not validate (run `tprm store check` / `tprm store repair`)."""
-    r = _svc(store).admin.gc(dry_run=dry_run, force=force, purge=purge, max_fraction=max_fraction)
-    verb = "would move" if dry_run else "moved"
-    out.print(f"{verb} {len(r['moved'])} orphaned file(s) to {r['trash']}", markup=False)
-    if purge:
-        out.print(f"{'would purge' if dry_run else 'purged'} {r['purged']} file(s) from the trash",
-                  markup=False)
-
-
-@store_app.command("check")
-def store_check(store: StoreOpt = None, as_json: JsonOpt = False,
-                quick: Annotated[bool, typer.Option("--quick", help="Compare file sizes only, no checksums.")] = False):
-    """Validate the db and cross-check artifacts: missing, orphaned, checksum mismatch.
-
-    Exit 0 when all is well, 1 when something is wrong."""
-    r = _svc(store).admin.check(deep=not quick)
-    if as_json:
-        _json(r)
-    else:
-        for p in r["malformed"][:20]:
-            out.print(f"malformed record {p['text']}", markup=False)
-        if r["db"]["error"]:
-            out.print(f"db: {r['db']['error']}", markup=False)
-        a = r["artifacts"]
-        for key in ("missing", "checksum_mismatch"):
-            for row in a[key][:20]:
-                out.print(f"{key.replace('_', ' ')}: {row['label'] or row['job']}: {row['path']} "
-                          f"({row['problem']})", markup=False)
-        for path in a["orphaned"][:20]:
-            out.print(f"orphaned: {path}", markup=False)
-        for h in a["no_metadata"][:20]:
-            out.print(f"no metadata file: job {h}", markup=False)
-        out.print(r["summary"], markup=False)
-    raise typer.Exit(0 if r["ok"] else 1)
-
-
-@store_app.command("repair")
-def store_repair(store: StoreOpt = None, as_json: JsonOpt = False):
-    """Rebuild the job index from the artifact metadata files and the newest valid backup."""
-    r = _svc(store).admin.repair()
-    if as_json:
-        _json(r)
-        return
-    if r["damaged_copy"]:
-        out.print(f"kept the damaged db as {r['damaged_copy']}", markup=False)
-    for text in r["dropped"][:20]:
-        out.print(f"dropped malformed record {text}", markup=False)
-    for text in r["skipped_metadata"][:20]:
-        out.print(f"not restored: {text}", markup=False)
-    if r["requeued"]:
-        out.print(f"re-queued {len(r['requeued'])} job(s) whose artifacts are missing or damaged: "
-                  f"{', '.join(r['requeued'][:5])}{' ...' if len(r['requeued']) > 5 else ''}",
-                  markup=False)
-    backup = ", ".join(f"{n} {t}" for t, n in r["from_backup"].items()) or "nothing"
-    out.print(f"repaired {r['store']}: {r['jobs']} job(s) in the index now (db was {r['db_state']}; "
-              f"base: {r['source']}); {r['from_metadata']} job(s) and {r['results_from_metadata']} "
-              f"result(s) restored from artifact metadata, {r['recipes_from_metadata']} recipe(s) "
-              f"from metadata, {backup} from backup", markup=False)
 
 
 @app.command("export")

@@ -43,13 +43,24 @@ def interpolate(stops: tuple[RGB, ...], x: float) -> RGB:
     return tuple(round(a[c] + (b[c] - a[c]) * f) for c in range(3))  # type: ignore[return-value]
 
 
-class Scale:
-    """Maps a metric value to a colour: viridis over [lo, hi], or red-white-blue centred on 0."""
+BARRIER_SPAN = 2.0  # a diverging scale reaches full red no nearer 0 than this many thresholds
 
-    def __init__(self, metric: str, lo: float, hi: float):
+
+def diverging_half_range(lo: float, hi: float, barrier: float | None) -> float:
+    """Half the range of a scale centred on 0: the data's largest |value|, but never less than
+    BARRIER_SPAN x |barrier| (the recipe's mc threshold), so a value weaker than the threshold is
+    drawn pale and only a real barrier is deep red, however small the data's own range."""
+    return max(abs(lo), abs(hi), BARRIER_SPAN * abs(barrier or 0.0)) or 1.0
+
+
+class Scale:
+    """Maps a metric value to a colour: viridis over [lo, hi], or red-white-blue centred on 0
+    (symmetric, wide enough that |value| < ``barrier`` never looks like a barrier)."""
+
+    def __init__(self, metric: str, lo: float, hi: float, barrier: float | None = None):
         self.diverging = metric in DIVERGING_METRICS
         if self.diverging:
-            m = max(abs(lo), abs(hi)) or 1.0
+            m = diverging_half_range(lo, hi, barrier)
             self.lo, self.hi = -m, m
         else:
             self.lo, self.hi = lo, hi

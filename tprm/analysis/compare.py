@@ -201,11 +201,64 @@ def changes_lines(changes: list[dict], knob: str, width: int = 80) -> list[str]:
                          subsequent_indent="  ", break_on_hyphens=False)
 
 
+# Settings that do not change a result (where and how fast it runs) or are compared as axes.
+_NOT_COMPARED = ("name", "description", "temperature.values", "densities", "execution.")
+
+
+def _flat(data, prefix: str = "") -> dict:
+    """A nested recipe dict as {dotted key: value} (lists and model kwargs kept whole)."""
+    out = {}
+    for key, value in data.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, dict) and dotted != "model.kwargs":
+            out.update(_flat(value, dotted + "."))
+        else:
+            out[dotted] = value
+    return out
+
+
+def differing_settings(a: dict, b: dict) -> list[tuple[str, object, object]]:
+    """(dotted key, A's value, B's value) of every setting two recipes (as resolved dicts) set
+    differently, other than the knob's values and the densities (the aligned axes) and what only
+    decides where a job runs (execution, except the numeric precision)."""
+    fa, fb = _flat(a), _flat(b)
+    keys = [k for k in dict.fromkeys([*fa, *fb])
+            if k == "execution.precision" or not any(k == n or (n.endswith(".") and k.startswith(n))
+                                                     for n in _NOT_COMPARED)]
+    return [(k, fa.get(k), fb.get(k)) for k in keys if fa.get(k) != fb.get(k)]
+
+
+def settings_lines(diffs: Sequence[tuple[str, object, object]], knob: str, width: int = 80) -> list[str]:
+    """The settings that differ besides the knob's values, wrapped to ``width`` (the reader must
+    know that a cell of A and one of B at the same temperature were not made the same way)."""
+    import textwrap
+
+    if not diffs:
+        return [f"same settings apart from the {knob} values and densities"]
+    items = "; ".join(f"{k} {_shown(va)} vs {_shown(vb)}" for k, va, vb in diffs)
+    return textwrap.wrap(f"other settings differ ({len(diffs)}; A vs B): {items}", width,
+                         subsequent_indent="  ", break_on_hyphens=False)
+
+
+def _shown(value: object) -> str:
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_shown(v) for v in value) + "]"
+    return "null" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
+
+
 def render_comparison(names: tuple[str, str], metric: str, a: Grid, b: Grid, diff: Grid,
                       ra: RegimeGrid | None, rb: RegimeGrid | None, alignment: Alignment,
-                      width: int = 80, color: bool = False) -> str:
-    """The terminal text of `tprm compare`: both maps, the difference map and the regime maps."""
-    lines = [f"compare {metric}: A = {names[0]}, B = {names[1]}", alignment.note(), ""]
+                      width: int = 80, color: bool = False,
+                      settings: Sequence[tuple[str, object, object]] | None = None) -> str:
+    """The terminal text of `tprm compare`: what differs between A and B, both maps, the
+    difference map and the regime maps."""
+    import textwrap
+
+    lines = [f"compare {metric}: A = {names[0]}, B = {names[1]}",
+             *textwrap.wrap(alignment.note(), width, subsequent_indent="  ", break_on_hyphens=False)]
+    if settings is not None:
+        lines += settings_lines(settings, alignment.knob, width)
+    lines += [""]
     lines += side_by_side(grid_lines(a, f"A {names[0]}"), grid_lines(b, f"B {names[1]}"), width)
     lines += ["", *grid_lines(diff, f"difference B - A ({metric})", sign=True), summary_line(diff)]
     if ra is not None and rb is not None:
@@ -220,10 +273,12 @@ def render_comparison(names: tuple[str, str], metric: str, a: Grid, b: Grid, dif
 
 
 def compare_grids(names: tuple[str, str], metric: str, ga: Grid, gb: Grid, ra: RegimeGrid | None,
-                  rb: RegimeGrid | None, width: int = 80, color: bool = False) -> dict:
+                  rb: RegimeGrid | None, width: int = 80, color: bool = False,
+                  settings: Sequence[tuple[str, object, object]] | None = None) -> dict:
     """Recipe A's grid against B's on their shared cells: the aligned grids, B - A, the regime
-    maps (None unless both exist) and their changes, and the terminal text. AxisMismatch when
-    the grids cannot be aligned."""
+    maps (None unless both exist) and their changes, and the terminal text (with `settings`,
+    differing_settings of the two recipes, listed at the top). AxisMismatch when the grids
+    cannot be aligned."""
     al = align(ga, gb, names)
     ga, gb = (restrict(g, al.temperatures, al.densities) for g in (ga, gb))
     diff = difference(ga, gb)
@@ -238,4 +293,5 @@ def compare_grids(names: tuple[str, str], metric: str, ga: Grid, gb: Grid, ra: R
             "only_a": al.only_a, "only_b": al.only_b,
             "grid_a": ga, "grid_b": gb, "difference": diff, "regimes_a": ra, "regimes_b": rb,
             "regime_changes": changes,
-            "text": render_comparison(names, metric, ga, gb, diff, ra, rb, al, width, color)}
+            "settings_differ": [{"setting": k, "a": va, "b": vb} for k, va, vb in settings or []],
+            "text": render_comparison(names, metric, ga, gb, diff, ra, rb, al, width, color, settings)}

@@ -15,8 +15,9 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from tprm.analysis.colors import DIVERGING_METRICS, diverging_half_range
 from tprm.analysis.phase import Grid, axis_label, format_density
-from tprm.analysis.regimes import RegimeGrid
+from tprm.analysis.regimes import RegimeGrid, barrier_for
 
 if TYPE_CHECKING:
     from matplotlib.artist import Artist
@@ -81,12 +82,13 @@ def _text_colour(rgba) -> str:
 
 
 def draw_heatmap(ax, grid: Grid, title: str, min_seeds: int = 1, centre: float | None = None,
-                 cmap: str | None = None) -> dict:
+                 cmap: str | None = None, barrier: float | None = None) -> dict:
     """One metric's heat map on ``ax``; returns {"image": the mappable, "flagged": [(i, j), ...]}.
 
     Cells with fewer than ``min_seeds`` dense seeds measured, or only part of their retrains, are
     hatched and their value gets a "*"; diverged cells are grey with "x"; cells without data "n/a".
-    ``centre`` makes the colour scale symmetric around it (difference maps).
+    ``centre`` makes the colour scale symmetric around it (difference maps); mc maps are always
+    centred on 0, wide enough that |mc| < ``barrier`` (default: the regime threshold) stays pale.
     """
     import matplotlib as mpl
     from matplotlib.patches import Rectangle
@@ -94,7 +96,10 @@ def draw_heatmap(ax, grid: Grid, title: str, min_seeds: int = 1, centre: float |
     values = [[v for v in row if v is not None] for row in grid.mean]
     flat = [v for row in values for v in row]
     lo, hi = (min(flat), max(flat)) if flat else (0.0, 1.0)
-    if centre is not None:
+    if centre is None and grid.metric in DIVERGING_METRICS:
+        half = diverging_half_range(lo, hi, barrier_for(grid.metric) if barrier is None else barrier)
+        lo, hi = -half, half
+    elif centre is not None:
         half = max(abs(lo - centre), abs(hi - centre)) or 1e-9
         lo, hi = centre - half, centre + half
     elif lo == hi:
@@ -253,12 +258,13 @@ def _styled(build):
         return build()
 
 
-def metric_figure(grid: Grid, stem: Path, title: str, min_seeds: int = 1, note: str | None = None) -> list[Path]:
-    """Heat map of one metric -> PNG + SVG."""
+def metric_figure(grid: Grid, stem: Path, title: str, min_seeds: int = 1, note: str | None = None,
+                  barrier: float | None = None) -> list[Path]:
+    """Heat map of one metric -> PNG + SVG (``barrier``: see draw_heatmap)."""
     def build():
         fig = _figure()
         ax = fig.add_axes((0.11, 0.14, 0.68, 0.76))
-        drawn = draw_heatmap(ax, grid, title, min_seeds)
+        drawn = draw_heatmap(ax, grid, title, min_seeds, barrier=barrier)
         fig.colorbar(drawn["image"], cax=fig.add_axes((0.82, 0.14, 0.025, 0.76)))
         marks = "* hatched: fewer dense seeds than the recipe's, or retrains missing   x: diverged"
         return _save(fig, stem, note or marks)
@@ -317,7 +323,8 @@ def report_figures(grids: dict, regimes, folder: Path, recipe_name: str, min_see
     files: list[Path] = []
     figs = []
     for name, g in grids.items():
-        paths = metric_figure(g, folder / name, f"{recipe_name}: {name}", min_seeds)
+        paths = metric_figure(g, folder / name, f"{recipe_name}: {name}", min_seeds,
+                              barrier=barrier_for(g.metric, regimes.thresholds if regimes else None))
         files += paths
         figs.append({"metric": name, "title": titles.get(name, name),
                      "png": paths[0].name, "svg": paths[1].name})

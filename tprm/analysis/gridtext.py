@@ -13,6 +13,7 @@ from tprm.analysis.regimes import RegimeGrid, describe_thresholds
 
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 SLOT = 7              # one glyph-grid cell: separator + glyph + 5-character value
+COMPACT_SLOT = 4      # a compact glyph-grid cell: glyph + 3-character value
 
 
 def strip_ansi(text: str) -> str:
@@ -53,3 +54,19 @@ def threshold_lines(thresholds: Mapping, sources: Mapping, width: int = 80) -> l
     """The regime thresholds in use and where each came from, wrapped to ``width``."""
     return [line for part in describe_thresholds(dict(thresholds), dict(sources))
             for line in textwrap.wrap(part, width=width, subsequent_indent="  ")]
+
+
+def compact_cell(columns: int, room: int, full: int, compact: int) -> int:
+    """A cell's width: ``full`` when every column fits so, else the widest of at least
+    ``compact`` that shows all ``columns`` at once (the paper's 16 x 9 grid in 80 columns);
+    ``full`` again (and paging) when even ``compact`` cannot fit them."""
+    if columns * full <= room or columns * compact > room:
+        return full
+    return room // columns
+
+
+def compact_note(value_width: int, width: int, regime: bool = False) -> str:
+    """The line under a map drawn with compact cells: what was cut and where the rest is."""
+    if regime:
+        return "compact cells: A = II-A, B = II-B, x diverged; the inspector names each cell"[:width]
+    return f"compact cells: values to {value_width} characters; all digits: --table, the inspector"[:width]

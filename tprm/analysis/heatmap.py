@@ -15,6 +15,8 @@ import math
 
 from tprm.analysis.colors import REGIME_RGB, Scale, paint, text_on
 from tprm.analysis.gridtext import (
+    compact_cell,
+    compact_note,
     format_temperature,
     format_value,
     grid_title,
@@ -22,12 +24,14 @@ from tprm.analysis.gridtext import (
     threshold_lines,
 )
 from tprm.analysis.phase import Grid, axis_label, format_density
-from tprm.analysis.regimes import RegimeGrid
+from tprm.analysis.regimes import RegimeGrid, barrier_for
 
 LABEL_W = 7                # density labels, then " │"
 MIN_CELL, MAX_CELL = 7, 16  # a cell's width including its 1-character separator
+COMPACT_CELL = 4           # a compact cell: separator + a 3-character value (when 7 would page)
 MAX_ROWS = 5               # a cell's height at most
 REGIME_NAMES = {"I": "I", "II-A": "II-A", "II-B": "II-B", "diverged": "div", "unknown": "?"}
+SHORT_NAMES = {"I": "I", "II-A": "A", "II-B": "B", "diverged": "x", "unknown": "?"}
 HATCH_BG, HATCH_FG = (0x3a, 0x3a, 0x3a), (0xe0, 0x60, 0x60)
 
 
@@ -49,23 +53,25 @@ def layout(grid: Grid | RegimeGrid, width: int, height: int) -> dict:
     while keep > 1 and height - 3 - keep < nd:
         keep -= 1
     room_h = max(1, height - 3 - keep)
-    per_t = max(1, min(nt, room_w // MIN_CELL))
+    min_cell = compact_cell(nt, room_w, MIN_CELL, COMPACT_CELL)
+    per_t = max(1, min(nt, room_w // min_cell))
     # regime boundaries between rows need a line each; when they do not fit, rows touch and
     # only the boundaries between columns are drawn (a page of all rows beats two pages)
     row_lines = regime and room_h >= 2 * nd - 1
     per_d = max(1, min(nd, (room_h + 1) // 2 if row_lines else room_h))
-    cw = max(MIN_CELL, min(MAX_CELL, room_w // per_t))
+    cw = max(min_cell, min(MAX_CELL, room_w // per_t))
     seps = per_d - 1 if row_lines else 0
     rh = max(1, min(MAX_ROWS, (room_h - seps) // per_d))
     col_pages, row_pages = math.ceil(nt / per_t) if nt else 1, math.ceil(nd / per_d) if nd else 1
     return {"per_t": per_t, "per_d": per_d, "cell_w": cw, "cell_h": rh, "row_lines": row_lines,
-            "footer": keep,
+            "footer": keep, "compact": cw < MIN_CELL,
             "col_pages": col_pages, "row_pages": row_pages}
 
 
 def render_blocks(grid: Grid | RegimeGrid, width: int = 80, height: int = 20,
-                  depth: str = "truecolor", page: int = 0) -> str:
-    """The heat map (see the module docstring) within ``width`` x ``height``."""
+                  depth: str = "truecolor", page: int = 0, barrier: float | None = None) -> str:
+    """The heat map (see the module docstring) within ``width`` x ``height``; an mc map's scale
+    is centred on 0 and never makes |mc| < ``barrier`` (default: the regime threshold) deep red."""
     lay = layout(grid, width, height)
     pages = lay["col_pages"] * lay["row_pages"]
     if not 0 <= page < pages:
@@ -76,7 +82,7 @@ def render_blocks(grid: Grid | RegimeGrid, width: int = 80, height: int = 20,
     top = len(grid.densities) - 1 - row_page * per_d
     rows = list(range(top, max(-1, top - per_d), -1))
     regime = isinstance(grid, RegimeGrid)
-    scale = None if regime else _scale(grid)
+    scale = None if regime else _scale(grid, barrier)
 
     title = grid_title(grid)
     if pages > 1:
@@ -101,12 +107,17 @@ def render_blocks(grid: Grid | RegimeGrid, width: int = 80, height: int = 20,
                 " " + ("━" * (cw - 1) if _differs(grid, i, j, i, rows[r + 1]) else " " * (cw - 1))
                 for i in cols))
     lines += _footer(grid, width, depth, scale)[:lay["footer"]]
+    if lay["compact"]:
+        lines.append(compact_note(cw - 1, width, regime))
     return "\n".join(lines)
 
 
-def _scale(grid: Grid) -> Scale | None:
+def _scale(grid: Grid, barrier: float | None = None) -> Scale | None:
     values = [v for row in grid.mean for v in row if v is not None and math.isfinite(v)]
-    return Scale(grid.metric, min(values), max(values)) if values else None
+    if not values:
+        return None
+    return Scale(grid.metric, min(values), max(values),
+                 barrier_for(grid.metric) if barrier is None else barrier)
 
 
 def cell_colour(grid: Grid | RegimeGrid, i: int, j: int) -> tuple[int, int, int] | None:
@@ -138,7 +149,9 @@ def _block(grid: Grid | RegimeGrid, scale: Scale | None, i: int, j: int, w: int,
         name = grid.regime[i][j]
         bg = REGIME_RGB[name]
         label = REGIME_NAMES[name] + ("~" if grid.uncertain[i][j] else "")
-        text = label if len(label) <= w else label[:w]
+        if len(label) > w:  # a compact cell: one letter (the note under the map says which)
+            label = SHORT_NAMES[name] + ("~" if grid.uncertain[i][j] else "")
+        text = label[:w]
         return paint(f"{text if middle else '':^{w}}", bg, text_on(bg), depth, bold=True,
                      underline=underline)
     value = grid.mean[i][j]

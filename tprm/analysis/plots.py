@@ -14,8 +14,11 @@ from collections.abc import Mapping, Sequence
 
 import plotext as plt
 
+from tprm.analysis.gridtext import COMPACT_SLOT
 from tprm.analysis.gridtext import SLOT as _SLOT
 from tprm.analysis.gridtext import (
+    compact_cell,
+    compact_note,
     format_temperature,
     format_value,
     grid_title,
@@ -45,24 +48,42 @@ def _level(value: float, lo: float, hi: float) -> int:
     return min(len(GLYPHS) - 1, int((value - lo) / (hi - lo) * len(GLYPHS)))
 
 
-def _layout(grid: Grid | RegimeGrid, width: int, height: int, footer_lines: int) -> tuple[int, int, int, int]:
-    """(temperatures per page, densities per page, column pages, row pages)."""
+def _slot(grid: Grid | RegimeGrid, width: int) -> int:
+    """Columns per cell: 7, or fewer (down to glyph + 3 characters) when that shows every
+    temperature at once (tprm.analysis.gridtext.compact_cell)."""
     if width < _LABEL_W + 2 + _SLOT:
         raise ValueError(f"width: {width} is too small; use at least {_LABEL_W + 2 + _SLOT} columns")
-    per_page_t = max(1, (width - _LABEL_W - 2) // _SLOT)
+    return compact_cell(len(grid.temperatures), width - _LABEL_W - 2, _SLOT, COMPACT_SLOT)
+
+
+def _layout(grid: Grid | RegimeGrid, width: int, height: int, footer_lines: int) -> tuple[int, int, int, int]:
+    """(temperatures per page, densities per page, column pages, row pages)."""
+    per_page_t = max(1, (width - _LABEL_W - 2) // _slot(grid, width))
     per_page_d = max(1, height - 3 - footer_lines)
     nt, nd = len(grid.temperatures), len(grid.densities)
     return per_page_t, per_page_d, max(1, math.ceil(nt / per_page_t)), max(1, math.ceil(nd / per_page_d))
 
 
+def _footer_of(grid: Grid | RegimeGrid, width: int, color: bool) -> list[str]:
+    """The lines under the map: scale or legend, and the compact-cells note when cells are cut."""
+    slot = _slot(grid, width)
+    note = [] if slot == _SLOT else [compact_note(_value_width(slot), width, isinstance(grid, RegimeGrid))]
+    return _footer(grid, width, color) + note
+
+
+def _value_width(slot: int) -> int:
+    """Characters of a value in a cell of ``slot`` columns (after its glyph and a space if room)."""
+    return min(5, slot - 2) if slot >= 5 else slot - 1
+
+
 def grid_pages(grid: Grid | RegimeGrid, width: int = 80, height: int = 20) -> int:
     """How many pages :func:`render_grid` needs for this grid at this size."""
-    _, _, col_pages, row_pages = _layout(grid, width, height, len(_footer(grid, width, False)))
+    _, _, col_pages, row_pages = _layout(grid, width, height, len(_footer_of(grid, width, False)))
     return col_pages * row_pages
 
 
 def render_grid(grid: Grid | RegimeGrid, width: int = 80, height: int = 20, color: bool = True,
-                page: int = 0, depth: str | None = None) -> str:
+                page: int = 0, depth: str | None = None, barrier: float | None = None) -> str:
     """Heat map (or regime map) of the temperature x density plane as text.
 
     Columns are temperatures, coldest left -> hottest right (the axis title states the knob's
@@ -70,16 +91,17 @@ def render_grid(grid: Grid | RegimeGrid, width: int = 80, height: int = 20, colo
     ``height`` lines: larger grids are split into pages (``page`` counts from 0, columns first).
     ``depth`` "truecolor" | "256" | "16" draws coloured blocks (tprm.analysis.heatmap); "none"
     or ``color=False`` the plain glyph + number grid; None (the default) that grid with
-    coloured glyphs.
+    coloured glyphs. ``barrier``: an mc map's threshold (tprm.analysis.colors.Scale).
     """
     if depth is not None and depth != "none" and color:
-        return render_blocks(grid, width=width, height=height, depth=depth, page=page)
+        return render_blocks(grid, width=width, height=height, depth=depth, page=page, barrier=barrier)
     if depth == "none":
         color = False
     if height < 1:
         raise ValueError(f"height: {height} is too small; use at least 1")
-    footer = _footer(grid, width, color)
-    per_t, per_d, col_pages, row_pages = _layout(grid, width, height, len(_footer(grid, width, False)))
+    footer = _footer_of(grid, width, color)
+    slot = _slot(grid, width)
+    per_t, per_d, col_pages, row_pages = _layout(grid, width, height, len(footer))
     pages = col_pages * row_pages
     if not 0 <= page < pages:
         raise ValueError(f"page: {page} is out of range; this grid has pages 0..{pages - 1}")
@@ -93,10 +115,10 @@ def render_grid(grid: Grid | RegimeGrid, width: int = 80, height: int = 20, colo
         title += (f" [page {page + 1}/{pages}: {grid.knob} {cols[0] + 1}-{cols[-1] + 1}"
                   f" of {len(grid.temperatures)}, densities {rows[-1] + 1}-{rows[0] + 1} of {len(grid.densities)}]")
     lines = [title, " " * (_LABEL_W + 2) + f"{axis_label(grid.knob, grid.hotter)} ->",
-             f"{'density':>{_LABEL_W}} │" + "".join(f"{format_temperature(grid.temperatures[i]):>{_SLOT}}"
-                                                      for i in cols)]
+             f"{'density':>{_LABEL_W}} │" + "".join(
+                 f"{format_temperature(grid.temperatures[i], slot - 1):>{slot}}" for i in cols)]
     for j in rows:
-        cells = "".join(_cell(grid, i, j, color) for i in cols)
+        cells = "".join(_cell(grid, i, j, color, slot) for i in cols)
         lines.append(f"{format_density(grid.densities[j]):>{_LABEL_W}} │{cells}")
     lines += footer
     return "\n".join(_fit(line, width) for line in lines)
@@ -115,19 +137,19 @@ def _range(grid: Grid) -> tuple[float, float] | None:
     return (min(values), max(values)) if values else None
 
 
-def _cell(grid: Grid | RegimeGrid, i: int, j: int, color: bool) -> str:
+def _cell(grid: Grid | RegimeGrid, i: int, j: int, color: bool, slot: int = _SLOT) -> str:
     if isinstance(grid, RegimeGrid):
         letter, colour = _REGIME_CELL[grid.regime[i][j]]
         mark = "~" if grid.uncertain[i][j] else " "
-        return " " * (_SLOT - 2) + _paint(letter + mark, colour, color)
+        return " " * (slot - 2) + _paint(letter + mark, colour, color)
     value = grid.mean[i][j]
     if value is None:
         mark = "x" if grid.state[i][j] == "diverged" else "·"
-        return f"{mark:>{_SLOT}}"
+        return f"{mark:>{slot}}"
     lo, hi = _range(grid)  # type: ignore[misc]
     level = _level(value, lo, hi)
-    text = GLYPHS[level] + format_value(value)
-    return " " * (_SLOT - len(text)) + _paint(text, _RAMP[level], color)
+    text = GLYPHS[level] + format_value(value, _value_width(slot))
+    return " " * (slot - len(text)) + _paint(text, _RAMP[level], color)
 
 
 def _footer(grid: Grid | RegimeGrid, width: int, color: bool) -> list[str]:
@@ -163,7 +185,7 @@ def render_table(grid: Grid | RegimeGrid, width: int = 80) -> str:
         head = f"regimes: label mc CKA ({grid.thresholds['cka_output']}); ~ uncertain"
         texts = [[_regime_text(grid, i, j) for j in range(len(dens))] for i in range(len(temps))]
     else:
-        head = f"{grid.metric}: mean±std over dense seeds, then n"
+        head = f"{grid.metric}: mean±std over dense seeds (std only when n>1), n=seeds"
         texts = [[_number_text(grid, i, j) for j in range(len(dens))] for i in range(len(temps))]
     label_w = max([len(grid.knob)] + [len(format_temperature(t, 8)) for t in temps])
     slot = max([len(format_density(d)) for d in dens] + [len(t) for row in texts for t in row] + [1]) + 1
@@ -182,7 +204,9 @@ def _number_text(grid: Grid, i: int, j: int) -> str:
     if mean is None:
         return "diverged" if grid.state[i][j] == "diverged" else "·"
     spread = grid.spread[i][j]
-    return f"{format_value(mean)}±{format_value(spread) if spread is not None else '-':<5} {grid.n[i][j]}"
+    if spread is None:  # one dense seed: no std to show, only the count
+        return f"{format_value(mean)} n={grid.n[i][j]}"
+    return f"{format_value(mean)}±{format_value(spread)} n={grid.n[i][j]}"
 
 
 def _regime_text(grid: RegimeGrid, i: int, j: int) -> str:

@@ -93,6 +93,16 @@ class RegimeSettings:
         return {name: self.source(name) for name in self.thresholds()}
 
 
+def barrier_for(metric: str, thresholds: dict | None = None) -> float | None:
+    """|threshold| below which an mc value is no barrier, for a diverging heat map of `metric`
+    ("mc" or "mc_loss"; None for other metrics): from `thresholds` (a regime grid's) when they
+    name it, else tprm's default."""
+    name = {"mc": "mc_threshold", "mc_loss": "mc_loss_threshold"}.get(metric)
+    if name is None:
+        return None
+    return abs((thresholds or {}).get(name, getattr(RegimeSettings, name)))
+
+
 def settings_from_section(section, set_by_recipe, where: str) -> RegimeSettings:
     """RegimeSettings from a recipe's ``regimes`` section; ``set_by_recipe(field)`` says whether
     the recipe set a field (its source is then "<where> regimes.<field>", else "tprm default")."""

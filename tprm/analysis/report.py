@@ -13,6 +13,7 @@ import re
 from collections.abc import Callable, Sequence
 
 from tprm.analysis.phase import Grid, axis_label, format_density
+from tprm.analysis.recipe_text import describe_settings
 
 METRIC_TITLES = {
     "test_error": "test error (retrained pruned model, mean of the last epochs)",
@@ -74,8 +75,10 @@ def report_markdown(ctx: dict) -> str:
     """report.md from the context the service assembles (keys documented in docs/report.md)."""
     r = ctx["recipe"]
     lines = [f"# tprm report: {r['name']}", ""]
+    if r.get("settings"):  # generated from the settings that made the results: it cannot go stale
+        lines += [describe_settings(r["settings"], r["hotter"]), ""]
     if r.get("description"):
-        lines += [r["description"].strip(), ""]
+        lines += [f"Description (free text from the recipe file): {' '.join(r['description'].split())}", ""]
     lines += [f"Temperature: **{axis_label(r['knob'], r['hotter'])}**, values "
               f"{', '.join(f'{t:g}' for t in r['temperatures'])}; load: densities "
               f"{', '.join(format_density(d) for d in r['densities'])}; "

@@ -504,6 +504,7 @@ def _validate(root: yaml.Node, ctx: Ctx) -> Recipe:
         check_tag(root, "recipe", ctx)
         raise ctx.error("", f"expected a mapping of settings (name: ..., dataset: ...), got {shown(root)}", root)
     recipe = read_section(Recipe, root, "", ctx)
+    ctx.raise_collected()  # every wrong setting at once; the cross-field checks need them right
     _check_recipe(recipe, ctx)
     object.__setattr__(recipe, "_lines", FrozenDict(ctx.lines))
     return recipe

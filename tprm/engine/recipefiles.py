@@ -24,6 +24,25 @@ def renamed(text: str, name: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def with_description(text: str, description: str) -> str:
+    """Recipe YAML `text` with its top-level ``description:`` (however it is written: plain,
+    quoted or a block over several lines) replaced by `description` as one quoted line; `text`
+    unchanged when it sets no description. Every other line is kept as written."""
+    import json
+
+    import yaml
+
+    root = yaml.compose(text)
+    if not isinstance(root, yaml.MappingNode):
+        return text
+    for key, value in root.value:
+        if isinstance(key, yaml.ScalarNode) and key.value == "description":
+            end = value.end_mark.index
+            tail = "\n" if end > 0 and text[end - 1] == "\n" else ""  # a block scalar ends after its newline
+            return text[:key.start_mark.index] + f"description: {json.dumps(description)}" + tail + text[end:]
+    return text
+
+
 def known_recipes(search_dirs: Iterable[str | Path]) -> dict[str, Path]:
     """Recipe name -> file, over ``search_dirs`` in order (the first directory wins a name)."""
     found: dict[str, Path] = {}

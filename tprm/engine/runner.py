@@ -349,7 +349,7 @@ class Runner:
                 summary.state = "failed"
         summary.elapsed_s = time.time() - r.started
         self.store.update_run(r.run_id, state=summary.state, ended=time.time(),
-                              counts=summary.counts)
+                              counts=summary.counts, executed=summary.executed)
         self._log_run(f"run {r.run_id}: {summary.state} ("
                       + ", ".join(f"{k} {v}" for k, v in sorted(summary.counts.items()))
                       + f"; executed {summary.executed})")

@@ -51,6 +51,27 @@ class SchemaError(ValueError):
         super().__init__(" ".join(text.splitlines()))
 
 
+class SchemaErrors(SchemaError):
+    """Several problems of one document (each a SchemaError, at most MAX_ERRORS). ``str()`` stays
+    one line: the first problem and how many more; ``errors`` holds them all, in file order."""
+
+    def __init__(self, errors: list[SchemaError]) -> None:
+        first = errors[0]
+        super().__init__(first.problem, source=first.source, line=first.line, field=first.field)
+        self.errors = errors
+        if len(errors) > 1:
+            self.args = (f"{self.args[0]} (and {len(errors) - 1} more: `tprm recipes validate "
+                         f"{first.source}` lists them all)",)
+
+
+MAX_ERRORS = 20  # problems reported for one document; the rest wait for the next check
+
+
+def all_errors(exc: BaseException) -> list:
+    """The problems an error stands for: its own list, or itself."""
+    return list(getattr(exc, "errors", None) or [exc])
+
+
 class FrozenDict(dict):
     """An immutable, hashable dict (model kwargs), so recipes are hashable; still JSON-able as a dict."""
 
@@ -82,6 +103,17 @@ class Ctx:
         self.lines: dict[str, int] = {}
         self.items: dict[str, list[tuple[Any, int]]] = {}   # grid path -> [(value, line)] as written
         self.root_line = 1
+        self.errors: list[SchemaError] = []   # problems of settings read so far (reading goes on)
+
+    def collect(self, exc: SchemaError) -> None:
+        """Keep a setting's problem and read on (up to MAX_ERRORS; then stop with all of them)."""
+        self.errors += all_errors(exc)
+        if len(self.errors) >= MAX_ERRORS:
+            raise SchemaErrors(self.errors[:MAX_ERRORS])
+
+    def raise_collected(self) -> None:
+        if self.errors:
+            raise SchemaErrors(sorted(self.errors, key=lambda e: e.line or 0))
 
     def line_of(self, path: str) -> int:
         while path:
@@ -389,32 +421,70 @@ def read_section(cls: type, node: yaml.Node, path: str, ctx: Ctx) -> Any:
                         node)
     values: dict[str, Any] = {}
     given: dict[str, yaml.Node] = {}
+    before = len(ctx.errors)
     for key_node, value_node in node.value:
-        check_tag(key_node, path, ctx)
-        if not isinstance(key_node, yaml.ScalarNode) or key_node.tag in (_NULL, _BOOL):
-            raise ctx.error(path, f"key {shown(key_node)} is not a setting name, allowed: {', '.join(by_key)}",
-                            key_node)
-        key = key_node.value
-        sub = f"{path}.{key}" if path else key
-        named = sub if re.fullmatch(r"\w+", key) else path
-        if key in given:
-            raise ctx.error(named, f"duplicate key {clip(key)!r} (first at line {ctx.lines[sub]}), "
-                                   "allowed: each setting once", key_node)
-        if key not in by_key:
-            close = difflib.get_close_matches(key, list(by_key), n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise ctx.error(named, f"unknown key {clip(key)!r}{hint}, allowed: {', '.join(by_key)}", key_node)
-        f = by_key[key]
-        ctx.lines[sub] = key_node.start_mark.line + 1
-        given[key] = value_node
-        if "section" in f.metadata:
-            values[f.name] = read_section(f.metadata["section"], value_node, sub, ctx)
-        else:
-            values[f.name] = f.metadata["spec"].read(value_node, sub, ctx)
+        try:
+            _read_key(key_node, value_node, by_key, values, given, path, ctx)
+        except SchemaErrors:
+            raise
+        except SchemaError as exc:  # this setting is wrong: note it and read the others
+            ctx.collect(exc)
     check = ctx.checks.get(cls)
-    if check is not None:
+    if check is not None and len(ctx.errors) == before:  # cross-field checks need every field right
         check(cls, values, given, path, ctx)
     return cls(**values)
+
+
+def _read_key(key_node: yaml.Node, value_node: yaml.Node, by_key: dict, values: dict,
+              given: dict, path: str, ctx: Ctx) -> None:
+    """One `key: value` of a section into `values` (SchemaError when the key or value is wrong)."""
+    check_tag(key_node, path, ctx)
+    if not isinstance(key_node, yaml.ScalarNode) or key_node.tag in (_NULL, _BOOL):
+        raise ctx.error(path, f"key {shown(key_node)} is not a setting name, allowed: {', '.join(by_key)}",
+                        key_node)
+    key = key_node.value
+    sub = f"{path}.{key}" if path else key
+    named = sub if re.fullmatch(r"\w+", key) else path
+    if key in given:
+        raise ctx.error(named, f"duplicate key {clip(key)!r} (first at line {ctx.lines[sub]}), "
+                               "allowed: each setting once", key_node)
+    if key not in by_key:
+        close = difflib.get_close_matches(key, list(by_key), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ctx.error(named, f"unknown key {clip(key)!r}{hint}, allowed: {', '.join(by_key)}", key_node)
+    f = by_key[key]
+    ctx.lines[sub] = key_node.start_mark.line + 1
+    given[key] = value_node
+    if "section" in f.metadata:
+        values[f.name] = read_section(f.metadata["section"], value_node, sub, ctx)
+    else:
+        values[f.name] = f.metadata["spec"].read(value_node, sub, ctx)
+
+
+def mistake_line(text: str, exc: yaml.MarkedYAMLError) -> tuple[int, str]:
+    """(line of the mistake, a hint) for a YAML syntax error. PyYAML reports where parsing
+    failed, often the line after the mistake: an unclosed bracket or quote is reported where the
+    text runs out (its opening line is the mistake), and a key written without its colon
+    (`epochs 16`) only fails at the next `key: value`, which looks like its continuation."""
+    mark = exc.problem_mark or exc.context_mark
+    line = mark.line + 1 if mark else 1
+    context = exc.context or ""
+    if exc.context_mark is not None and exc.context_mark.line + 1 < line and (
+            "flow" in context or "quoted" in context):
+        return exc.context_mark.line + 1, " (a bracket or quote opened on this line is not closed)"
+    lines = text.splitlines()
+    if "mapping values are not allowed" in (exc.problem or "") and 1 < line <= len(lines):
+        previous = line - 1
+        while previous > 1 and not lines[previous - 1].strip():
+            previous -= 1
+        above, here = lines[previous - 1], lines[line - 1]
+        indent = len(here) - len(here.lstrip())
+        if (":" not in above and above.strip() and not above.lstrip().startswith(("#", "-"))
+                and len(above) - len(above.lstrip()) == indent):
+            return previous, f" (line {previous} has no ':' after its key)"
+    if (exc.problem or "").startswith("expected <block end>"):
+        return line, " (this line's indentation matches no key above it)"
+    return line, ""
 
 
 def compose(text: str, source: str) -> yaml.Node | None:
@@ -423,10 +493,10 @@ def compose(text: str, source: str) -> yaml.Node | None:
     try:
         return yaml.compose(text, Loader=_Loader)
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
         problem = exc.problem or exc.context or "invalid YAML"
-        raise SchemaError(f"invalid YAML: {problem}, allowed: well-formed YAML (check indentation, colons "
-                          "and quotes)", source=source, line=mark.line + 1 if mark else 1, field="yaml") from None
+        line, hint = mistake_line(text, exc)
+        raise SchemaError(f"invalid YAML: {problem}{hint}, allowed: well-formed YAML (check indentation, "
+                          "colons and quotes)", source=source, line=line, field="yaml") from None
     except yaml.YAMLError as exc:   # reader errors: characters YAML does not allow
         position = getattr(exc, "position", 0) or 0
         reason = getattr(exc, "reason", "invalid input")

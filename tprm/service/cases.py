@@ -48,7 +48,7 @@ class Cases:
     def _measure(self, loaded: LoadedRecipe, overrides: dict, progress=None) -> tuple[list[dict], dict]:
         """Run (or reuse) the jobs of a sub-grid of `loaded`; its cell records and run summary."""
         sub = loaded.sub_grid(overrides)
-        summary = self._runs.run_part(sub, loaded, progress=progress)
+        summary = self._runs.run_part(sub, loaded, progress=progress, purpose="case study")
         if summary["state"] == "cancelled":  # a stopped case study must not go on measuring
             raise RunCancelled(f"{loaded.name}: case study stopped; finished jobs are kept and "
                                "running it again reuses them")
@@ -56,7 +56,7 @@ class Cases:
 
     def _full_grid(self, loaded: LoadedRecipe, progress=None) -> tuple[list[dict], dict]:
         """Run the whole grid (reusing what is done); its cell records and run summary."""
-        summary = self._runs.run(loaded, progress=progress)
+        summary = self._runs.run_part(loaded, loaded, progress=progress, purpose="case study")
         if summary["state"] == "cancelled":
             raise RunCancelled(f"{loaded.name}: case study stopped; finished jobs are kept")
         return self._results.cells(loaded), summary

@@ -63,18 +63,23 @@ class Recipes:
         return row
 
     def validate(self, paths: builtins.list[str | Path]) -> builtins.list[dict]:
+        """One row per recipe: path, ok, error (one line) and errors (every problem found, up to
+        20, each `file:line: field: ...`)."""
         from tprm.engine.inputerrors import input_errors
         from tprm.engine.recipe import load_recipe
+        from tprm.engine.yamlschema import all_errors
 
         out = []
         for p in paths:
             try:
                 r = load_recipe(self._ws.recipe_path(p))
-                out.append({"path": str(p), "ok": True, "error": None, "name": r.name, "hash": r.hash})
+                out.append({"path": str(p), "ok": True, "error": None, "errors": [], "name": r.name,
+                            "hash": r.hash})
             except TprmError as exc:
-                out.append({"path": str(p), "ok": False, "error": str(exc)})
+                out.append({"path": str(p), "ok": False, "error": str(exc), "errors": [str(exc)]})
             except input_errors() as exc:
-                out.append({"path": str(p), "ok": False, "error": str(exc).splitlines()[0]})
+                out.append({"path": str(p), "ok": False, "error": str(exc).splitlines()[0],
+                            "errors": [str(e).splitlines()[0] for e in all_errors(exc)]})
         return out
 
     @staticmethod
@@ -90,6 +95,7 @@ class Recipes:
     def new(self, name: str, template: str = "quickstart", directory: Path | None = None) -> Path:
         """A new recipe file `name`.yaml copied from `template`, renamed and validated."""
         from tprm.engine.recipe import NAME_PATTERN, parse_recipe, renamed
+        from tprm.engine.recipefiles import with_description
 
         if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):  # as given, before any YAML
             raise BadInput(f"NAME: {name!r} is not a recipe name, allowed: lower-case letters, digits, "
@@ -103,7 +109,10 @@ class Recipes:
         if target.exists():
             raise BadInput(f"{target}: already exists; choose another name or edit it")
         text = renamed(src.read_text(), name)
-        parse_recipe(text, str(target))
+        template_recipe = parse_recipe(text, str(target))
+        if template_recipe.description.strip():  # the template's words, marked as such
+            text = with_description(text, template_description(src.stem, template_recipe.description))
+            parse_recipe(text, str(target))
         return write_atomic(target, text)
 
     def save(self, path: str | Path, text: str):
@@ -140,6 +149,14 @@ class Recipes:
             jobs.append({"hash": job.hash, "kind": job.kind, "label": job.label, "state": state})
         return {"recipe": plan.recipe_name, "kinds": kinds, "jobs": jobs, "total": len(jobs),
                 "done": sum(k["done"] for k in kinds.values())}
+
+
+def template_description(template: str, description: str) -> str:
+    """A new recipe's description: its template's, marked as the template's, since the copy's
+    settings will be edited and the words will not follow (a report describes a recipe from its
+    settings instead)."""
+    return (f"[copied from template {template}: describes {template}'s settings, not necessarily "
+            f"this recipe's; edit to fit] {' '.join(description.split())}")
 
 
 def write_atomic(path: Path, text: str) -> Path:

@@ -27,7 +27,7 @@ class Reports:
         Returns the aligned grids, the difference map B - A, the regime changes and the terminal
         text; BadInput (one line naming the axis) when the grids cannot be aligned.
         """
-        from tprm.analysis.compare import AxisMismatch, compare_grids
+        from tprm.analysis.compare import AxisMismatch, compare_grids, differing_settings
 
         if metric == "regime":
             raise BadInput("--metric: compare always shows the regime maps; choose a numeric metric "
@@ -44,7 +44,8 @@ class Reports:
         except BadInput:
             ra = rb = None
         try:
-            return compare_grids((la.name, lb.name), metric, ga, gb, ra, rb, width, color)
+            return compare_grids((la.name, lb.name), metric, ga, gb, ra, rb, width, color,
+                                 differing_settings(la.recipe.to_dict(), lb.recipe.to_dict()))
         except AxisMismatch as exc:
             raise BadInput(f"compare {la.name} {lb.name}: {exc}") from None
 
@@ -131,6 +132,7 @@ class Reports:
         cases, cases_note = self._case_section(loaded, cells)
         return {"recipe": {"name": recipe.name, "description": recipe.description, "hash": recipe.hash,
                            "text": loaded.text(), "source": loaded.source, "knob": recipe.temperature.knob,
+                           "settings": recipe.to_dict(),
                            "hotter": axes(recipe)["hotter"],
                            "temperatures": list(recipe.temperature.values),
                            "densities": list(recipe.densities), "dense_seeds": list(recipe.dense_seeds),

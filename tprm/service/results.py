@@ -39,6 +39,14 @@ def rows_csv(rows, columns: tuple[str, ...] = RESULT_COLUMNS) -> str:
     return buf.getvalue()
 
 
+def density_text(density: float) -> str:
+    """A density as every view shows it: a percentage ("10%", "12.5%"), the CLI's results and
+    plots and the TUI's Results table alike (the one density format)."""
+    from tprm.analysis.phase import format_density
+
+    return format_density(density)
+
+
 def axes(recipe) -> dict:
     """The plane of a recipe: temperatures, densities, the knob and which way is hotter."""
     from tprm.engine.recipe import HOTTER
@@ -148,9 +156,13 @@ class Results:
 
         ``depth`` "truecolor" | "256" | "16" draws a heat map of coloured blocks; "none" plain text."""
         from tprm.analysis.plots import render_grid, render_table
+        from tprm.analysis.regimes import barrier_for
 
-        g = self.grid(ref, metric)
-        text = render_grid(g, width=width, height=height, color=color, page=page, depth=depth)
+        loaded = self._ws.resolve(ref)
+        g = self.grid(loaded, metric)
+        barrier = barrier_for(metric, self.regime_settings(loaded).thresholds())
+        text = render_grid(g, width=width, height=height, color=color, page=page, depth=depth,
+                           barrier=barrier)
         if table:
             text += "\n" + render_table(g, width=width)
         return text
@@ -165,9 +177,17 @@ class Results:
         return phenomenon_checks(self.grid(loaded, s.mc_metric, cells),
                                  self.grid(loaded, "test_error", cells), s.mc_limit)
 
+    def empty_note(self, ref, cells: list[dict]) -> str | None:
+        """What to say when nothing of the recipe has run yet (None once anything has): that there
+        are no results in this store and the command that makes them."""
+        if any(c["state"] in ("done", "partial", "diverged") for c in cells):
+            return None
+        name = self._ws.resolve(ref).name
+        return f"{name}: no results in {self._ws.store_dir} yet; run `tprm run {name}` first"
+
     def require(self, loaded: LoadedRecipe, cells: list[dict], why: str | None = None) -> list[dict]:
         """`cells` (the recipe's records); BadInput when nothing of it has run yet."""
-        if not any(c["state"] in ("done", "partial", "diverged") for c in cells):
-            raise BadInput(f"{loaded.name}: no results in {self._ws.store_dir} yet; run `tprm run "
-                           f"{loaded.name}` first" + (f" ({why})" if why else ""))
+        note = self.empty_note(loaded, cells)
+        if note is not None:
+            raise BadInput(note + (f" ({why})" if why else ""))
         return cells

@@ -25,14 +25,26 @@ class Runs:
         return self.run_part(loaded, loaded, device, jobs, progress, log_path, backend, address)
 
     def run_part(self, part: LoadedRecipe, owner: LoadedRecipe, device=None, jobs=None,
-                 progress=None, log_path=None, backend=None, address=None) -> dict:
+                 progress=None, log_path=None, backend=None, address=None,
+                 purpose: str | None = None) -> dict:
         """Run `part`'s jobs, recorded as part of `owner` (the recipe itself, or the full recipe
-        a case study measures a sub-grid of)."""
+        a case study measures a sub-grid of); `purpose` ("case study") is kept on the run's
+        record so status and logs can tell such runs from the user's own."""
         from tprm.engine.launch import run_recipe
 
-        return run_recipe(self._ws.store, self._ws.planner, part.recipe, owner.recipe, owner.source,
-                          device=device, jobs=jobs, progress=progress, log_path=log_path,
-                          backend=backend, address=address)
+        summary = run_recipe(self._ws.store, self._ws.planner, part.recipe, owner.recipe, owner.source,
+                             device=device, jobs=jobs, progress=progress, log_path=log_path,
+                             backend=backend, address=address)
+        if purpose:
+            self._ws.store.update_run(summary["run_id"], purpose=purpose)
+        return summary
+
+    def done_counts(self, ref) -> tuple[int, int]:
+        """(jobs done, jobs in the plan) of a recipe as the store holds them now (what an
+        interrupted run kept)."""
+        plan = self._ws.plan(ref)
+        states = self._ws.jobs(list(plan.jobs))
+        return sum(states.get(h, {}).get("state") == "done" for h in plan.jobs), len(plan.jobs)
 
     def start_detached(self, ref, device: str | None = None, jobs: int | None = None,
                        backend: str | None = None, address: str | None = None) -> dict:
@@ -114,17 +126,35 @@ class Runs:
             cache[id(plan)] = (plan, {h: job_work(j.kind, j.spec) for h, j in plan.jobs.items()})
         return cache[id(plan)][1]
 
-    def logs(self, ref, job: str | None = None) -> str:
-        """The latest run log of a recipe, or one job's log (job hash prefix or label)."""
+    def log_run(self, ref, latest: bool = False) -> dict:
+        """Which run `logs` shows: {"run", "latest", "note"}. The latest run when it is still
+        running or `latest` is asked; otherwise the last run that executed jobs (a case study
+        that only reused finished jobs does not hide the run that did the work), with a note
+        naming the newer run it passed over. "run" is None when the recipe has no run log."""
+        runs = [r for r in self._ws.store.get_runs(self._ws.resolve(ref).name) if r.get("log")]
+        if not runs:
+            return {"run": None, "latest": None, "note": None}
+        last = runs[-1]
+        if latest or last.get("state") == "running":
+            return {"run": last, "latest": last, "note": None}
+        worked = [r for r in runs if r.get("executed", 1)]  # older records lack the count: keep them
+        chosen = worked[-1] if worked else last
+        note = None
+        if chosen is not last:
+            note = (f"run {chosen['run_id']} (the last that executed jobs); newer: run {last['run_id']}"
+                    f"{' (' + last['purpose'] + ')' if last.get('purpose') else ''}, executed 0; "
+                    "--latest shows it")
+        return {"run": chosen, "latest": last, "note": note}
+
+    def logs(self, ref, job: str | None = None, latest: bool = False) -> str:
+        """A recipe's run log (the run `log_run` picks), or one job's log (job hash prefix or label)."""
         from tprm.engine.artifacts import Artifacts
 
         loaded = self._ws.resolve(ref)
         if job is None:
-            runs = [r for r in self._ws.store.get_runs(loaded.name) if r.get("log")]
-            if not runs:
-                return ""
-            log = Path(runs[-1]["log"])
-            return log.read_text() if log.exists() else ""
+            run = self.log_run(loaded, latest)["run"]
+            log = Path(run["log"]) if run else None
+            return log.read_text() if log is not None and log.exists() else ""
         plan = self._ws.plan(loaded)
         matches = [j for j in plan.jobs.values() if j.hash.startswith(job) or j.label == job]
         if not matches:

@@ -14,7 +14,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from tprm.service import METRICS, RESULT_COLUMNS, rows_csv  # one list of each, one CSV writer (CLI and TUI)
+# one list of each, one CSV writer, one density format (CLI and TUI)
+from tprm.service import METRICS, RESULT_COLUMNS, density_text, rows_csv
 
 # Metrics offered by the phase-plot selector, in menu order: the service's, the regime map first.
 PLOT_METRICS: tuple[str, ...] = ("regime", *[m for m in METRICS if m != "regime"])
@@ -213,8 +214,8 @@ def group_records(records: Sequence[Mapping[str, Any]]) -> dict[tuple[float, flo
 
 def display_cells(row: Mapping[str, Any]) -> tuple[str, ...]:
     """A result row as table cell strings."""
-    return tuple(fmt_value(row[c]) if c in ("temperature", "density") else fmt_num(row.get(c))
-                 for c in RESULT_COLUMNS)
+    return tuple(density_text(row[c]) if c == "density" else fmt_value(row[c]) if c == "temperature"
+                 else fmt_num(row.get(c)) for c in RESULT_COLUMNS)
 
 
 _TERM = re.compile(r"^(?P<col>[a-z_]+)(?P<op><=|>=|!=|=|<|>)(?P<val>.+)$")
