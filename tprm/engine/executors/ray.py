@@ -311,6 +311,7 @@ class RayPool(Executor):
             return fut
         wctx = {k: v for k, v in ctx.items() if k not in ("progress_dir", "cancel_path")}
         wctx["threads"] = self.threads
+        wctx["resume_every"] = 0  # a task's scratch folder is wiped on retry: a state would not survive
         try:
             ref = self.task.remote(fn, wctx, kind, jobs, inputs, self.board)
         except Exception as exc:  # noqa: BLE001 -- e.g. the cluster went away

@@ -1,0 +1,155 @@
+"""Resumable training (tprm.science.resumestate, execution.resume_every): a training stopped mid-way
+and run again ends with the bits of an uninterrupted run, for fused groups, one-by-one groups
+(BatchNorm, augmentation) and through the runner's real cancel path."""
+
+from __future__ import annotations
+
+import copy
+import itertools
+
+import pytest
+import torch
+
+from fakedata import write_fake_cifar10
+from tprm.science.data import DataSpec, load_data
+from tprm.science.models import build_model, seeded
+from tprm.science.prune import magnitude_masks, prunable_parameters
+from tprm.science.resumestate import MIN_WORTH_S, Resume, ResumeFiles
+from tprm.science.train import Schedule, train
+
+torch.set_num_threads(1)
+
+
+class Stop(Exception):
+    """What a cancel raises from the progress callback."""
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    return load_data(DataSpec(num_samples=500), tmp_path_factory.mktemp("mnist1d"))  # 400 train
+
+
+def conv_nets(data, k: int, **kwargs) -> list:
+    out = []
+    for seed in range(k):
+        with seeded(seed):
+            out.append(build_model("conv1d", data.num_classes, data.input_shape, widths=(4, 6), **kwargs))
+    return out
+
+
+class Saved:
+    """An in-memory state store with a clock that moves `tick_s` per reading (no real waiting)."""
+
+    def __init__(self, every_s: float = 1e9, tick_s: float = 10.0) -> None:
+        self.states: dict[int, dict] = {}
+        self.history: list[tuple[int, dict]] = []
+        ticks = itertools.count()
+        self.files = ResumeFiles(self.states.get, self.save, every_s, clock=lambda: tick_s * next(ticks))
+
+    def save(self, k: int, state: dict) -> None:
+        self.states[k] = state
+        self.history.append((k, copy.deepcopy(state)))
+
+    def resume(self) -> Resume:
+        return Resume(self.files)
+
+
+def stop_at(model_steps: int):
+    def progress(done, _total):
+        if done >= model_steps:
+            raise Stop
+    return progress
+
+
+def fresh_files(states: dict[int, dict]) -> Resume:
+    return Resume(ResumeFiles(dict(states).get, lambda k, s: None, 1e9))
+
+
+def assert_same(ref, out) -> None:
+    """Bit for bit: weights, checkpoints, curves (repr: exact floats, NaN equal to NaN), divergence."""
+    assert len(ref) == len(out)
+    for a, b in zip(ref, out):
+        assert a.state.keys() == b.state.keys()
+        assert all(torch.equal(a.state[n], b.state[n]) for n in a.state)
+        assert repr(a.curves) == repr(b.curves) and (a.diverged, a.diverged_at) == (b.diverged, b.diverged_at)
+        assert a.checkpoints.keys() == b.checkpoints.keys()
+        for e in a.checkpoints:
+            assert all(torch.equal(a.checkpoints[e][n], b.checkpoints[e][n]) for n in a.checkpoints[e])
+
+
+def test_fused_group_cancelled_mid_epoch_resumes_bit_identical(data):
+    models = conv_nets(data, 3)
+    masks = [magnitude_masks(m, 0.3, prunable_parameters(m)) for m in models]
+    scheds = [Schedule(lr=0.05, batch_size=32, epochs=3), Schedule(lr=0.1, batch_size=32, epochs=3, sam_rho=0.05),
+              Schedule(lr=0.02, batch_size=32, epochs=3, weight_decay=0.0)]
+    args = (data, scheds, [0, 1, 2], masks)
+    ref = train(copy.deepcopy(models), *args, checkpoint_epochs=[1, 2])
+    saved = Saved()
+    with pytest.raises(Stop):  # 12 steps an epoch: stopped in the middle of epoch 2
+        train(copy.deepcopy(models), *args, checkpoint_epochs=[1, 2], progress=stop_at(3 * 17),
+              resume=saved.resume())
+    assert sorted(saved.states) == [0, 1, 2] and {s["step"] for s in saved.states.values()} == {17}
+    out = train(copy.deepcopy(models), *args, checkpoint_epochs=[1, 2], resume=fresh_files(saved.states))
+    assert_same(ref, out)
+    for res, mask in zip(out, masks):  # masked weights exactly 0.0 after the resume too
+        assert all(bool((res.state[n][~m] == 0).all()) for n, m in mask.items())
+
+
+def test_periodic_states_resume_from_any_write_and_a_diverged_model(data):
+    """A killed run resumes from its last periodic state, whichever step that was; a model that
+    diverged before the state stays diverged."""
+    models = conv_nets(data, 2)
+    scheds = [Schedule(lr=0.05, batch_size=40, epochs=3), Schedule(lr=1e6, batch_size=40, epochs=3)]
+    ref = train(copy.deepcopy(models), data, scheds, [0, 1])
+    assert ref[1].diverged and not ref[0].diverged
+    saved = Saved(every_s=45.0)  # the clock moves 10 s a reading, one a step: a write every 5th step
+    train(copy.deepcopy(models), data, scheds, [0, 1], resume=saved.resume())
+    steps = sorted({s["step"] for _, s in saved.history})
+    assert len(steps) >= 3 and any(s % 10 == 0 for s in steps) and any(s % 10 for s in steps)
+    for step in (steps[0], next(s for s in steps if s % 10 == 0), steps[-1]):
+        states = {k: s for k, s in saved.history if s["step"] == step}
+        out = train(copy.deepcopy(models), data, scheds, [0, 1], resume=fresh_files(states))
+        assert_same(ref, out)
+
+
+def test_one_by_one_batchnorm_group_resumes_in_parts(tmp_path):
+    """BatchNorm models on the CPU train one after another: stopped during the second, the first
+    resumes as finished (not retrained) and the second from its step, with augmentation streams."""
+    write_fake_cifar10(tmp_path, n_train=32, n_test=16)
+    images = load_data(DataSpec(name="cifar10", root=str(tmp_path)), tmp_path)
+    models = []
+    for seed in (0, 1, 2):
+        with seeded(seed):
+            models.append(build_model("preresnet", 10, (3, 32, 32), depth=8, width=0.5))
+    scheds = [Schedule(lr=0.05, batch_size=8, epochs=3)] * 3  # 4 steps an epoch, 12 a model
+    ref = train(copy.deepcopy(models), images, scheds, [0, 1, 2])
+    saved = Saved()
+    with pytest.raises(Stop):
+        train(copy.deepcopy(models), images, scheds, [0, 1, 2], progress=stop_at(12 + 6), resume=saved.resume())
+    assert {k: s["step"] for k, s in saved.states.items()} == {0: 12, 1: 6}
+    out = train(copy.deepcopy(models), images, scheds, [0, 1, 2], resume=fresh_files(saved.states))
+    assert_same(ref, out)
+
+
+def test_state_of_other_settings_is_ignored(data):
+    models = conv_nets(data, 2)
+    scheds = [Schedule(lr=0.05, batch_size=40, epochs=2)] * 2
+    saved = Saved()
+    with pytest.raises(Stop):
+        train(copy.deepcopy(models), data, scheds, [0, 1], progress=stop_at(2 * 15), resume=saved.resume())
+    assert saved.states
+    ref = train(copy.deepcopy(models), data, scheds, [5, 1])
+    out = train(copy.deepcopy(models), data, scheds, [5, 1], resume=fresh_files(saved.states))  # other seed
+    assert_same(ref, out)
+
+
+def test_short_training_writes_no_state(data):
+    """A training expected to last under a minute writes no state when stopped (real clock)."""
+    models = conv_nets(data, 2)
+    files = ResumeFiles(lambda k: None, lambda k, s: pytest.fail("a state was written"), 300.0)
+    with pytest.raises(Stop):
+        train(models, data, [Schedule(lr=0.05, batch_size=40, epochs=2)] * 2, [0, 1],
+              progress=stop_at(2 * 15), resume=Resume(files))
+    assert files.written == 0 and MIN_WORTH_S == 60.0
+    with pytest.raises(ValueError, match="every_s must be > 0"):
+        ResumeFiles(lambda k: None, lambda k, s: None, 0)
