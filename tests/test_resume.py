@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+import time
 
 import pytest
 import torch
@@ -153,3 +154,85 @@ def test_short_training_writes_no_state(data):
     assert files.written == 0 and MIN_WORTH_S == 60.0
     with pytest.raises(ValueError, match="every_s must be > 0"):
         ResumeFiles(lambda k: None, lambda k, s: None, 0)
+
+
+# --- through the runner: execution.resume_every and the real cancel path -------------------------------
+
+RESUMABLE_RECIPE = """\
+name: resumable
+dataset: {name: mnist1d, seed: 3, num_samples: 4000}
+model: {name: conv1d, kwargs: {widths: [8, 8, 8]}}
+dense: {epochs: 60, batch_size: 50, lr: 0.05, checkpoint_every: 20}
+temperature: {knob: epochs, values: [20, 60]}
+densities: [0.2]
+retrain: {epochs: 2, batch_size: 50, lr: 0.05, seeds: [0, 1], last_epochs: 1}
+dense_seeds: [0]
+metrics: {lmc: {points: 3}, cka: {samples: 200}}
+execution: {device: cpu, threads: 1, resume_every: EVERY}
+"""
+
+
+def _resume_files(store) -> list:
+    return sorted(store.glob("artifacts/*/*.resume.pt"))
+
+
+def test_cancelled_run_resumes_its_training_and_ends_as_an_uninterrupted_run(tmp_path):
+    """A run cancelled (`Service.runs.cancel`, the path `tprm cancel` and the TUI take) after the dense
+    job wrote a state; run again, that job continues from its state, the results and artifact files
+    are those of a run with resume_every 0, and no state file is left."""
+    import threading
+
+    from tprm.engine.store import Store
+    from tprm.service import Service
+
+    ref_recipe, recipe = tmp_path / "ref.yaml", tmp_path / "resumable.yaml"
+    ref_recipe.write_text(RESUMABLE_RECIPE.replace("EVERY", "0"))
+    recipe.write_text(RESUMABLE_RECIPE.replace("EVERY", "0.01"))  # minutes: a state every 0.6 s
+    ref, store = tmp_path / "ref", tmp_path / "store"
+    assert Service(ref).runs.run(str(ref_recipe))["state"] == "done"
+    assert not _resume_files(ref)
+
+    def cancel_once_a_state_exists() -> None:
+        end = time.monotonic() + 300
+        while not _resume_files(store) and time.monotonic() < end:
+            time.sleep(0.05)
+        Service(store).runs.cancel(str(recipe))
+
+    watcher = threading.Thread(target=cancel_once_a_state_exists)
+    watcher.start()
+    first = Service(store).runs.run(str(recipe))
+    watcher.join()
+    assert first["state"] == "cancelled" and first["executed"] == 0, first
+    (dense_state,) = _resume_files(store)
+    dense_hash = dense_state.name.split(".")[0]
+    assert Store(store).get_jobs([dense_hash])[dense_hash]["state"] == "cancelled"
+
+    second = Service(store).runs.run(str(recipe))
+    assert second["state"] == "done" and second["executed"] == 9, second
+    log = (store / "logs" / f"{dense_hash}.log").read_text()
+    found = [int(line.rsplit(" ", 1)[1]) for line in log.splitlines() if "found a resumable state" in line]
+    assert len(found) == 1 and 0 < found[0] < 60 * 64  # continued mid-way, not from step 0
+    assert not _resume_files(store)
+    assert Store(store).results() == Store(ref).results()
+    ref_files = {p.name: p.read_bytes() for p in ref.glob("artifacts/*/*.pt")}
+    files = {p.name: p.read_bytes() for p in store.glob("artifacts/*/*.pt")}
+    assert files.keys() == ref_files.keys() and all(files[n] == ref_files[n] for n in files)
+
+
+def test_resume_every_is_checked_and_leaves_job_keys_and_recipe_hash_alone():
+    from tprm.engine.plan import build_plan
+    from tprm.engine.recipe import RecipeError, parse_recipe
+
+    text = RESUMABLE_RECIPE.replace(", resume_every: EVERY", "")
+    default = parse_recipe(text, "r.yaml")
+    assert default.execution.resume_every == 5.0
+    explicit = parse_recipe(text.replace("threads: 1", "threads: 1, resume_every: 5"), "r.yaml")
+    assert explicit.hash == default.hash  # a recipe that leaves it at 5 keeps its stored hash
+    off = parse_recipe(text.replace("threads: 1", "threads: 1, resume_every: 0"), "r.yaml")
+    ident = {"generator": "fixed", "seed": 1}
+    assert [j.hash for j in build_plan(off, ident).ordered()] == [j.hash for j in build_plan(default, ident).ordered()]
+    for value, needle in (("-1", "out of range, allowed: >= 0"), ("soon", "expected a number")):
+        with pytest.raises(RecipeError) as err:
+            parse_recipe(text.replace("threads: 1", f"threads: 1, resume_every: {value}"), "r.yaml")
+        assert str(err.value).startswith("r.yaml:10: execution.resume_every: ") and needle in str(err.value)
+        assert "\n" not in str(err.value)

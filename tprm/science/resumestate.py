@@ -172,6 +172,7 @@ class Resume:
         and ``total`` model-steps for ``worth``); the parts it must be trained in (``parts``)."""
         self.checks = [fit_check(m, s, seed, n_train) for m, s, seed in zip(models, schedules, seeds)]
         self.files.fraction = lambda: counter.done / counter.total
+        self.files.started = self.files.last = self.files.clock()  # the training starts now
         return parts(self, fused)
 
     def attach(self, slots, streams, results, pos: Position, dead: set[int],
