@@ -238,8 +238,11 @@ class Runner:
                     time.sleep(1.0)  # another runner holds what we wait for
                     continue
                 self._collect_done(r)
+                notes = r.pool.take_notes()  # e.g. a lost Ray node: one line for the user
+                for note in notes:
+                    self._log_run(note)
                 if self.display:  # after recording: a finished group's progress file is gone
-                    self.display(self._snapshot(r.progress_dir, r.started))
+                    self.display(dict(self._snapshot(r.progress_dir, r.started), notes=notes))
         except KeyboardInterrupt:
             self._interrupted(r)
             raise

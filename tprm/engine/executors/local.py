@@ -479,6 +479,11 @@ class LocalPool(Executor):
         """Nothing to add to the run record (the Ray pool records its cluster)."""
         return {}
 
+    def take_notes(self) -> list[str]:
+        """Nothing happens here that the user must be told between progress updates (a Ray pool
+        says which node was lost)."""
+        return []
+
     def submit(self, fn, /, *args, **kwargs) -> Future:
         return self._pool.submit(fn, *args, **kwargs)
 
@@ -488,8 +493,8 @@ class LocalPool(Executor):
 
 class LocalExecutor:
     """The runner's executor on this machine; the same interface as RayExecutor: `connect()`,
-    `open(ctx)` -> a pool with `slots`, `describe()`, `submit(fn, ctx, kind, jobs)`, `shutdown()`;
-    `close()`."""
+    `open(ctx)` -> a pool with `slots`, `describe()`, `take_notes()`, `submit(fn, ctx, kind, jobs)`,
+    `shutdown()`; `close()`."""
 
     name = "local"
 
