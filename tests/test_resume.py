@@ -162,10 +162,10 @@ RESUMABLE_RECIPE = """\
 name: resumable
 dataset: {name: mnist1d, seed: 3, num_samples: 4000}
 model: {name: conv1d, kwargs: {widths: [8, 8, 8]}}
-dense: {epochs: 60, batch_size: 50, lr: 0.05, checkpoint_every: 20}
-temperature: {knob: epochs, values: [20, 60]}
+dense: {epochs: 4, batch_size: 50, lr: 0.05, checkpoint_every: 2}
+temperature: {knob: epochs, values: [2, 4]}
 densities: [0.2]
-retrain: {epochs: 2, batch_size: 50, lr: 0.05, seeds: [0, 1], last_epochs: 1}
+retrain: {epochs: 40, batch_size: 50, lr: 0.05, seeds: [0, 1], last_epochs: 1}
 dense_seeds: [0]
 metrics: {lmc: {points: 3}, cka: {samples: 200}}
 execution: {device: cpu, threads: 1, resume_every: EVERY}
@@ -176,10 +176,10 @@ def _resume_files(store) -> list:
     return sorted(store.glob("artifacts/*/*.resume.pt"))
 
 
-def test_cancelled_run_resumes_its_training_and_ends_as_an_uninterrupted_run(tmp_path):
-    """A run cancelled (`Service.runs.cancel`, the path `tprm cancel` and the TUI take) after the dense
-    job wrote a state; run again, that job continues from its state, the results and artifact files
-    are those of a run with resume_every 0, and no state file is left."""
+def test_cancelled_run_resumes_its_fused_retrain_group_and_ends_as_an_uninterrupted_run(tmp_path):
+    """A run cancelled (`Service.runs.cancel`, the path `tprm cancel` and the TUI take) while its fused
+    group of 4 retrains has written states; run again, the group continues from them, the results and
+    artifact files are those of a run with resume_every 0, and no state file is left."""
     import threading
 
     from tprm.engine.store import Store
@@ -192,26 +192,26 @@ def test_cancelled_run_resumes_its_training_and_ends_as_an_uninterrupted_run(tmp
     assert Service(ref).runs.run(str(ref_recipe))["state"] == "done"
     assert not _resume_files(ref)
 
-    def cancel_once_a_state_exists() -> None:
+    def cancel_once_the_group_has_states() -> None:
         end = time.monotonic() + 300
-        while not _resume_files(store) and time.monotonic() < end:
+        while len(_resume_files(store)) < 4 and time.monotonic() < end:  # only the retrain group has 4
             time.sleep(0.05)
         Service(store).runs.cancel(str(recipe))
 
-    watcher = threading.Thread(target=cancel_once_a_state_exists)
+    watcher = threading.Thread(target=cancel_once_the_group_has_states)
     watcher.start()
     first = Service(store).runs.run(str(recipe))
     watcher.join()
-    assert first["state"] == "cancelled" and first["executed"] == 0, first
-    (dense_state,) = _resume_files(store)
-    dense_hash = dense_state.name.split(".")[0]
-    assert Store(store).get_jobs([dense_hash])[dense_hash]["state"] == "cancelled"
+    assert first["state"] == "cancelled" and first["executed"] == 3, first  # dense and 2 prunes
+    states = {p.name.split(".")[0] for p in _resume_files(store)}
+    assert len(states) == 4 and {j["state"] for j in Store(store).get_jobs(list(states)).values()} == {"cancelled"}
 
     second = Service(store).runs.run(str(recipe))
-    assert second["state"] == "done" and second["executed"] == 9, second
-    log = (store / "logs" / f"{dense_hash}.log").read_text()
-    found = [int(line.rsplit(" ", 1)[1]) for line in log.splitlines() if "found a resumable state" in line]
-    assert len(found) == 1 and 0 < found[0] < 60 * 64  # continued mid-way, not from step 0
+    assert second["state"] == "done" and second["executed"] == 6, second  # 4 retrains, 2 pairs
+    for h in states:
+        log = (store / "logs" / f"{h}.log").read_text()
+        found = [int(line.rsplit(" ", 1)[1]) for line in log.splitlines() if "found a resumable state" in line]
+        assert len(found) == 1 and 0 < found[0] < 40 * 64, log  # continued mid-way, not from step 0
     assert not _resume_files(store)
     assert Store(store).results() == Store(ref).results()
     ref_files = {p.name: p.read_bytes() for p in ref.glob("artifacts/*/*.pt")}
