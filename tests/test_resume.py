@@ -96,6 +96,22 @@ def test_fused_group_cancelled_mid_epoch_resumes_bit_identical(data):
         assert all(bool((res.state[n][~m] == 0).all()) for n, m in mask.items())
 
 
+def test_fused_group_with_states_of_two_steps_resumes_as_two_fused_parts(data):
+    """Jobs of one group that come back with states of different steps (two saved mid-way, two new)
+    train as two fused parts, each in lockstep, with the bits of the uninterrupted group."""
+    models = conv_nets(data, 4)
+    scheds = [Schedule(lr=0.05 * (k + 1), batch_size=40, epochs=2) for k in range(4)]
+    ref = train(copy.deepcopy(models), data, scheds, [0, 1, 2, 3])
+    saved = Saved()
+    with pytest.raises(Stop):
+        train(copy.deepcopy(models), data, scheds, [0, 1, 2, 3], progress=stop_at(4 * 13), resume=saved.resume())
+    calls = []
+    out = train(copy.deepcopy(models), data, scheds, [0, 1, 2, 3], progress=lambda d, t: calls.append((d, t)),
+                resume=fresh_files({k: saved.states[k] for k in (0, 1)}))
+    assert_same(ref, out)
+    assert calls[-1] == (4 * 20, 4 * 20) and calls[0][0] < 2 * 20  # one progress scale over both parts
+
+
 def test_periodic_states_resume_from_any_write_and_a_diverged_model(data):
     """A killed run resumes from its last periodic state, whichever step that was; a model that
     diverged before the state stays diverged."""

@@ -166,8 +166,8 @@ class Resume:
         sub.checks = [self.checks[i] for i in index] if self.checks else []
         return sub
 
-    def prepare(self, models: Sequence, schedules: Sequence, seeds: Sequence[int], n_train: int, fused: bool,
-                counter) -> list[list[int]]:
+    def prepare(self, models: Sequence, schedules: Sequence, seeds: Sequence[int], n_train: int,
+                fused: bool | str, counter) -> list[list[int]]:
         """Set up for one training call (its models' fit checks, its progress ``counter`` with ``done``
         and ``total`` model-steps for ``worth``); the parts it must be trained in (``parts``)."""
         self.checks = [fit_check(m, s, seed, n_train) for m, s, seed in zip(models, schedules, seeds)]
@@ -223,20 +223,22 @@ class Resume:
         self.files.write({self._global(k): s for k, s in states.items()})
 
 
-def parts(resume: Resume, fused: bool) -> list[list[int]]:
+def parts(resume: Resume, fused: bool | str) -> list[list[int]]:
     """Model indices grouped by the step their usable saved state reached (0 without one), in the order
     of their first model: each part resumes in lockstep.
 
-    A ``fused`` group is cut only into parts of 2+ models (they fuse too, and a vmapped model gets the
-    same bits in any group); a part of one would train on the one-module path, whose rounding differs,
-    so then the whole group starts again from step 0 (exact, at the price of the saved progress).
+    ``fused`` is False (one by one: any cut is exact), "vmap" or "grouped" (the fused form). A vmapped
+    group is cut only into parts of 2+ models (they fuse too, and a vmapped model gets the same bits in
+    any group); a part of one would train on the one-module path, whose rounding differs, and a
+    grouped-convolution model rounds differently with its group's size: then the whole group starts
+    again from step 0 (exact, at the price of the saved progress).
     """
     by_step: dict[int, list[int]] = {}
     for k, (state, check) in enumerate(zip(resume.states(len(resume.checks)), resume.checks)):
         step = state["step"] if state is not None and state.get("check") == check else 0
         by_step.setdefault(step, []).append(k)
     groups = sorted(by_step.values(), key=lambda ks: ks[0])
-    if fused and len(groups) > 1 and min(map(len, groups)) < 2:
+    if len(groups) > 1 and (fused == "grouped" or (fused and min(map(len, groups)) < 2)):
         return [list(range(len(resume.checks)))]
     return groups
 

@@ -522,7 +522,8 @@ def train(
     n_train = data.n_train
     counter = _Progress(progress, sum(s.total_iterations(n_train) for s in schedules))
     fused = _fuses(models, schedules, n_train, fuse, data.device)
-    if resume is not None and len(groups := resume.prepare(models, schedules, seeds, n_train, fused, counter)) > 1:
+    form = fused and ("grouped" if fuse == "grouped" else "vmap")
+    if resume is not None and len(groups := resume.prepare(models, schedules, seeds, n_train, form, counter)) > 1:
         options = dict(checkpoint_epochs=checkpoint_epochs, fuse=fuse, eval_every=eval_every, compile=compile,
                        eval_batch_size=eval_batch_size, precision=precision, channels_last=channels_last)
         return in_parts(train, groups, models, data, schedules, seeds, masks, progress, on_epoch, resume, options)
