@@ -39,7 +39,8 @@ from tprm.engine.executors.raylogs import NodeLossWatch, RayLogRouter
 
 RAY_MISSING = "--backend ray needs Ray, which is not installed: pip install 'tprm[ray]'"
 PROGRESS_EVERY_S = 0.5       # how often the driver copies the progress actor's board to disk
-NODES_EVERY_S = 1.0          # how often the driver looks for nodes that died
+NODES_EVERY_S = 5.0          # how often the driver asks the GCS which nodes are alive (Ray's own
+                             # failure line, seen at once, usually tells first)
 FORCE_CANCEL_AFTER_S = 30.0  # a task still running this long after ray.cancel is killed
 
 
@@ -380,9 +381,11 @@ class RayPool(Executor):
         except Exception:  # noqa: BLE001 -- the GCS is busy or gone: look again later
             return dict(self.watch.alive or {})
 
-    def _check_nodes(self) -> None:
-        """Say which running groups a node that died took with it (one line each)."""
-        self.watch.nodes(self._alive_nodes())
+    def _check_nodes(self, look: bool) -> None:
+        """Say which running groups a node that died took with it (one line each); ``look``: ask
+        the GCS which nodes are alive first."""
+        if look:
+            self.watch.nodes(self._alive_nodes())
         with self._lock:
             running = {jobs[0]["hash"] for _, jobs, _ in self._pending.values()}
         notes = self.watch.notes(running)
@@ -409,9 +412,10 @@ class RayPool(Executor):
             if time.time() - last_progress >= PROGRESS_EVERY_S:
                 last_progress = time.time()
                 self._publish()
-            if time.time() - last_nodes >= NODES_EVERY_S:
+            look = time.time() - last_nodes >= NODES_EVERY_S
+            if look:
                 last_nodes = time.time()
-                self._check_nodes()
+            self._check_nodes(look)
 
     def _finish(self, ref) -> None:
         with self._lock:
