@@ -141,21 +141,22 @@ class NodeLossWatch:
     A loss is noticed from Ray's own failure line ("Task ... failed. There are N retries remaining ...
     the node it was running on is dead ... Node IP: ip, node ID: id", seen by the router) or from the
     node missing among the alive ones at a look (``nodes``). The groups it names are those in flight
-    then that last reported from that node (``ran``). Retries left are Ray's number when its line came
-    within ``grace_s`` of the loss, else ``max_retries`` less the losses the group went through before.
+    then that reported from that node (``ran``; any attempt: a retry may already report from another).
+    Retries left are Ray's number when its line came within ``grace_s`` of the loss, else
+    ``max_retries`` less the losses the group went through before.
     """
 
     def __init__(self, max_retries: int, *, grace_s: float = 3.0, clock=time.monotonic) -> None:
         self.max_retries, self.grace_s, self.clock = max_retries, grace_s, clock
         self.lock = threading.Lock()
         self.alive: dict[str, str] | None = None         # node id -> ip at the last look
-        self.where: dict[str, tuple[list[str], str]] = {}  # group key -> (labels, node it reported from)
+        self.where: dict[str, tuple[list[str], set[str]]] = {}  # group key -> (labels, nodes it reported from)
         self.losses: dict[str, int] = {}                   # group key -> nodes lost under it
         self.lost: dict[str, dict[str, Any]] = {}          # node id -> {ip, since, retries, groups, told}
 
     def ran(self, key: str, labels: list[str], node: str) -> None:
         with self.lock:
-            self.where[key] = (labels, node)
+            self.where.setdefault(key, (labels, set()))[1].add(node)
 
     def ray_line(self, line: str) -> None:
         if (m := _NODE_DEAD.search(line)) is None:
@@ -184,7 +185,8 @@ class NodeLossWatch:
                 if entry["told"]:
                     continue
                 if entry["groups"] is None:
-                    groups = [k for k in sorted(running) if k in self.where and nid.startswith(self.where[k][1])]
+                    groups = [k for k in sorted(running) if k in self.where
+                              and any(nid.startswith(node) for node in self.where[k][1])]
                     for key in groups:
                         self.losses[key] = self.losses.get(key, 0) + 1
                     entry["groups"] = groups
