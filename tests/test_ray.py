@@ -384,3 +384,88 @@ def test_exploration_on_ray_gives_the_local_map(cluster, tmp_path):
     assert [c["measured"] for c in remote["cells"]] == [c["measured"] for c in local["cells"]]
     runs = Store(tmp_path / "ray").get_runs()
     assert runs and all(r["backend"] == "ray" and r["ray"]["slots"] == 2 for r in runs)
+
+
+# ------------------------------------------------------------------------------------ Ray's own output
+
+def test_ray_error_lines_go_to_the_run_folder_not_the_terminal(cluster, tmp_path, capfd):
+    """What Ray prints on the driver from its error channel (the dead raylet's log lines when a node
+    dies) lands in the run's ray.log while the backend is connected, not on stdout/stderr; after
+    close, Ray's own printing is back."""
+    import ray
+    from ray._private import worker as ray_worker
+    from ray._private.utils import publish_error_to_driver
+
+    from tprm.engine import rundir
+    from tprm.engine.executors.ray import RayExecutor, RaySettings
+
+    original = ray_worker.print_to_stdstream
+    executor = RayExecutor(RaySettings(address=cluster), device="cpu")
+    executor.connect()
+    log = rundir.ray_log_path(tmp_path / "runs" / "r1" / "progress")
+    try:
+        line = "\x1b[33mstore.cc:366: Disconnecting client on fd 27\x1b[0m"
+        publish_error_to_driver("tprm_test", line, gcs_client=ray_worker.global_worker.gcs_client)
+        logging.getLogger("ray").error("worker_pool.cc: a worker died")
+        executor.router.open(log)  # lines from before the run had a folder are kept
+        _wait_for(lambda: log.exists() and "Disconnecting client on fd 27" in log.read_text(), 60,
+                  "the raylet line in ray.log")
+    finally:
+        executor.close()
+    text = log.read_text()
+    assert "(raylet) store.cc:366: Disconnecting client on fd 27" in text and "\x1b[" not in text
+    assert "(ray) ERROR worker_pool.cc: a worker died" in text
+    shown = capfd.readouterr()
+    assert "Disconnecting client" not in shown.out + shown.err and "worker_pool" not in shown.out + shown.err
+    assert ray_worker.print_to_stdstream is original and ray.is_initialized()  # the fixture's Ray stays
+
+
+RAY_NODE_DEAD = ("Task run_group failed. There are 3 retries remaining, so the task will be retried. Error: Task "
+                 "failed because the node it was running on is dead or unavailable. Node IP: 10.0.0.7, node ID: "
+                 "bb22bb22bb22ffff. This can happen if the node was preempted, had a hardware failure, or its raylet "
+                 "crashed unexpectedly.")
+
+
+def test_a_lost_node_is_one_line_per_group_it_ran():
+    """Ray's failure line names the node: each group in flight that reported from it gets one line,
+    with Ray's retry count, once. A node that only vanishes from the alive ones is told after the
+    grace period with the watch's own count."""
+    from tprm.engine.executors.raylogs import NodeLossWatch, node_loss_line
+
+    now = [0.0]
+    watch = NodeLossWatch(3, grace_s=3.0, clock=lambda: now[0])
+    watch.nodes({"aa11aa11aa11eeee": "10.0.0.1", "bb22bb22bb22ffff": "10.0.0.7"})
+    retrains = [f"retrain T=1 d=0.2 seed=0 r={r}" for r in range(4)]
+    for key, labels, node in (("g1", ["dense seed=0"], "bb22bb22bb22"), ("g2", retrains, "bb22bb22bb22"),
+                              ("g3", ["prune T=1 d=0.2 seed=0"], "aa11aa11aa11"),
+                              ("g4", ["pairs T=1"], "bb22bb22bb22")):
+        watch.ran(key, labels, node)
+    watch.ray_line(RAY_NODE_DEAD)
+    watch.nodes({"aa11aa11aa11eeee": "10.0.0.1"})  # the same loss seen at a look: no second line
+    assert watch.notes({"g1", "g2", "g3"}) == [  # g4 had finished
+        "node 10.0.0.7 lost; group dense seed=0 retried (3 retries left)",
+        "node 10.0.0.7 lost; group retrain T=1 d=0.2 seed=0 r=0, retrain T=1 d=0.2 seed=0 r=1, "
+        "retrain T=1 d=0.2 seed=0 r=2 ... retried (3 retries left)"]
+    assert watch.notes({"g1", "g2", "g3"}) == []
+    watch.nodes({})
+    assert watch.notes({"g3"}) == []  # Ray may still say it: wait
+    now[0] = 5.0
+    assert watch.notes({"g3"}) == ["node 10.0.0.1 lost; group prune T=1 d=0.2 seed=0 retried (3 retries left)"]
+    assert node_loss_line("10.0.0.1", ["a"], 0) == ("node 10.0.0.1 lost; group a not retried "
+                                                    "(no retries left: its jobs fail)")
+    assert node_loss_line("10.0.0.1", ["a"], 1) == "node 10.0.0.1 lost; group a retried (1 retry left)"
+
+
+def test_run_display_prints_notes_above_the_bars():
+    from rich.console import Console
+
+    from tprm.cli_display import RunDisplay
+
+    console = Console(record=True, width=100, force_terminal=False)
+    display = RunDisplay(console)
+    with display:
+        display({"recipe": "slow", "total": 17, "counts": {"done": 3}, "running": [],
+                 "eta": {"fraction": 0.2, "text": "0:00:30"},
+                 "notes": ["node 10.0.0.7 lost; group dense seed=0 retried (2 retries left)"]})
+    text = console.export_text()
+    assert text.count("node 10.0.0.7 lost; group dense seed=0 retried (2 retries left)") == 1

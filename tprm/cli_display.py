@@ -41,6 +41,8 @@ class RunDisplay(ProgressBars):
         self.groups: dict[str, int] = {}
 
     def __call__(self, snap: dict) -> None:
+        for note in snap.get("notes") or ():  # an event to tell (a lost Ray node): above the bars
+            self.progress.console.print(escape(note), highlight=False)
         done = snap["counts"].get("done", 0)
         finished = done + sum(snap["counts"].get(s, 0) for s in ("failed", "diverged", "skipped"))
         eta = snap.get("eta") or {}

@@ -5,6 +5,8 @@
                                                job is <h>: label, hashes, done, total, started,
                                                updated (node for remote groups); removed when it ends
     <store>/runs/<run_id>/run.log              the run's log when no other log was given
+    <store>/runs/<run_id>/ray.log              Ray's own driver-side output of a Ray run (raylet
+                                               messages, Ray's logger), kept off the terminal
     <store>/logs/run-<recipe>-<stamp>.log      the log of a detached run (its stdout, stderr and
                                                the runner's lines)
 
@@ -34,6 +36,11 @@ def cancel_path(store_root: Path | str, run_id: str) -> Path:
 
 def run_log_path(store_root: Path | str, run_id: str) -> Path:
     return run_dir(store_root, run_id) / "run.log"
+
+
+def ray_log_path(progress_folder: Path | str) -> Path:
+    """Where Ray's own output of the run whose progress folder is ``progress_folder`` goes."""
+    return Path(progress_folder).parent / "ray.log"
 
 
 def detached_log_path(store_root: Path | str, recipe_name: str) -> Path:

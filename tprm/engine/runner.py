@@ -238,8 +238,11 @@ class Runner:
                     time.sleep(1.0)  # another runner holds what we wait for
                     continue
                 self._collect_done(r)
+                notes = r.pool.take_notes()  # e.g. a lost Ray node: one line for the user
+                for note in notes:
+                    self._log_run(note)
                 if self.display:  # after recording: a finished group's progress file is gone
-                    self.display(self._snapshot(r.progress_dir, r.started))
+                    self.display(dict(self._snapshot(r.progress_dir, r.started), notes=notes))
         except KeyboardInterrupt:
             self._interrupted(r)
             raise
@@ -271,7 +274,7 @@ class Runner:
         cancel_path = rundir.cancel_path(self.store.root, run_id)
         ctx = {"store_root": str(self.store.root), "device": self.device, "fuse": self.fuse,
                "progress_dir": str(progress_dir), "cancel_path": str(cancel_path),
-               "compile": self.compile}
+               "compile": self.compile, "resume_every": self.execution.resume_every}
         self._retry = {h for h, rec in self.store.get_jobs(list(self.plan.jobs)).items()
                        if rec.get("state") == "failed"}
         return _Run(run_id, owner, progress_dir, cancel_path, ctx, RunSummary(run_id, "done"))

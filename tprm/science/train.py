@@ -46,6 +46,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from tprm.science.grouped import GroupedSlots, widen
 from tprm.science.metrics import EVAL_BATCH_SIZE
+from tprm.science.resumestate import Position, Resume, in_parts
 from tprm.science.slots import (
     SAM_EPS,
     Masks,
@@ -214,19 +215,11 @@ def _stacked_batches(streams: Sequence[_BatchStream], step: int, data) -> tuple[
 # --- driver ------------------------------------------------------------------------------------------
 
 
-def _run(
-    slots: _Slots,
-    schedules: Sequence[Schedule],
-    streams: Sequence[_BatchStream],
-    data,
-    *,
-    checkpoint_epochs: frozenset[int],
-    eval_every: int,
-    eval_batch_size: int,
-    tick: Callable[[int], None],
-    on_epoch: Callable[[int, dict], None] | None = None,
-) -> list[TrainResult]:
-    """Train the K slots over their (shared) budget, recording curves, checkpoints and divergence."""
+def _run(slots: _Slots, schedules: Sequence[Schedule], streams: Sequence[_BatchStream], data, *,
+         checkpoint_epochs: frozenset[int], eval_every: int, eval_batch_size: int, tick: Callable[[int], None],
+         on_epoch: Callable[[int, dict], None] | None = None, resume: Resume | None = None) -> list[TrainResult]:
+    """Train the K slots over their (shared) budget, recording curves, checkpoints and divergence;
+    from (and into) resumable states with ``resume`` (tprm.science.resumestate)."""
     k_models, n_train = slots.k, data.n_train
     total = schedules[0].total_iterations(n_train)
     per_epoch = schedules[0].iterations_per_epoch(n_train)
@@ -236,40 +229,48 @@ def _run(
         for k in range(k_models):
             results[k].checkpoints[0] = slots.state_dict(k)
     dead: set[int] = set()
+    pos = Position(k_models, slots.device)
+    if resume is not None:  # continue from saved states; write new ones as the ticks go
+        tick = resume.attach(slots, streams, results, pos, dead, tick)
     lr_values: tuple[float, ...] = ()
     lr = slots._vector([0.0] * k_models)
-    step = 0
-    for epoch in range(1, n_epochs + 1):
-        end = min(epoch * per_epoch, total)
-        epoch_lr = [s.lr_at(step, total) for s in schedules]
-        steps_in_epoch = end - step
-        loss_sum = torch.zeros(k_models, dtype=torch.float64, device=slots.device)
-        wrong_sum = torch.zeros_like(loss_sum)
-        while step < end:
-            values = tuple(s.lr_at(step, total) for s in schedules)
+    while pos.epoch <= n_epochs and len(dead) < k_models:
+        epoch, end = pos.epoch, min(pos.epoch * per_epoch, total)
+        if pos.epoch_lr is None:
+            pos.begin_epoch([s.lr_at(pos.step, total) for s in schedules])
+        while pos.step < end:
+            values = tuple(s.lr_at(pos.step, total) for s in schedules)
             if values != lr_values:
                 lr_values, lr = values, slots._vector(values)
-            x, y = _stacked_batches(streams, step, data)
+            x, y = _stacked_batches(streams, pos.step, data)
             x, y = x.to(slots.device, slots.dtype), y.to(slots.device)
             loss, wrong = slots.step(x, y, lr)
-            loss_sum += loss.double()
-            wrong_sum += wrong.double()
-            step += 1
+            pos.loss_sum += loss.double()
+            pos.wrong_sum += wrong.double()
+            pos.step += 1
             tick(k_models - len(dead))
         alive = slots.alive.tolist()
-        test_loss: list[float | None] = [None] * k_models
-        test_error: list[float | None] = [None] * k_models
-        if (epoch % eval_every == 0 or epoch == n_epochs) and any(alive):
-            t_loss, t_error = slots.evaluate(data, eval_batch_size)
-            test_loss, test_error = t_loss.tolist(), t_error.tolist()
-        rows = list(zip(epoch_lr, (loss_sum / steps_in_epoch).tolist(), (wrong_sum / steps_in_epoch).tolist(),
-                        test_loss, test_error))
+        evaluate = (epoch % eval_every == 0 or epoch == n_epochs) and any(alive)
+        test_loss, test_error = _test_values(slots, data, eval_batch_size, evaluate)
+        steps_in_epoch = end - (epoch - 1) * per_epoch
+        rows = list(zip(pos.epoch_lr, (pos.loss_sum / steps_in_epoch).tolist(),
+                        (pos.wrong_sum / steps_in_epoch).tolist(), test_loss, test_error))
         _record_epoch(slots, results, epoch, rows, alive, dead, checkpoint_epochs, on_epoch)
-        if len(dead) == k_models:
-            break
+        pos.epoch += 1
+        pos.begin_epoch(None)
+    if resume is not None:
+        resume.end()
     for k in range(k_models):
         results[k].state = slots.state_dict(k)
     return results
+
+
+def _test_values(slots: _Slots, data, batch_size: int, evaluate: bool) -> tuple[list, list]:
+    """Test loss and error of the K slots, or None each when not evaluated this epoch."""
+    if not evaluate:
+        return [None] * slots.k, [None] * slots.k
+    t_loss, t_error = slots.evaluate(data, batch_size)
+    return t_loss.tolist(), t_error.tolist()
 
 
 def _record_epoch(slots: _Slots, results: list[TrainResult], epoch: int, rows: list[tuple], alive: list[bool],
@@ -493,6 +494,7 @@ def train(
     precision: str | None = None,
     channels_last: bool = False,
     compile: bool = False,
+    resume: Resume | None = None,
 ) -> list[TrainResult]:
     """Train ``models[k]`` with ``schedules[k]`` on ``data`` (a TensorData) from seed ``seeds[k]``.
 
@@ -511,6 +513,7 @@ def train(
     fusable; ``"grouped"`` / ``"vmap"`` also pick the form; ``False`` never fuses.
     Execution options (docs/speed.md): ``precision`` None (the models' dtype) or "bf16" (autocast),
     ``channels_last`` (NHWC 2-D inputs), ``compile`` (CUDA graphs, CUDA only).
+    ``resume`` (tprm.science.resumestate): continue from the models' saved states and write new ones.
     """
     checked_masks = _check_inputs(models, data, schedules, seeds, masks, checkpoint_epochs, eval_every)
     if fuse not in FUSE_CHOICES:
@@ -518,34 +521,54 @@ def train(
     compute = _compute_options(models, precision, channels_last, compile)
     n_train = data.n_train
     counter = _Progress(progress, sum(s.total_iterations(n_train) for s in schedules))
+    fused = _fuses(models, schedules, n_train, fuse, data.device)
+    form = fused and ("grouped" if fuse == "grouped" else "vmap")
+    if resume is not None and len(groups := resume.prepare(models, schedules, seeds, n_train, form, counter)) > 1:
+        options = dict(checkpoint_epochs=checkpoint_epochs, fuse=fuse, eval_every=eval_every, compile=compile,
+                       eval_batch_size=eval_batch_size, precision=precision, channels_last=channels_last)
+        return in_parts(train, groups, models, data, schedules, seeds, masks, progress, on_epoch, resume, options)
     common = dict(checkpoint_epochs=frozenset(checkpoint_epochs), eval_every=eval_every,
-                  eval_batch_size=eval_batch_size, tick=counter.tick)
+                  eval_batch_size=eval_batch_size, tick=counter.tick, resume=resume, fuse=fuse)
     modes = [m.training for m in models]
     try:
-        fused = fuse and fusable(models, schedules, n_train)
-        if fused and (fuse != True or fusion_pays(models, data.device)):  # noqa: E712 - True, not truthy
-            streams = [_BatchStream(seed, n_train, s.batch_size, data.device) for seed, s in zip(seeds, schedules)]
-            slots = _fused_slots(models, checked_masks, schedules, compute, data, fuse)
-            try:
-                results = _run(slots, schedules, streams, data, on_epoch=on_epoch, **common)
-            finally:
-                slots.release()
-            counter.settle(counter.total)
-            return results
-        return _one_by_one(models, checked_masks, schedules, seeds, data, compute, counter, on_epoch, common)
+        strategy = _all_at_once if fused else _one_by_one
+        return strategy(models, checked_masks, schedules, seeds, data, compute, counter, on_epoch, common)
     finally:
         for model, mode in zip(models, modes):
             model.train(mode)
 
 
+def _all_at_once(models, masks, schedules, seeds, data, compute, counter, on_epoch, common) -> list[TrainResult]:
+    """The models trained as one fused computation (the fused path; ``common["fuse"]`` picks its form)."""
+    streams = [_BatchStream(seed, data.n_train, s.batch_size, data.device) for seed, s in zip(seeds, schedules)]
+    slots = _fused_slots(models, masks, schedules, compute, data, common.pop("fuse"))
+    try:
+        results = _run(slots, schedules, streams, data, on_epoch=on_epoch, **common)
+    finally:
+        slots.release()
+    counter.settle(counter.total)
+    return results
+
+
+def _fuses(models, schedules, n_train: int, fuse: bool | str, device) -> bool:
+    """Whether ``train`` takes the fused path for these models (see its docstring)."""
+    if not (fuse and fusable(models, schedules, n_train)):
+        return False
+    return fuse != True or fusion_pays(models, device)  # noqa: E712 - True, not truthy
+
+
 def _one_by_one(models, masks, schedules, seeds, data, compute, counter, on_epoch, common) -> list[TrainResult]:
     """Each model trained alone through its own module (the loop path)."""
-    results = []
+    common = {k: v for k, v in common.items() if k != "fuse"}
+    results, resume = [], common["resume"]
     for i, (model, mask, s, seed) in enumerate(zip(models, masks, schedules, seeds)):
         end = counter.done + s.total_iterations(data.n_train)
         stream = _BatchStream(seed, data.n_train, s.batch_size, data.device)
         hook = None if on_epoch is None else (lambda _k, row, i=i: on_epoch(i, row))
         slot = _ModuleSlot(model, mask, s, compute)
+        if resume is not None:  # a finished model's state waits for the next write
+            common = dict(common, resume=resume.subset([i]))
+            common["resume"].keep_finished = i < len(models) - 1
         try:
             results += _run(slot, [s], [stream], data, on_epoch=hook, **common)
         finally:

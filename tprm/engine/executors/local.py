@@ -23,11 +23,12 @@ import torch
 
 import tprm
 from tprm.engine import rundir
-from tprm.engine.artifacts import Artifacts
+from tprm.engine.artifacts import ArtifactError, Artifacts
 from tprm.engine.cputhreads import ThreadGovernor
 from tprm.engine.plan import JobSpec, PruneSpec
 
 # The dtype models and data are held in per execution.precision (bf16: float32 master weights, autocast)
+RESUME = "resume"  # the artifact name of a training job's resumable state (removed when the job is done)
 DTYPES = {"float32": torch.float32, "float64": torch.float64, "bf16": torch.float32}
 
 
@@ -155,6 +156,41 @@ def _train_options(spec: JobSpec, ctx: dict) -> dict:
             "compile": bool(ctx.get("compile", False))}
 
 
+def _resume_for(jobs: list[dict], ctx: dict):
+    """The resumable states of a training group, kept with each job's artifacts (None when
+    execution.resume_every is 0): loaded if a stopped run left them, written as the science layer
+    decides (tprm.science.resumestate: every resume_every minutes, and on cancel when worth it)."""
+    every = float(ctx.get("resume_every") or 0)
+    if every <= 0:
+        return None
+    from tprm.science.resumestate import Resume, ResumeFiles
+
+    art, logs, hashes = ctx["artifacts"], ctx["logs"], [j["hash"] for j in jobs]
+
+    def load(k: int):
+        if not art.exists(hashes[k], RESUME):
+            return None
+        try:
+            state = art.load(hashes[k], RESUME, map_location="cpu")
+        except ArtifactError as exc:  # a damaged state is no reason to fail: train from the start
+            logs.write(k, f"resumable state ignored: {exc}")
+            return None
+        logs.write(k, f"found a resumable state at step {state.get('step')}")
+        return state
+
+    def save(k: int, state) -> None:
+        art.save(hashes[k], RESUME, state)
+        logs.write(k, f"resumable state saved at step {state['step']}", stamp="%H:%M:%S")
+
+    return Resume(ResumeFiles(load, save, every * 60.0))
+
+
+def _done_with_resume(jobs: list[dict], ctx: dict) -> None:
+    """The group's outputs are written: its resumable states are no longer needed."""
+    for job in jobs:
+        ctx["artifacts"].remove(job["hash"], RESUME)
+
+
 def _run_dense(jobs, ctx, progress):
     from tprm.science.train import train
 
@@ -172,7 +208,7 @@ def _run_dense(jobs, ctx, progress):
     results = train(models, data, [j["spec"].schedule.to_science() for j in jobs],
                     [j["spec"].seed for j in jobs], checkpoint_epochs=checkpoints,
                     fuse=ctx["fuse"], progress=progress, on_epoch=ctx["logs"].epoch,
-                    **_train_options(spec0, ctx))
+                    resume=_resume_for(jobs, ctx), **_train_options(spec0, ctx))
     out = []
     for job, res in zip(jobs, results):
         states = {int(e): _cpu(s) for e, s in res.checkpoints.items()}
@@ -191,6 +227,7 @@ def _run_dense(jobs, ctx, progress):
                                                          "train_error")}
         out.append(_result(job, "diverged" if res.diverged else "done",
                            {"checkpoints": summary, "diverged_at": res.diverged_at}))
+    _done_with_resume(jobs, ctx)
     return out
 
 
@@ -238,7 +275,7 @@ def _run_retrain(jobs, ctx, progress):
         masks.append({k: v.to(ctx["device"]) for k, v in pruned["masks"].items()})
     results = train(models, data, [j["spec"].schedule.to_science() for j in jobs],
                     [j["spec"].seed for j in jobs], masks, fuse=ctx["fuse"], progress=progress,
-                    on_epoch=ctx["logs"].epoch, **_train_options(spec0, ctx))
+                    on_epoch=ctx["logs"].epoch, resume=_resume_for(jobs, ctx), **_train_options(spec0, ctx))
     out = []
     for job, res in zip(jobs, results):
         ctx["artifacts"].save(job["hash"], "model", _cpu(res.state))
@@ -251,6 +288,7 @@ def _run_retrain(jobs, ctx, progress):
                         for k in ("test_error", "train_loss")})
         summary["diverged_at"] = res.diverged_at
         out.append(_result(job, "diverged" if res.diverged else "done", summary))
+    _done_with_resume(jobs, ctx)
     return out
 
 
@@ -441,6 +479,11 @@ class LocalPool(Executor):
         """Nothing to add to the run record (the Ray pool records its cluster)."""
         return {}
 
+    def take_notes(self) -> list[str]:
+        """Nothing happens here that the user must be told between progress updates (a Ray pool
+        says which node was lost)."""
+        return []
+
     def submit(self, fn, /, *args, **kwargs) -> Future:
         return self._pool.submit(fn, *args, **kwargs)
 
@@ -450,8 +493,8 @@ class LocalPool(Executor):
 
 class LocalExecutor:
     """The runner's executor on this machine; the same interface as RayExecutor: `connect()`,
-    `open(ctx)` -> a pool with `slots`, `describe()`, `submit(fn, ctx, kind, jobs)`, `shutdown()`;
-    `close()`."""
+    `open(ctx)` -> a pool with `slots`, `describe()`, `take_notes()`, `submit(fn, ctx, kind, jobs)`,
+    `shutdown()`; `close()`."""
 
     name = "local"
 

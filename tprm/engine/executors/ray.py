@@ -35,9 +35,12 @@ from typing import Any, Callable
 import tprm
 from tprm.engine import rundir
 from tprm.engine.artifacts import Artifacts, split_file_name
+from tprm.engine.executors.raylogs import NodeLossWatch, RayLogRouter
 
 RAY_MISSING = "--backend ray needs Ray, which is not installed: pip install 'tprm[ray]'"
 PROGRESS_EVERY_S = 0.5       # how often the driver copies the progress actor's board to disk
+NODES_EVERY_S = 5.0          # how often the driver asks the GCS which nodes are alive (Ray's own
+                             # failure line, seen at once, usually tells first)
 FORCE_CANCEL_AFTER_S = 30.0  # a task still running this long after ray.cancel is killed
 
 
@@ -77,6 +80,7 @@ class RayExecutor:
         self.settings, self.device, self.jobs = settings, device, jobs
         self.owns = False
         self.gpus = 0.0
+        self.router = RayLogRouter()  # Ray's own driver-side output -> the run's ray.log
 
     def connect(self) -> None:
         """Join the cluster (or start a private local instance when address is null)."""
@@ -97,6 +101,7 @@ class RayExecutor:
                                    f"reach Ray ({type(exc).__name__}: {first}); start a cluster "
                                    "with `ray start --head` or fix --address") from None
             self.owns = True
+        self.router.install()
         resources = ray.cluster_resources()
         gpus = s.gpus_per_group
         if gpus is None:
@@ -149,6 +154,7 @@ class RayExecutor:
         if self.owns and self.ray.is_initialized():
             self.ray.shutdown()
         self.owns = False
+        self.router.uninstall()
 
 
 def _check_reachable(address: str | None, timeout: float = 10.0) -> None:
@@ -293,6 +299,12 @@ class RayPool(Executor):
         self._closed = threading.Event()
         self._cancel_at: float | None = None
         self._forced = False
+        if self.progress_dir is not None:
+            executor.router.open(rundir.ray_log_path(self.progress_dir))
+        self.notes: list[str] = []  # one line per event the user should see (a node lost)
+        self.watch = NodeLossWatch(executor.settings.max_retries)
+        executor.router.listeners.append(self.watch.ray_line)
+        self.watch.nodes(self._alive_nodes())
         self._thread = threading.Thread(target=self._loop, name="tprm-ray-collector", daemon=True)
         self._thread.start()
 
@@ -311,6 +323,7 @@ class RayPool(Executor):
             return fut
         wctx = {k: v for k, v in ctx.items() if k not in ("progress_dir", "cancel_path")}
         wctx["threads"] = self.threads
+        wctx["resume_every"] = 0  # a task's scratch folder is wiped on retry: a state would not survive
         try:
             ref = self.task.remote(fn, wctx, kind, jobs, inputs, self.board)
         except Exception as exc:  # noqa: BLE001 -- e.g. the cluster went away
@@ -356,8 +369,31 @@ class RayPool(Executor):
                             del self._inputs[k]
 
     # -- collecting --------------------------------------------------------------------------
+    def take_notes(self) -> list[str]:
+        """The lines for the user since the last call (e.g. "node 10.0.0.2 lost; group ... retried")."""
+        with self._lock:
+            notes, self.notes = self.notes, []
+        return notes
+
+    def _alive_nodes(self) -> dict[str, str]:
+        try:
+            return {n["NodeID"]: n.get("NodeManagerAddress") or "?" for n in self.ray.nodes() if n.get("Alive")}
+        except Exception:  # noqa: BLE001 -- the GCS is busy or gone: look again later
+            return dict(self.watch.alive or {})
+
+    def _check_nodes(self, look: bool) -> None:
+        """Say which running groups a node that died took with it (one line each); ``look``: ask
+        the GCS which nodes are alive first."""
+        if look:
+            self.watch.nodes(self._alive_nodes())
+        with self._lock:
+            running = {jobs[0]["hash"] for _, jobs, _ in self._pending.values()}
+        notes = self.watch.notes(running)
+        with self._lock:
+            self.notes += notes
+
     def _loop(self) -> None:
-        last_progress = 0.0
+        last_progress = last_nodes = 0.0
         while True:
             with self._lock:
                 refs = list(self._pending)
@@ -376,6 +412,10 @@ class RayPool(Executor):
             if time.time() - last_progress >= PROGRESS_EVERY_S:
                 last_progress = time.time()
                 self._publish()
+            look = time.time() - last_nodes >= NODES_EVERY_S
+            if look:
+                last_nodes = time.time()
+            self._check_nodes(look)
 
     def _finish(self, ref) -> None:
         with self._lock:
@@ -446,15 +486,19 @@ class RayPool(Executor):
                     pass
 
     def _publish(self) -> None:
-        """Copy the progress board into the run's progress folder (what the views read)."""
-        if self.progress_dir is None:
-            return
+        """Note where each group runs; copy the progress board into the run's progress folder
+        (what the views read)."""
         try:
             snap = self.ray.get(self.board.snapshot.remote(), timeout=5)
         except Exception:  # noqa: BLE001 -- progress is best effort
             return
         with self._lock:
-            live = {jobs[0]["hash"] for _, jobs, _ in self._pending.values()}
+            live = {jobs[0]["hash"]: [j["label"] for j in jobs] for _, jobs, _ in self._pending.values()}
+        for key, payload in snap.items():
+            if key in live and payload.get("node_id"):
+                self.watch.ran(key, live[key], payload["node_id"])
+        if self.progress_dir is None:
+            return
         for key, payload in snap.items():
             if key not in live:
                 continue
@@ -483,6 +527,8 @@ class RayPool(Executor):
         except Exception:  # noqa: BLE001
             pass
         self._inputs.clear()
+        if self.watch.ray_line in self.ex.router.listeners:
+            self.ex.router.listeners.remove(self.watch.ray_line)
         self.ex.close()
 
 
