@@ -17,6 +17,7 @@ from rich.markup import escape
 
 from tprm.cli_display import RunDisplay, wrap_lines
 from tprm.cli_help import plain_help
+from tprm.cli_show import show
 from tprm.service import BadInput, Service, TprmError
 from tprm.service.results import Results
 from tprm.service.runs import Runs
@@ -329,6 +330,9 @@ def plot(recipe: RecipeArg, store: StoreOpt = None,
     height = height or (max(10, min(size.height - 2, 200)) if size else 20)
     sys.stdout.write(svc.results.plot(recipe, metric, width=width, height=height, table=table,
                               color=depth != "none", page=page, depth=depth) + "\n")
+
+
+app.command("show")(show)
 
 
 # -- reports and comparisons ---------------------------------------------------------------------

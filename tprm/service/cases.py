@@ -8,23 +8,12 @@ import builtins
 from pathlib import Path
 
 from tprm.service.errors import BadInput, RunCancelled, RunFailed, converting_input_errors
-from tprm.service.results import Results, axes
+from tprm.service.results import Results, axes, density_value, match
 from tprm.service.runs import Runs
 from tprm.service.workspace import LoadedRecipe, Workspace
 
 
 CASE_ENTRY = "tprm.service.case_job"  # the module a detached case study runs (python -m)
-
-
-def match(value, values, what: str):
-    """The grid value equal to `value` (float tolerance); BadInput naming the flag otherwise."""
-    from tprm.analysis.phase import same_value
-
-    for v in values:
-        if same_value(v, value):
-            return v
-    raise BadInput(f"--{what}: {value:g} is not on the recipe's grid; valid: "
-                   + ", ".join(f"{v:g}" for v in values))
 
 
 def check_run(name: str, summary: dict) -> None:
@@ -45,13 +34,6 @@ def check_run(name: str, summary: dict) -> None:
     counts = ", ".join(f"{k} {v}" for k, v in sorted(summary["counts"].items()))
     raise RunFailed(f"{name}: case study stopped, its jobs did not finish ({counts}); "
                     f"see `tprm status {name}`")
-
-
-def density_value(value: float | None) -> float:
-    """Accept 0.1 or 10 (percent)."""
-    if value is None or value <= 0 or value > 100:
-        raise BadInput(f"--density: {value} is not a density; use a fraction in (0, 1] or a percent")
-    return value / 100 if value > 1 else value
 
 
 @converting_input_errors
