@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from tprm.analysis.phase import finite_number, format_density
 from tprm.analysis.plots import render_curve
-from tprm.analysis.regimes import RegimeSettings, classify_records
+from tprm.analysis.regimes import RegimeGrid, RegimeSettings, classify_records
 
 
 def t_star(curve: dict) -> float | None:
@@ -159,3 +159,19 @@ def render_cell(view: dict, width: int = 80, height: int = 24, color: bool = Fal
             parts.append(training)
     return "\n\n".join(part.rstrip() for part in parts)
 
+
+
+def cells_per_regime(grid: RegimeGrid) -> list[tuple[float, float]]:
+    """One (temperature, density) per regime found on the map, the clearest case of each: Regime I
+    with the deepest barrier (lowest mc), II-A with the lowest CKA, II-B with the highest CKA;
+    cells in doubt (~) only when a regime has no other."""
+    picks = []
+    for regime, key in (("I", "mc"), ("II-A", "cka"), ("II-B", "cka")):
+        found = [(grid.uncertain[i][j], getattr(grid, key)[i][j], i, j)
+                 for i in range(len(grid.temperatures)) for j in range(len(grid.densities))
+                 if grid.regime[i][j] == regime and getattr(grid, key)[i][j] is not None]
+        if found:
+            sign = -1 if regime == "II-B" else 1
+            _, _, i, j = min(found, key=lambda f: (f[0], sign * f[1]))
+            picks.append((grid.temperatures[i], grid.densities[j]))
+    return picks
