@@ -73,13 +73,23 @@ async def test_plot_inspector_and_results_row_open_the_cell(store) -> None:
         await wait_for(pilot, lambda: isinstance(app.screen, ResultsScreen), 10, "back on Results")
 
 
+async def open_cases(pilot, app: TprmApp) -> CasePanel:
+    """Recipes -> tiny -> Cases (5), once the direction inputs hold tiny's values."""
+    await select_recipe(pilot, app, "tiny")
+    await pilot.press("5")
+    panel = app.screen.query_one("#case-direction", CasePanel)
+    await wait_for(pilot, lambda: panel.recipe_values, 30, "the direction inputs")
+    return panel
+
+
 async def test_cases_tabs_keys_labels_and_first_tab_enter(store) -> None:
     app = TprmApp(str(store))
     async with app.run_test(size=SIZE) as pilot:
-        await select_recipe(pilot, app, "tiny")
-        await pilot.press("5")
-        panel = app.screen.query_one("#case-direction", CasePanel)
-        await wait_for(pilot, lambda: panel.recipe_values, 30, "the direction inputs")
+        await open_cases(pilot, app)
+        await pilot.press("tab", "enter")  # the first Tab+Enter opens the recipe dropdown
+        await wait_for(pilot, lambda: app.screen.query_one("#direction-recipe", Select).expanded, 5,
+                       "the recipe dropdown")
+        await pilot.press("escape", "escape")
         tabs = app.screen.query_one("#case-tabs", TabbedContent)
         for kind, case in CASES.items():  # each tab's label starts with the key that opens it
             label = str(app.screen.query_one(f"#--content-tab-tab-{kind}", ContentTab).label)
@@ -88,18 +98,12 @@ async def test_cases_tabs_keys_labels_and_first_tab_enter(store) -> None:
             assert tabs.active == f"tab-{kind}"
             labels = [str(w.render()) for w in app.screen.query_one(f"#case-{kind}", CasePanel).query(Label)]
             assert "recipe:" in labels and "density:" in labels
-        await pilot.press("d", "tab", "enter")  # the first Tab+Enter opens the recipe dropdown
-        await wait_for(pilot, lambda: app.screen.query_one("#direction-recipe", Select).expanded, 5,
-                       "the recipe dropdown")
 
 
 async def test_a_failed_case_never_sits_under_the_previous_answer(store) -> None:
     app = TprmApp(str(store))
     async with app.run_test(size=SIZE) as pilot:
-        await select_recipe(pilot, app, "tiny")
-        await pilot.press("5")
-        panel = app.screen.query_one("#case-direction", CasePanel)
-        await wait_for(pilot, lambda: panel.recipe_values, 30, "the direction inputs")
+        panel = await open_cases(pilot, app)
         await pilot.press("r")
         await wait_for(pilot, lambda: panel.report is not None, 240, "the direction decision")
         assert static_text(app, "#direction-decision").startswith("Decision:")
