@@ -136,7 +136,9 @@ def format_selection(result: Selection) -> str:
     for p in result.picks.values():
         lines.append(f"  {p.picker:<15} -> {p.label:<14} error {p.test_error:.4f}  "
                      f"{count(p.trainings, 'training')}")
-        lines.append(f"  {'':<15}    {regret_words(p)}; {p.why}")
+        if p.picker != "oracle":
+            lines.append(f"  {'':<15}    {regret_words(p)}")
+        lines.append(f"  {'':<15}    {p.why}")
     lines.append("  regret: the pick's pruned test error minus the oracle's; noise: the standard error of "
                  "that difference over retrain seeds (within 2 s.e.: not a measurable loss)")
     lines += threshold_lines(result.thresholds, result.sources)
