@@ -86,6 +86,8 @@ def test_counts_are_spelled_in_plain_english():
     assert count(3, "dense seed") == "3 dense seeds"
     point = WalkPoint(rho=0.1, regime="I", uncertain=False, test_error=0.25, mc=-0.12, cka=0.91,
                       trainings=1, dense_seeds=1)
-    line = point_line(point)
-    assert line == ("rho=0.1: regime I, mc -0.120, CKA 0.910, pruned test error 0.2500 "
-                    "(1 dense seed, 1 training)")
+    assert point_line(point) == "rho=0.1: regime I, mc -0.120, CKA 0.910, pruned test error 0.2500"
+    doubt = WalkPoint(rho=0.2, regime="II-A", uncertain=True, test_error=None, mc=0.0, cka=None,
+                      trainings=6, dense_seeds=2)
+    assert point_line(doubt) == ("rho=0.2: regime II-A (in doubt), mc 0.000, CKA n/a, pruned test error n/a "
+                                 "(2 dense seeds)")

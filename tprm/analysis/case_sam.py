@@ -243,8 +243,8 @@ def point_line(p: WalkPoint) -> str:
     def num(v: float | None, digits: int) -> str:
         return "n/a" if v is None else f"{v:.{digits}f}"
     return (f"rho={p.rho:g}: regime {p.regime}{' (in doubt)' if p.uncertain else ''}, mc {num(p.mc, 3)}, "
-            f"CKA {num(p.cka, 3)}, pruned test error {num(p.test_error, 4)} "
-            f"({count(p.dense_seeds, 'dense seed')}, {count(p.trainings, 'training')})")
+            f"CKA {num(p.cka, 3)}, pruned test error {num(p.test_error, 4)}"
+            + (f" ({count(p.dense_seeds, 'dense seed')})" if p.dense_seeds > 1 else ""))
 
 
 def format_sam_walk(result: SamWalk, grid: GridSearch | None = None) -> str:
