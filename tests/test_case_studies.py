@@ -67,6 +67,10 @@ def test_sam_walk_then_grid_comparison(tmp_path, store_dir):
     assert again["grid_search"]["best_rho"] in (0.05, 0.1, 0.2)
     r = run_tprm("case", "sam", str(path), "-d", "0.2", "--rho", "0.1", "--store", str(store_dir))
     assert "grid" in r.stdout.lower()
+    for p in again["path"]:  # the text says what was measured at each visited rho, as --json does
+        assert f"rho={p['rho']:g}: regime {p['regime']}" in r.stdout
+        assert f"mc {p['mc']:.3f}, CKA {p['cka']:.3f}" in r.stdout
+    assert " 1 trainings" not in r.stdout
 
 
 def test_sam_needs_a_sam_recipe(tiny_recipe, store_dir):

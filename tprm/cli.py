@@ -19,6 +19,7 @@ from tprm.cli_common import service as _svc
 from tprm.cli_display import RunDisplay, wrap_lines
 from tprm.cli_help import plain_help
 from tprm.cli_runs import interrupt_line, logs, status
+from tprm.cli_show import show
 from tprm.cli_store import data_app, store_app
 from tprm.service import BadInput, TprmError, density_text
 from tprm.service.results import Results
@@ -249,6 +250,9 @@ def plot(recipe: RecipeArg, store: StoreOpt = None,
                               color=depth != "none", page=page, depth=depth) + "\n")
 
 
+app.command("show")(show)
+
+
 # -- reports and comparisons ---------------------------------------------------------------------
 @app.command("report")
 def report_cmd(recipe: RecipeArg, store: StoreOpt = None,
@@ -257,10 +261,11 @@ def report_cmd(recipe: RecipeArg, store: StoreOpt = None,
                compare_with: Annotated[Optional[str], typer.Option("--compare", help="Add the comparison with recipe B.")] = None,
                metric: Annotated[str, typer.Option(help="Metric of the comparison.")] = "test_error",
                store_b: Annotated[Optional[str], typer.Option("--store-b", help="Read --compare's recipe from this store.")] = None,
+               cells: Annotated[Optional[str], typer.Option("--cells", help="Cells whose numbers and LMC/training curves the report shows, 'T,D;T,D' (default: one per regime; 'none': no such section).")] = None,
                as_json: JsonOpt = False):
     """Write a report folder: report.md, one PNG and SVG per figure (reads the store; trains nothing)."""
     info = _svc(store).reports.report(recipe, out_dir, fmt=fmt, compare=compare_with, metric=metric,
-                              other=_svc(store_b) if store_b else None)
+                              other=_svc(store_b) if store_b else None, cells=cells)
     if as_json:
         _json(info)
         return

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from tprm.analysis.case_stats import standard_error
 from tprm.analysis.phase import aggregate
 
 
@@ -25,11 +26,13 @@ def selection_candidates(cells: list[dict], probe_cells: list[dict] | None,
                 "cka": aggregate(probe, cka_metric)[0],
                 "endpoint_gap": aggregate(probe, "endpoint_gap")[0],
                 "test_error": aggregate(probe, "test_error")[0],
+                "test_error_se": standard_error(probe),
                 "dense_test_error": aggregate(full, "dense_test_error")[0],
                 "trainings": n_retrains,
                 # checkpoints of one run (epochs knob) share it: count each dense job once
                 "dense_trainings": len({c["jobs"]["dense"] for c in full} - dense_seen),
                 "true_test_error": aggregate(full, "test_error")[0],
+                "true_test_error_se": standard_error(full),
                 "true_trainings": sum(len(c["test_error_seeds"]) for c in full)}
         dense_seen |= {c["jobs"]["dense"] for c in full}
         candidates.append(cand)

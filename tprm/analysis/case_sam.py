@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 
-from tprm.analysis.case_stats import CASES, as_records, threshold_lines
+from tprm.analysis.case_stats import CASES, as_records, count, threshold_lines
 from tprm.analysis.phase import aggregate, cell_state, finite_number, same_value
 from tprm.analysis.regimes import RegimeSettings, classify_records, direction
 
@@ -238,9 +238,20 @@ def grid_search_best(cells: Sequence[dict], density: float | None = None) -> Gri
                       trainings=sum(p["trainings"] for p in points))
 
 
+def point_line(p: WalkPoint) -> str:
+    """One visited rho in words: its regime, mc, CKA and pruned test error."""
+    def num(v: float | None, digits: int) -> str:
+        return "n/a" if v is None else f"{v:.{digits}f}"
+    return (f"rho={p.rho:g}: regime {p.regime}{' (in doubt)' if p.uncertain else ''}, mc {num(p.mc, 3)}, "
+            f"CKA {num(p.cka, 3)}, pruned test error {num(p.test_error, 4)}"
+            + (f" ({count(p.dense_seeds, 'dense seed')})" if p.dense_seeds > 1 else ""))
+
+
 def format_sam_walk(result: SamWalk, grid: GridSearch | None = None) -> str:
     steps = " -> ".join(f"{p.rho:g} ({p.regime}{'~' if p.uncertain else ''})" for p in result.path)
-    lines = [f"SAM rho walk: {steps}", f"  stopped: {result.stop}"]
+    lines = [f"SAM rho walk: {steps}", f"  stopped: {result.stop}",
+             "  measured at each visited rho (mean over dense seeds):"]
+    lines += [f"    {point_line(p)}" for p in result.path]
     for p in result.path:
         if p.extra_seeds:
             outcome = "still in doubt" if p.doubts else f"settled: {p.regime}"
@@ -248,12 +259,12 @@ def format_sam_walk(result: SamWalk, grid: GridSearch | None = None) -> str:
                          f"({p.dense_seeds} in all), {outcome}")
     if result.best is not None:
         lines.append(f"  best visited: rho={result.best.rho:g}, pruned test error {result.best.test_error:.4f}"
-                     f"; {result.trainings} trainings")
+                     f"; {count(result.trainings, 'training')}")
     else:
-        lines.append(f"  no visited point has a test error; {result.trainings} trainings")
+        lines.append(f"  no visited point has a test error; {count(result.trainings, 'training')}")
     if grid is not None and grid.best_rho is not None:
         lines.append(f"  grid search: rho={grid.best_rho:g}, pruned test error {grid.best_test_error:.4f}; "
-                     f"{grid.trainings} trainings over {len(grid.points)} values")
+                     f"{count(grid.trainings, 'training')} over {len(grid.points)} values")
     lines += threshold_lines(result.thresholds, result.sources)
     return "\n".join(lines)
 

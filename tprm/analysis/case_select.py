@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 from tprm.analysis.candidates import selection_candidates
-from tprm.analysis.case_stats import threshold_lines
+from tprm.analysis.case_stats import count, threshold_lines
 from tprm.analysis.phase import finite_number
 from tprm.analysis.regimes import RegimeSettings
 
@@ -20,6 +20,7 @@ class Pick:
     regret: float                  # minus the oracle's
     trainings: int                 # trainings this picker needed
     why: str
+    noise: float | None = None     # standard error of the regret (retrain seeds); None: unknown
 
 
 @dataclass
@@ -53,6 +54,8 @@ def select_model(candidates: Sequence[dict], settings: RegimeSettings | None = N
         raise ValueError(f"select_model: candidate labels must be unique, got {labels}")
     use_true = all(c.get("true_test_error") is not None for c in cands)
     truth = {c["label"]: float(c["true_test_error"] if use_true else c["test_error"]) for c in cands}
+    spread = {c["label"]: finite_number(c.get("true_test_error_se" if use_true else "test_error_se"))
+              for c in cands}
     dense_cost = sum(int(c.get("dense_trainings", 1)) for c in cands)
     retrain_cost = dense_cost + sum(int(c["trainings"]) for c in cands)
     oracle_cost = dense_cost + sum(int(c.get("true_trainings", c["trainings"]) if use_true else c["trainings"])
@@ -72,13 +75,36 @@ def select_model(candidates: Sequence[dict], settings: RegimeSettings | None = N
         "pruned error": (min(cands, key=lambda c: c["test_error"]), retrain_cost),
         "oracle": (min(cands, key=lambda c: truth[c["label"]]), oracle_cost),
     }
-    best = min(truth.values())
+    oracle = choices["oracle"][0]["label"]
+    best = truth[oracle]
     picks = {}
     for name, (c, cost) in choices.items():
         picks[name] = Pick(picker=name, label=c["label"], test_error=truth[c["label"]],
-                           regret=truth[c["label"]] - best, trainings=cost, why=_pick_reason(name, c, s))
+                           regret=truth[c["label"]] - best, trainings=cost, why=_pick_reason(name, c, s),
+                           noise=_regret_noise(spread, c["label"], oracle))
     return Selection(picks=picks, candidates=[dict(c) for c in cands], thresholds=s.thresholds(),
                      sources=s.threshold_sources())
+
+
+def _regret_noise(spread: dict[str, float | None], label: str, oracle: str) -> float | None:
+    """Standard error of a pick's regret: of the difference of two means (0 for the oracle's own
+    pick); None when a candidate's spread is unknown."""
+    if label == oracle:
+        return 0.0
+    a, b = spread.get(label), spread.get(oracle)
+    return None if a is None or b is None else math.hypot(a, b)
+
+
+def regret_words(p: Pick) -> str:
+    """A pick's regret with its noise, in plain words."""
+    if p.regret == 0:
+        return "regret 0 (as good as the oracle's pick)"
+    if p.noise is None:
+        return f"regret {p.regret:+.4f} (noise unknown)"
+    if p.noise == 0:
+        return f"regret {p.regret:+.4f} (noise not measurable: one retrain seed)"
+    within = "within" if abs(p.regret) <= 2 * p.noise else "beyond"
+    return f"regret {p.regret:+.4f} ± {p.noise:.4f} (1 s.e.; {within} the noise)"
 
 
 def _check_candidate(c: dict, k: int, s: RegimeSettings) -> dict:
@@ -108,11 +134,16 @@ def _pick_reason(name: str, c: dict, s: RegimeSettings) -> str:
 def format_selection(result: Selection) -> str:
     lines = [f"Model selection over {len(result.candidates)} candidates:"]
     for p in result.picks.values():
-        lines.append(f"  {p.picker:<15} -> {p.label:<14} error {p.test_error:.4f}  regret {p.regret:+.4f}"
-                     f"  {p.trainings} trainings")
+        lines.append(f"  {p.picker:<15} -> {p.label:<14} error {p.test_error:.4f}  "
+                     f"{count(p.trainings, 'training')}")
+        if p.picker != "oracle":
+            lines.append(f"  {'':<15}    {regret_words(p)}")
         lines.append(f"  {'':<15}    {p.why}")
+    lines.append("  regret: the pick's pruned test error minus the oracle's; noise: the standard error of "
+                 "that difference over retrain seeds (within 2 s.e.: not a measurable loss)")
     lines += threshold_lines(result.thresholds, result.sources)
     return "\n".join(lines)
+
 
 def select_note(short: int | None, epochs: int | None) -> str:
     """Case 2's note on how mc/CKA were measured."""

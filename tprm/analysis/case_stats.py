@@ -73,6 +73,11 @@ def standard_error(records: Sequence[dict]) -> float:
 
 
 
+def count(n: int, noun: str) -> str:
+    """`n noun`, with the noun in the plural unless n is 1 ("1 training", "3 trainings")."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def pct(density: float | None) -> str:
     return "?" if density is None else format_density(density)
 

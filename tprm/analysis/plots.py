@@ -216,11 +216,14 @@ def _regime_text(grid: RegimeGrid, i: int, j: int) -> str:
 
 def render_curve(xs: Sequence[float], ys_by_label: Mapping[str, Sequence[float | None]], width: int = 80,
                  height: int = 20, color: bool = True, title: str | None = None, xlabel: str | None = None,
-                 ylabel: str | None = None) -> str:
+                 ylabel: str | None = None, dashed: Mapping[str, float] | None = None,
+                 marks: Sequence[float] = ()) -> str:
     """Line plot of one or more series over shared ``xs`` (LMC or training curves) via plotext.
 
     Without colour each series gets its own marker character so lines stay distinguishable.
-    None/NaN points are left out of their series.
+    None/NaN points are left out of their series. ``dashed``: labelled horizontal levels drawn
+    as dashes (an LMC curve's endpoints' mean); ``marks``: x positions drawn as vertical lines
+    (t*, the pruning point of a training curve).
     """
     if not ys_by_label:
         raise ValueError("render_curve: ys_by_label is empty; give at least one series")
@@ -236,6 +239,10 @@ def render_curve(xs: Sequence[float], ys_by_label: Mapping[str, Sequence[float |
             continue
         kwargs = {} if color else {"marker": _MARKERS[k % len(_MARKERS)]}
         plt.plot([p[0] for p in points], [p[1] for p in points], label=str(label), **kwargs)
+    if xs:
+        _dashes(dashed or {}, min(xs), max(xs), width)
+    for x in marks:
+        plt.vline(x, "gray" if color else None)
     if title:
         plt.title(title)
     if xlabel:
@@ -245,3 +252,12 @@ def render_curve(xs: Sequence[float], ys_by_label: Mapping[str, Sequence[float |
     text = plt.build()
     plt.clf()
     return text if color else strip_ansi(text)
+
+
+def _dashes(levels: Mapping[str, float], x0: float, x1: float, width: int) -> None:
+    """Each level as a horizontal row of dashes over [x0, x1] (every third column)."""
+    n = max(2, width // 3)
+    xs = [x0 + (x1 - x0) * k / (n - 1) for k in range(n)]
+    for label, y in levels.items():
+        if y is not None and math.isfinite(y):
+            plt.scatter(xs, [y] * n, marker="-", label=str(label))

@@ -101,6 +101,7 @@ def report_markdown(ctx: dict) -> str:
         if fig:
             lines += _figure_lines([fig])
         lines += grid_table(grid) + [""]
+    lines += cell_view_lines(ctx.get("cell_views"))
     lines += ["## Case studies", ""]
     lines += [ctx.get("cases_note") or "No case-study result is stored for this recipe.", ""]
     if ctx.get("cases"):
@@ -111,6 +112,17 @@ def report_markdown(ctx: dict) -> str:
                   *_figure_lines(c["figures"])]
     lines += provenance_lines(ctx["provenance"], r)
     return "\n".join(lines).rstrip() + "\n"
+
+
+def cell_view_lines(views: dict | None) -> list[str]:
+    """The report's look inside chosen cells (`tprm show`'s text: numbers, LMC and training
+    curves); `views`: {"note", "cells": [{"title", "text"}]}, None when the section is off."""
+    if not views:
+        return []
+    lines = ["## Inside cells", "", views["note"], ""]
+    for cell in views["cells"]:
+        lines += [f"### {cell['title']}", "", "```", cell["text"].rstrip(), "```", ""]
+    return lines
 
 
 def provenance_lines(p: dict, r: dict) -> list[str]:

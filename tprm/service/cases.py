@@ -7,8 +7,8 @@ from __future__ import annotations
 import builtins
 from pathlib import Path
 
-from tprm.service.errors import BadInput, RunCancelled, converting_input_errors
-from tprm.service.results import Results, axes
+from tprm.service.errors import BadInput, RunCancelled, RunFailed, converting_input_errors
+from tprm.service.results import Results, axes, density_value, match
 from tprm.service.runs import Runs
 from tprm.service.workspace import LoadedRecipe, Workspace
 
@@ -16,22 +16,24 @@ from tprm.service.workspace import LoadedRecipe, Workspace
 CASE_ENTRY = "tprm.service.case_job"  # the module a detached case study runs (python -m)
 
 
-def match(value, values, what: str):
-    """The grid value equal to `value` (float tolerance); BadInput naming the flag otherwise."""
-    from tprm.analysis.phase import same_value
-
-    for v in values:
-        if same_value(v, value):
-            return v
-    raise BadInput(f"--{what}: {value:g} is not on the recipe's grid; valid: "
-                   + ", ".join(f"{v:g}" for v in values))
-
-
-def density_value(value: float | None) -> float:
-    """Accept 0.1 or 10 (percent)."""
-    if value is None or value <= 0 or value > 100:
-        raise BadInput(f"--density: {value} is not a density; use a fraction in (0, 1] or a percent")
-    return value / 100 if value > 1 else value
+def check_run(name: str, summary: dict) -> None:
+    """Stop a case study whose run did not finish: RunCancelled when it was stopped, RunFailed
+    naming the first failed job and its error otherwise, so no answer is built from missing
+    numbers (a diverged job is a result, not a failure)."""
+    if summary["state"] == "cancelled":  # a stopped case study must not go on measuring
+        raise RunCancelled(f"{name}: case study stopped; finished jobs are kept and "
+                           "running it again reuses them")
+    if summary["state"] == "done":
+        return
+    failed = summary.get("failed") or []
+    if failed:
+        first = failed[0]
+        more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
+        error = str(first.get("error") or "no error recorded").splitlines()[0]
+        raise RunFailed(f"{name}: case study stopped, job '{first['label']}' failed{more}: {error}")
+    counts = ", ".join(f"{k} {v}" for k, v in sorted(summary["counts"].items()))
+    raise RunFailed(f"{name}: case study stopped, its jobs did not finish ({counts}); "
+                    f"see `tprm status {name}`")
 
 
 @converting_input_errors
@@ -49,16 +51,13 @@ class Cases:
         """Run (or reuse) the jobs of a sub-grid of `loaded`; its cell records and run summary."""
         sub = loaded.sub_grid(overrides)
         summary = self._runs.run_part(sub, loaded, progress=progress, purpose="case study")
-        if summary["state"] == "cancelled":  # a stopped case study must not go on measuring
-            raise RunCancelled(f"{loaded.name}: case study stopped; finished jobs are kept and "
-                               "running it again reuses them")
+        check_run(loaded.name, summary)
         return self._results.cells(sub), summary
 
     def _full_grid(self, loaded: LoadedRecipe, progress=None) -> tuple[list[dict], dict]:
         """Run the whole grid (reusing what is done); its cell records and run summary."""
         summary = self._runs.run_part(loaded, loaded, progress=progress, purpose="case study")
-        if summary["state"] == "cancelled":
-            raise RunCancelled(f"{loaded.name}: case study stopped; finished jobs are kept")
+        check_run(loaded.name, summary)
         return self._results.cells(loaded), summary
 
     def evaluation(self, ref, cells: list[dict]):

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from tprm.service.errors import BadInput, converting_input_errors
 from tprm.service.recipes import write_atomic
-from tprm.service.results import METRICS, Results, axes
+from tprm.service.results import METRICS, Results, axes, density_value, match
 from tprm.service.workspace import LoadedRecipe, Workspace
 
 REPORT_METRICS = ("test_error", "normalized_error", "mc", "cka", "hessian_trace", "hessian_top")
@@ -50,11 +50,13 @@ class Reports:
             raise BadInput(f"compare {la.name} {lb.name}: {exc}") from None
 
     def report(self, ref, out: str | Path | None = None, fmt: str = "md", compare=None,
-               other=None, metric: str = "test_error") -> dict:
+               other=None, metric: str = "test_error", cells: str | None = None) -> dict:
         """Write report.md (or report.html), one PNG + SVG per figure, from the store only.
 
         Never starts training. `compare` adds the comparison with another recipe (read from
-        `other`'s store when given). Returns {"dir", "report", "files"}.
+        `other`'s store when given). `cells` "T,D;T,D" names the cells whose numbers and curves
+        the report shows (None: one per regime; "none": no such section). Returns {"dir",
+        "report", "files"}.
         """
         from tprm.analysis.figures import report_figures
         from tprm.analysis.report import METRIC_TITLES, report_markdown
@@ -62,25 +64,47 @@ class Reports:
         if fmt not in ("md", "html"):
             raise BadInput(f"--format: '{fmt}' is not a report format; use md or html")
         loaded = self._ws.resolve(ref)
-        cells = self._results.require(loaded, self._results.cells(loaded), "a report never starts training")
-        folder = Path(out) if out else Path.cwd() / "reports" / loaded.name
-        folder.mkdir(parents=True, exist_ok=True)
-        grids = self._grids(loaded, cells)
+        records = self._results.require(loaded, self._results.cells(loaded), "a report never starts training")
         try:
-            regimes, regime_error = self._results.grid(loaded, "regime", cells), None
+            regimes, regime_error = self._results.grid(loaded, "regime", records), None
         except BadInput as exc:  # e.g. a median split on an incomplete grid: the metrics still report
             regimes, regime_error = None, str(exc)
+        views = self._cell_views(loaded, regimes, parse_cells(cells))  # bad --cells: nothing written
+        folder = Path(out) if out else Path.cwd() / "reports" / loaded.name
+        folder.mkdir(parents=True, exist_ok=True)
+        grids = self._grids(loaded, records)
         files, figs, regime_fig, threshold_lines = report_figures(
             grids, regimes, folder, loaded.name, len(loaded.recipe.dense_seeds), METRIC_TITLES)
         comparison = None
         if compare is not None:
             comparison_files, comparison = self._comparison(loaded, compare, other, metric, folder)
             files += comparison_files
-        ctx = self._context(loaded, cells, grids, regimes, regime_error, figs, regime_fig,
+        ctx = self._context(loaded, records, grids, regimes, regime_error, figs, regime_fig,
                             threshold_lines, comparison)
+        ctx["cell_views"] = views
         report_path = _write_report(folder, fmt, report_markdown(ctx), loaded.name)
         files.append(report_path)
         return {"dir": str(folder), "report": str(report_path), "files": [str(f) for f in files]}
+
+    def _cell_views(self, loaded: LoadedRecipe, regimes, chosen: list[tuple[float, float]] | None) -> dict | None:
+        """The report's "Inside cells" section: the named cells, else one per regime on the map."""
+        from tprm.analysis.cellview import cells_per_regime
+
+        if chosen == []:
+            return None
+        if chosen is None:
+            note = ("One cell per regime found on the map (its clearest case), as `tprm show` draws it; "
+                    "`tprm report --cells T,D;T,D` chooses others.")
+            chosen = cells_per_regime(regimes) if regimes is not None else []
+        else:
+            note = "The cells named by `--cells`, as `tprm show` draws them."
+            ax = axes(loaded.recipe)
+            chosen = [(match(t, ax["temperatures"], "cells"), match(density_value(d), ax["densities"], "cells"))
+                      for t, d in chosen]
+        views = [self._results.cell(loaded, t, d) for t, d in chosen]
+        return {"note": note if views else "No cell has a regime yet.",
+                "cells": [{"title": f"{v['knob']}={v['temperature']:g}, density {100 * v['density']:.4g}%: "
+                                    f"regime {v['regime']}", "text": v["text"]} for v in views]}
 
     def _grids(self, loaded: LoadedRecipe, cells: list[dict]) -> dict:
         """{grid metric name: Grid} of the report's metrics (Hessian ones only when measured)."""
@@ -142,6 +166,26 @@ class Reports:
                 "figures": figs, "regime_figure": regime_fig,
                 "threshold_lines": threshold_lines, "cases": cases, "cases_note": cases_note,
                 "comparison": comparison, "provenance": self._provenance(loaded)}
+
+
+def parse_cells(text: str | None) -> list[tuple[float, float]] | None:
+    """`--cells` "T,D;T,D" as (temperature, density) pairs (a density may be a percent); None
+    when not given, [] for "none"; BadInput naming what is wrong otherwise."""
+    if text is None:
+        return None
+    if text.strip().lower() == "none":
+        return []
+    out = []
+    for part in filter(None, (p.strip() for p in text.split(";"))):
+        try:
+            t, d = (float(x) for x in part.split(","))
+        except ValueError:
+            raise BadInput(f"--cells: '{part}' is not T,D; use e.g. '16,20;64,5' (temperature, density "
+                           "as a fraction or percent), or 'none'") from None
+        out.append((t, d))
+    if not out:
+        raise BadInput("--cells: no cell given; use e.g. '16,20;64,5', or 'none'")
+    return out
 
 
 def _write_report(folder: Path, fmt: str, text: str, name: str) -> Path:

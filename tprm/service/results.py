@@ -56,6 +56,24 @@ def axes(recipe) -> dict:
             "hotter": HOTTER[recipe.temperature.knob]}
 
 
+def match(value, values, what: str):
+    """The grid value equal to `value` (float tolerance); BadInput naming the flag otherwise."""
+    from tprm.analysis.phase import same_value
+
+    for v in values:
+        if same_value(v, value):
+            return v
+    raise BadInput(f"--{what}: {value:g} is not on the recipe's grid; valid: "
+                   + ", ".join(f"{v:g}" for v in values))
+
+
+def density_value(value: float | None) -> float:
+    """Accept 0.1 or 10 (percent)."""
+    if value is None or value <= 0 or value > 100:
+        raise BadInput(f"--density: {value} is not a density; use a fraction in (0, 1] or a percent")
+    return value / 100 if value > 1 else value
+
+
 @converting_input_errors
 class Results:
     """`svc.results`: what the store holds of a recipe, as records, rows, grids and plots."""
@@ -166,6 +184,57 @@ class Results:
         if table:
             text += "\n" + render_table(g, width=width)
         return text
+
+    def cell(self, ref, temperature: float, density: float, width: int = 80, height: int = 24,
+             color: bool = False) -> dict:
+        """One cell opened (`tprm show`, the TUI's cell view, the report's curves): its numbers,
+        regime with the reason, LMC and training curves (tprm.analysis.cellview), plus "text"
+        drawn for a `width` x `height` terminal. `density` may be a percent (10 = 0.1)."""
+        from tprm.analysis.cellview import cell_view, render_cell, seed_view
+        from tprm.analysis.phase import same_value
+
+        loaded = self._ws.resolve(ref)
+        ax, settings = axes(loaded.recipe), self.regime_settings(loaded)
+        t = match(temperature, ax["temperatures"], "temperature")
+        d = match(density_value(density), ax["densities"], "density")
+        plan = self._ws.plan(loaded)
+        records = [r for r in self.cells(loaded) if same_value(r["temperature"], t) and same_value(r["density"], d)]
+        epochs = {c.dense_seed: c.epoch for c in plan.cells if c.temperature == t and c.density == d}
+        seeds = list(loaded.recipe.retrain.seeds)
+        view = cell_view(loaded.name, records, [
+            seed_view(r, self._cell_artifacts(r), seeds, epochs.get(r["dense_seed"], -1), settings)
+            for r in records], ax, settings)
+        view["text"] = render_cell(view, width=width, height=height, color=color)
+        if not any(r["state"] in ("done", "partial", "diverged", "failed") for r in records):
+            view["text"] += (f"\nnot measured yet: `tprm case direction {loaded.name} -t {t:g} -d {d:g}` "
+                             f"measures this cell alone, `tprm run {loaded.name}` the whole grid")
+        return view
+
+    def _cell_artifacts(self, record: dict) -> dict:
+        """The curves a cell record's jobs stored: "lmc", "dense", "retrains", and "missing"
+        (what could not be read, one line each)."""
+        from tprm.engine.artifacts import ArtifactError, Artifacts
+
+        art, jobs, states = Artifacts(self._ws.store_dir), record["jobs"], record.get("job_states") or {}
+        out: dict = {"missing": []}
+
+        def load(job_hash: str, name: str, state: str | None):
+            if state not in ("done", "diverged"):
+                return None
+            try:
+                return art.load(job_hash, name)
+            except ArtifactError as exc:
+                out["missing"].append(str(exc).splitlines()[0])
+                return None
+        hashes = [jobs["dense"], jobs["prune"], *jobs["retrains"], jobs["pairs"]]
+        for rec in self._ws.store.get_jobs(hashes).values() if "failed" in states.values() else ():
+            if rec.get("state") == "failed":
+                out["missing"].append(f"job '{rec.get('label')}' failed: "
+                                      + str(rec.get("error") or "no error recorded").splitlines()[0])
+        out["lmc"] = load(jobs["pairs"], "lmc", states.get("pairs"))
+        out["dense"] = load(jobs["dense"], "curves", states.get("dense"))
+        out["retrains"] = [load(h, "curves", states.get(f"retrain{k}")) for k, h in enumerate(jobs["retrains"])]
+        return out
 
     def demo_check(self, ref) -> dict:
         """The (a)-(c) criteria of the quickstart on what was run (see analysis/checks.py)."""

@@ -405,9 +405,9 @@ def decision_headline(report: Mapping[str, Any]) -> str:
     if kind == "sam":
         best, grid = report.get("best") or {}, report.get("grid_search") or {}
         text = (f"Decision: rho={fmt_value(best.get('rho'))} (pruned error {fmt_num(best.get('test_error'), 4)}, "
-                f"{report.get('trainings', '?')} trainings; {report.get('stop', '')})")
+                f"trainings: {report.get('trainings', '?')}; {report.get('stop', '')})")
         if grid.get("best_rho") is not None:
-            text += f"; grid search: rho={fmt_value(grid['best_rho'])} ({grid.get('trainings')} trainings)"
+            text += f"; grid search: rho={fmt_value(grid['best_rho'])} (trainings: {grid.get('trainings')})"
         return text
     return "Decision: see below"
 
@@ -424,7 +424,8 @@ def key_numbers(report: Mapping[str, Any]) -> list[tuple[str, str]]:
                 for name, s in (report.get("scores") or {}).items()]
     if kind == "select":
         return [(name, f"{p.get('label')}  error {fmt_num(p.get('test_error'), 4)}  regret "
-                       f"{fmt_num(p.get('regret'), 4)}  {p.get('trainings')} trainings")
+                       f"{fmt_num(p.get('regret'), 4)}" + (f" ± {fmt_num(p['noise'], 4)}" if p.get("noise") else "")
+                       + f"  trainings: {p.get('trainings')}")
                 for name, p in (report.get("picks") or {}).items()]
     if kind == "sam":
         rows = [(f"rho {fmt_value(p.get('rho'))}", f"{p.get('regime')}  error {fmt_num(p.get('test_error'), 4)}"
@@ -435,6 +436,6 @@ def key_numbers(report: Mapping[str, Any]) -> list[tuple[str, str]]:
         if grid:
             rows.append(("grid search", f"rho {fmt_value(grid.get('best_rho'))}  error "
                                         f"{fmt_num(grid.get('best_test_error'), 4)}  "
-                                        f"{grid.get('trainings')} trainings"))
+                                        f"trainings: {grid.get('trainings')}"))
         return rows
     return scalar_items(report)

@@ -35,6 +35,8 @@ class CasesScreen(TaskScreen):
     BINDINGS = [
         Binding("r", "run_case", "Run case", tooltip="run the case study of the open tab"),
         Binding("n", "next_case", "Next case", tooltip="next case study tab"),
+        *[Binding(CASES[k]["key"], f"open_case('{k}')", CASES[k]["title"][2:], show=False,
+                  tooltip=f"the {CASES[k]['title'][2:]} case study (its tab's key)") for k in CASES],
         Binding("x", "cancel_case", "Stop", tooltip="stop the running case study (jobs kept as cancelled)"),
         Binding("escape", "leave_form", "Leave form", tooltip="leave the case inputs (digits switch screens again)"),
     ]
@@ -115,6 +117,9 @@ class CasesScreen(TaskScreen):
 
     def action_cancel_case(self) -> None:
         self.panel.cancel()
+
+    def action_open_case(self, kind: str) -> None:
+        self.query_one("#case-tabs", TabbedContent).active = f"tab-{kind}"
 
     def action_next_case(self) -> None:
         tabs = self.query_one("#case-tabs", TabbedContent)

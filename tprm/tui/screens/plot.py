@@ -14,6 +14,7 @@ from textual.widget import Widget
 from textual.widgets import DataTable, Label, Select, Static
 
 from tprm.tui.screens.base import TaskScreen
+from tprm.tui.screens.cell import CellScreen
 from tprm.tui.viewmodel import PLOT_METRICS, cell_details, fmt_num, fmt_value, grid_lookup, group_records
 
 
@@ -77,6 +78,8 @@ class PlotScreen(TaskScreen):
         Binding("left_square_bracket", "next_metric(-1)", "Prev metric", show=False,
                 tooltip="previous metric"),
         Binding("i", "inspect", "Inspect", tooltip="move the cell cursor (arrow keys) over the grid"),
+        Binding("o", "open_cell", "Open cell",
+                tooltip="open the inspected cell: numbers per seed, LMC and training curves (also Enter)"),
         Binding("z", "zoom", "Zoom", tooltip="hide/show the inspector (a taller plot)"),
         Binding("p", "next_page", "Page", show=False, tooltip="next page of a grid too large for the screen"),
         Binding("f5", "reload", "Reload", show=False, tooltip="reload the plot"),
@@ -153,7 +156,7 @@ class PlotScreen(TaskScreen):
         self.plot_text = data["text"]
         text = Text.from_ansi(data["text"], no_wrap=True, overflow="crop")
         self.query_one("#plot-view", Static).update(text)
-        self.query_one("#plot-note", Static).update(" m metric  arrows inspect  z zoom")
+        self.query_one("#plot-note", Static).update(" m metric  arrows inspect  o open cell  z zoom")
         self._fill_grid()
 
     def _cells_loaded(self, cells: dict[str, Any]) -> None:
@@ -203,6 +206,19 @@ class PlotScreen(TaskScreen):
         if col < 1 or col > len(temps) or row >= len(dens):
             return None
         return temps[col - 1], dens[row]
+
+    def on_data_table_cell_selected(self, event: DataTable.CellSelected) -> None:
+        if event.data_table.id == "cell-grid":
+            event.stop()
+            self.action_open_cell()
+
+    def action_open_cell(self) -> None:
+        """Open the inspected cell (the TUI's `tprm show`)."""
+        point, recipe = self.selected_cell(), self.tprm.recipe
+        if point is None or recipe is None:
+            self.notify("move the inspector's cursor onto a cell first (i, then arrow keys)", title="Open cell")
+            return
+        self.app.push_screen(CellScreen(recipe, *point))
 
     def _show_cell(self) -> None:
         point = self.selected_cell()

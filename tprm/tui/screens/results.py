@@ -11,6 +11,7 @@ from textual.widget import Widget
 from textual.widgets import DataTable, Input, Static
 
 from tprm.tui.screens.base import TaskScreen
+from tprm.tui.screens.cell import CellScreen
 from tprm.tui.screens.confirm import ConfirmModal
 from tprm.tui.screens.prompt import PromptModal
 from tprm.tui.viewmodel import (
@@ -36,6 +37,8 @@ class ResultsScreen(TaskScreen):
     MODE = "results"
     HELP_TITLE = "3 Results"
     BINDINGS = [
+        Binding("o", "open_cell", "Open cell",
+                tooltip="open the row's cell: numbers per seed, LMC and training curves (also Enter)"),
         Binding("s", "sort", "Sort", tooltip="sort by the cursor's column (again: reverse)"),
         Binding("slash", "filter", "Filter", tooltip="filter: text, or column<op>value (e.g. mc<0 T>=16)"),
         Binding("x", "export", "Export", tooltip="export the rows shown to a .csv or .json file"),
@@ -109,6 +112,20 @@ class ResultsScreen(TaskScreen):
     def on_input_submitted(self, event: Input.Submitted) -> None:
         if event.input.id == "results-filter":
             self.query_one("#results-table", DataTable).focus()
+
+    def on_data_table_cell_selected(self, event: DataTable.CellSelected) -> None:
+        if event.data_table.id == "results-table":
+            event.stop()
+            self.action_open_cell()
+
+    def action_open_cell(self) -> None:
+        """Open the selected row's cell (the TUI's `tprm show`)."""
+        table, recipe = self.query_one("#results-table", DataTable), self.tprm.recipe
+        if not self.shown or recipe is None or table.cursor_row >= len(self.shown):
+            self.notify("no row selected", title="Open cell")
+            return
+        row = self.shown[table.cursor_row]
+        self.app.push_screen(CellScreen(recipe, row["temperature"], row["density"]))
 
     def on_data_table_header_selected(self, event: DataTable.HeaderSelected) -> None:
         self._sort_by(str(event.column_key.value))

@@ -6,6 +6,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from rich.console import Group
+from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
@@ -19,16 +21,16 @@ from tprm.tui.widgets.tables import KeyScroll
 
 CASES: dict[str, dict[str, str]] = {
     "direction": {
-        "title": "1 Direction",
+        "title": "d Direction", "key": "d",
         "question": (
             "Which way should I move a hyperparameter? Pick a point of the grid (temperature T, density). "
             "tprm prunes and retrains it with two seeds, measures connectivity (mc) and similarity (CKA) "
             "and classifies the regime: I -> make training hotter, II-A -> colder, II-B -> keep. "
-            "'score on grid' instead runs the whole grid and scores the rule (accuracy with an interval) "
+            "'whole grid' instead runs the whole grid and scores the rule (accuracy with an interval) "
             "against always hotter / colder / keep and following the dense model's error."),
     },
     "select": {
-        "title": "2 Select",
+        "title": "s Select", "key": "s",
         "question": (
             "Which model of a family should I prune? The recipe's dense models (one per temperature) are "
             "the candidates; the target is a density. The regime rule picks a well-connected model, then "
@@ -36,7 +38,7 @@ CASES: dict[str, dict[str, str]] = {
             "error of the same retrains: the error of each pick, its regret and the trainings used."),
     },
     "sam": {
-        "title": "3 SAM rho",
+        "title": "a SAM rho", "key": "a",
         "question": (
             "How should I tune SAM's rho for pruning? rho acts as the temperature. Starting from rho, tprm "
             "reads the regime at the target density and moves rho up (Regime I) or down (II-A) until the "
@@ -97,15 +99,18 @@ class CasePanel(Vertical):
     def compose(self) -> ComposeResult:
         yield Static(CASES[self.kind]["question"], classes="case-question", markup=False)
         with Horizontal(classes="case-inputs form"):
+            yield Label("recipe:", classes="case-label")
             yield Select([], prompt="recipe", id=f"{self.kind}-recipe", compact=True, classes="case-recipe")
             if self.kind == "direction":
+                yield Label("T:", classes="case-label")
                 yield Select([], prompt="T", id="direction-temperature", compact=True, classes="case-value")
+            yield Label("density:", classes="case-label")
             yield Select([], prompt="density", id=f"{self.kind}-density", compact=True, classes="case-value")
             if self.kind == "sam":
-                yield Label(" rho", classes="case-label")
+                yield Label("rho:", classes="case-label")
                 yield CaseInput("0.1", id="sam-rho", compact=True, classes="case-rho", type="number")
             if self.kind == "direction":
-                yield Checkbox("score on grid", id="direction-evaluate", compact=True)
+                yield Checkbox("whole grid", id="direction-evaluate", compact=True)
             yield Button("Run", id=f"{self.kind}-run", compact=True, variant="primary")
         with Horizontal(classes="case-progress-row"):
             yield ProgressBar(total=1, show_eta=False, id=f"{self.kind}-progress")
@@ -217,6 +222,7 @@ class CasePanel(Vertical):
             on_error(str(exc))
             return
         recipe = args.pop("recipe")
+        self.clear_answer()  # an answer belongs to the request shown: the previous one goes now
         self.running = True
         self._stop_asked = None
         self._set_status("starting the case-study process...", 0.0)
@@ -252,8 +258,14 @@ class CasePanel(Vertical):
 
         def done(state: dict[str, Any]) -> None:
             self._polling = False
-            if case_id == self.case_id:
+            if case_id != self.case_id:
+                return
+            try:
                 self.show_state(state)
+            except Exception as exc:  # noqa: BLE001 -- shown, never a panel waiting forever
+                self._done()
+                self._set_status(f"failed: cannot show the answer: {one_line(exc)} "
+                                 f"(log: {state.get('log')})", None)
 
         def failed(exc: BaseException) -> None:
             self._polling = False
@@ -283,11 +295,13 @@ class CasePanel(Vertical):
         if state.get("state") == "done" and state.get("report"):
             self._finished(state["report"])
         elif state.get("state") == "cancelled":
+            self.clear_answer()
             kept = counts.get("done", 0)
             self._set_status(f"stopped: {kept} finished job(s) kept, unfinished ones cancelled "
                              "(resumable); r runs it again and reuses them", None)
             self.app.notify(f"{self.kind} case study stopped", title="Case study")
         else:
+            self.clear_answer()
             self._set_status(f"failed: {state.get('error') or 'unknown error'} (log: {state.get('log')})", None)
 
     def cancel(self) -> None:
@@ -299,6 +313,12 @@ class CasePanel(Vertical):
         self._set_status(self._running_text(None), None)
         self.app.call_service(self.app.svc.cases.cancel, self.case_id,  # type: ignore[attr-defined]
                               group=f"case-cancel-{self.kind}", done=lambda _ok: self.poll())
+
+    def clear_answer(self) -> None:
+        """Forget the shown answer (a new request started, or this one failed or stopped)."""
+        self.report = None
+        for part in ("decision", "report", "numbers"):
+            self.query_one(f"#{self.kind}-{part}", Static).update("")
 
     def _set_status(self, text: str, fraction: float | None) -> None:
         self.query_one(f"#{self.kind}-status", Static).update(text)
@@ -315,9 +335,20 @@ class CasePanel(Vertical):
         self.report = report
         self._set_status(f"done: the answer below is for {report.get('recipe', 'the recipe')}", 1.0)
         self.query_one(f"#{self.kind}-decision", Static).update(decision_headline(report))
-        self.query_one(f"#{self.kind}-report", Static).update(Text(str(report.get("text", "")).rstrip()))
+        self.query_one(f"#{self.kind}-report", Static).update(indented(str(report.get("text", "")).rstrip()))
         self.query_one(f"#{self.kind}-numbers", Static).update(_numbers_table(report))
         self.post_message(self.Finished(self.kind, report))
+
+
+def indented(text: str) -> Group:
+    """Report text whose wrapped lines keep their line's indentation (a line wrapped by the panel
+    otherwise starts its continuation at column 0 and the report's structure is lost)."""
+    parts = []
+    for line in text.splitlines():
+        indent = len(line) - len(line.lstrip())
+        body = Text(line.lstrip() or " ")
+        parts.append(Padding(body, (0, 0, 0, indent)) if indent else body)
+    return Group(*parts)
 
 
 def _progress_fraction(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[float | None, str]:
