@@ -75,7 +75,7 @@ _DEVICE = re.compile(r"auto|cpu|mps|cuda|cuda:\d+")
 _RAY_ADDRESS = re.compile(r"auto|(ray://)?[A-Za-z0-9_.\[\]:-]+:\d{1,5}")
 _MAX_SEED = 2**32 - 1
 # keys added after recipes were stored: in the recipe hash only when not at their schema default
-_HASHED_WHEN_SET = (("execution", "channels_last"), ("execution", "compile"),
+_HASHED_WHEN_SET = (("execution", "channels_last"), ("execution", "compile"), ("execution", "tf32"),
                     ("cases", "near_mc"), ("cases", "near_cka"), ("cases", "extra_dense_seeds"))
 # defaults that changed: the new default is hashed as the old one, so stored recipes keep their hash
 _HASHED_AS = {("execution", "threads"): ("auto", 1)}
@@ -279,6 +279,8 @@ class ExecutionSection:
     ray: RaySection = section(RaySection)
     channels_last: bool = setting(False, Bool())   # NHWC 2-D convolutions (in the job key when true)
     compile: bool = setting(False, Bool())         # torch.compile (CUDA graphs), CUDA only
+    # TF32 convolutions and matrix products on CUDA; off: "float32" means float32 (docs/speed.md)
+    tf32: bool = setting(False, Bool())
 
 
 @dataclass(frozen=True)
