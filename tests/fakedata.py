@@ -106,3 +106,21 @@ class TinyUserNet(nn.Module):
 def tiny_factory(num_classes: int, input_shape: tuple, hidden: int = 8) -> nn.Module:
     """Factory with the ``factory(num_classes=, input_shape=, **kwargs)`` signature."""
     return TinyUserNet(num_classes, input_shape, hidden)
+
+
+def learnable_images(n_train: int, n_test: int):
+    """32x32 RGB images whose class is a bright 8x8 patch at one of 10 places, on uint8 noise, as a
+    TensorData (a task a few epochs learn: precision comparisons need errors far from chance)."""
+    import torch
+
+    from tprm.science.data import TensorData
+
+    g = torch.Generator().manual_seed(0)
+    n = n_train + n_test
+    x = torch.randint(0, 64, (n, 3, 32, 32), generator=g, dtype=torch.uint8)
+    y = torch.arange(n) % 10
+    for c in range(10):
+        row, col = divmod(c, 4)
+        x[y == c, :, 8 * row : 8 * row + 8, 8 * col : 8 * col + 8] += 180
+    return TensorData("patches", x[:n_train], y[:n_train], x[n_train:], y[n_train:], 10,
+                      mean=(0.3, 0.3, 0.3), std=(0.3, 0.3, 0.3))

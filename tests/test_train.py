@@ -9,8 +9,8 @@ import pytest
 import torch
 from torch import nn
 
-from fakedata import write_fake_cifar10
-from tprm.science.data import DataSpec, TensorData, load_data
+from fakedata import learnable_images, write_fake_cifar10
+from tprm.science.data import DataSpec, load_data
 from tprm.science.models import build_model, seeded
 from tprm.science.prune import magnitude_masks, prunable_parameters, random_masks
 from tprm.science.train import Schedule, fusable, fusion_pays, sam_perturbation, stream_seed, train
@@ -371,19 +371,6 @@ def _preresnets(tmp_path, n_train=32, seeds=(0, 1)):
     return data, models
 
 
-def _learnable_images(n_train: int, n_test: int) -> TensorData:
-    """32x32 RGB images whose class is a bright 8x8 patch at one of 10 places, on uint8 noise."""
-    g = torch.Generator().manual_seed(0)
-    n = n_train + n_test
-    x = torch.randint(0, 64, (n, 3, 32, 32), generator=g, dtype=torch.uint8)
-    y = torch.arange(n) % 10
-    for c in range(10):
-        row, col = divmod(c, 4)
-        x[y == c, :, 8 * row : 8 * row + 8, 8 * col : 8 * col + 8] += 180
-    return TensorData("patches", x[:n_train], y[:n_train], x[n_train:], y[n_train:], 10,
-                      mean=(0.3, 0.3, 0.3), std=(0.3, 0.3, 0.3))
-
-
 def test_fusion_pays_on_the_cpu_only_for_buffer_free_models(data32, tmp_path):
     """The CPU strategy: vmap for buffer-free nets (as before), one by one for BatchNorm models."""
     plain = [tiny("conv1d", s, data32, dtype=torch.float32) for s in (0, 1)]
@@ -422,7 +409,7 @@ def test_bf16_changes_final_test_error_by_less_than_the_tolerance(fuse, tmp_path
     moves by < 0.08 (absolute fraction; 200 test images, i.e. at most 16 of them; measured 0.025
     after 80 steps) against float32,
     the masks stay exactly 0.0 and every state tensor stays float32."""
-    data = _learnable_images(320, 200)
+    data = learnable_images(320, 200)
     with seeded(0):
         base = build_model("preresnet", 10, (3, 32, 32), depth=8, width=0.5)
     models = [base, clone(base)]
@@ -462,66 +449,6 @@ def test_compile_is_a_no_op_off_cuda(data32):
     b = train(copies, data32, [s, s], [0, 1])
     for x, y in zip(a, b):
         assert all(torch.equal(x.state[n], y.state[n]) for n in x.state)
-
-
-CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA only (benchmarks/gpu_check.sh runs it)")
-
-
-@CUDA
-def test_cuda_fused_bn_equals_one_by_one_and_bf16_runs(tmp_path):
-    """On a GPU (where BN models fuse by default): fused == one by one; bf16 + NHWC stays close."""
-    data, models = _preresnets(tmp_path, n_train=64)
-    data = data.to("cuda")
-    models = [m.cuda() for m in models]
-    s = Schedule(lr=0.02, batch_size=16, epochs=2)
-    assert fusion_pays(models, "cuda")
-    fused = train([clone(m) for m in models], data, [s, s], [0, 1])
-    loop = train([clone(m) for m in models], data, [s, s], [0, 1], fuse=False)
-    for fuse in (True, False):
-        half = train([clone(m) for m in models], data, [s, s], [0, 1], fuse=fuse, precision="bf16",
-                     channels_last=True)
-        for a, c in zip(loop, half):
-            assert abs(a.curves["test_error"][-1] - c.curves["test_error"][-1]) < 0.2
-            assert all(t.dtype == torch.float32 for t in c.state.values() if t.is_floating_point())
-    for a, b in zip(fused, loop):
-        for name in a.state:
-            if a.state[name].is_floating_point():
-                torch.testing.assert_close(a.state[name], b.state[name], rtol=2e-3, atol=2e-3)
-
-
-@CUDA
-@pytest.mark.parametrize("fuse", [True, False])
-def test_cuda_compiled_step_matches_eager(fuse, tmp_path):
-    """CUDA graphs (torch.compile reduce-overhead) give the eager weights to float tolerance."""
-    data, models = _preresnets(tmp_path, n_train=64)
-    data = data.to("cuda")
-    models = [m.cuda() for m in models]
-    s = Schedule(lr=0.02, batch_size=16, epochs=2)
-    eager = train([clone(m) for m in models], data, [s, s], [0, 1], fuse=fuse)
-    graphed = train([clone(m) for m in models], data, [s, s], [0, 1], fuse=fuse, compile=True)
-    for a, b in zip(eager, graphed):
-        for name in a.state:
-            if a.state[name].is_floating_point():
-                torch.testing.assert_close(b.state[name], a.state[name], rtol=2e-3, atol=2e-3)
-
-
-def test_bytes_per_model_counts_weights_and_activations(data32):
-    """The scheduler's memory estimate: weights x6 (+1 with SAM) plus activations x batch size."""
-    from tprm.science.train import bytes_per_model
-
-    model = tiny("conv1d", 0, data32, dtype=torch.float32, widths=(8, 8))
-    weights = sum(p.numel() * 4 for p in model.parameters())
-    small = bytes_per_model(model, 16, data32.input_shape)
-    big = bytes_per_model(model, 32, data32.input_shape)
-    activations = big - small  # linear in the batch size
-    assert activations > 0 and small == 6 * weights + activations
-    assert bytes_per_model(model, 16, data32.input_shape, sam=True) == small + weights
-    assert bytes_per_model(model, 16, data32.input_shape, activation_bytes=2) == 6 * weights + activations // 2
-    with seeded(0):
-        resnet = build_model("preresnet", 10, (3, 32, 32), depth=20)
-    estimate = bytes_per_model(resnet, 64, (3, 32, 32))
-    assert 40e6 < estimate < 400e6  # PreResNet-20 at batch 64: tens of MB of activations, 1 MB of weights
-    assert resnet.conv1.weight.device.type == "cpu" and not resnet._forward_hooks
 
 
 def test_cpu_float_mask_gives_plus_zero_and_guards_non_finite_values():

@@ -131,7 +131,7 @@ class GroupSizer:
         if where != "cuda" or not self.local or not _cuda_devices():
             return self.max_fused
         per_model = bytes_per_model(model, int(spec.schedule["batch_size"]), _input_shape(spec), sam=sam,
-                                    activation_bytes=2 if spec.precision == "bf16" else None)
+                                    precision=spec.precision)
         return fused_group_size(self._free_per_group(), per_model, self.max_fused)
 
     def _free_per_group(self) -> int:

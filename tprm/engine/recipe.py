@@ -76,6 +76,7 @@ _RAY_ADDRESS = re.compile(r"auto|(ray://)?[A-Za-z0-9_.\[\]:-]+:\d{1,5}")
 _MAX_SEED = 2**32 - 1
 # keys added after recipes were stored: in the recipe hash only when not at their schema default
 _HASHED_WHEN_SET = (("execution", "channels_last"), ("execution", "compile"), ("execution", "resume_every"),
+                    ("execution", "tf32"),
                     ("cases", "near_mc"), ("cases", "near_cka"), ("cases", "extra_dense_seeds"))
 # defaults that changed: the new default is hashed as the old one, so stored recipes keep their hash
 _HASHED_AS = {("execution", "threads"): ("auto", 1)}
@@ -280,6 +281,8 @@ class ExecutionSection:
     channels_last: bool = setting(False, Bool())   # NHWC 2-D convolutions (in the job key when true)
     compile: bool = setting(False, Bool())         # torch.compile (CUDA graphs), CUDA only
     resume_every: float = setting(5.0, Number(lo=0))  # minutes between resumable training states; 0 off
+    # TF32 convolutions and matrix products on CUDA; off: "float32" means float32 (docs/speed.md)
+    tf32: bool = setting(False, Bool())
 
 
 @dataclass(frozen=True)

@@ -97,6 +97,7 @@ class Runner:
         self.threads = ex.threads  # torch threads per worker; None: the cores split among workers
         self.executor = executor  # None: LocalExecutor(jobs); else another (e.g. RayExecutor)
         self.compile = ex.compile  # torch.compile of training steps (CUDA only)
+        self.tf32 = ex.tf32  # TF32 on CUDA (recorded in provenance)
         self.artifacts = Artifacts(store.root)
         self._held: set[str] = set()
         self._retry: set[str] = set()
@@ -274,7 +275,7 @@ class Runner:
         cancel_path = rundir.cancel_path(self.store.root, run_id)
         ctx = {"store_root": str(self.store.root), "device": self.device, "fuse": self.fuse,
                "progress_dir": str(progress_dir), "cancel_path": str(cancel_path),
-               "compile": self.compile, "resume_every": self.execution.resume_every}
+               "compile": self.compile, "tf32": self.tf32, "resume_every": self.execution.resume_every}
         self._retry = {h for h, rec in self.store.get_jobs(list(self.plan.jobs)).items()
                        if rec.get("state") == "failed"}
         return _Run(run_id, owner, progress_dir, cancel_path, ctx, RunSummary(run_id, "done"))

@@ -28,6 +28,9 @@ MC_CURVES = ("error", "loss")
 EVAL_BATCH_SIZE = 256
 # Batched LMC: interpolation points per vmapped pass (whole pairs: 11 points -> 11 pairs of a grid row)
 LMC_BATCHED_POINTS = 128
+# ... and at least this many images per evaluation batch of such a pass (or eval_batch_size when
+# smaller): at 121 points the share of 256 would be 23 images, a launch-bound pass (issue 24)
+LMC_MIN_EVAL_BATCH = 64
 
 
 
@@ -386,7 +389,7 @@ def _batched_curves(
     forward = vmap(lambda state, x: functional_call(scratch, state, (x,)), in_dims=(0, None))
     device = model_device(scratch)
     # as many image-model evaluations per pass as one pair's points at eval_batch_size
-    eval_batch = max(1, eval_batch_size * len(ts) // total)
+    eval_batch = max(min(eval_batch_size, LMC_MIN_EVAL_BATCH), eval_batch_size * len(ts) // total)
     with eval_mode(scratch):
         if layers:
             if data.n_train < 2:

@@ -34,7 +34,6 @@ type: augmentation is drawn on the data's device).
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import math
 from collections.abc import Callable, Sequence
@@ -428,38 +427,22 @@ def fuses_on(model: nn.Module, device: torch.device | str) -> bool:
 
 
 def bytes_per_model(model: nn.Module, batch_size: int, input_shape: Sequence[int], *, sam: bool = False,
-                    activation_bytes: int | None = None) -> int:
+                    precision: str | None = None) -> int:
     """Estimated device memory one model of a fused group needs for one training step, in bytes.
 
     For the scheduler: a group of K models needs about ``K * bytes_per_model`` (choose K, or several
-    groups per device, by the free memory). Counted: parameters, gradient, momentum and the update's
-    temporaries (6 copies of the weights, 7 with SAM), BatchNorm buffers, and every module's output
-    for ``batch_size`` samples kept for the backward pass (x2: the gradient flowing back), measured
-    by one forward pass of a single sample on the CPU (on a copy, so the model is untouched).
-    ``activation_bytes`` is the element size of activations (default: the parameters'; 2 for bf16).
+    groups per device, by the free memory). Counted: parameters, momentum and the update's
+    temporaries (6 copies of the weights, 7 with SAM), BatchNorm buffers (twice: saved for the
+    divergence guard), and what the step itself allocates, MEASURED by running the fused step at two
+    small batch sizes on the CPU in ``precision`` ("bf16": autocast with float32 BatchNorm, which needs
+    more than float32, not half; :mod:`tprm.science.memory`) and extrapolating to ``batch_size``.
     An estimate, not a bound: allocator slack and cuDNN workspaces come on top (keep ~20% free).
     """
+    from tprm.science.memory import activation_bytes
+
     params = sum(p.numel() * p.element_size() for p in model.parameters())
     buffers = sum(b.numel() * b.element_size() for b in model.buffers())
-    element = activation_bytes or next((p.element_size() for p in model.parameters()), 4)
-    probe = copy.deepcopy(model).to("cpu")
-    outputs = [0]
-
-    def count(_module, _args, output):
-        if isinstance(output, Tensor):
-            outputs[0] += output.numel()
-
-    handles = [m.register_forward_hook(count) for m in probe.modules() if not list(m.children())]
-    try:
-        dtype = next((p.dtype for p in probe.parameters()), torch.float32)
-        with torch.no_grad():
-            probe.eval()
-            probe(torch.zeros((1, *input_shape), dtype=dtype))
-    finally:
-        for h in handles:
-            h.remove()
-    activations = 2 * outputs[0] * int(batch_size) * element
-    return int(params * (7 if sam else 6) + 2 * buffers + activations)
+    return int(params * (7 if sam else 6) + 2 * buffers + activation_bytes(model, batch_size, input_shape, precision))
 
 
 def _compute_options(models: Sequence[nn.Module], precision: str | None, channels_last: bool,

@@ -401,6 +401,21 @@ def _stream_seeds(kind: str, spec: JobSpec) -> dict:
     return seeds
 
 
+def cuda_settings(device: str, tf32: bool) -> None:
+    """Before a group on a GPU: this worker's device is the current one (its own context only, no
+    allocation on GPU 0), cuDNN picks its fastest kernels for the group's fixed shapes
+    (``cudnn.benchmark``), TF32 as ``execution.tf32`` says (cuDNN convolutions default to TF32: left
+    alone, "float32" results would silently be TF32 ones), and the peak-memory counter starts at 0,
+    so ``peak_gpu_mb`` is this group's peak, not the process's."""
+    if not device.startswith("cuda"):
+        return
+    torch.cuda.set_device(torch.device(device))
+    torch.backends.cudnn.benchmark = True
+    torch.backends.cudnn.allow_tf32 = tf32
+    torch.backends.cuda.matmul.allow_tf32 = tf32
+    torch.cuda.reset_peak_memory_stats(device)
+
+
 def provenance(device: str, jobs: list[dict], wall: float) -> dict:
     """What a job's numbers depend on besides its settings (recorded, not hashed)."""
     prov = {
@@ -412,6 +427,8 @@ def provenance(device: str, jobs: list[dict], wall: float) -> dict:
                         if device.startswith("cuda") else platform.processor() or "cpu"),
         "deterministic": torch.are_deterministic_algorithms_enabled(),
         "cudnn_benchmark": torch.backends.cudnn.benchmark,
+        # TF32 convolutions / matrix products (execution.tf32; CUDA only, None elsewhere)
+        "tf32": torch.backends.cudnn.allow_tf32 if device.startswith("cuda") else None,
         "threads": torch.get_num_threads(), "group_size": len(jobs),
         "group_wall_s": round(wall, 3),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
@@ -421,13 +438,29 @@ def provenance(device: str, jobs: list[dict], wall: float) -> dict:
     return prov
 
 
-def execute_group(ctx: dict, kind: str, jobs: list[dict]) -> list[dict]:
-    """Run one group of same-kind jobs; never raises: failures come back as job results."""
+def _run_group(kind: str, jobs: list[dict], worker: dict, progress: Progress) -> list[dict] | None:
+    """The group's results (failures recorded), or None when a group of several failed: then each job
+    is retried alone, by the caller, once this frame and the exception (which hold the group's
+    tensors) are gone."""
+    try:
+        return RUNNERS[kind](jobs, worker, progress)
+    except Cancelled:
+        return [_result(j, "cancelled", None) for j in jobs]
+    except Exception as exc:  # noqa: BLE001 -- a failing job is recorded, not raised
+        if len(jobs) > 1:  # find the culprit: one bad model must not fail its fused partners
+            return None
+        tb = traceback.format_exc()
+        message = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
+        if isinstance(exc, torch.cuda.OutOfMemoryError):
+            message = "out of memory: " + message
+        return [dict(_result(j, "failed", None), error=message, traceback=tb) for j in jobs]
+
+
+def _start(ctx: dict, kind: str, jobs: list[dict]) -> tuple[dict, Progress]:
+    """The worker's context (artifacts, device, logs) and the group's progress reporter."""
     store_root = Path(ctx["store_root"])
     worker = dict(ctx, store_root=store_root, artifacts=Artifacts(store_root))
     worker["device"] = resolve_device(ctx["device"], ctx.get("worker_index", 0))
-    threads_before = torch.get_num_threads()  # process-wide: restored below (in-thread runs)
-    governor = ThreadGovernor(ctx.get("threads"), ctx.get("workers", 1)) if ctx.get("threads") else None
     hashes = [j["hash"] for j in jobs]
     progress = Progress(rundir.progress_file(ctx["progress_dir"], hashes[0]) if ctx.get("progress_dir")
                         else None, Path(ctx["cancel_path"]) if ctx.get("cancel_path") else None,
@@ -437,24 +470,26 @@ def execute_group(ctx: dict, kind: str, jobs: list[dict]) -> list[dict]:
         logs.write(k, f"{jobs[k]['label']}: started on {worker['device']} (group of {len(jobs)} "
                       f"{kind} job(s))")
     progress.sink = ctx.get("progress_sink")
+    return worker, progress
+
+
+def execute_group(ctx: dict, kind: str, jobs: list[dict]) -> list[dict]:
+    """Run one group of same-kind jobs; never raises: failures come back as job results."""
+    threads_before = torch.get_num_threads()  # process-wide: restored below (in-thread runs)
+    governor = ThreadGovernor(ctx.get("threads"), ctx.get("workers", 1)) if ctx.get("threads") else None
+    worker, progress = _start(ctx, kind, jobs)
     if governor is not None:
         progress.governor = governor
         governor.start()
+    cuda_settings(worker["device"], bool(ctx.get("tf32", False)))
     started = time.time()
-    try:
-        results = RUNNERS[kind](jobs, worker, progress)
-    except Cancelled:
-        results = [_result(j, "cancelled", None) for j in jobs]
-    except Exception as exc:  # noqa: BLE001 -- a failing job is recorded, not raised
-        if len(jobs) > 1:  # find the culprit: one bad model must not fail its fused partners
-            out = [r for job in jobs for r in execute_group(ctx, kind, [job])]
-            torch.set_num_threads(threads_before)
-            return out
-        tb = traceback.format_exc()
-        message = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
-        if isinstance(exc, torch.cuda.OutOfMemoryError):
-            message = "out of memory: " + message
-        results = [dict(_result(j, "failed", None), error=message, traceback=tb) for j in jobs]
+    results = _run_group(kind, jobs, worker, progress)
+    if results is None:  # the failed group is freed by now: give its memory back, then job by job
+        if worker["device"].startswith("cuda"):
+            torch.cuda.empty_cache()
+        out = [r for job in jobs for r in execute_group(ctx, kind, [job])]
+        torch.set_num_threads(threads_before)
+        return out
     wall = time.time() - started
     prov = provenance(worker["device"], jobs, wall)
     if ctx.get("compile"):
