@@ -36,7 +36,7 @@ import tprm
 from tprm.engine import rundir
 from tprm.engine.artifacts import Artifacts, split_file_name
 
-RAY_MISSING = "--backend ray needs Ray, which is not installed: pip install 'tprm[ray]'"
+RAY_MISSING = "--backend ray needs Ray, which is not installed: "  # + the install command
 PROGRESS_EVERY_S = 0.5       # how often the driver copies the progress actor's board to disk
 FORCE_CANCEL_AFTER_S = 30.0  # a task still running this long after ray.cancel is killed
 
@@ -50,7 +50,9 @@ def import_ray():
     try:
         import ray
     except ImportError:
-        raise BackendError(RAY_MISSING) from None
+        from tprm.engine.installhint import install_command
+
+        raise BackendError(RAY_MISSING + install_command("ray")) from None
     return ray
 
 
@@ -72,9 +74,11 @@ class RayExecutor:
 
     name = "ray"
 
-    def __init__(self, settings: RaySettings, device: str = "auto", jobs: int | None = None):
+    def __init__(self, settings: RaySettings, device: str = "auto", jobs: int | None = None,
+                 modules: tuple[str, ...] = ()):
         self.ray = import_ray()
         self.settings, self.device, self.jobs = settings, device, jobs
+        self.modules = tuple(modules)  # the recipe's own model code (engine/modelimport.code_files)
         self.owns = False
         self.gpus = 0.0
 
@@ -85,7 +89,7 @@ class RayExecutor:
             _check_reachable(s.address)
             kwargs: dict[str, Any] = {"logging_level": logging.ERROR, "log_to_driver": False}
             if s.ship_code:  # Ray uploads the package once per content hash (no shared disk)
-                kwargs["runtime_env"] = {"py_modules": [str(Path(tprm.__file__).resolve().parent)]}
+                kwargs["runtime_env"] = self.runtime_env()
             try:
                 if s.address is None:  # "local": a private instance, never a stale `ray start` one
                     ray.init(address="local", include_dashboard=False, **kwargs)
@@ -110,6 +114,10 @@ class RayExecutor:
                 self.close()
                 raise BackendError(f"execution.ray.{what} {need:g}: no node of the Ray cluster has "
                                    f"{need:g} {key} (the largest has {most:g}); lower it")
+
+    def runtime_env(self) -> dict:
+        """What Ray ships to every worker: the tprm package and the recipe's model code."""
+        return {"py_modules": [str(Path(tprm.__file__).resolve().parent), *self.modules]}
 
     def slots(self) -> int:
         """How many groups to keep submitted at once."""
@@ -284,9 +292,12 @@ class RayPool(Executor):
         self.threads = max(1, int(executor.settings.cpus_per_group))
         ray = self.ray
         self.board = ray.remote(num_cpus=0, max_restarts=-1)(_Board).remote()
+        # the model's code travels with each task too (a driver that joined an initialised Ray)
+        self.shipped = executor.settings.ship_code and bool(executor.modules)
         self.task = ray.remote(run_group).options(
             num_cpus=executor.settings.cpus_per_group, num_gpus=executor.gpus,
-            max_retries=executor.settings.max_retries, retry_exceptions=False)
+            max_retries=executor.settings.max_retries, retry_exceptions=False,
+            **({"runtime_env": executor.runtime_env()} if self.shipped else {}))
         self._pending: dict[Any, tuple[Future, list[dict], list]] = {}
         self._inputs: dict[tuple, list] = {}     # key -> [ObjectRef, users]
         self._lock = threading.Lock()
@@ -309,7 +320,8 @@ class RayPool(Executor):
         except Exception as exc:  # noqa: BLE001 -- an unreadable input fails the group
             fut.set_result(_failed(jobs, f"cannot send inputs to Ray: {type(exc).__name__}: {exc}"))
             return fut
-        wctx = {k: v for k, v in ctx.items() if k not in ("progress_dir", "cancel_path")}
+        local = ("progress_dir", "cancel_path") + (("import_paths",) if self.shipped else ())
+        wctx = {k: v for k, v in ctx.items() if k not in local}  # shipped code: no local folders
         wctx["threads"] = self.threads
         try:
             ref = self.task.remote(fn, wctx, kind, jobs, inputs, self.board)
