@@ -144,7 +144,7 @@ def test_module_next_to_the_recipe_runs_detached_with_workers_and_is_listed(tmp_
     rows = {row["name"]: row for row in json.loads(r.stdout)}
     assert rows["mycifar"]["path"] == str(recipe) and rows["mycifar"]["jobs_done"] == 17
     assert rows["mycifar"]["run_by_path"] and not rows["quickstart"]["run_by_path"]
-    table = run_tprm("recipes", "list", "--store", str(store), cwd=elsewhere).stdout
+    table = run_tprm("recipes", "list", "--store", str(store), cwd=elsewhere, env={"COLUMNS": "500"}).stdout
     assert any(line.split()[:1] == ["mycifar"] and line.rstrip().endswith(str(recipe)) for line in table.splitlines())
 
 
