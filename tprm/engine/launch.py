@@ -13,7 +13,7 @@ from typing import Callable
 
 from tprm.engine import detached, rundir
 from tprm.engine.inputerrors import first_line, input_errors
-from tprm.engine.modelimport import code_files, import_roots, search_path
+from tprm.engine.modelimport import code_bundle, import_roots, search_path
 from tprm.engine.plan import Plan
 from tprm.engine.planner import Planner
 from tprm.engine.store import Store
@@ -31,8 +31,7 @@ def executor_for(recipe, device: str, jobs: int | None, backend: str | None = No
                                                 "max_retries", "max_groups", "ship_code")}
     if address is not None:
         settings["address"] = address
-    return RayExecutor(RaySettings(**settings), device=device, jobs=jobs,
-                       modules=tuple(code_files(recipe)))
+    return RayExecutor(RaySettings(**settings), device=device, jobs=jobs, code=code_bundle(recipe))
 
 
 def run_recipe(store: Store, planner: Planner, recipe, owner, owner_path: str | None, *, device: str | None = None,

@@ -2,8 +2,8 @@
 
 `model.import: "pkg.module:factory"` is looked up in `model.path` (when set), then the recipe's
 folder, then the Python path: the same roots in the CLI, the TUI's launches, detached runs and
-worker processes (`search_path`), while Ray workers get the files themselves (`code_files`, shipped
-through Ray's runtime environment). The job keys of such a recipe hold `code_identity`: a hash of
+worker processes (`search_path`), while Ray workers get the files themselves (`code_bundle`,
+shipped through Ray's object store). The job keys of such a recipe hold `code_identity`: a hash of
 the module's source and of the local modules it imports (from its own folder or the roots), or
 `model.version` when set, so editing the model reruns its jobs instead of reusing old results.
 Nothing here executes the user's code: modules are located and parsed, never imported.
@@ -72,20 +72,17 @@ def code_identity(recipe) -> str | None:
     return "sha256:" + digest.hexdigest()[:32]
 
 
-def code_files(recipe) -> list[str]:
-    """The model's local code to ship to machines without this disk: the top-level module file or
-    package folder of every module found in the recipe's roots (installed packages are not shipped)."""
+def code_bundle(recipe) -> dict[str, bytes]:
+    """The model's local code for machines without this disk (Ray workers): {path relative to its
+    root: bytes} of every hashed module found in the recipe's roots -- the module, its packages'
+    __init__ files and its local imports (installed packages are not shipped)."""
     roots = [Path(r) for r in import_roots(recipe)]
-    if not roots:
-        return []
-    out: dict[str, None] = {}
-    for path in module_sources(recipe).values():
-        for root in roots:
-            if path.is_relative_to(root):
-                top = root / path.relative_to(root).parts[0]
-                out[str(top)] = None
-                break
-    return list(out)
+    out: dict[str, bytes] = {}
+    for path in module_sources(recipe).values() if roots else ():
+        root = next((r for r in roots if path.is_relative_to(r)), None)
+        if root is not None:
+            out.setdefault(path.relative_to(root).as_posix(), path.read_bytes())
+    return out
 
 
 def module_sources(recipe) -> dict[str, Path]:

@@ -18,12 +18,14 @@ the driver call `ray.cancel` on every task it has in flight.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import logging
 import math
 import os
 import shutil
 import socket
+import sys
 import tempfile
 import threading
 import time
@@ -75,10 +77,10 @@ class RayExecutor:
     name = "ray"
 
     def __init__(self, settings: RaySettings, device: str = "auto", jobs: int | None = None,
-                 modules: tuple[str, ...] = ()):
+                 code: dict[str, bytes] | None = None):
         self.ray = import_ray()
         self.settings, self.device, self.jobs = settings, device, jobs
-        self.modules = tuple(modules)  # the recipe's own model code (engine/modelimport.code_files)
+        self.code = code or {}  # the recipe's own model code (engine/modelimport.code_bundle)
         self.owns = False
         self.gpus = 0.0
 
@@ -89,7 +91,7 @@ class RayExecutor:
             _check_reachable(s.address)
             kwargs: dict[str, Any] = {"logging_level": logging.ERROR, "log_to_driver": False}
             if s.ship_code:  # Ray uploads the package once per content hash (no shared disk)
-                kwargs["runtime_env"] = self.runtime_env()
+                kwargs["runtime_env"] = {"py_modules": [str(Path(tprm.__file__).resolve().parent)]}
             try:
                 if s.address is None:  # "local": a private instance, never a stale `ray start` one
                     ray.init(address="local", include_dashboard=False, **kwargs)
@@ -114,10 +116,6 @@ class RayExecutor:
                 self.close()
                 raise BackendError(f"execution.ray.{what} {need:g}: no node of the Ray cluster has "
                                    f"{need:g} {key} (the largest has {most:g}); lower it")
-
-    def runtime_env(self) -> dict:
-        """What Ray ships to every worker: the tprm package and the recipe's model code."""
-        return {"py_modules": [str(Path(tprm.__file__).resolve().parent), *self.modules]}
 
     def slots(self) -> int:
         """How many groups to keep submitted at once."""
@@ -214,6 +212,37 @@ def _scratch_root() -> Path:
     return root
 
 
+def bundle_digest(code: dict[str, bytes]) -> str:
+    """A short content hash of a code bundle ({relative path: bytes}): its folder's name."""
+    h = hashlib.sha256()
+    for name in sorted(code):
+        h.update(name.encode() + b"\0" + hashlib.sha256(code[name]).digest())
+    return h.hexdigest()[:16]
+
+
+def install_code(root: Path, digest: str, ref) -> Path:
+    """The bundle `ref` written once into this worker's `root/code-DIGEST`; modules of its names
+    imported earlier from elsewhere (another version) are forgotten, so the import is this code."""
+    import ray
+
+    folder = root / f"code-{digest}"
+    if not folder.is_dir():
+        tmp = root / f".code-{digest}-{os.getpid()}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        for name, data in ray.get(ref).items():
+            target = tmp / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
+        os.replace(tmp, folder)
+    tops = {Path(n).parts[0].removesuffix(".py") for n in (p.relative_to(folder).as_posix()
+                                                           for p in folder.rglob("*.py"))}
+    for name in [m for m in sys.modules if m.split(".")[0] in tops]:
+        where = getattr(sys.modules[name], "__file__", None) or ""
+        if not where.startswith(str(folder)):
+            del sys.modules[name]
+    return folder
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -256,6 +285,8 @@ def run_group(fn: Callable, ctx: dict, kind: str, jobs: list[dict], inputs: list
 
     wctx = dict(ctx, store_root=str(root), progress_dir=None, cancel_path=None,
                 progress_sink=sink, worker_index=0)
+    if ctx.get("code"):  # the recipe's model code, shipped by the driver: importable from here
+        wctx["import_paths"] = [str(install_code(root, *ctx["code"]))]
     try:
         results = fn(wctx, kind, jobs)
         files: dict[str, dict[str, bytes]] = {}
@@ -292,12 +323,13 @@ class RayPool(Executor):
         self.threads = max(1, int(executor.settings.cpus_per_group))
         ray = self.ray
         self.board = ray.remote(num_cpus=0, max_restarts=-1)(_Board).remote()
-        # the model's code travels with each task too (a driver that joined an initialised Ray)
-        self.shipped = executor.settings.ship_code and bool(executor.modules)
         self.task = ray.remote(run_group).options(
             num_cpus=executor.settings.cpus_per_group, num_gpus=executor.gpus,
-            max_retries=executor.settings.max_retries, retry_exceptions=False,
-            **({"runtime_env": executor.runtime_env()} if self.shipped else {}))
+            max_retries=executor.settings.max_retries, retry_exceptions=False)
+        # the model's own code goes through the object store once, like the artifacts: it reaches
+        # the workers however Ray was started (a task's runtime_env cannot upload local files)
+        code = executor.code if executor.settings.ship_code else {}
+        self.code = (bundle_digest(code), ray.put(code)) if code else None
         self._pending: dict[Any, tuple[Future, list[dict], list]] = {}
         self._inputs: dict[tuple, list] = {}     # key -> [ObjectRef, users]
         self._lock = threading.Lock()
@@ -320,8 +352,10 @@ class RayPool(Executor):
         except Exception as exc:  # noqa: BLE001 -- an unreadable input fails the group
             fut.set_result(_failed(jobs, f"cannot send inputs to Ray: {type(exc).__name__}: {exc}"))
             return fut
-        local = ("progress_dir", "cancel_path") + (("import_paths",) if self.shipped else ())
+        local = ("progress_dir", "cancel_path") + (("import_paths",) if self.code else ())
         wctx = {k: v for k, v in ctx.items() if k not in local}  # shipped code: no local folders
+        if self.code:
+            wctx["code"] = self.code
         wctx["threads"] = self.threads
         try:
             ref = self.task.remote(fn, wctx, kind, jobs, inputs, self.board)
