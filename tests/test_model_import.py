@@ -124,28 +124,60 @@ def test_a_model_ending_in_a_conv_needs_keep_dense_and_then_prunes_only_the_rest
 
 
 # -- 4 and 5: found from anywhere, listed with its path -------------------------------------------
-def test_module_next_to_the_recipe_runs_detached_with_workers_and_is_listed(tmp_path, monkeypatch):
-    recipe = _project(tmp_path, "model: {import: 'mynet:tiny_net', kwargs: {width: 6}}",
-                      name="mycifar").resolve()
+@pytest.fixture(scope="module")
+def by_path(tmp_path_factory):
+    """(store, recipe, log): mycifar.yaml with mynet.py beside it, run detached (as the TUI launches)
+    with two spawned workers from another folder, the module on no Python path; waited for."""
+    tmp = tmp_path_factory.mktemp("by-path")
+    recipe = _project(tmp, "model: {import: 'mynet:tiny_net', kwargs: {width: 6}}", name="mycifar").resolve()
     recipe.write_text(recipe.read_text().replace("execution: {device: cpu}", "execution: {device: cpu, jobs: 2}"))
-    elsewhere, store = tmp_path / "elsewhere", tmp_path / "store"
+    elsewhere, store = tmp / "elsewhere", tmp / "store"
     elsewhere.mkdir()
-    monkeypatch.chdir(elsewhere)
-    svc = Service(store)
-    info = svc.runs.start_detached(str(recipe))  # what the TUI's launch does
-    deadline = time.time() + 600
-    while time.time() < deadline:
-        counts = svc.runs.status(str(recipe))["recipes"].get("mycifar", {}).get("counts")
-        if counts == {"done": 17} or (counts or {}).get("failed"):
-            break
-        time.sleep(0.5)
-    assert counts == {"done": 17}, Path(info["log"]).read_text()[-2000:]
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(elsewhere)
+        svc = Service(store)
+        log = Path(svc.runs.start_detached(str(recipe))["log"])
+        counts, deadline = None, time.time() + 600
+        while time.time() < deadline:
+            counts = svc.runs.status(str(recipe))["recipes"].get("mycifar", {}).get("counts")
+            if counts == {"done": 17} or (counts or {}).get("failed"):
+                break
+            time.sleep(0.5)
+    assert counts == {"done": 17}, log.read_text()[-2000:]
+    return store, recipe, elsewhere
+
+
+def test_module_next_to_the_recipe_runs_detached_with_workers_and_is_listed(by_path):
+    store, recipe, elsewhere = by_path
     r = run_tprm("recipes", "list", "--json", "--store", str(store), cwd=elsewhere)
     rows = {row["name"]: row for row in json.loads(r.stdout)}
     assert rows["mycifar"]["path"] == str(recipe) and rows["mycifar"]["jobs_done"] == 17
     assert rows["mycifar"]["run_by_path"] and not rows["quickstart"]["run_by_path"]
     table = run_tprm("recipes", "list", "--store", str(store), cwd=elsewhere, env={"COLUMNS": "500"}).stdout
     assert any(line.split()[:1] == ["mycifar"] and line.rstrip().endswith(str(recipe)) for line in table.splitlines())
+
+
+async def test_the_tui_lists_it_with_its_path_and_launches_an_imported_model(by_path, monkeypatch):
+    from test_tui_flows import RunsScreen, select_recipe, static_text, wait_for
+    from tprm.tui.app import TprmApp
+
+    store, recipe, elsewhere = by_path
+    (store / "recipes").mkdir(exist_ok=True)  # a second recipe in the store's folder, its model beside it
+    shutil.copy(recipe.parent / "mynet.py", store / "recipes" / "mynet.py")
+    (store / "recipes" / "mine.yaml").write_text(recipe.read_text().replace("name: mycifar", "name: mine")
+                                                 .replace("width: 6", "width: 4"))
+    monkeypatch.chdir(elsewhere)
+    app = TprmApp(str(store), poll_interval=0.25)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await select_recipe(pilot, app, "mycifar")
+        await wait_for(pilot, lambda: "plan: 17/17 jobs done" in static_text(app, "#plan-summary"), 60, "its plan")
+        assert f"run from {recipe}" in static_text(app, "#plan-summary").replace("\n", "")
+        await select_recipe(pilot, app, "mine")
+        await wait_for(pilot, lambda: "plan: 0/17 jobs done" in static_text(app, "#plan-summary"), 60, "its plan")
+        await pilot.press("r")
+        await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen), 60, "the run monitor")
+        await wait_for(pilot, lambda: "last run: done" in static_text(app, "#run-line"), 600, "the run to finish")
+    assert Service(store).runs.status("mine")["recipes"]["mine"]["counts"] == {"done": 17}
 
 
 def test_model_path_names_the_folder_of_the_module(tmp_path):
