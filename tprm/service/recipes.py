@@ -43,9 +43,10 @@ class Recipes:
                 if path.stem not in seen:
                     seen.add(path.stem)
                     rows.append(self._row(path, jobs))
+        seen |= {r["name"] for r in rows} | {str(Path(r["path"]).resolve()) for r in rows}
         stored = self._ws.store.list_recipes() if self._ws.store_dir.exists() else []
         for rec in stored:
-            if rec.get("name") not in seen and rec.get("path"):
+            if rec.get("path") and not {rec.get("name"), str(Path(rec["path"]).resolve())} & seen:
                 seen.add(rec["name"])
                 rows.append({**self._row(Path(rec["path"]), jobs), "name": rec["name"], "run_by_path": True})
         return rows
