@@ -136,6 +136,20 @@ def test_missing_files_raise_with_the_expected_path(tmp_path, name):
         data_identity(DataSpec(name=name, root=str(tmp_path)))
 
 
+@pytest.mark.parametrize("name", ["cifar10", "cifar100"])
+def test_root_may_be_the_data_sets_own_folder(tmp_path, name):
+    """dataset.root pointing at cifar-10-batches-py itself reads the same files (issue 23, item 7)."""
+    from tprm.science.data import dataset_status
+
+    written = FAKE_WRITERS[name](tmp_path, n_train=10, n_test=5, seed=2)
+    inner = tmp_path / ("cifar-10-batches-py" if name == "cifar10" else "cifar-100-python")
+    data = load_data(DataSpec(name=name, root=str(inner)), tmp_path / "cache")
+    assert np.array_equal(data.x_train.numpy(), written["x_train"])
+    assert dataset_status(name, inner)["present"] and dataset_status(name, inner)["folder"] == str(inner)
+    assert data_identity(DataSpec(name=name, root=str(inner)))["files"] == \
+        data_identity(DataSpec(name=name, root=str(tmp_path)))["files"]
+
+
 def test_default_normalisation_on_known_pixels(tmp_path):
     written = write_fake_cifar10(tmp_path, n_train=10, n_test=5)
     data = load_data(DataSpec(name="cifar10", root=str(tmp_path)), tmp_path, dtype=torch.float64)

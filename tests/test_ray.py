@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -129,11 +130,24 @@ def test_without_ray_exit_2_with_one_line(tmp_path, how):
                           timeout=120)
     assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and "pip install 'tprm[ray]'" in lines[0], proc.stderr
+    # run from this clone: the editable install of the clone, with the venv's pip (issue 23, item 6)
+    assert len(lines) == 1 and "pip install -e '" in lines[0] and "[ray]'" in lines[0], proc.stderr
     assert "Traceback" not in proc.stderr
     from tprm.engine.store import Store
 
     assert not (store / "tprm.db.json").exists() or not Store(store).get_runs()
+
+
+def test_install_hint_follows_how_tprm_was_installed(tmp_path, monkeypatch):
+    import tprm
+    from tprm.engine.installhint import install_command
+
+    clone = install_command("ray")
+    assert "install -e '" in clone and clone.endswith("[ray]'")
+    root = Path(clone.split("install -e '")[1][:-len("[ray]'")])
+    assert (root.resolve() / "pyproject.toml").is_file() and (root.resolve() / "tprm").is_dir()
+    monkeypatch.setattr(tprm, "__file__", str(tmp_path / "site-packages" / "tprm" / "__init__.py"))
+    assert install_command("ray").endswith(" install 'tprm[ray]'")  # a pip-installed tprm
 
 
 def test_bad_backend_arguments_exit_2(tmp_path):
@@ -213,6 +227,24 @@ def test_same_hashes_results_and_artifacts_as_local(ray_store, tmp_path):
     assert status["runs"][-1]["backend"] == "ray"
     assert all(j["node"] == prov["host"] for j in status["jobs"])
     assert "backend" not in a.get_runs()[-1]
+
+
+def test_a_model_module_next_to_the_recipe_is_shipped_to_the_workers(cluster, tmp_path, monkeypatch):
+    """model.import's module sits next to the recipe, on no path of the Ray workers: Ray gets the file."""
+    from tprm.engine.store import Store
+    from tprm.service import Service
+
+    proj = tmp_path / "proj"
+    proj.mkdir()
+    shutil.copy(Path(__file__).parent / "user_models.py", proj / "mynet.py")
+    recipe = _recipe(proj, TINY_RECIPE.replace("model: {name: conv1d, kwargs: {widths: [8, 8, 8]}}",
+                                               "model: {import: 'mynet:tiny_net'}")
+                     .replace("densities: [0.2, 0.8]", "densities: [0.2]"), "mine")
+    monkeypatch.chdir(tmp_path)
+    summary = Service(tmp_path / "store").runs.run(str(recipe), backend="ray")
+    assert summary["state"] == "done" and summary["executed"] == 9, summary["failed"]
+    jobs = Store(tmp_path / "store").get_jobs().values()
+    assert all(j["provenance"]["ray"]["pid"] != os.getpid() for j in jobs)
 
 
 def test_group_larger_than_any_node_is_bad_input(cluster, tmp_path):

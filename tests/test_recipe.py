@@ -372,6 +372,10 @@ def test_docs_describe_every_field():
     missing = [p for p in paths(parse_recipe("name: a").to_dict()) if f"`{p}`" not in doc]
     assert not missing
     assert "weight_decay" in doc and "larger (ours)" in doc
+    # the README's recipe reference (the resolved default recipe, commented) names every field too
+    readme = (ROOT / "README.md").read_text().split("## Recipe reference", 1)[1].split("\n## ", 1)[0]
+    keys = {line.split(":")[0].strip() for line in readme.splitlines() if ":" in line}
+    assert not [p for p in paths(parse_recipe("name: a").to_dict()) if p.rpartition(".")[2] not in keys]
 
 
 # ------------------------------------------------------------------------------ mutated recipes

@@ -55,12 +55,16 @@ def recipes_list(store: StoreOpt = None, as_json: JsonOpt = False):
     t.add_column("hotter", no_wrap=True)
     t.add_column("TxD", no_wrap=True)
     t.add_column("jobs", no_wrap=True)
+    by_path = any(r["run_by_path"] for r in rows)  # recipes outside the recipe folders: say where
+    if by_path:
+        t.add_column("path")
     for r in rows:
+        where = [r["path"] if r["run_by_path"] else ""] if by_path else []
         if not r["valid"]:
-            t.add_row(r["name"], Text("invalid", style="red"), "", "", r["error"])
+            t.add_row(r["name"], Text("invalid", style="red"), "", "", r["error"], *where)
             continue
         done = "-" if r["jobs_total"] is None else f"{r['jobs_done']}/{r['jobs_total']}"
-        t.add_row(r["name"], r["knob"], r["hotter"], r["grid"], done)
+        t.add_row(r["name"], r["knob"], r["hotter"], r["grid"], done, *where)
     out.print(t)
 
 
@@ -123,10 +127,12 @@ def run(recipe: RecipeArg, store: StoreOpt = None,
         svc.runs.check_device(device)
     _check_backend(backend, address)
     if dry_run:
+        layers = svc.recipes.model_layers(recipe)  # the model built once: a bad import is exit 2
         s = svc.recipes.plan_summary(recipe)
         out.print(f"plan for {s['recipe']}: {s['total']} jobs, {s['done']} done")
         for kind, k in s["kinds"].items():
             out.print(f"  {kind:8s} {k['total']:5d} jobs  {k['done']:5d} done")
+        out.print(f"pruned: {', '.join(layers['pruned'])}\nkept dense: {', '.join(layers['dense']) or '(none)'}")
         return
     if detach:
         info = svc.runs.start_detached(recipe, device, jobs, backend, address)
@@ -135,6 +141,7 @@ def run(recipe: RecipeArg, store: StoreOpt = None,
         return
     console = Console(stderr=True, emoji=False, markup=False) if log else err
     loaded = svc.recipes.resolve(recipe)  # a bad recipe fails here, before any progress display
+    svc.recipes.check_model(loaded)  # ... and so does an imported model that cannot be built
     with interrupt_line(svc, loaded, recipe), RunDisplay(console) as display:
         summary = svc.runs.run(loaded, device=device, jobs=jobs, progress=display, log_path=log,
                           backend=backend, address=address)

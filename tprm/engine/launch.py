@@ -13,6 +13,7 @@ from typing import Callable
 
 from tprm.engine import detached, rundir
 from tprm.engine.inputerrors import first_line, input_errors
+from tprm.engine.modelimport import code_bundle, import_roots, search_path
 from tprm.engine.plan import Plan
 from tprm.engine.planner import Planner
 from tprm.engine.store import Store
@@ -30,7 +31,7 @@ def executor_for(recipe, device: str, jobs: int | None, backend: str | None = No
                                                 "max_retries", "max_groups", "ship_code")}
     if address is not None:
         settings["address"] = address
-    return RayExecutor(RaySettings(**settings), device=device, jobs=jobs)
+    return RayExecutor(RaySettings(**settings), device=device, jobs=jobs, code=code_bundle(recipe))
 
 
 def run_recipe(store: Store, planner: Planner, recipe, owner, owner_path: str | None, *, device: str | None = None,
@@ -53,12 +54,14 @@ def run_recipe(store: Store, planner: Planner, recipe, owner, owner_path: str | 
         executor.connect()  # the cluster is unreachable or too small: BackendError
     store.put_recipe(owner.name, owner.hash, owner_path,
                      Path(owner_path).read_text() if owner_path else owner.to_yaml())
+    roots = import_roots(recipe)
     runner = Runner(store, plan, owner.name, owner.hash,
                     replace(ex, device=device or ex.device, jobs=jobs or ex.jobs),
-                    log_path=log_path, display=progress, runtime={"init_path": recipe.dense.init},
-                    executor=executor)
+                    log_path=log_path, display=progress,
+                    runtime={"init_path": recipe.dense.init, "import_paths": roots}, executor=executor)
     try:
-        summary = runner.run()
+        with search_path(roots):  # this process too builds the model (sizing fused groups)
+            summary = runner.run()
     finally:
         if executor is not None:
             executor.close()

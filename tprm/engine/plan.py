@@ -260,11 +260,16 @@ def _fmt(value) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
-def build_plan(recipe, data_identity: dict, init_checksum: str | None = None) -> Plan:
-    """Expand a validated recipe into its job graph (no I/O besides what the caller passes in)."""
+def build_plan(recipe, data_identity: dict, init_checksum: str | None = None,
+               model_code: str | None = None) -> Plan:
+    """Expand a validated recipe into its job graph (no I/O besides what the caller passes in).
+    `model_code` is an imported model's code identity (engine/modelimport.py): in the key when set,
+    so the keys of built-in models stay what they were."""
     plan = Plan(recipe.name)
     model = {"name": recipe.model.name, "import": recipe.model.import_,
              "kwargs": dict(recipe.model.kwargs)}
+    if model_code is not None:
+        model["code"] = model_code
     data = recipe.data_spec()
     data_fields = {k: getattr(data, k) for k in data.__dataclass_fields__}
     common = {"model": model, "data": data_fields, "data_identity": data_identity,
@@ -307,6 +312,8 @@ def _add_cell(plan: Plan, recipe, common: dict, t: Any, d: float, seed: int, den
     """Add one (temperature, density, seed) cell's jobs: prune, retrains, pairs, hessians."""
     pruning = {"method": recipe.pruning.method, "scope": recipe.pruning.scope,
                "layers": recipe.pruning.layers}
+    if recipe.pruning.keep_dense is not None:  # in the key only when set (older keys unchanged)
+        pruning["keep_dense"] = list(recipe.pruning.keep_dense)
     if recipe.pruning.method == "imp":
         pruning["rounds"] = recipe.pruning.imp_rounds
         pruning["schedule"] = TrainSchedule.of(recipe.retrain)

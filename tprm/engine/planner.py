@@ -13,6 +13,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from tprm.engine.artifacts import atomic_write
+from tprm.engine.modelimport import code_identity
 from tprm.engine.plan import Plan, build_plan
 
 
@@ -82,7 +83,8 @@ class Planner:
         if ident is None:
             return None
         init = init_checksum(recipe)
-        key = (recipe.name, recipe.hash, json.dumps(ident, sort_keys=True), init)
+        code = code_identity(recipe)  # an imported model's source: editing it reruns its jobs
+        key = (recipe.name, recipe.hash, json.dumps(ident, sort_keys=True), init, code)
         if key not in self._plans:  # plans are pure functions of these: polls reuse them
-            self._plans[key] = build_plan(recipe, ident, init)
+            self._plans[key] = build_plan(recipe, ident, init, code)
         return self._plans[key]

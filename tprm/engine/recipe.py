@@ -16,7 +16,7 @@ import hashlib
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, is_dataclass
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +45,7 @@ from tprm.engine.yamlschema import (
 )
 
 from tprm.engine.recipefiles import find_recipe, known_recipes, renamed
+from tprm.engine.recipemerge import merge, plain_overrides
 from tprm.science.dataspec import DATASET_NAMES as _DATASET_NAMES
 from tprm.science.dataspec import DataSpec
 from tprm.science.modelspec import MODEL_SETTINGS
@@ -77,7 +78,8 @@ _MAX_SEED = 2**32 - 1
 # keys added after recipes were stored: in the recipe hash only when not at their schema default
 _HASHED_WHEN_SET = (("execution", "channels_last"), ("execution", "compile"), ("execution", "resume_every"),
                     ("execution", "tf32"),
-                    ("cases", "near_mc"), ("cases", "near_cka"), ("cases", "extra_dense_seeds"))
+                    ("cases", "near_mc"), ("cases", "near_cka"), ("cases", "extra_dense_seeds"),
+                    ("model", "path"), ("model", "version"), ("pruning", "keep_dense"))
 # defaults that changed: the new default is hashed as the old one, so stored recipes keep their hash
 _HASHED_AS = {("execution", "threads"): ("auto", 1)}
 
@@ -157,6 +159,9 @@ class ModelSection:
     import_: str | None = setting(None, Text(optional=True, pattern=_IMPORT,
                                                what="'package.module:factory' or null"))
     kwargs: FrozenDict = field(default_factory=FrozenDict, metadata={"spec": FreeMapping()})
+    path: str | None = setting(None, Text(optional=True, path_like=True))  # a folder searched for model.import
+    version: str | None = setting(None, Text(optional=True, pattern=re.compile(r"\S.{0,199}"),
+                                             what="a version string (keys results instead of the code's hash)"))
 
 
 @dataclass(frozen=True)
@@ -194,6 +199,8 @@ class PruningSection:
     scope: str = setting("layerwise", Text(choices=("layerwise", "global")))
     layers: str | tuple[str, ...] = setting("default", _Layers())
     imp_rounds: int = setting(3, _POS_INT)
+    keep_dense: tuple[str, ...] | None = setting(None, ListOf(Text(pattern=re.compile(r"\S+"), what="a name pattern"),
+                                                             "parameter name patterns", 1, sort=False, optional=True))
 
 
 @dataclass(frozen=True)
@@ -337,7 +344,7 @@ class Recipe:
         if not isinstance(overrides, Mapping):
             raise RecipeError(f"expected a mapping of settings, got {type(overrides).__name__}, allowed: a nested "
                               "dict such as {'dense': {'lr': 0.1}}", source="<overrides>", line=1, field="overrides")
-        merged = _merge(self.to_dict(), _plain_overrides(overrides))
+        merged = merge(self.to_dict(), plain_overrides(overrides))
         try:
             root = as_nodes(merged, "<overrides>")
         except yaml.YAMLError as exc:
@@ -346,6 +353,7 @@ class Recipe:
                               source="<overrides>", line=1, field="overrides") from None
         sub = _validate(root, Ctx("<overrides>", Path.cwd(), _SECTION_CHECKS))
         object.__setattr__(sub, "_lines", self.key_lines)  # what the file set is the base's file
+        object.__setattr__(sub, "_origin", self.origin)
         return sub
 
     @property
@@ -353,6 +361,12 @@ class Recipe:
         """{dotted key: line} of every setting the recipe's file wrote explicitly (empty when it
         was built otherwise); a sub-grid made by with_overrides keeps its base's."""
         return self.__dict__.get("_lines", FrozenDict())
+
+    @property
+    def origin(self) -> tuple[str, Path]:
+        """(source, folder) of the text the recipe was read from: errors found later name the
+        source; model.import is looked up in the folder (engine/modelimport.py)."""
+        return self.__dict__.get("_origin") or ("<string>", Path.cwd())
 
     def set_in_file(self, key: str) -> bool:
         """True when the file set `key` (dotted, e.g. "regimes.cka_threshold") explicitly."""
@@ -399,6 +413,9 @@ def _check_model(cls: type, values: dict[str, Any], given: dict[str, yaml.Node],
                                             f"{', '.join(MODEL_NAMES)} (or set model.import)", given.get("name"))
     elif "name" not in given:
         values["name"] = factory.rpartition(":")[2].rpartition(".")[2]
+    if values.get("path") is not None and not Path(values["path"]).is_dir():
+        raise ctx.error(f"{path}.path", f"folder {values['path']} not found, allowed: a folder (relative to "
+                                        "the recipe's) holding the module of model.import", given.get("path"))
 
 
 def _check_temperature(cls: type, values: dict[str, Any], given: dict[str, yaml.Node], path: str, ctx: Ctx) -> None:
@@ -511,6 +528,7 @@ def _validate(root: yaml.Node, ctx: Ctx) -> Recipe:
     ctx.raise_collected()  # every wrong setting at once; the cross-field checks need them right
     _check_recipe(recipe, ctx)
     object.__setattr__(recipe, "_lines", FrozenDict(ctx.lines))
+    object.__setattr__(recipe, "_origin", (ctx.source, Path(ctx.base_dir)))
     return recipe
 
 
@@ -546,39 +564,3 @@ def hotter_order(recipe: Recipe) -> list:
     """The temperature values sorted from coldest to hottest (HOTTER says which way is hot)."""
     values = sorted(recipe.temperature.values)
     return values if HOTTER[recipe.temperature.knob] == "larger" else values[::-1]
-
-
-# --------------------------------------------------------------------------------------------------
-# Writing
-# --------------------------------------------------------------------------------------------------
-
-
-def _plain_overrides(value: Any) -> Any:
-    """Override data as plain dicts/lists (``import_`` accepted for ``import``)."""
-    if is_dataclass(value) and not isinstance(value, type):
-        return to_plain(value)
-    if isinstance(value, Mapping):
-        return {("import" if k == "import_" else k): _plain_overrides(v) for k, v in value.items()}
-    if isinstance(value, (tuple, list)):
-        return [_plain_overrides(v) for v in value]
-    return value
-
-
-def _merge(base: dict, override: Mapping, path: str = "") -> dict:
-    out = dict(base)
-    for key, value in override.items():
-        if isinstance(value, Mapping) and isinstance(out.get(key), dict) and path != "model.kwargs":
-            out[key] = _merge(out[key], value, f"{path}.{key}" if path else str(key))
-        else:
-            out[key] = value
-    # Overriding one key of a pair without the other does what leaving the key out of a file does.
-    if path in ("dense", "retrain"):
-        for key, partner in (("epochs", "iterations"), ("iterations", "epochs")):
-            if override.get(key) is not None and partner not in override:
-                out[partner] = None
-    if path == "model":
-        if override.get("import") is not None and "name" not in override:
-            out.pop("name", None)           # re-derived from the factory's name
-        if "name" in override and "import" not in override:
-            out["import"] = None            # a built-in model name replaces an imported factory
-    return out

@@ -3,6 +3,9 @@ states and results. The analysis layer reads only these records (see docs/ARCHIT
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from tprm.engine.artifacts import Artifacts
 from tprm.engine.plan import Cell, Plan
 from tprm.engine.store import Store
 
@@ -53,3 +56,16 @@ def cell_record(cell: Cell, jobs: dict, res: dict) -> dict:
     names = ("dense", "prune", *[f"retrain{i}" for i in range(len(cell.retrains))], "pairs")
     rec["job_states"] = dict(zip(names, all_states))
     return rec
+
+
+def cell_curves(store_root: Path | str, cell: Cell) -> dict:
+    """A cell's curves as its jobs stored them: "lmc" (one dict per retrain-seed pair: t, train and
+    test error and loss, mc), "dense" (the dense run's per-epoch curves, every checkpoint of it)
+    and "retrain" (one per retrain seed); None (or []) where a job has not written them yet."""
+    art = Artifacts(store_root)
+
+    def load(job_hash: str, name: str):
+        return art.load(job_hash, name) if art.exists(job_hash, name) else None
+
+    return {"lmc": load(cell.pairs, "lmc") or [], "dense": load(cell.dense, "curves"),
+            "retrain": [load(h, "curves") for h in cell.retrains]}

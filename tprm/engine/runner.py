@@ -275,7 +275,8 @@ class Runner:
         cancel_path = rundir.cancel_path(self.store.root, run_id)
         ctx = {"store_root": str(self.store.root), "device": self.device, "fuse": self.fuse,
                "progress_dir": str(progress_dir), "cancel_path": str(cancel_path),
-               "compile": self.compile, "tf32": self.tf32, "resume_every": self.execution.resume_every}
+               "compile": self.compile, "tf32": self.tf32, "resume_every": self.execution.resume_every,
+               "import_paths": list(self.runtime.get("import_paths", ()))}
         self._retry = {h for h, rec in self.store.get_jobs(list(self.plan.jobs)).items()
                        if rec.get("state") == "failed"}
         return _Run(run_id, owner, progress_dir, cancel_path, ctx, RunSummary(run_id, "done"))

@@ -276,7 +276,7 @@ def _subset(x: Tensor, y: Tensor, n: int | None, field: str, name: str) -> tuple
 
 def _root(spec: DataSpec, cache_dir: Path | None) -> Path:
     if spec.root is not None:
-        return Path(spec.root)
+        return torchvision_root(spec.name, Path(spec.root))
     if cache_dir is None:
         raise ValueError(f"DataSpec.root: {spec.name} needs a data directory (root), got null")
     return Path(cache_dir)
@@ -409,6 +409,14 @@ _FILES: dict[str, tuple[str, tuple[str, ...]]] = {
 DISPLAY_NAMES = {"mnist1d": "MNIST-1D", "cifar10": "CIFAR-10", "cifar100": "CIFAR-100", "svhn": "SVHN"}
 
 
+def torchvision_root(name: str, root: Path) -> Path:
+    """The root torchvision reads `name` from: a root that IS the set's folder stands for its parent."""
+    folder = _FILES.get(name, ("", ()))[0]
+    if folder and root.name == folder and not (root / folder).is_dir():
+        return root.parent
+    return root
+
+
 def _expected_files(name: str, root: Path) -> tuple[Path, list[str]]:
     """The directory torchvision reads ``name`` from and the file names it reads there."""
     folder, files = _FILES[name]
@@ -422,7 +430,7 @@ def dataset_status(name: str, root: Path | str) -> dict[str, Any]:
     if name == "mnist1d":
         return {"name": name, "title": DISPLAY_NAMES[name], "present": True, "folder": None,
                 "missing": [], "bytes": 0, "note": "generated offline by the mnist1d package"}
-    folder, files = _expected_files(name, Path(root))
+    folder, files = _expected_files(name, torchvision_root(name, Path(root)))
     missing = [f for f in files if not (folder / f).is_file()]
     size = sum((folder / f).stat().st_size for f in files if f not in missing)
     return {"name": name, "title": DISPLAY_NAMES[name], "present": not missing, "folder": str(folder),

@@ -16,6 +16,8 @@ from collections.abc import Callable, Iterator, Sequence
 import torch
 from torch import nn
 
+from tprm.science.prune import classifier_weight
+
 __all__ = [
     "MODEL_NAMES",
     "build_model",
@@ -377,10 +379,7 @@ def load_factory(spec: str) -> Callable[..., nn.Module]:
 
 def classifier_parameter(model: nn.Module) -> str:
     """Name of the weight of the model's last ``nn.Linear`` (the classifier, e.g. ``"fc.weight"``)."""
-    last = None
-    for name, module in model.named_modules():
-        if isinstance(module, nn.Linear):
-            last = name
-    if last is None:
+    name = classifier_weight(model)
+    if name is None:
         raise ValueError(f"classifier_parameter: {type(model).__name__} has no nn.Linear layer")
-    return f"{last}.weight" if last else "weight"
+    return name

@@ -22,8 +22,10 @@ from torch import Tensor, nn
 __all__ = [
     "SCOPES",
     "apply_masks",
+    "classifier_weight",
     "density_report",
     "imp_rewind",
+    "layer_weights",
     "magnitude_masks",
     "prunable_parameters",
     "random_masks",
@@ -33,35 +35,54 @@ SCOPES = ("layerwise", "global")
 _PRUNABLE_TYPES = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
 
 
-def prunable_parameters(model: nn.Module, layers: str | Sequence[str] = "default") -> list[str]:
+def prunable_parameters(model: nn.Module, layers: str | Sequence[str] = "default",
+                        keep_dense: Sequence[str] | None = None) -> list[str]:
     """Names of the parameters to prune, in ``named_parameters`` order.
 
     ``"default"``: the weight of every Conv1d/2d/3d and Linear module except the final classifier (the
     last ``nn.Linear``); never biases or BatchNorm. Otherwise a list of fnmatch patterns over parameter
     names (e.g. ``["features.*.weight"]``); each pattern must match at least one parameter.
+    ``keep_dense``: fnmatch patterns of the weights kept dense INSTEAD of the final classifier (for a
+    model that does not end in ``nn.Linear``); each must match a candidate weight.
     """
     names = [name for name, _ in model.named_parameters()]
     if isinstance(layers, str):
         if layers != "default":
             raise ValueError(f"pruning layers: expected 'default' or a list of name patterns, got {layers!r}")
-        weights, classifier = [], None
-        for mod_name, module in model.named_modules():
-            if isinstance(module, _PRUNABLE_TYPES) and module.weight is not None:
-                weights.append(f"{mod_name}.weight" if mod_name else "weight")
-            if isinstance(module, nn.Linear):
-                classifier = f"{mod_name}.weight" if mod_name else "weight"
-        chosen = {w for w in weights if w != classifier}
-        return [n for n in names if n in chosen]
-    patterns = list(layers)
+        weights = layer_weights(model)
+        dense = {classifier_weight(model)} if keep_dense is None else set()
+        chosen = {w for w in weights if w not in dense}
+    else:
+        chosen = set(_matching(list(layers), names, "pruning layers"))
+    if keep_dense is not None:
+        chosen -= set(_matching(list(keep_dense), sorted(chosen), "pruning keep_dense"))
+    return [n for n in names if n in chosen]
+
+
+def layer_weights(model: nn.Module) -> list[str]:
+    """The weight of every Conv1d/2d/3d and Linear module, in module order (what can be pruned)."""
+    return [f"{mod_name}.weight" if mod_name else "weight" for mod_name, module in model.named_modules()
+            if isinstance(module, _PRUNABLE_TYPES) and module.weight is not None]
+
+
+def classifier_weight(model: nn.Module) -> str | None:
+    """The weight of the last ``nn.Linear`` module (the classifier the default keeps dense), or None."""
+    last = None
+    for mod_name, module in model.named_modules():
+        if isinstance(module, nn.Linear):
+            last = f"{mod_name}.weight" if mod_name else "weight"
+    return last
+
+
+def _matching(patterns: list[str], names: list[str], what: str) -> list[str]:
+    """The names that fnmatch any pattern; ValueError for a pattern that matches none."""
     if not patterns or not all(isinstance(p, str) for p in patterns):
-        raise ValueError(f"pruning layers: expected a non-empty list of name patterns, got {layers!r}")
-    chosen = set()
+        raise ValueError(f"{what}: expected a non-empty list of name patterns, got {patterns!r}")
+    chosen: set[str] = set()
     for pattern in patterns:
         hits = fnmatch.filter(names, pattern)
         if not hits:
-            raise ValueError(
-                f"pruning layers: pattern {pattern!r} matches no parameter; parameters: {', '.join(names)}"
-            )
+            raise ValueError(f"{what}: pattern {pattern!r} matches no parameter; parameters: {', '.join(names)}")
         chosen.update(hits)
     return [n for n in names if n in chosen]
 

@@ -33,8 +33,9 @@ class Recipes:
         return self._ws.recipe_path(ref).read_text()
 
     def list(self) -> builtins.list[dict]:
-        """Every recipe file of the recipe folders (the first of a name wins), valid or not, with
-        its grid and how many of its jobs are done."""
+        """Every recipe file of the recipe folders (the first of a name wins), then every other
+        recipe the store knows (run by path, found by name later too: `run_by_path`), valid or
+        not, with its path, grid and how many of its jobs are done."""
         rows, seen = [], set()
         jobs = self._ws.jobs()
         for d in self._ws.recipe_dirs():
@@ -42,13 +43,19 @@ class Recipes:
                 if path.stem not in seen:
                     seen.add(path.stem)
                     rows.append(self._row(path, jobs))
+        seen |= {r["name"] for r in rows} | {str(Path(r["path"]).resolve()) for r in rows}
+        stored = self._ws.store.list_recipes() if self._ws.store_dir.exists() else []
+        for rec in stored:
+            if rec.get("path") and not {rec.get("name"), str(Path(rec["path"]).resolve())} & seen:
+                seen.add(rec["name"])
+                rows.append({**self._row(Path(rec["path"]), jobs), "name": rec["name"], "run_by_path": True})
         return rows
 
     def _row(self, path: Path, jobs: dict) -> dict:
         from tprm.engine.inputerrors import first_line, input_errors
-        from tprm.engine.recipe import HOTTER, load_recipe
+        from tprm.engine.recipe import HOTTER, RecipeError, load_recipe
 
-        row = {"name": path.stem, "path": str(path), "valid": True, "error": None,
+        row = {"name": path.stem, "path": str(path), "run_by_path": False, "valid": True, "error": None,
                "knob": None, "hotter": None, "grid": None, "jobs_done": 0, "jobs_total": None}
         try:
             r = load_recipe(path)
@@ -56,7 +63,10 @@ class Recipes:
                        grid=f"{len(r.temperature.values)}x{len(r.densities)}")
         except input_errors() as exc:
             return dict(row, valid=False, error=first_line(exc))
-        plan = self._ws.plan(r, compute_identity=False)  # its errors are the caller's (BadInput)
+        try:
+            plan = self._ws.plan(r, compute_identity=False)  # a data error is the caller's (BadInput)
+        except RecipeError as exc:  # e.g. model.import's module is gone: this recipe is invalid
+            return dict(row, valid=False, error=first_line(exc))
         if plan is not None:
             row["jobs_total"] = len(plan.jobs)
             row["jobs_done"] = sum(1 for h in plan.jobs if jobs.get(h, {}).get("state") == "done")
@@ -73,6 +83,7 @@ class Recipes:
         for p in paths:
             try:
                 r = load_recipe(self._ws.recipe_path(p))
+                self._ws.check_model(r)  # an imported model is imported and built once (a child process)
                 out.append({"path": str(p), "ok": True, "error": None, "errors": [], "name": r.name,
                             "hash": r.hash})
             except TprmError as exc:
@@ -125,6 +136,16 @@ class Recipes:
         recipe = parse_recipe(text, str(path))
         write_atomic(Path(path), text)
         return recipe
+
+    def check_model(self, ref) -> dict | None:
+        """Build an imported model once (a child process) when only that can tell whether the recipe
+        runs; what model_layers returns, or None when not needed. BadInput (one line) otherwise."""
+        return self._ws.check_model(ref)
+
+    def model_layers(self, ref) -> dict:
+        """The recipe's model built once (a child process): {"pruned", "dense", "output_layer",
+        "parameters"}; BadInput (one line) when it cannot be imported or built."""
+        return self._ws.check_model(ref, always=True) or {}
 
     def data_identity(self, ref, compute: bool = True, download: bool = False) -> dict | None:
         """The data's content identity, cached per recipe (see tprm.engine.planner)."""

@@ -90,6 +90,44 @@ class Results:
         plan = self._ws.plan(ref)
         return cell_records(self._ws.store if self._ws.store_dir.exists() else None, plan)
 
+    def frame(self, ref):
+        """The results table (cell records with their regime) as a pandas DataFrame; pandas is not
+        a dependency of tprm: BadInput with the install command when it is missing."""
+        try:
+            import pandas as pd
+        except ImportError:
+            raise BadInput("results as a DataFrame need pandas, which is not installed: pip install "
+                           "pandas (or use svc.results.table(recipe): the same records as dicts)") from None
+        return pd.DataFrame(self.table(ref))
+
+    def curves(self, ref, temperature: float, density: float, dense_seed: int = 0) -> dict:
+        """One cell's curves as numpy arrays: "lmc" (per retrain-seed pair: t, train_error,
+        train_loss, test_error, test_loss), "dense" (per epoch of the dense run; the cell is its
+        checkpoint "dense_epoch") and "retrain" (per retrain seed); None where not run yet."""
+        import math
+
+        import numpy as np
+
+        from tprm.engine.results import cell_curves
+
+        plan = self._ws.plan(ref)
+        cell = next((c for c in plan.cells if c.dense_seed == dense_seed and math.isclose(c.density, density)
+                     and math.isclose(float(c.temperature), float(temperature))), None)
+        if cell is None:
+            r = self._ws.resolve(ref).recipe
+            raise BadInput(f"{plan.recipe_name} has no cell T={temperature:g} d={density:g} seed={dense_seed}, "
+                           f"allowed: T in {list(r.temperature.values)}, d in {list(r.densities)}, "
+                           f"seed in {list(r.dense_seeds)}")
+
+        def arrays(curves: dict | None) -> dict | None:
+            return None if curves is None else {
+                k: np.asarray(v, dtype=float) if isinstance(v, list) else v for k, v in curves.items()}
+
+        raw = cell_curves(self._ws.store_dir, cell)
+        return {"temperature": cell.temperature, "density": cell.density, "dense_seed": dense_seed,
+                "dense_epoch": cell.epoch, "lmc": [arrays(c) for c in raw["lmc"]],
+                "dense": arrays(raw["dense"]), "retrain": [arrays(c) for c in raw["retrain"]]}
+
     def table(self, ref) -> list[dict]:
         """Cell records, each with the regime of that dense seed's own measurements."""
         from tprm.analysis.regimes import classify_records

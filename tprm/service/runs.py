@@ -22,6 +22,7 @@ class Runs:
         """Run (or resume) a recipe in the foreground; returns the run summary.
         `backend`/`address` override execution.backend / execution.ray.address."""
         loaded = self._ws.resolve(ref)
+        self._ws.check_model(loaded)  # an imported model that cannot be built: one line, no run
         return self.run_part(loaded, loaded, device, jobs, progress, log_path, backend, address)
 
     def run_part(self, part: LoadedRecipe, owner: LoadedRecipe, device=None, jobs=None,
@@ -53,6 +54,7 @@ class Runs:
         from tprm.engine.launch import start_detached
 
         loaded = self._ws.resolve(ref)
+        self._ws.check_model(loaded)
         return start_detached(self._ws.store_dir, self._ws.source_file(loaded), loaded.name, device, jobs,
                               backend, address)
 
@@ -110,7 +112,9 @@ class Runs:
 
         errors: tuple[type[Exception], ...] = (TprmError, KeyError, *input_errors())
         try:
-            r = loaded if loaded is not None else parse_recipe(rec["yaml"], rec.get("path") or rec["name"])
+            r = loaded if loaded is not None else parse_recipe(
+                rec["yaml"], rec.get("path") or rec["name"],
+                base_dir=Path(rec["path"]).parent if rec.get("path") else None)  # model.import's folder
             return self._ws.plan(r, compute_identity=False)
         except errors:
             return None

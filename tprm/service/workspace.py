@@ -122,6 +122,15 @@ class Workspace:
         """The file a detached process reads the recipe from (its own, else found by name)."""
         return loaded.source or str(self.recipe_path(loaded.name))
 
+    def check_model(self, ref, always: bool = False) -> dict | None:
+        """Import and build the recipe's model once in a child process (engine/modelcheck.py) when
+        only that can tell whether it works (an imported model, layer patterns), or `always`: the
+        weights pruned and kept dense; None when not checked. RecipeError (one line) otherwise."""
+        from tprm.engine.modelcheck import check_model, needs_check
+
+        recipe = self.resolve(ref).recipe
+        return check_model(recipe) if always or needs_check(recipe) else None
+
     def plan(self, ref, compute_identity: bool = True, download: bool = False):
         """The recipe's job plan. Only a run downloads data (download=True, as the recipe allows);
         anywhere else a missing data set raises DataNotFetched at once, never touching the network."""

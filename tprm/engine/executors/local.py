@@ -25,6 +25,7 @@ import tprm
 from tprm.engine import rundir
 from tprm.engine.artifacts import ArtifactError, Artifacts
 from tprm.engine.cputhreads import ThreadGovernor
+from tprm.engine.modelimport import search_path
 from tprm.engine.plan import JobSpec, PruneSpec
 
 # The dtype models and data are held in per execution.precision (bf16: float32 master weights, autocast)
@@ -251,7 +252,7 @@ def _run_prune(job, spec, data, ctx):
     model = _model(spec, data, spec.seed, ctx["device"])
     model.load_state_dict(ctx["artifacts"].load(spec.dense, "checkpoints")[spec.epoch])
     p = spec.pruning
-    params = prune.prunable_parameters(model, p["layers"])
+    params = prune.prunable_parameters(model, p["layers"], p.get("keep_dense"))
     settings = PruneSettings(scope=p["scope"], seed=spec.seed, rounds=p.get("rounds", 1),
                              schedule=p["schedule"].to_science() if "schedule" in p else None)
     masks = METHODS[p["method"]].masks(model, data, spec.density, params, settings)
@@ -483,7 +484,8 @@ def execute_group(ctx: dict, kind: str, jobs: list[dict]) -> list[dict]:
         governor.start()
     cuda_settings(worker["device"], bool(ctx.get("tf32", False)))
     started = time.time()
-    results = _run_group(kind, jobs, worker, progress)
+    with search_path(ctx.get("import_paths") or ()):  # model.import's folders (engine/modelimport.py)
+        results = _run_group(kind, jobs, worker, progress)
     if results is None:  # the failed group is freed by now: give its memory back, then job by job
         if worker["device"].startswith("cuda"):
             torch.cuda.empty_cache()

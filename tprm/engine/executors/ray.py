@@ -18,12 +18,14 @@ the driver call `ray.cancel` on every task it has in flight.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import logging
 import math
 import os
 import shutil
 import socket
+import sys
 import tempfile
 import threading
 import time
@@ -37,7 +39,7 @@ from tprm.engine import rundir
 from tprm.engine.artifacts import Artifacts, split_file_name
 from tprm.engine.executors.raylogs import NodeLossWatch, RayLogRouter
 
-RAY_MISSING = "--backend ray needs Ray, which is not installed: pip install 'tprm[ray]'"
+RAY_MISSING = "--backend ray needs Ray, which is not installed: "  # + the install command
 PROGRESS_EVERY_S = 0.5       # how often the driver copies the progress actor's board to disk
 NODES_EVERY_S = 5.0          # how often the driver asks the GCS which nodes are alive (Ray's own
                              # failure line, seen at once, usually tells first)
@@ -53,7 +55,9 @@ def import_ray():
     try:
         import ray
     except ImportError:
-        raise BackendError(RAY_MISSING) from None
+        from tprm.engine.installhint import install_command
+
+        raise BackendError(RAY_MISSING + install_command("ray")) from None
     return ray
 
 
@@ -75,9 +79,11 @@ class RayExecutor:
 
     name = "ray"
 
-    def __init__(self, settings: RaySettings, device: str = "auto", jobs: int | None = None):
+    def __init__(self, settings: RaySettings, device: str = "auto", jobs: int | None = None,
+                 code: dict[str, bytes] | None = None):
         self.ray = import_ray()
         self.settings, self.device, self.jobs = settings, device, jobs
+        self.code = code or {}  # the recipe's own model code (engine/modelimport.code_bundle)
         self.owns = False
         self.gpus = 0.0
         self.router = RayLogRouter()  # Ray's own driver-side output -> the run's ray.log
@@ -212,6 +218,37 @@ def _scratch_root() -> Path:
     return root
 
 
+def bundle_digest(code: dict[str, bytes]) -> str:
+    """A short content hash of a code bundle ({relative path: bytes}): its folder's name."""
+    h = hashlib.sha256()
+    for name in sorted(code):
+        h.update(name.encode() + b"\0" + hashlib.sha256(code[name]).digest())
+    return h.hexdigest()[:16]
+
+
+def install_code(root: Path, digest: str, ref) -> Path:
+    """The bundle `ref` written once into this worker's `root/code-DIGEST`; modules of its names
+    imported earlier from elsewhere (another version) are forgotten, so the import is this code."""
+    import ray
+
+    folder = root / f"code-{digest}"
+    if not folder.is_dir():
+        tmp = root / f".code-{digest}-{os.getpid()}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        for name, data in ray.get(ref).items():
+            target = tmp / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
+        os.replace(tmp, folder)
+    tops = {Path(n).parts[0].removesuffix(".py") for n in (p.relative_to(folder).as_posix()
+                                                           for p in folder.rglob("*.py"))}
+    for name in [m for m in sys.modules if m.split(".")[0] in tops]:
+        where = getattr(sys.modules[name], "__file__", None) or ""
+        if not where.startswith(str(folder)):
+            del sys.modules[name]
+    return folder
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -254,6 +291,8 @@ def run_group(fn: Callable, ctx: dict, kind: str, jobs: list[dict], inputs: list
 
     wctx = dict(ctx, store_root=str(root), progress_dir=None, cancel_path=None,
                 progress_sink=sink, worker_index=0)
+    if ctx.get("code"):  # the recipe's model code, shipped by the driver: importable from here
+        wctx["import_paths"] = [str(install_code(root, *ctx["code"]))]
     try:
         results = fn(wctx, kind, jobs)
         files: dict[str, dict[str, bytes]] = {}
@@ -293,6 +332,10 @@ class RayPool(Executor):
         self.task = ray.remote(run_group).options(
             num_cpus=executor.settings.cpus_per_group, num_gpus=executor.gpus,
             max_retries=executor.settings.max_retries, retry_exceptions=False)
+        # the model's own code goes through the object store once, like the artifacts: it reaches
+        # the workers however Ray was started (a task's runtime_env cannot upload local files)
+        code = executor.code if executor.settings.ship_code else {}
+        self.code = (bundle_digest(code), ray.put(code)) if code else None
         self._pending: dict[Any, tuple[Future, list[dict], list]] = {}
         self._inputs: dict[tuple, list] = {}     # key -> [ObjectRef, users]
         self._lock = threading.Lock()
@@ -321,7 +364,10 @@ class RayPool(Executor):
         except Exception as exc:  # noqa: BLE001 -- an unreadable input fails the group
             fut.set_result(_failed(jobs, f"cannot send inputs to Ray: {type(exc).__name__}: {exc}"))
             return fut
-        wctx = {k: v for k, v in ctx.items() if k not in ("progress_dir", "cancel_path")}
+        local = ("progress_dir", "cancel_path") + (("import_paths",) if self.code else ())
+        wctx = {k: v for k, v in ctx.items() if k not in local}  # shipped code: no local folders
+        if self.code:
+            wctx["code"] = self.code
         wctx["threads"] = self.threads
         wctx["resume_every"] = 0  # a task's scratch folder is wiped on retry: a state would not survive
         try:

@@ -164,6 +164,8 @@ class RecipesScreen(TaskScreen):
     def _show_plan(self, rec: dict[str, Any], summary: dict[str, Any]) -> None:
         lines = [Text(f"{rec['name']}", style="bold"),
                  Text(f"knob {rec.get('knob', '?')} (hotter: {rec.get('hotter', '?')}), grid {rec.get('grid', '?')}")]
+        if rec.get("run_by_path"):  # outside the recipe folders: where its file is
+            lines.insert(1, Text(f"run from {rec['path']}", style="dim"))
         total = done = 0
         parts = []
         kinds = summary.get("kinds", summary)
