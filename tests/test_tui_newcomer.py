@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, TINY_RECIPE, prepare_tiny_store
+from conftest import ROOT, TINY_RECIPE
 from test_tui_e2e import Terminal
 from test_tui_flows import problem, select_recipe, static_text, wait_for
 from textual import events
@@ -45,14 +45,19 @@ CIFAR = "cifar10-preresnet20-batchsize-quick"  # shipped; its data is not on a f
 def walk(tmp_path_factory: pytest.TempPathFactory):
     """A store where tiny ran to the end, with a recipe that does not validate beside it."""
     work = tmp_path_factory.mktemp("tui-newcomer")
-    store = prepare_tiny_store(work)
+    store = work / "store"
+    (store / "recipes").mkdir(parents=True)
+    # 12 dense epochs: the dense job's log is longer than the log view (so it is shown scrolled)
+    (store / "recipes" / "tiny.yaml").write_text(TINY_RECIPE.replace("dense: {epochs: 2,", "dense: {epochs: 12,"))
     (store / "recipes" / "bad.yaml").write_text(BAD_RECIPE)
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(work)
+        assert Service(store).runs.run("tiny")["state"] == "done"
         # detached runs are `python -m tprm run` in this cwd: make the package importable there
         mp.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
         yield store
-        Service(store).runs.cancel("fresh")  # never leave a detached run behind
+        if (store / "recipes" / "fresh.yaml").exists():
+            Service(store).runs.cancel("fresh")  # never leave a detached run behind
 
 
 def navbar(app: TprmApp) -> str:
@@ -168,9 +173,9 @@ async def test_new_recipe_is_selected_and_r_runs_it(walk) -> None:
         await pilot.press("r")
         await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen), 30, "the run monitor")
         svc = Service(walk)
-        await wait_for(pilot, lambda: svc.runs.status()["runs"], 60, "the run recorded")
+        await wait_for(pilot, lambda: any(run_name(r) == "fresh" for r in svc.runs.status()["runs"]), 60,
+                       "the run of fresh recorded")
         assert {run_name(r) for r in svc.runs.status()["runs"]} <= {"tiny", "fresh"}  # never quickstart
-        assert any(run_name(r) == "fresh" for r in svc.runs.status()["runs"])
 
 
 async def test_whole_run_log_opens_at_its_end(walk) -> None:
@@ -182,7 +187,8 @@ async def test_whole_run_log_opens_at_its_end(walk) -> None:
         await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen) and len(app.screen._rows) == 17, 30,
                        "the finished run's jobs")
         log = app.screen.query_one("#job-log")
-        await wait_for(pilot, lambda: "dense seed=0" in "\n".join(log.lines), 30, "the first job's log")
+        await wait_for(pilot, lambda: "dense seed=0: done" in "\n".join(log.lines) and log.scroll_y > 0, 30,
+                       "the dense job's log, longer than the view")
         await pilot.press("l")
         await wait_for(pilot, lambda: "executed 17" in "\n".join(log.lines), 30, "the run log")
         await pilot.pause(0.5)
@@ -210,8 +216,7 @@ async def test_key_bursts_all_count(walk) -> None:
         assert isinstance(app.screen, HelpScreen) and app.focused is help_body
         await burst(pilot, "j", 10)
         await wait_for(pilot, lambda: help_body.scroll_y == 10, 10, f"help at line 10 ({help_body.scroll_y})")
-        await pilot.press("escape")
-
+        await pilot.press("escape", "shift+tab")  # back to the list
         await select_recipe(pilot, app, "tiny")
         await pilot.press("2", "l")
         log = app.screen.query_one("#job-log")
