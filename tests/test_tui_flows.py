@@ -59,6 +59,12 @@ def static_text(app: TprmApp, selector: str) -> str:
     return plain(app.screen.query_one(selector, Static).content)
 
 
+def problem(app: TprmApp) -> str:
+    """The error the current task screen shows in place ("" when it shows none)."""
+    line = app.screen.query_one("#screen-problem", Static)
+    return str(getattr(line.content, "plain", line.content)) if line.display else ""
+
+
 async def wait_for(pilot: Pilot, condition: Callable[[], object], timeout: float = 60.0, what: str = "",
                    explain: Callable[[], str] | None = None) -> None:
     """Let the app run until `condition()` is true (fail after `timeout` seconds, saying what the
@@ -73,6 +79,8 @@ async def wait_for(pilot: Pilot, condition: Callable[[], object], timeout: float
         await pilot.pause(0.1)
     modal = pilot.app.screen
     detail = f"; error modal: {modal.message}" if isinstance(modal, ErrorModal) else ""
+    if modal.query("#screen-problem") and problem(pilot.app):
+        detail += f"; problem line: {problem(pilot.app)!r}"
     for status in pilot.app.screen.query(".case-status"):  # what a case panel says it is doing
         detail += f"; {status.id}: {plain(status.content)[:300]!r}"
     if explain is not None:
@@ -310,7 +318,7 @@ async def test_recipe_new_edit_rejects_invalid_then_saves(workdir) -> None:
 
 
 async def test_results_sort_filter_export(finished, tmp_path) -> None:
-    """s sorts by the cursor column (again: reverse), / filters, x exports CSV/JSON; bad paths -> modal."""
+    """s sorts by the cursor column (again: reverse), / filters, x exports CSV/JSON; a bad path is said in place."""
     app = TprmApp(str(finished))
     async with app.run_test(size=SIZE) as pilot:
         await select_recipe(pilot, app, "tiny")
@@ -347,14 +355,14 @@ async def test_results_sort_filter_export(finished, tmp_path) -> None:
         await wait_for(pilot, lambda: isinstance(app.screen, PromptModal), 10, "the export dialog")
         app.screen.query_one(Input).value = str(tmp_path / "out.txt")
         await pilot.press("enter")
-        await wait_for(pilot, lambda: isinstance(app.screen, ErrorModal), 10, "the error modal")
-        assert ".csv or .json" in app.screen.message
+        await wait_for(pilot, lambda: app.screen is results and ".csv or .json" in problem(app), 10,
+                       "the error, in place")
         await pilot.press("enter")
         assert app.is_running and app.screen is results
 
 
 async def test_help_palette_and_errors(finished) -> None:
-    """? lists every screen's bindings; the palette reaches actions by name; service errors are modals."""
+    """? lists every screen's bindings; the palette reaches actions by name; service errors show in place."""
     app = TprmApp(str(finished))
     async with app.run_test(size=SIZE) as pilot:
         await select_recipe(pilot, app, "tiny")
@@ -376,10 +384,10 @@ async def test_help_palette_and_errors(finished) -> None:
                        "the palette's plot command")
         await wait_for(pilot, lambda: app.screen.plot_data.get("metric") == "mc_loss", 30, "the mc_loss plot")
 
-        # a service error (a recipe whose data file is missing) shows a modal, never a crash
+        # a service error (a recipe whose data file is missing) shows in place, never a crash
         app.recipe = "cifar10-preresnet20-epochs-quick"
-        await wait_for(pilot, lambda: isinstance(app.screen, ErrorModal), 60, "an error modal")
-        assert app.screen.message and "\n" not in app.screen.message
+        await wait_for(pilot, lambda: "not downloaded" in problem(app), 60, "the error on the plot screen")
+        assert isinstance(app.screen, PlotScreen) and problem(app).count("\n") == 1  # the error, what to do
         await pilot.press("escape")
         assert app.is_running
 

@@ -19,6 +19,7 @@ from tprm.tui.colors import apply_color_policy
 from tprm.tui.commands import TprmCommands
 from tprm.tui.screens.cases import CasesScreen
 from tprm.tui.screens.compare import CompareScreen
+from tprm.tui.screens.base import TaskScreen
 from tprm.tui.screens.confirm import ConfirmModal
 from tprm.tui.screens.error import ErrorModal
 from tprm.tui.screens.help import HelpScreen
@@ -82,7 +83,7 @@ class TprmApp(App[None]):
         def work() -> None:
             try:
                 result = fn(*args, **kwargs)
-            except Exception as exc:  # every service error becomes a modal, never a crash
+            except Exception as exc:  # every service error is shown (never a crash)
                 self._from_thread(on_error or self.show_error, exc)
                 return
             if done is not None:
@@ -97,9 +98,13 @@ class TprmApp(App[None]):
             pass
 
     def show_error(self, error: BaseException | str, title: str = "Error") -> None:
-        """Show a one-line error in a modal (once: the same message is not stacked twice)."""
-        message = one_line(error)
+        """Show a one-line error: in place on a task screen (a dialog over a screen that reloads
+        when it comes back would loop), else in a modal (once: the same message is not stacked twice)."""
         top = self.screen
+        if isinstance(top, TaskScreen):
+            top.show_problem(error, title)
+            return
+        message = one_line(error)
         if isinstance(top, ErrorModal) and top.message == message:
             return
         self.push_screen(ErrorModal(message, title=title))

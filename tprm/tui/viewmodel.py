@@ -80,6 +80,26 @@ def one_line(exc: BaseException | str) -> str:
     return text.strip().splitlines()[0] if text.strip() else "unknown error"
 
 
+def problem_hint(message: str) -> str:
+    """What a user can do about an error a screen met (shown under it, in place)."""
+    if "tprm data fetch" in message:
+        return "get the data as it says, then f5 tries again; or pick another recipe on 1 Recipes"
+    if re.search(r"\.ya?ml:\d+:", message):
+        return "the recipe does not validate: on 1 Recipes press e to fix it, or pick another recipe"
+    return "f5 tries again; 1 Recipes picks another recipe; q quits"
+
+
+def ellipsize(text: str, width: int) -> str:
+    """`text` in at most `width` characters: a longer one loses its middle to an ellipsis, so
+    names that differ only at the end stay apart ("cifar10-…ize-quick", "cifar10-…batchsize")."""
+    if len(text) <= width:
+        return text
+    if width < 2:
+        return "…"[:width]
+    head = (width - 1) // 2  # the end is where names differ: it keeps the odd character
+    return text[:head] + "…" + text[len(text) - (width - 1 - head):]
+
+
 # ---------------------------------------------------------------------------- run monitor
 
 def job_progress(job: Mapping[str, Any]) -> float:

@@ -1,4 +1,4 @@
-"""Base class of the five task screens: nav bar on top, footer of bindings at the bottom."""
+"""Base class of the task screens: nav bar on top, a problem line under it, footer at the bottom."""
 
 from __future__ import annotations
 
@@ -11,7 +11,9 @@ from textual.widget import Widget
 from textual.widgets import Footer
 
 from tprm.tui.colors import is_dumb
+from tprm.tui.viewmodel import one_line
 from tprm.tui.widgets.navbar import NavBar
+from tprm.tui.widgets.problem import ProblemLine
 
 if TYPE_CHECKING:
     from tprm.tui.app import TprmApp
@@ -29,6 +31,7 @@ class TaskScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         yield NavBar(self.MODE)
+        yield ProblemLine()
         yield from self.compose_body()
         yield Footer(compact=True)
 
@@ -40,6 +43,7 @@ class TaskScreen(Screen[None]):
 
     def on_screen_resume(self) -> None:
         self._size_classes()
+        self.clear_problem()  # the reload shows it again if it is still there
         self.reload()
 
     def on_resize(self) -> None:
@@ -54,12 +58,24 @@ class TaskScreen(Screen[None]):
 
     def _recipe_changed(self, recipe: str | None) -> None:
         if self.is_current:
+            self.clear_problem()
             self.reload()
+
+    def show_problem(self, error: BaseException | str, title: str | None = None, hint: str | None = None) -> None:
+        """Show an error on this screen (in place, keys keep working): never a dialog that loops."""
+        for line in self.query(ProblemLine):  # none once the app has closed the screen
+            line.show(one_line(error), title, hint)
+
+    def clear_problem(self) -> None:
+        for line in self.query(ProblemLine):
+            line.clear()
 
     def reload(self) -> None:
         """Fetch this screen's data again (off the event loop)."""
 
     def call_service(self, fn: Callable[..., Any], *args: Any, done: Callable[[Any], None] | None = None,
-                     group: str | None = None, **kwargs: Any) -> None:
-        """Run a service call in a worker thread; errors go to the error modal."""
-        self.tprm.call_service(fn, *args, done=done, group=group or f"{self.MODE}-service", **kwargs)
+                     group: str | None = None, on_error: Callable[[BaseException], None] | None = None,
+                     **kwargs: Any) -> None:
+        """Run a service call in a worker thread; errors show on this screen's problem line."""
+        self.tprm.call_service(fn, *args, done=done, group=group or f"{self.MODE}-service",
+                               on_error=on_error or self.show_problem, **kwargs)

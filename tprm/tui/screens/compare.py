@@ -7,11 +7,12 @@ from typing import Any
 
 from rich.text import Text
 from textual.binding import Binding
-from textual.containers import Horizontal, VerticalScroll
+from textual.containers import Horizontal
 from textual.widget import Widget
 from textual.widgets import Label, Select, Static
 
 from tprm.tui.screens.base import TaskScreen
+from tprm.tui.widgets.tables import KeyVerticalScroll
 
 
 def default_pair(recipes: list[dict[str, Any]], current: str | None) -> tuple[str | None, str | None]:
@@ -74,7 +75,7 @@ class CompareScreen(TaskScreen):
             yield Select([], id="compare-b", compact=True, prompt="recipe B")
             yield Select([(m, m) for m in self.METRICS], value=self.metric, allow_blank=False,
                          id="compare-metric", compact=True)
-        with VerticalScroll(id="compare-scroll", can_focus=True):
+        with KeyVerticalScroll(id="compare-scroll", can_focus=True):
             yield Static("choose two recipes with results (a, b)", id="compare-view", markup=False)
 
     def reload(self) -> None:

@@ -10,9 +10,12 @@ from textual.widgets import Button, Label, Static
 
 
 class ErrorModal(ModalScreen[None]):
-    """A one-line error with a title; Enter/Escape closes it."""
+    """A one-line error with a title; Enter/Escape closes it, q closes it and quits.
 
-    BINDINGS = [Binding("escape,enter", "dismiss_modal", "Close")]
+    (A modal hides the app's own keys, so q is bound here: no dialog keeps a user from quitting.)
+    """
+
+    BINDINGS = [Binding("escape,enter", "dismiss_modal", "Close"), Binding("q", "quit_app", "Quit")]
 
     def __init__(self, message: str, title: str = "Error") -> None:
         super().__init__(classes="modal")
@@ -35,3 +38,7 @@ class ErrorModal(ModalScreen[None]):
 
     def action_dismiss_modal(self) -> None:
         self.dismiss(None)
+
+    async def action_quit_app(self) -> None:
+        self.dismiss(None)
+        await self.app.run_action("quit")

@@ -147,7 +147,7 @@ class PlotScreen(TaskScreen):
             self._load_plot()
             return
         self.query_one("#plot-note", Static).update(f" cannot plot {self.metric}")
-        self.tprm.show_error(exc, title=f"Cannot plot {self.metric}")
+        self.show_problem(exc, title=f"Cannot plot {self.metric}")
 
     def _plot_loaded(self, data: dict[str, Any]) -> None:
         if data["metric"] != self.metric:

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import shlex
-import subprocess
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -19,22 +15,14 @@ from textual.widgets import DataTable, Static
 
 from tprm.tui.screens.base import TaskScreen
 from tprm.tui.screens.editor import EditorScreen
+from tprm.tui.screens.external_edit import ExternalEdit
 from tprm.tui.screens.new_recipe import NewRecipeModal
+from tprm.tui.viewmodel import ellipsize
 from tprm.tui.widgets.tables import KeyScroll, ListTable
 
 PLAN_KINDS = ("dense", "prune", "retrain", "pairs", "hessian")
 NAME_WIDTH = 18
-
-
-def _wrap(text: str, width: int) -> str:
-    """`text` over as many lines as it needs, broken after '-' or '_' where possible (never cut)."""
-    lines, rest = [], text
-    while len(rest) > width:
-        cut = max(rest.rfind("-", 0, width), rest.rfind("_", 0, width))
-        cut = cut + 1 if cut > 0 else width
-        lines.append(rest[:cut])
-        rest = rest[cut:]
-    return "\n".join([*lines, rest])
+KNOB_WIDTH = 10
 
 
 class RecipesScreen(TaskScreen):
@@ -56,8 +44,9 @@ class RecipesScreen(TaskScreen):
     def __init__(self) -> None:
         super().__init__()
         self.recipes: list[dict[str, Any]] = []
-        self._rejected_text: dict[str, str] = {}
+        self.external = ExternalEdit(self)  # E: $EDITOR, with the draft of a rejected edit
         self._filling = False
+        self._list_calls = 0
         self._detail_name: str | None = None
         self._yaml_text = ""
 
@@ -66,7 +55,7 @@ class RecipesScreen(TaskScreen):
             with Vertical(id="recipes-left"):
                 table: DataTable[str] = ListTable(id="recipe-table", cursor_type="row", zebra_stripes=True)
                 table.add_column("name", width=NAME_WIDTH)
-                table.add_column("knob", width=10)
+                table.add_column("knob", width=KNOB_WIDTH)
                 table.add_column("grid", width=5)
                 table.add_column("jobs", width=7)
                 yield table
@@ -77,7 +66,10 @@ class RecipesScreen(TaskScreen):
     # ---------------------------------------------------------------- data
 
     def reload(self) -> None:
-        self.call_service(self.tprm.svc.recipes.list, done=self._show_recipes, group="recipes-list")
+        self._list_calls += 1
+        call = self._list_calls  # only the newest list is shown: an older reply may miss a new recipe
+        self.call_service(self.tprm.svc.recipes.list, group="recipes-list",
+                          done=lambda recipes: call == self._list_calls and self._show_recipes(recipes))
 
     def action_reload(self) -> None:
         self.reload()
@@ -89,7 +81,7 @@ class RecipesScreen(TaskScreen):
         self._filling = True  # the highlight events of a refill are not user choices
         table.clear()
         for rec in recipes:
-            table.add_row(*recipe_cells(rec), key=rec["name"], height=None)  # long names wrap
+            table.add_row(*recipe_cells(rec), key=rec["name"])  # one line each: long names end in "…"
         if not recipes:
             self.query_one("#plan-summary", Static).update(
                 "No recipes yet: press n to create one from a template.")
@@ -99,16 +91,18 @@ class RecipesScreen(TaskScreen):
             valid = [r["name"] for r in recipes if r.get("valid", True)] or names
             self.tprm.recipe = "quickstart" if "quickstart" in valid else valid[0]
         table.move_cursor(row=names.index(self.tprm.recipe))
-        self.set_timer(0.05, self._filled)  # after the layout pass that measures the wrapped rows
+        self.call_after_refresh(self._filled)
         self._show_details(self.tprm.recipe)
 
     def _filled(self) -> None:
+        """After the layout pass: the chosen recipe's row is scrolled into view (also on the first fill)."""
         table = self.query_one("#recipe-table", DataTable)
-        table._scroll_cursor_into_view()  # row heights are known now: show the chosen recipe
+        table.move_cursor(row=table.cursor_row, scroll=True)
         self._filling = False
 
     def _recipe_changed(self, recipe: str | None) -> None:
         """Another screen (or the palette) chose a recipe: follow it without reloading the list."""
+        self.clear_problem()
         names = [r["name"] for r in self.recipes]
         if recipe in names:
             table = self.query_one("#recipe-table", DataTable)
@@ -268,40 +262,8 @@ class RecipesScreen(TaskScreen):
         if rec is None:
             return
         path = str(rec.get("path") or rec["name"])
-        editor = os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi"
-        self.call_service(self.tprm.svc.recipes.text, path,
-                          done=lambda text: self._external_edit(path, editor, text), group="recipes-edit")
-
-    def _external_edit(self, path: str, editor: str, text: str) -> None:
-        draft = self._rejected_text.pop(path, text)
-        with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as handle:
-            handle.write(draft)
-            tmp = handle.name
-        try:
-            with self.app.suspend():
-                subprocess.run([*shlex.split(editor), tmp], check=False)
-            new_text = Path(tmp).read_text()
-        except Exception as exc:
-            self.tprm.show_error(exc)
-            return
-        finally:
-            Path(tmp).unlink(missing_ok=True)
-        if new_text == text:
-            return
-
-        def rejected(exc: BaseException) -> None:
-            self._rejected_text[path] = new_text  # E again reopens the rejected draft
-            self.tprm.show_error(exc, title="Not saved: the recipe does not validate")
-
-        svc = self.tprm.svc
-
-        def save() -> Path:
-            target = svc.recipes.save_path(path)  # a shipped recipe is saved as a copy
-            svc.recipes.save(target, new_text)
-            return target
-
-        self.call_service(save, group="recipes-save",
-                          done=lambda target: (self.app.notify(f"saved {target}"), self.reload()), on_error=rejected)
+        self.call_service(self.tprm.svc.recipes.text, path, group="recipes-edit",
+                          done=lambda text: self.external.edit(path, text))
 
     def action_validate(self) -> None:
         paths = [str(r.get("path") or r["name"]) for r in self.recipes]
@@ -325,5 +287,5 @@ def recipe_cells(rec: dict[str, Any]) -> tuple[str, str, str, str]:
         jobs = "-"  # the plan needs the data identity, computed on first use
     else:
         jobs = f"{rec.get('jobs_done', 0)}/{rec['jobs_total']}"
-    return (_wrap(rec["name"], NAME_WIDTH), _wrap(str(rec.get("knob") or "-"), 10),
+    return (ellipsize(rec["name"], NAME_WIDTH), ellipsize(str(rec.get("knob") or "-"), KNOB_WIDTH),
             str(rec.get("grid") or "-"), jobs)

@@ -18,7 +18,7 @@ from tprm.tui.viewmodel import (
     active_runs, job_rows, latest_run, log_title, one_line, overall_progress, run_summary,
     state_counts,
 )
-from tprm.tui.widgets.tables import ListTable
+from tprm.tui.widgets.tables import KeyLog, ListTable
 
 LOG_LINES = 200
 
@@ -42,9 +42,11 @@ class RunsScreen(TaskScreen):
         self._rows: dict[str, tuple[str, ...]] = {}
         self._log_job: str | None = None
         self._log_text: str | None = None
+        self._log_shown: str | None | bool = False  # the job whose log is shown (None: the run's)
         self._log_key: tuple[Any, ...] | None = None
         self._job_nodes: dict[str, str] = {}  # job hash -> node, for runs on a Ray cluster
         self._next_poll = 0.0
+        self._status_failed = False
         self.last_status: dict[str, Any] = {}
 
     def compose_body(self) -> Iterable[Widget]:
@@ -59,7 +61,7 @@ class RunsScreen(TaskScreen):
         table.add_column("prog", key="progress", width=5)
         yield table
         yield Static("log: select a job (l: whole run)", id="log-title", markup=False)
-        yield Log(id="job-log", max_lines=LOG_LINES, auto_scroll=True)
+        yield KeyLog(id="job-log", max_lines=LOG_LINES, auto_scroll=False)
 
     def on_mount(self) -> None:
         super().on_mount()
@@ -77,6 +79,7 @@ class RunsScreen(TaskScreen):
     def _recipe_changed(self, recipe: str | None) -> None:
         self._rows.clear()
         self._log_job, self._log_text, self._log_key = None, None, None
+        self._log_shown = False
         if self.is_mounted:
             self.query_one("#job-table", DataTable).clear()
         super()._recipe_changed(recipe)
@@ -122,14 +125,28 @@ class RunsScreen(TaskScreen):
         self.action_poll(forced=False)
 
     def _poll_failed(self, exc: BaseException) -> None:
+        """Say why there is no status, and show none: never the previous recipe's progress."""
         self._polling = False
-        self.query_one("#run-line", Static).update(f"cannot read status: {one_line(exc)}")
+        if not self.is_mounted:
+            return
+        self.query_one("#run-line", Static).update("no status to show: the error above says why")
+        self.query_one("#run-progress", ProgressBar).update(total=1, progress=0)
+        self.query_one("#run-eta", Static).update("")
+        self.query_one("#job-table", DataTable).clear()
+        self._rows.clear()
+        self.query_one("#job-log", Log).clear()
+        self._log_text, self._log_shown = None, False
+        self._status_failed = True
+        self.show_problem(exc, "Cannot read the run status")
 
     def _apply(self, recipe: str, status: dict[str, Any], log: str | None = None,
                log_key: tuple[Any, ...] | None = None) -> None:
         self._polling = False
         if recipe != self.tprm.recipe or not self.is_mounted:
             return
+        if self._status_failed:  # the status reads again: its problem is gone (others stay)
+            self._status_failed = False
+            self.clear_problem()
         self.last_status = status
         jobs = [j for j in status.get("jobs") or [] if j.get("recipe") in (None, recipe)]
         run = latest_run(status, recipe)
@@ -179,13 +196,21 @@ class RunsScreen(TaskScreen):
                 self._rows[key] = cells
 
     def _update_log(self, text: str) -> None:
+        """Show a log's tail: a log opens at its end and follows new lines, unless the user
+        scrolled up in the same log (then the view stays where it is)."""
         if text == self._log_text:
             return
-        self._log_text = text
         log = self.query_one("#job-log", Log)
+        follow = self._log_shown != self._log_job or log.is_vertical_scroll_end
+        y = log.scroll_y
+        self._log_text, self._log_shown = text, self._log_job
         log.clear()
-        lines = text.splitlines()[-LOG_LINES:] or ["(log is empty)"]
-        log.write_lines(lines)
+        log.write_lines(text.splitlines()[-LOG_LINES:] or ["(log is empty)"])
+        if follow:  # now, and once the new size is laid out (a log shown before it is sized)
+            log.scroll_end(animate=False, immediate=True)
+            self.call_after_refresh(log.scroll_end, animate=False, immediate=True)
+        else:
+            log.scroll_to(y=y, animate=False, immediate=True)
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         key = event.row_key.value

@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+from textual.actions import SkipAction
 from textual.binding import Binding, BindingType
 from textual.containers import ScrollableContainer, VerticalScroll
-from textual.widgets import DataTable
+from textual.widgets import DataTable, Log
+
+if TYPE_CHECKING:
+    from textual.widget import Widget as _ScrollingWidget
+else:
+    _ScrollingWidget = object
 
 VIM_ROWS: list[BindingType] = [
     Binding("j", "cursor_down", "Down", show=False),
@@ -15,9 +23,14 @@ VIM_ROWS: list[BindingType] = [
 
 
 class ListTable(DataTable):
-    """A DataTable whose cursor also moves with j/k, g/Home (first row) and G/End (last row)."""
+    """A DataTable whose cursor also moves with j/k, g/Home (first row) and G/End (last row),
+    and whose cursor row stays on screen when the table shrinks (a pane beside it grew)."""
 
     BINDINGS = VIM_ROWS
+
+    def on_resize(self) -> None:
+        if self.row_count:
+            self.call_after_refresh(self.move_cursor, row=self.cursor_row, scroll=True)
 
     def action_first_row(self) -> None:
         if self.row_count:
@@ -36,13 +49,52 @@ VIM_SCROLL: list[BindingType] = [
 ]
 
 
-class KeyScroll(ScrollableContainer):
-    """A scroll area that also scrolls with j/k and g/G (Home/End are built in)."""
+class BurstScroll(_ScrollingWidget):
+    """Scroll actions that count every key of a burst (keys pasted or sent together over SSH).
+
+    Textual's own scroll_down reads the scroll target now but moves only after the next refresh,
+    so ten `j` handled before one refresh all aim at the same line (one line moved, not ten).
+    These move at once, without animation, from the target the previous key set. (A mixin, put
+    first: Textual takes a widget's CSS from its first widget base, which must stay the container.)
+    """
+
+    def _scroll_by(self, dy: float) -> None:
+        if not self.allow_vertical_scroll:
+            raise SkipAction()
+        self.scroll_to(y=self.scroll_target_y + dy, animate=False, immediate=True)
+
+    def action_scroll_down(self) -> None:
+        self._scroll_by(1)
+
+    def action_scroll_up(self) -> None:
+        self._scroll_by(-1)
+
+    def action_page_down(self) -> None:
+        self._scroll_by(self.scrollable_content_region.height)
+
+    def action_page_up(self) -> None:
+        self._scroll_by(-self.scrollable_content_region.height)
+
+    def action_scroll_home(self) -> None:
+        self.scroll_to(y=0, animate=False, immediate=True)
+
+    def action_scroll_end(self) -> None:
+        self.scroll_to(y=self.max_scroll_y, animate=False, immediate=True)
+
+
+class KeyScroll(BurstScroll, ScrollableContainer):
+    """A scroll area that also scrolls with j/k and g/G (Home/End are built in); bursts count."""
 
     BINDINGS = VIM_SCROLL
 
 
-class KeyVerticalScroll(VerticalScroll):
-    """A vertical scroll area that also scrolls with j/k and g/G."""
+class KeyVerticalScroll(BurstScroll, VerticalScroll):
+    """A vertical scroll area that also scrolls with j/k and g/G; bursts count."""
+
+    BINDINGS = VIM_SCROLL
+
+
+class KeyLog(BurstScroll, Log):
+    """A log view that scrolls with j/k and g/G too; bursts count."""
 
     BINDINGS = VIM_SCROLL
