@@ -360,7 +360,7 @@ def cell_details(point: tuple[float, float], cells: Mapping[str, Any]) -> str:
     retrain = [e for r in records for e in (r.get("test_error_seeds") or [])]
     states = state_counts({"state": s} for r in records for s in (r.get("job_states") or {}).values())
     lines = [
-        f"T={fmt_value(point[0])} density={fmt_value(point[1])} regime {cells['regime'].get(point, '-')}",
+        f"T={fmt_value(point[0])} density={density_text(point[1])} regime {cells['regime'].get(point, '-')}",
         f"test error {mean('test_error')}" + (f" sd {fmt_num(spread)} over dense seeds" if spread is not None
                                               else ""),
         f" per retrain: {' '.join(fmt_num(e) for e in retrain[:4]) or '-'}" + (" ..." if len(retrain) > 4 else ""),

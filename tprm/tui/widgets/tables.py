@@ -29,7 +29,8 @@ class ListTable(DataTable):
     BINDINGS = VIM_ROWS
 
     def on_resize(self) -> None:
-        if self.row_count:
+        # row lists only: re-placing a cell cursor mid-layout squeezed the Results columns
+        if self.row_count and self.cursor_type == "row":
             self.call_after_refresh(self.move_cursor, row=self.cursor_row, scroll=True)
 
     def action_first_row(self) -> None:
