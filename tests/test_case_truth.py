@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
 
@@ -11,11 +12,14 @@ from tprm.analysis.case_sam import WalkPoint, point_line
 from tprm.analysis.case_select import format_selection, select_model
 from tprm.analysis.case_stats import count
 
-BROKEN_MODEL = "model: {import: 'mynet_not_installed:build'}"
+TESTS = Path(__file__).resolve().parent
+# builds and passes validation (engine/modelprobe.py), fails as soon as a job trains it
+BROKEN_MODEL = f"model: {{import: 'user_models:train_fails', path: '{TESTS}'}}"
+CAUSE = "train_fails cannot train"
 
 
 def broken(tmp_path, name: str, knob: str = "temperature: {knob: epochs, values: [1, 2]}"):
-    """A tiny recipe whose model import fails (the module is not on the path)."""
+    """A tiny recipe whose model fails when a job trains it."""
     text = (TINY_RECIPE.replace("name: tiny", f"name: {name}")
             .replace("model: {name: conv1d, kwargs: {widths: [8, 8, 8]}}", BROKEN_MODEL)
             .replace("temperature: {knob: epochs, values: [1, 2]}", knob))
@@ -35,7 +39,7 @@ def test_a_case_whose_job_fails_names_the_job_and_cause_and_exits_1(tmp_path, st
     assert r.returncode == 1, r.stdout + r.stderr
     errors = [ln for ln in r.stderr.splitlines() if ln.startswith("error:")]
     assert len(errors) == 1, r.stderr
-    assert "No module named 'mynet_not_installed'" in errors[0]
+    assert CAUSE in errors[0]
     assert "job 'dense " in errors[0] and "seed=0' failed" in errors[0]
     assert "Traceback" not in r.stderr
     # no answer from missing numbers
@@ -54,7 +58,7 @@ def test_a_detached_case_whose_job_fails_is_failed_with_the_cause(tmp_path, stor
         time.sleep(0.2)
         state = svc.cases.state(info["id"])
     assert state["state"] == "failed" and state["report"] is None
-    assert "No module named 'mynet_not_installed'" in state["error"]
+    assert CAUSE in state["error"]
     assert "dense seed=0" in state["error"] and "\n" not in state["error"]
 
 

@@ -60,14 +60,15 @@ SLOW_RECIPE = TINY_RECIPE.replace("retrain: {epochs: 1,", "retrain: {epochs: 500
 def test_interrupted_run_says_what_was_kept_and_how_to_resume(tmp_path, sig, code):
     store = tmp_path / "store"
     (store / "recipes").mkdir(parents=True)
-    (store / "recipes" / "tiny.yaml").write_text(SLOW_RECIPE)
+    recipe = store / "recipes" / "tiny.yaml"  # read by path below: the name could resolve elsewhere from this cwd
+    recipe.write_text(SLOW_RECIPE)
     proc = subprocess.Popen(tprm_cmd("run", "tiny", "--store", str(store), "--jobs", "1"), cwd=tmp_path,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline and proc.poll() is None:  # a condition, not a guess of speed
             if (store / "tprm.db.json").exists():
-                done = Service(store).runs.status("tiny")["recipes"].get("tiny", {}).get("counts", {})
+                done = Service(store).runs.status(str(recipe))["recipes"].get("tiny", {}).get("counts", {})
                 if done.get("done", 0) >= 1:
                     break
             time.sleep(0.5)
@@ -81,7 +82,7 @@ def test_interrupted_run_says_what_was_kept_and_how_to_resume(tmp_path, sig, cod
     assert "Traceback" not in err
     m = re.search(r"^interrupted: (\d+) of (\d+) jobs done and kept; rerun `tprm run tiny` to resume$", err, re.M)
     assert m, err
-    summary = Service(store).recipes.plan_summary("tiny")
+    summary = Service(store).recipes.plan_summary(str(recipe))
     assert int(m.group(1)) == summary["done"] >= 1 and int(m.group(2)) == summary["total"] > summary["done"]
 
 

@@ -333,10 +333,10 @@ def test_cancel_stops_the_ray_tasks(cluster, tmp_path):
     from tprm.engine.store import Store
     from tprm.service import Service
 
-    # a dense task of ~10 s and one seen early in its work: a shorter one may finish before the
-    # cancel reaches it on a loaded machine
+    # a dense task of a minute or more, seen early in its work: a shorter one may finish before
+    # the cancel reaches it on a loaded machine
     recipe, store, out, runner = _start_slow_ray_run(
-        tmp_path, SLOW_RECIPE.replace("dense: {epochs: 12,", "dense: {epochs: 60,"))
+        tmp_path, SLOW_RECIPE.replace("dense: {epochs: 12,", "dense: {epochs: 300,"))
     try:
         seen = _wait_for(lambda: [p for p in _progress(store) if p.get("total") and p["done"] < p["total"] / 2],
                          120, "a running task")

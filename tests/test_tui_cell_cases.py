@@ -3,6 +3,8 @@ answers belong to the request shown, whose tab labels are its keys and whose inp
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import io
 import os
 
@@ -21,7 +23,8 @@ from tprm.tui.screens.results import ResultsScreen
 from tprm.tui.widgets.case_panel import CASES, CasePanel, indented
 
 BROKEN = (TINY_RECIPE.replace("name: tiny", "name: broken")
-          .replace("model: {name: conv1d, kwargs: {widths: [8, 8, 8]}}", "model: {import: 'mynet_absent:build'}"))
+          .replace("model: {name: conv1d, kwargs: {widths: [8, 8, 8]}}",
+                   f"model: {{import: 'user_models:train_fails', path: '{Path(__file__).resolve().parent}'}}"))
 
 
 @pytest.fixture(scope="module")
@@ -114,7 +117,7 @@ async def test_a_failed_case_never_sits_under_the_previous_answer(store) -> None
         await wait_for(pilot, lambda: static_text(app, "#direction-status").startswith("failed:"), 240,
                        "the failure")
         status = static_text(app, "#direction-status")
-        assert "No module named 'mynet_absent'" in status and "dense seed=0" in status
+        assert "train_fails cannot train" in status and "dense seed=0" in status
         assert panel.report is None
         for part in ("decision", "report", "numbers"):
             assert static_text(app, f"#direction-{part}").strip() == ""

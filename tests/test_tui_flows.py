@@ -174,7 +174,7 @@ async def test_launch_watch_finish_and_plot(workdir) -> None:
         second = plot.selected_cell()
         assert second != first and second[1] == 0.2 and second[0] != first[0]
         info = static_text(app, "#cell-info")
-        assert f"density={second[1]:g}" in info and "test error" in info and "jobs: 5 done" in info
+        assert f"density={second[1] * 100:g}%" in info and "test error" in info and "jobs: 5 done" in info
 
         # another metric through the selector's keys
         await pilot.press("right_square_bracket")
@@ -357,7 +357,6 @@ async def test_results_sort_filter_export(finished, tmp_path) -> None:
         await pilot.press("enter")
         await wait_for(pilot, lambda: app.screen is results and ".csv or .json" in problem(app), 10,
                        "the error, in place")
-        await pilot.press("enter")
         assert app.is_running and app.screen is results
 
 

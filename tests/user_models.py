@@ -1,6 +1,7 @@
 """A user's own model factories for the model.import tests (tests/test_model_import.py): a small
 net that ends in nn.Linear, one that ends in a convolution (pool -> flatten, no nn.Linear), and one
-whose factory raises for a bad setting. Each is called as factory(num_classes=, input_shape=, ...)."""
+whose factory raises for a bad setting, and one that passes the validation probe (an eval-mode
+forward) but fails as soon as it trains (a job that fails at run time). Each is called as factory(num_classes=, input_shape=, ...)."""
 
 from __future__ import annotations
 
@@ -26,3 +27,15 @@ def picky_net(num_classes: int, input_shape: tuple, width: int = 8) -> nn.Module
     if width % 2:
         raise ValueError(f"width must be even, got {width}")
     return tiny_net(num_classes, input_shape, width)
+
+
+class _NoTraining(nn.Sequential):
+    def forward(self, x):
+        if self.training:
+            raise RuntimeError("train_fails cannot train (a test model)")
+        return super().forward(x)
+
+
+def train_fails(num_classes: int, input_shape: tuple, width: int = 8) -> nn.Module:
+    """tiny_net's layers, but its forward raises in training mode (validation builds it fine)."""
+    return _NoTraining(*tiny_net(num_classes, input_shape, width))
