@@ -301,13 +301,9 @@ def test_cancel_stops_the_ray_tasks(cluster, tmp_path):
     from tprm.engine.store import Store
     from tprm.service import Service
 
-    # a dense task of ~10 s and one seen early in its work: a shorter one may finish before the
-    # cancel reaches it on a loaded machine
-    recipe, store, out, runner = _start_slow_ray_run(
-        tmp_path, SLOW_RECIPE.replace("dense: {epochs: 12,", "dense: {epochs: 60,"))
+    recipe, store, out, runner = _start_slow_ray_run(tmp_path)
     try:
-        seen = _wait_for(lambda: [p for p in _progress(store) if p.get("total") and p["done"] < p["total"] / 2],
-                         120, "a running task")
+        seen = _wait_for(lambda: _progress(store), 120, "a running task")
         asked = time.time()
         assert Service(store).runs.cancel(str(recipe)) == 1
     finally:
@@ -315,8 +311,7 @@ def test_cancel_stops_the_ray_tasks(cluster, tmp_path):
     assert out["state"] == "cancelled"
     assert time.time() - asked < 10  # the dense tasks were stopped, not waited for
     jobs = Store(store).get_jobs()
-    stopped = {h: jobs[h]["state"] for h in seen[0]["hashes"]}
-    assert set(stopped.values()) == {"cancelled"}, (seen[0], stopped)  # stopped mid-task
+    assert all(jobs[h]["state"] == "cancelled" for h in seen[0]["hashes"])  # stopped mid-task
     states = [j["state"] for j in jobs.values()]
     assert "running" not in states and states.count("done") < 17
     assert not _progress(store)
