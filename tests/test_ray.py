@@ -266,11 +266,11 @@ async def _pilot_wait(pilot, condition, timeout: float = 60.0) -> None:
     raise AssertionError(f"timed out; the screen shows {shown}")
 
 
-def _start_slow_ray_run(tmp_path, text: str = SLOW_RECIPE):
+def _start_slow_ray_run(tmp_path):
     """The slow recipe run on Ray in a thread: (recipe, store, the run's summary when done, thread)."""
     from tprm.service import Service
 
-    recipe = _recipe(tmp_path, text, "slow")
+    recipe = _recipe(tmp_path, SLOW_RECIPE, "slow")
     store = tmp_path / "store"
     out: dict = {}
     runner = threading.Thread(target=lambda: out.update(Service(store).runs.run(str(recipe), backend="ray")))
