@@ -77,3 +77,20 @@ def call(capsys, monkeypatch, *args):
         main()
     out = capsys.readouterr()
     return exc.value.code or 0, out.out, out.err
+
+
+@pytest.fixture
+def snap_compare(snap_compare, request):
+    """pytest-textual-snapshot's fixture, printing what differs as text when a snapshot mismatches."""
+    import pickle
+
+    from pytest_textual_snapshot import node_to_report_path
+    from snapdiff import describe
+
+    def compare(*args, **kwargs) -> bool:
+        same = snap_compare(*args, **kwargs)
+        if not same:
+            data = pickle.loads(node_to_report_path(request.node).read_bytes())
+            print(describe(data[1], data[2]))
+        return same
+    return compare

@@ -298,11 +298,11 @@ async def _pilot_wait(pilot, condition, timeout: float = 60.0) -> None:
     raise AssertionError(f"timed out; the screen shows {shown}")
 
 
-def _start_slow_ray_run(tmp_path, text: str = SLOW_RECIPE):
+def _start_slow_ray_run(tmp_path):
     """The slow recipe run on Ray in a thread: (recipe, store, the run's summary when done, thread)."""
     from tprm.service import Service
 
-    recipe = _recipe(tmp_path, text, "slow")
+    recipe = _recipe(tmp_path, SLOW_RECIPE, "slow")
     store = tmp_path / "store"
     out: dict = {}
     runner = threading.Thread(target=lambda: out.update(Service(store).runs.run(str(recipe), backend="ray")))
@@ -333,13 +333,9 @@ def test_cancel_stops_the_ray_tasks(cluster, tmp_path):
     from tprm.engine.store import Store
     from tprm.service import Service
 
-    # a dense task of a minute or more, seen early in its work: a shorter one may finish before
-    # the cancel reaches it on a loaded machine
-    recipe, store, out, runner = _start_slow_ray_run(
-        tmp_path, SLOW_RECIPE.replace("dense: {epochs: 12,", "dense: {epochs: 300,"))
+    recipe, store, out, runner = _start_slow_ray_run(tmp_path)
     try:
-        seen = _wait_for(lambda: [p for p in _progress(store) if p.get("total") and p["done"] < p["total"] / 2],
-                         120, "a running task")
+        seen = _wait_for(lambda: _progress(store), 120, "a running task")
         asked = time.time()
         assert Service(store).runs.cancel(str(recipe)) == 1
     finally:
@@ -347,8 +343,7 @@ def test_cancel_stops_the_ray_tasks(cluster, tmp_path):
     assert out["state"] == "cancelled"
     assert time.time() - asked < 10  # the dense tasks were stopped, not waited for
     jobs = Store(store).get_jobs()
-    stopped = {h: jobs[h]["state"] for h in seen[0]["hashes"]}
-    assert set(stopped.values()) == {"cancelled"}, (seen[0], stopped)  # stopped mid-task
+    assert all(jobs[h]["state"] == "cancelled" for h in seen[0]["hashes"])  # stopped mid-task
     states = [j["state"] for j in jobs.values()]
     assert "running" not in states and states.count("done") < 17
     assert not _progress(store)
