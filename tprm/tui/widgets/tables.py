@@ -31,7 +31,12 @@ class ListTable(DataTable):
     def on_resize(self) -> None:
         # row lists only: re-placing a cell cursor mid-layout squeezed the Results columns
         if self.row_count and self.cursor_type == "row":
-            self.call_after_refresh(self.move_cursor, row=self.cursor_row, scroll=True)
+            self.call_after_refresh(self._cursor_into_view)
+
+    def _cursor_into_view(self) -> None:
+        # the row as it is now: a key handled since the resize (g, G) must not be undone
+        if self.row_count:
+            self.move_cursor(row=self.cursor_row, scroll=True)
 
     def action_first_row(self) -> None:
         if self.row_count:
