@@ -85,9 +85,13 @@ def test_runs_screen(snap_compare, prepared) -> None:
 
 def table_ready(screen) -> bool:
     """The results table holds its rows and has applied their column widths (done when idle: on a
-    loaded machine a capture right after the fill showed header-wide, cut-off columns)."""
+    loaded machine a capture right after the fill showed header-wide, cut-off columns), and the
+    layout has placed the horizontal scrollbar those widths call for."""
     tables = screen.query("#results-table")
-    return bool(tables) and tables.first().row_count > 0 and not tables.first()._require_update_dimensions
+    if not tables or not tables.first().row_count or tables.first()._require_update_dimensions:
+        return False
+    table = tables.first()  # and the layout has caught up: the horizontal scrollbar shown iff needed
+    return table.show_horizontal_scrollbar == (table.virtual_size.width > table.scrollable_content_region.width)
 
 
 def test_results_screen(snap_compare, prepared) -> None:
