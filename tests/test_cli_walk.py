@@ -62,8 +62,11 @@ def test_interrupted_run_says_what_was_kept_and_how_to_resume(tmp_path, sig, cod
     (store / "recipes").mkdir(parents=True)
     recipe = store / "recipes" / "tiny.yaml"  # read by path below: the name could resolve elsewhere from this cwd
     recipe.write_text(SLOW_RECIPE)
+    # Ctrl+C's default action restored in the child: a suite started in the background (`make test &`,
+    # some CI runners) ignores SIGINT, and a child inherits that (seen here: the run went on to its end)
     proc = subprocess.Popen(tprm_cmd("run", "tiny", "--store", str(store), "--jobs", "1"), cwd=tmp_path,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline and proc.poll() is None:  # a condition, not a guess of speed
