@@ -28,6 +28,8 @@ SLOW_RECIPE = TINY_RECIPE.replace("name: tiny", "name: slow").replace(
     "dense: {epochs: 2,", "dense: {epochs: 12,").replace(
     "values: [1, 2]", "values: [6, 12]").replace(
     "retrain: {epochs: 1,", "retrain: {epochs: 3,")
+# Its dense task trains for minutes: a cancel always finds it running, early in its work.
+LONG_RECIPE = SLOW_RECIPE.replace("dense: {epochs: 12,", "dense: {epochs: 300,")
 
 
 @pytest.fixture(scope="module")
@@ -298,11 +300,11 @@ async def _pilot_wait(pilot, condition, timeout: float = 60.0) -> None:
     raise AssertionError(f"timed out; the screen shows {shown}")
 
 
-def _start_slow_ray_run(tmp_path):
+def _start_slow_ray_run(tmp_path, text: str = SLOW_RECIPE):
     """The slow recipe run on Ray in a thread: (recipe, store, the run's summary when done, thread)."""
     from tprm.service import Service
 
-    recipe = _recipe(tmp_path, SLOW_RECIPE, "slow")
+    recipe = _recipe(tmp_path, text, "slow")
     store = tmp_path / "store"
     out: dict = {}
     runner = threading.Thread(target=lambda: out.update(Service(store).runs.run(str(recipe), backend="ray")))
@@ -333,7 +335,8 @@ def test_cancel_stops_the_ray_tasks(cluster, tmp_path):
     from tprm.engine.store import Store
     from tprm.service import Service
 
-    recipe, store, out, runner = _start_slow_ray_run(tmp_path)
+    # the first task seen is the dense one (nothing else is ready), minutes long: stopped mid-task
+    recipe, store, out, runner = _start_slow_ray_run(tmp_path, LONG_RECIPE)
     try:
         seen = _wait_for(lambda: _progress(store), 120, "a running task")
         asked = time.time()
@@ -347,6 +350,51 @@ def test_cancel_stops_the_ray_tasks(cluster, tmp_path):
     states = [j["state"] for j in jobs.values()]
     assert "running" not in states and states.count("done") < 17
     assert not _progress(store)
+
+
+def _dense_early(store: Path) -> dict | None:
+    """The dense task's progress while it has done less than half of its work."""
+    return next((p for p in _progress(store) if p["label"].startswith("dense")
+                 and 0 < p["done"] < p["total"] / 2), None)
+
+
+def _cancel_and_wait(recipe: Path, store: Path, proc: subprocess.Popen) -> float:
+    """Cancel the recipe's run (what `tprm cancel` calls); the seconds until its `tprm run` process
+    ended (exit 1: cancelled)."""
+    from tprm.service import Service
+
+    asked = time.time()
+    assert Service(store).runs.cancel(str(recipe)) == 1
+    assert proc.wait(120) == 1
+    return time.time() - asked
+
+
+def test_cancel_stops_a_long_task_early_in_its_work_and_a_rerun_resumes_it(cluster, tmp_path):
+    """A 300-epoch dense task cancelled before half its work: the run ends within seconds, the
+    task's jobs are "cancelled" with no files, and the next `tprm run` takes them up again."""
+    from tprm.engine.artifacts import Artifacts
+    from tprm.engine.store import Store
+
+    recipe = _recipe(tmp_path, LONG_RECIPE, "slow")
+    store = tmp_path / "store"
+    cmd = tprm_cmd("run", str(recipe), "--store", str(store), "--backend", "ray", "--address", cluster)
+    waits, seen = [], []
+    for _ in range(2):  # the run, then the run that resumes it
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            seen.append(_wait_for(lambda: _dense_early(store), 180, "the dense task early in its work"))
+            waits.append(_cancel_and_wait(recipe, store, proc))
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        jobs = Store(store).get_jobs()
+        assert all(jobs[h]["state"] == "cancelled" for h in seen[-1]["hashes"])
+        assert not any(Artifacts(store).files_of(h) for h in seen[-1]["hashes"])  # nothing half-written
+        assert "running" not in {j["state"] for j in jobs.values()} and not _progress(store)
+    assert max(waits) < 15, waits
+    assert seen[1]["hashes"] == seen[0]["hashes"]  # the rerun started the cancelled dense job again
+    runs = Store(store).get_runs()
+    assert [r["state"] for r in runs] == ["cancelled", "cancelled"]
 
 
 def test_driver_sigkill_then_rerun_resumes(cluster, tmp_path):

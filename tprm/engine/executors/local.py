@@ -51,9 +51,10 @@ def resolve_device(device: str, worker_index: int = 0) -> str:
 class Progress:
     """Throttled progress reporter: writes a small JSON file the runner and the TUI read (and
     hands the same payload to `sink` when set, e.g. a Ray actor), and raises Cancelled when the
-    run's cancel file appears."""
+    run's cancel file appears or `stop` says so (a Ray task: the driver's request, via its actor)."""
 
     sink: Callable[[dict], None] | None = None
+    stop: Callable[[], bool] | None = None
     governor: ThreadGovernor | None = None  # execution.threads: auto re-measures the machine here
 
     def __init__(self, path: Path | None, cancel_path: Path | None, label: str, hashes: list[str]):
@@ -69,7 +70,7 @@ class Progress:
         if now - self._last < 0.5 and done < total:
             return
         self._last = now
-        if self.cancel_path is not None and self.cancel_path.exists():
+        if (self.cancel_path is not None and self.cancel_path.exists()) or (self.stop is not None and self.stop()):
             raise Cancelled("cancelled by request")
         payload = {"label": self.label, "hashes": self.hashes, "done": done, "total": total,
                    "started": self.started, "updated": now}
@@ -470,7 +471,7 @@ def _start(ctx: dict, kind: str, jobs: list[dict]) -> tuple[dict, Progress]:
     for k in range(len(jobs)):
         logs.write(k, f"{jobs[k]['label']}: started on {worker['device']} (group of {len(jobs)} "
                       f"{kind} job(s))")
-    progress.sink = ctx.get("progress_sink")
+    progress.sink, progress.stop = ctx.get("progress_sink"), ctx.get("stop_requested")
     return worker, progress
 
 

@@ -12,38 +12,39 @@ exactly as it records local results.
 Faults: a worker process or node that dies makes Ray rerun the task (`max_retries`); after that
 the jobs come back failed with Ray's reason. Progress goes through one small actor that tasks
 report to and the driver reads; the driver writes it into the run's progress folder, where the
-CLI bar, `tprm status` and the TUI already look. A cancel request (the run's cancel file) makes
-the driver call `ray.cancel` on every task it has in flight.
+CLI bar, `tprm status` and the TUI already look. What runs inside a task is raytask.py.
+
+Cancel: the run's cancel file is on the driver's disk, which a worker on another node cannot see,
+so the driver raises the board's stop flag; a running task learns it in the answer to its next
+progress report and stops within a second or so, returning its jobs "cancelled". Queued
+tasks are dropped with `ray.cancel`. A task still running FORCE_CANCEL_AFTER_S later (stuck where
+it reports no progress) has its worker process killed (`ray.cancel(force=True)`).
 """
 
 from __future__ import annotations
 
-import hashlib
 import io
 import logging
 import math
-import os
-import shutil
 import socket
-import sys
-import tempfile
 import threading
 import time
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import tprm
 from tprm.engine import rundir
 from tprm.engine.artifacts import Artifacts, split_file_name
 from tprm.engine.executors.raylogs import NodeLossWatch, RayLogRouter
+from tprm.engine.executors.raytask import Board, bundle_digest, run_group
 
 RAY_MISSING = "--backend ray needs Ray, which is not installed: "  # + the install command
 PROGRESS_EVERY_S = 0.5       # how often the driver copies the progress actor's board to disk
 NODES_EVERY_S = 5.0          # how often the driver asks the GCS which nodes are alive (Ray's own
                              # failure line, seen at once, usually tells first)
-FORCE_CANCEL_AFTER_S = 30.0  # a task still running this long after ray.cancel is killed
+FORCE_CANCEL_AFTER_S = 10.0  # a task still running this long after a cancel request is killed
 
 
 class BackendError(Exception):
@@ -182,133 +183,6 @@ def _alive_nodes(ray) -> list[dict]:
             for n in ray.nodes() if n.get("Alive")]
 
 
-class _Board:
-    """Ray actor: the latest progress payload of every running group (tasks write, driver reads)."""
-
-    def __init__(self) -> None:
-        self.items: dict[str, dict] = {}
-
-    def report(self, key: str, payload: dict) -> None:
-        self.items[key] = payload
-
-    def drop(self, key: str) -> None:
-        self.items.pop(key, None)
-
-    def snapshot(self) -> dict[str, dict]:
-        return dict(self.items)
-
-
-# -- worker side ---------------------------------------------------------------------------------
-
-def _scratch_root() -> Path:
-    """This worker process's private store root; data and cache folders are shared per node."""
-    base = Path(tempfile.gettempdir()) / "tprm-ray"
-    root = base / f"w{os.getpid()}"
-    for d in base.glob("w*") if base.is_dir() else ():
-        pid = d.name[1:]
-        if pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
-            shutil.rmtree(d, ignore_errors=True)  # left by a killed worker
-    root.mkdir(parents=True, exist_ok=True)
-    for shared in ("data", "cache"):
-        (base / shared).mkdir(exist_ok=True)
-        link = root / shared
-        if not link.exists():
-            link.symlink_to(base / shared, target_is_directory=True)
-    shutil.rmtree(root / "artifacts", ignore_errors=True)
-    return root
-
-
-def bundle_digest(code: dict[str, bytes]) -> str:
-    """A short content hash of a code bundle ({relative path: bytes}): its folder's name."""
-    h = hashlib.sha256()
-    for name in sorted(code):
-        h.update(name.encode() + b"\0" + hashlib.sha256(code[name]).digest())
-    return h.hexdigest()[:16]
-
-
-def install_code(root: Path, digest: str, ref) -> Path:
-    """The bundle `ref` written once into this worker's `root/code-DIGEST`; modules of its names
-    imported earlier from elsewhere (another version) are forgotten, so the import is this code."""
-    import ray
-
-    folder = root / f"code-{digest}"
-    if not folder.is_dir():
-        tmp = root / f".code-{digest}-{os.getpid()}"
-        shutil.rmtree(tmp, ignore_errors=True)
-        for name, data in ray.get(ref).items():
-            target = tmp / name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(data)
-        os.replace(tmp, folder)
-    tops = {Path(n).parts[0].removesuffix(".py") for n in (p.relative_to(folder).as_posix()
-                                                           for p in folder.rglob("*.py"))}
-    for name in [m for m in sys.modules if m.split(".")[0] in tops]:
-        where = getattr(sys.modules[name], "__file__", None) or ""
-        if not where.startswith(str(folder)):
-            del sys.modules[name]
-    return folder
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def run_group(fn: Callable, ctx: dict, kind: str, jobs: list[dict], inputs: list, board) -> dict:
-    """The body of one Ray task: materialise inputs, run `fn` (execute_group), return the outputs."""
-    import ray
-
-    root = _scratch_root()
-    art = Artifacts(root)
-    refs = [ref for _, _, ref in inputs]
-    blobs = ray.get(refs) if refs else []
-    jobs = [dict(j) for j in jobs]
-    for (kind_, key, _), blob in zip(inputs, blobs):
-        if kind_ == "artifact":
-            art.put_file(key[0], key[1], io.BytesIO(blob))
-        else:  # a dense init file: key is the job hash
-            path = root / f"init-{key}.pt"
-            path.write_bytes(blob)
-            for j in jobs:
-                if j["hash"] == key:
-                    j["runtime"] = dict(j.get("runtime") or {}, init_path=str(path))
-    rt = ray.get_runtime_context()
-    where = {"node": socket.gethostname(), "node_ip": ray.util.get_node_ip_address(),
-             "node_id": rt.get_node_id()[:12], "pid": os.getpid()}
-    key = jobs[0]["hash"]
-    label = f"{kind} x{len(jobs)}: {jobs[0]['label']}"
-    started = time.time()
-    board.report.remote(key, {"label": label, "hashes": [j["hash"] for j in jobs], "done": 0,
-                              "total": 1, "started": started, "updated": started, **where})
-
-    def sink(payload: dict) -> None:
-        board.report.remote(key, {**payload, **where})
-
-    wctx = dict(ctx, store_root=str(root), progress_dir=None, cancel_path=None,
-                progress_sink=sink, worker_index=0)
-    if ctx.get("code"):  # the recipe's model code, shipped by the driver: importable from here
-        wctx["import_paths"] = [str(install_code(root, *ctx["code"]))]
-    try:
-        results = fn(wctx, kind, jobs)
-        files: dict[str, dict[str, bytes]] = {}
-        for j in jobs:
-            for p in art.files_of(j["hash"]):
-                h, name = split_file_name(p)
-                files.setdefault(h, {})[name] = p.read_bytes()
-    finally:
-        shutil.rmtree(root / "artifacts", ignore_errors=True)
-        for j in jobs:
-            (root / f"init-{j['hash']}.pt").unlink(missing_ok=True)
-    for res in results:
-        prov = res.setdefault("provenance", {})
-        prov["ray"] = {k: where[k] for k in ("node_ip", "node_id", "pid")}
-    return {"results": results, "files": files, "science_version": tprm.SCIENCE_VERSION}
-
 
 # -- driver side ---------------------------------------------------------------------------------
 
@@ -316,7 +190,7 @@ class RayPool(Executor):
     """submit(fn, ctx, kind, jobs) -> a Future of the group's results, like the local pools.
 
     A collector thread waits on the tasks, installs their artifact files, publishes progress and
-    turns a cancel request into ray.cancel. Every future is resolved (results, failures or
+    turns a cancel request into the board's stop flag (then ray.cancel). Every future is resolved (results, failures or
     cancellations): never left hanging, never resolved twice.
     """
 
@@ -328,7 +202,7 @@ class RayPool(Executor):
         self.slots = executor.slots()
         self.threads = max(1, int(executor.settings.cpus_per_group))
         ray = self.ray
-        self.board = ray.remote(num_cpus=0, max_restarts=-1)(_Board).remote()
+        self.board = ray.remote(num_cpus=0, max_restarts=-1)(Board).remote()
         self.task = ray.remote(run_group).options(
             num_cpus=executor.settings.cpus_per_group, num_gpus=executor.gpus,
             max_retries=executor.settings.max_retries, retry_exceptions=False)
@@ -342,6 +216,7 @@ class RayPool(Executor):
         self._closed = threading.Event()
         self._cancel_at: float | None = None
         self._forced = False
+        self._dropped: set = set()  # the refs ray.cancel was called on (once each, until forced)
         if self.progress_dir is not None:
             executor.router.open(rundir.ray_log_path(self.progress_dir))
         self.notes: list[str] = []  # one line per event the user should see (a node lost)
@@ -466,6 +341,7 @@ class RayPool(Executor):
     def _finish(self, ref) -> None:
         with self._lock:
             fut, jobs, inputs = self._pending.pop(ref)
+        self._dropped.discard(ref)
         try:
             results = self._install(self.ray.get(ref), jobs)
         except BaseException as exc:  # noqa: BLE001 -- every outcome is recorded, never raised
@@ -513,23 +389,31 @@ class RayPool(Executor):
         return _failed(jobs, msg)
 
     def _check_cancel(self, refs: list) -> None:
-        if self.cancel_path is None or not self.cancel_path.exists():
+        """The run's cancel file seen: raise the board's stop flag (running tasks stop at their next
+        progress report), drop queued tasks with ray.cancel, and FORCE_CANCEL_AFTER_S later kill
+        the worker of a task still running."""
+        if self._forced or self.cancel_path is None or not self.cancel_path.exists():
             return
         now = time.time()
         if self._cancel_at is None:
             self._cancel_at = now
-            for ref in refs:
-                try:
-                    self.ray.cancel(ref, force=False)
-                except Exception:  # noqa: BLE001 -- already finished
-                    pass
-        elif not self._forced and now - self._cancel_at > FORCE_CANCEL_AFTER_S:
+        try:  # every turn: a board restarted elsewhere (its node lost) has forgotten the flag
+            self.board.stop.remote()
+        except Exception:  # noqa: BLE001 -- the force below still stops the tasks
+            pass
+        if now - self._cancel_at > FORCE_CANCEL_AFTER_S:
             self._forced = True
-            for ref in refs:
-                try:
-                    self.ray.cancel(ref, force=True)
-                except Exception:  # noqa: BLE001
-                    pass
+            self._cancel(refs, force=True)
+        else:
+            self._cancel([ref for ref in refs if ref not in self._dropped], force=False)
+
+    def _cancel(self, refs: list, force: bool) -> None:
+        for ref in refs:
+            self._dropped.add(ref)
+            try:
+                self.ray.cancel(ref, force=force)
+            except Exception:  # noqa: BLE001 -- already finished
+                pass
 
     def _publish(self) -> None:
         """Note where each group runs; copy the progress board into the run's progress folder
@@ -560,11 +444,7 @@ class RayPool(Executor):
                 refs = list(self._pending)
             if refs:
                 self._cancel_at, self._forced = time.time(), True
-            for ref in refs:
-                try:
-                    self.ray.cancel(ref, force=True)
-                except Exception:  # noqa: BLE001
-                    pass
+            self._cancel(refs, force=True)
         self._closed.set()
         if wait:
             self._thread.join()
