@@ -21,7 +21,6 @@ from typing import Any
 
 from tprm.engine.modelimport import code_identity, import_roots, recipe_error
 from tprm.engine.recipe import RecipeError
-from tprm.science.dataspec import DataSpec
 
 MARK = "@tprm-model-check "   # the child's answer lines start with this (user prints go to stderr)
 STARTUP_S = 300.0             # the child's own start (python + torch) on a loaded machine
@@ -63,11 +62,11 @@ def build_limit() -> float:
 
 def _request(recipe) -> dict[str, Any]:
     m, p = recipe.model, recipe.pruning
-    info = DataSpec(name=recipe.dataset.name).info
+    data = recipe.data_spec()
     return {"import": m.import_, "name": m.name, "kwargs": dict(m.kwargs),
             "roots": list(import_roots(recipe)),
             "sys_path": list(import_roots(recipe)) + [x for x in sys.path if x],
-            "num_classes": info.num_classes, "input_shape": list(info.input_shape),
+            "num_classes": data.num_classes, "input_shape": list(data.input_shape),
             "layers": p.layers if isinstance(p.layers, str) else list(p.layers),
             "keep_dense": None if p.keep_dense is None else list(p.keep_dense)}
 

@@ -70,6 +70,8 @@ def skipped_jobs(records: dict[str, dict]) -> set[str]:
 # Spec fields added later that are part of the mapping (so of the job key and the record) only when
 # not at their field default: the keys of every recipe that leaves them unset stay what they were.
 WHEN_SET = frozenset({"channels_last"})
+# DataSpec fields added later: in a job's data settings only when set (not None), likewise.
+DATA_WHEN_SET = frozenset({"size"})
 
 
 @dataclass(frozen=True, eq=False)
@@ -271,7 +273,8 @@ def build_plan(recipe, data_identity: dict, init_checksum: str | None = None,
     if model_code is not None:
         model["code"] = model_code
     data = recipe.data_spec()
-    data_fields = {k: getattr(data, k) for k in data.__dataclass_fields__}
+    data_fields = {k: getattr(data, k) for k in data.__dataclass_fields__
+                   if not (k in DATA_WHEN_SET and getattr(data, k) is None)}
     common = {"model": model, "data": data_fields, "data_identity": data_identity,
               "precision": recipe.execution.precision,
               "channels_last": recipe.execution.channels_last}

@@ -34,10 +34,10 @@ def init_checksum(recipe) -> str | None:
 
 def not_fetched(spec) -> DataNotFetchedError:
     """The one-line error for data set `spec` missing from its folder."""
-    from tprm.science.data import DISPLAY_NAMES, dataset_status
+    from tprm.science.datafiles import dataset_status
 
     st = dataset_status(spec.name, spec.root)
-    title = DISPLAY_NAMES.get(spec.name, spec.name)
+    title = st["title"]
     return DataNotFetchedError(f"{title} not downloaded: run `tprm data fetch {spec.name}` or set "
                                f"dataset.root (looked in {st['folder']})", spec.name)
 

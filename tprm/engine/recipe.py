@@ -79,7 +79,7 @@ _MAX_SEED = 2**32 - 1
 _HASHED_WHEN_SET = (("execution", "channels_last"), ("execution", "compile"), ("execution", "resume_every"),
                     ("execution", "tf32"),
                     ("cases", "near_mc"), ("cases", "near_cka"), ("cases", "extra_dense_seeds"),
-                    ("model", "path"), ("model", "version"), ("pruning", "keep_dense"))
+                    ("model", "path"), ("model", "version"), ("pruning", "keep_dense"), ("dataset", "size"))
 # defaults that changed: the new default is hashed as the old one, so stored recipes keep their hash
 _HASHED_AS = {("execution", "threads"): ("auto", 1)}
 
@@ -148,6 +148,7 @@ class DatasetSection:
     num_samples: int = setting(5000, Number(integer=True, lo=50))
     train_subset: int | None = setting(None, Number(integer=True, lo=1, optional=True))
     test_subset: int | None = setting(None, Number(integer=True, lo=1, optional=True))
+    size: int | None = setting(None, Number(integer=True, lo=8, hi=1024, optional=True))  # imagefolder resize
     augment: AugmentSection = section(AugmentSection)
     normalize: NormalizeSection = section(NormalizeSection)
 
@@ -378,7 +379,7 @@ class Recipe:
         return DataSpec(name=d.name, root=d.root, download=d.download, seed=d.seed,
                         num_samples=d.num_samples, train_subset=d.train_subset, test_subset=d.test_subset,
                         crop_padding=d.augment.crop_padding, flip=d.augment.flip,
-                        mean=d.normalize.mean, std=d.normalize.std)
+                        mean=d.normalize.mean, std=d.normalize.std, size=d.size)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -476,7 +477,8 @@ def _check_recipe(recipe: Recipe, ctx: Ctx) -> None:
     if r.epochs is not None and r.last_epochs > r.epochs:
         raise ctx.error("retrain.last_epochs", f"{r.last_epochs} is more than retrain.epochs ({r.epochs}), "
                                                f"allowed: integers in [1, {r.epochs}]")
-    channels = DataSpec(name=recipe.dataset.name).input_shape[0]
+    _check_dataset(recipe, ctx)
+    channels = recipe.data_spec().input_shape[0]
     for key in ("mean", "std"):
         value = getattr(recipe.dataset.normalize, key)
         if value is not None and len(value) != channels:
@@ -494,12 +496,24 @@ def _check_recipe(recipe: Recipe, ctx: Ctx) -> None:
                                              f"({c.sam_rho_min:g}), allowed: a value > sam_rho_min")
 
 
+def _check_dataset(recipe: Recipe, ctx: Ctx) -> None:
+    """imagefolder needs its folder; only imagefolder images are resized."""
+    d = recipe.dataset
+    resized = DataSpec(name=d.name).info.default_size is not None
+    if resized and d.root is None:
+        raise ctx.error("dataset.root", "not set, allowed: a folder holding train/ and test/ (or val/), "
+                                        "each with one folder of images per class")
+    if d.size is not None and not resized:
+        raise ctx.error("dataset.size", f"{d.size} for {d.name}, allowed: only with dataset.name: imagefolder "
+                                        f"(its images are resized to size x size)")
+
+
 def _check_model_kwargs(recipe: Recipe, ctx: Ctx) -> None:
     """model.kwargs against the built-in model's settings (types, ranges, fit to the dataset)."""
     from tprm.science.modelspec import check_model_kwargs
 
     m = recipe.model
-    problem = check_model_kwargs(m.name, dict(m.kwargs), DataSpec(name=recipe.dataset.name).input_shape)
+    problem = check_model_kwargs(m.name, dict(m.kwargs), recipe.data_spec().input_shape)
     if problem is not None:
         key, message = problem
         if "model.name" not in ctx.lines:  # the model defaulted: that is what to fix
