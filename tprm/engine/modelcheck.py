@@ -35,7 +35,8 @@ def needs_check(recipe) -> bool:
     """True when only building the model can tell whether the recipe works: an imported model, or
     layers named by pattern (built-in models' settings are checked by the schema itself)."""
     p = recipe.pruning
-    return recipe.model.import_ is not None or p.keep_dense is not None or p.layers != "default"
+    return (recipe.model.import_ is not None or recipe.dataset.import_ is not None
+            or p.keep_dense is not None or p.layers != "default")
 
 
 def check_model(recipe) -> dict:
@@ -63,10 +64,12 @@ def build_limit() -> float:
 def _request(recipe) -> dict[str, Any]:
     m, p = recipe.model, recipe.pruning
     data = recipe.data_spec()
-    return {"import": m.import_, "name": m.name, "kwargs": dict(m.kwargs),
+    imported = data.import_ is not None  # the child learns the facts from the data factory
+    return {"import": m.import_, "name": m.name, "kwargs": dict(m.kwargs), "data_import": data.import_,
             "roots": list(import_roots(recipe)),
             "sys_path": list(import_roots(recipe)) + [x for x in sys.path if x],
-            "num_classes": data.num_classes, "input_shape": list(data.input_shape),
+            "num_classes": None if imported else data.num_classes,
+            "input_shape": None if imported else list(data.input_shape),
             "layers": p.layers if isinstance(p.layers, str) else list(p.layers),
             "keep_dense": None if p.keep_dense is None else list(p.keep_dense)}
 

@@ -249,7 +249,12 @@ def load_data(
     spec = spec.resolved()
     cache_dir = Path(cache_dir)
     note = None
-    if spec.name == "mnist1d":
+    num_classes = None
+    if spec.import_ is not None:
+        from tprm.science.dataimport import imported_data
+
+        x_train, y_train, x_test, y_test, num_classes, _ = imported_data(spec)
+    elif spec.name == "mnist1d":
         arrays = _mnist1d_arrays(spec, cache_dir)
         x_train = torch.from_numpy(arrays["x"]).unsqueeze(1)
         x_test = torch.from_numpy(arrays["x_test"]).unsqueeze(1)
@@ -265,12 +270,12 @@ def load_data(
     if x_train.is_floating_point():
         x_train, x_test = x_train.to(dtype), x_test.to(dtype)
     data = TensorData(
-        spec.name,
+        spec.info.name if spec.import_ is not None else spec.name,
         x_train.to(device),
         y_train.to(device),
         x_test.to(device),
         y_test.to(device),
-        spec.num_classes,
+        num_classes or spec.num_classes,
         mean=spec.mean,
         std=spec.std,
         crop_padding=spec.crop_padding,
@@ -300,13 +305,18 @@ def _root(spec: DataSpec, cache_dir: Path | None) -> Path:
 def data_identity(spec: DataSpec, cache_dir: Path | str | None = None) -> dict:
     """JSON-able identity of the data a job sees: its source plus subset/normalisation/augmentation.
 
-    mnist1d: the generator settings and package version. torchvision sets: the sha256 of every file
+    mnist1d: the generator settings and package version. dataset.import: the factory, its facts and
+    a content hash (tprm/science/dataimport.py). File-based sets: the sha256 of every file
     read (computed once per file and cached by size and mtime next to the data). ``cache_dir`` is the
     root fallback when ``spec.root`` is None, as in :func:`load_data`.
     """
     spec = spec.resolved()
     identity: dict[str, Any] = {"name": spec.name}
-    if spec.name == "mnist1d":
+    if spec.import_ is not None:
+        from tprm.science.dataimport import imported_identity
+
+        identity = {"name": "import", **imported_identity(spec)}
+    elif spec.name == "mnist1d":
         identity["generator"] = _mnist1d_settings(spec)
     else:
         folder, files = ensure_files(spec, _root(spec, Path(cache_dir) if cache_dir else None))

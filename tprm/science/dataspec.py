@@ -58,6 +58,10 @@ class DataSpec:
     mean: tuple[float, ...] | None = None  # None -> dataset default
     std: tuple[float, ...] | None = None
     size: int | None = None  # imagefolder: images resized to size x size (None -> 32)
+    import_: str | None = None  # "package.module:factory" returning the user's own data (dataimport.py)
+    identity: str | None = None  # imported data: a user-given identity instead of the content hash
+    classes: int | None = None  # imported data: num_classes and input_shape as its factory said
+    shape: tuple[int, ...] | None = None  # (the planner fills both in from the data identity)
 
     def __post_init__(self) -> None:
         # Lists from YAML become tuples so specs compare and hash by value.
@@ -65,10 +69,15 @@ class DataSpec:
         object.__setattr__(self, "std", _float_tuple(self.std, "std"))
         if self.root is not None:
             object.__setattr__(self, "root", str(self.root))
+        if self.shape is not None:
+            object.__setattr__(self, "shape", tuple(int(n) for n in self.shape))
 
     @property
     def info(self) -> DatasetEntry:
         """Fixed facts and defaults of the named dataset (raises ValueError for an unknown name)."""
+        if self.import_ is not None:  # the user's data: no normalisation or augmentation by default
+            return DatasetEntry("import", f"import {self.import_}", self.classes or 0, self.shape or (),
+                                (), (), 0, False, "import")
         if self.name not in REGISTRY:
             raise ValueError(
                 f"DataSpec.name: unknown dataset {self.name!r}; allowed: {', '.join(DATASET_NAMES)}"
@@ -78,6 +87,8 @@ class DataSpec:
     @property
     def num_classes(self) -> int:
         """The number of classes (imagefolder: its class folders, read from ``root``)."""
+        if self.import_ is not None:
+            return int(self._imported("classes"))
         if self.info.num_classes == 0:
             if self.root is None:
                 raise DataMissingError(f"{self.name}: needs dataset.root (a folder with train/ and test/)")
@@ -87,11 +98,20 @@ class DataSpec:
     @property
     def input_shape(self) -> tuple[int, ...]:
         """Shape of one sample without the batch dim, known without loading the data."""
+        if self.import_ is not None:
+            return tuple(self._imported("shape"))
         info = self.info
         if info.default_size is not None:
             side = self.size if self.size is not None else info.default_size
             return (info.input_shape[0], side, side)
         return info.input_shape
+
+    def _imported(self, field: str) -> Any:
+        value = getattr(self, field)
+        if value is None:
+            raise ValueError(f"DataSpec.{field}: not known for dataset.import {self.import_} until its "
+                             f"factory has run (the planner records it in the data identity)")
+        return value
 
     def resolved(self) -> DataSpec:
         """A validated copy with the dataset defaults filled in (what a content hash should see)."""
@@ -100,13 +120,15 @@ class DataSpec:
             self,
             crop_padding=info.crop_padding if self.crop_padding is None else self.crop_padding,
             flip=info.flip if self.flip is None else self.flip,
-            mean=info.mean if self.mean is None else self.mean,
-            std=info.std if self.std is None else self.std,
+            mean=info.mean if self.mean is None and info.mean else self.mean,
+            std=info.std if self.std is None and info.std else self.std,
         )
         spec._validate()
         return spec
 
     def _validate(self) -> None:
+        if self.import_ is not None and self.shape is None:
+            return  # the factory's data is checked when it is loaded (TensorData)
         channels = self.info.input_shape[0]
         if self.size is not None and (self.info.default_size is None or isinstance(self.size, bool)
                                       or not isinstance(self.size, int) or self.size < 8):
@@ -114,12 +136,12 @@ class DataSpec:
                              f"got {self.size!r} for {self.name}")
         for field in ("mean", "std"):
             value = getattr(self, field)
-            if len(value) != channels:
+            if value is not None and len(value) != channels:
                 raise ValueError(
                     f"DataSpec.{field}: {self.name} has {channels} channel(s), got {len(value)} "
                     f"values {list(value)}"
                 )
-        if any(not (s > 0) for s in self.std):
+        if any(not (s > 0) for s in self.std or ()):
             raise ValueError(f"DataSpec.std: every value must be > 0, got {list(self.std)}")
         if isinstance(self.crop_padding, bool) or not isinstance(self.crop_padding, int) or self.crop_padding < 0:
             raise ValueError(f"DataSpec.crop_padding: must be an integer >= 0, got {self.crop_padding!r}")
