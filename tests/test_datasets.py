@@ -141,3 +141,25 @@ def test_fetch_of_the_mnist_family_and_stl10_from_a_folder(tmp_path):
     assert (store / "data" / "FashionMNIST" / "raw" / "t10k-labels-idx1-ubyte.gz").is_file()
     bad = run_tprm("data", "fetch", "imagefolder", "--from", str(tmp_path), "--store", str(store))
     assert bad.returncode == 2 and "dataset.root" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_a_run_on_unofficial_mnist_files_says_so_in_its_logs_and_report(tmp_path, capsys, monkeypatch):
+    """A real (tiny) run on a new dataset: its job logs and its report's provenance flag the files."""
+    from conftest import TINY_RECIPE, call
+
+    write_fake_mnist(tmp_path / "data", n_train=100, n_test=50)
+    recipe = tmp_path / "mine.yaml"
+    recipe.write_text(TINY_RECIPE.replace("dataset: {name: mnist1d, seed: 3, num_samples: 500}",
+                                          f"dataset: {{name: mnist, root: '{tmp_path / 'data'}'}}")
+                      .replace("{name: conv1d, kwargs: {widths: [8, 8, 8]}}", "{name: mlp, kwargs: {widths: [16]}}")
+                      .replace("cka: {samples: 200}", "cka: {samples: 40}"))
+    store = tmp_path / "store"
+    code, _, err = call(capsys, monkeypatch, "run", str(recipe), "--store", str(store))
+    assert code == 0, err
+    logs = [p.read_text() for p in (store / "logs").glob("*.log")]
+    assert logs and all("data: MNIST: not the official files (checksum differs)" in text for text in logs
+                        if "started on" in text)
+    code, _, err = call(capsys, monkeypatch, "report", str(recipe), "--store", str(store), "--out", str(tmp_path / "r"))
+    assert code == 0, err
+    report = (tmp_path / "r" / "report.md").read_text()
+    assert "| data files | MNIST: not the official files (checksum differs) |" in report
