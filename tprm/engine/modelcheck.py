@@ -19,7 +19,7 @@ import sys
 import threading
 from typing import Any
 
-from tprm.engine.modelimport import code_identity, import_roots, recipe_error
+from tprm.engine.modelimport import code_identity, import_roots, module_sources, recipe_error, sources_identity
 from tprm.engine.recipe import RecipeError
 
 MARK = "@tprm-model-check "   # the child's answer lines start with this (user prints go to stderr)
@@ -43,7 +43,9 @@ def check_model(recipe) -> dict:
     """{"pruned", "dense", "output_layer", "parameters"} of the recipe's model (built once per
     recipe and code version in this process); RecipeError (one line) for any problem."""
     try:
-        key: tuple | None = (recipe.hash, str(recipe.origin[1]), code_identity(recipe))
+        data_code = None if recipe.dataset.import_ is None else \
+            sources_identity(module_sources(recipe, "dataset"))  # an edited data factory is checked again
+        key: tuple | None = (recipe.hash, str(recipe.origin[1]), code_identity(recipe), data_code)
     except RecipeError:
         key = None  # the child says what is wrong with the module
     if key is None or key not in _CHECKED:

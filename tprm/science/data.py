@@ -324,10 +324,14 @@ def data_identity(spec: DataSpec, cache_dir: Path | str | None = None) -> dict:
     identity.update(
         train_subset=spec.train_subset,
         test_subset=spec.test_subset,
-        normalisation={"mean": list(spec.mean), "std": list(spec.std)},
+        normalisation={"mean": _listed(spec.mean), "std": _listed(spec.std)},
         augmentation={"crop_padding": spec.crop_padding, "flip": spec.flip},
     )
     return identity
+
+
+def _listed(values: tuple[float, ...] | None) -> list[float] | None:
+    return None if values is None else list(values)
 
 
 # --- mnist1d ---------------------------------------------------------------------------------------
