@@ -247,6 +247,25 @@ def test_a_model_module_next_to_the_recipe_is_shipped_to_the_workers(cluster, tm
     assert all(j["provenance"]["ray"]["pid"] != os.getpid() for j in jobs)
 
 
+def test_a_data_module_next_to_the_recipe_is_shipped_to_the_workers(cluster, tmp_path, monkeypatch):
+    """dataset.import's module likewise: the workers load the user's data from the shipped file."""
+    from tprm.engine.store import Store
+    from tprm.service import Service
+
+    proj = tmp_path / "proj"
+    proj.mkdir()
+    shutil.copy(Path(__file__).parent / "user_data.py", proj / "mydata.py")
+    recipe = _recipe(proj, TINY_RECIPE.replace("dataset: {name: mnist1d, seed: 3, num_samples: 500}",
+                                               "dataset: {import: 'mydata:signals'}")
+                     .replace("model: {name: conv1d, kwargs: {widths: [8, 8, 8]}}", "model: {name: mlp}")
+                     .replace("densities: [0.2, 0.8]", "densities: [0.2]"), "mine")
+    monkeypatch.chdir(tmp_path)
+    summary = Service(tmp_path / "store").runs.run(str(recipe), backend="ray")
+    assert summary["state"] == "done" and summary["executed"] == 9, summary["failed"]
+    jobs = Store(tmp_path / "store").get_jobs().values()
+    assert all(j["provenance"]["ray"]["pid"] != os.getpid() for j in jobs)
+
+
 def test_group_larger_than_any_node_is_bad_input(cluster, tmp_path):
     from tprm.service import BadInput, Service
 
