@@ -85,3 +85,26 @@ def test_keys_follow_the_data_content_or_the_identity_string(tmp_path, capsys, m
     pinned = sorted(Service(store).recipes.plan(recipe).jobs)
     mod.write_text(mod.read_text().replace("SHIFT = 1", "SHIFT = 2"))
     assert sorted(Service(store).recipes.plan(recipe).jobs) == pinned  # the string, not the content, keys it
+
+
+def test_dry_run_and_run_refuse_a_broken_data_factory_and_leave_the_store_alone(tmp_path, capsys, monkeypatch):
+    recipe = _project(tmp_path, "dataset: {import: 'mydata:broken'}")
+    store = tmp_path / "store"
+    for args in (["--dry-run"], []):
+        code, _, err = call(capsys, monkeypatch, "run", str(recipe), "--store", str(store), *args)
+        assert code == 2 and err.startswith(f"error: {recipe}:3: dataset.import: "), (args, err)
+        assert err.strip().count("\n") == 0 and "Traceback" not in err
+    assert not (store / "tprm.db.json").exists()
+
+
+@pytest.mark.parametrize("dataset, field", [
+    ("{import: 'mydata:signals', root: data}", "dataset.root"),
+    ("{import: 'mydata:signals', size: 16}", "dataset.size"),
+    ("{name: cifar10, identity: v1}", "dataset.identity"),
+    ("{import: 'mydata:signals', path: nowhere}", "dataset.path"),
+])
+def test_settings_that_do_not_go_with_dataset_import_are_refused(dataset, field):
+    from tprm.engine.recipe import RecipeError, parse_recipe
+
+    with pytest.raises(RecipeError, match=field.replace(".", r"\.")):
+        parse_recipe(f"name: a\ndataset: {dataset}\n", base_dir=HERE)

@@ -243,7 +243,7 @@ def _one_by_one(measure):
     def run(jobs, ctx, progress):
         out = []
         for i, job in enumerate(jobs):
-            data = _data(job["spec"], ctx["store_root"], ctx["device"], ctx.get("logs"))
+            data = _data(job["spec"], ctx["store_root"], ctx["device"], ctx.get("logs") if i == 0 else None)
             out.append(_result(job, "done", measure(job, job["spec"], data, ctx)))
             progress(i + 1, len(jobs))
         return out
