@@ -80,13 +80,19 @@ def test_imagefolder_resizes_labels_by_class_folder_and_trains(tmp_path, test_di
     assert DataSpec(name="imagefolder", root=str(tmp_path)).num_classes == 4
 
 
-def test_imagefolder_without_its_folders_says_what_is_expected(tmp_path):
+def test_imagefolder_without_its_folders_says_what_is_expected(tmp_path, capsys, monkeypatch):
+    from conftest import call
+
     with pytest.raises(DataMissingError, match="train/ and test/"):
         assert DataSpec(name="imagefolder", root=str(tmp_path)).num_classes > 0
     (tmp_path / "train" / "a").mkdir(parents=True)
     (tmp_path / "train" / "b").mkdir()
     with pytest.raises(DataMissingError, match="no test or val folder"):
         load_data(DataSpec(name="imagefolder", root=str(tmp_path)), tmp_path)
+    recipe = tmp_path / "imf.yaml"
+    recipe.write_text("name: imf\ndataset: {name: imagefolder, root: .}\nmodel: {name: mlp}\n")
+    code, _, err = call(capsys, monkeypatch, "run", str(recipe), "--dry-run", "--store", str(tmp_path / "s"))
+    assert code == 2 and "has no test or val folder" in err and err.strip().count("\n") == 0, err
     with pytest.raises(ValueError, match="only imagefolder images are resized"):
         DataSpec(name="mnist", size=16).resolved()
 

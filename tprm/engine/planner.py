@@ -40,11 +40,14 @@ def init_checksum(recipe) -> str | None:
     return hashlib.sha256(Path(recipe.dense.init).read_bytes()).hexdigest()
 
 
-def not_fetched(spec) -> DataNotFetchedError:
-    """The one-line error for data set `spec` missing from its folder."""
+def not_fetched(spec, problem: Exception | None = None) -> DataNotFetchedError:
+    """The one-line error for data set `spec` missing from its folder (the reader's own `problem`
+    for a set that is not fetched: imagefolder's folders)."""
     from tprm.science.datafiles import dataset_status
 
     st = dataset_status(spec.name, spec.root)
+    if st["folder"] is None and problem is not None:
+        return DataNotFetchedError(str(problem).splitlines()[0], spec.name)
     title = st["title"]
     return DataNotFetchedError(f"{title} not downloaded: run `tprm data fetch {spec.name}` or set "
                                f"dataset.root (looked in {st['folder']})", spec.name)
@@ -90,7 +93,7 @@ class Planner:
         except DataMissingError as exc:
             if download:
                 raise
-            raise not_fetched(spec) from exc
+            raise not_fetched(spec, exc) from exc
         except ValueError as exc:  # the user's data factory broke its contract (dataimport.py)
             if spec.import_ is None:
                 raise
