@@ -1,7 +1,8 @@
 """Test helpers: tiny datasets written in the real on-disk formats torchvision reads, and a user factory.
 
 The files follow the official layouts (CIFAR python-pickle batches; SVHN .mat with X as HxWxCxN and
-label 10 for the digit 0), so tests exercise torchvision's real loaders on a few dozen images.
+label 10 for the digit 0; gzipped idx-ubyte for the MNIST family; STL-10's column-major binaries;
+class folders of PNGs), so tests exercise torchvision's real loaders on a few dozen images.
 """
 
 from __future__ import annotations
@@ -89,6 +90,64 @@ def write_fake_svhn(root: Path | str, n_train: int = 64, n_test: int = 32, seed:
         savemat(str(Path(root) / f"{split}_32x32.mat"), {"X": x.transpose(2, 3, 1, 0), "y": mat_labels})
         out[f"x_{split}"], out[f"y_{split}"] = x, y
     return out
+
+
+def _idx_gz(path: Path, array: np.ndarray) -> None:
+    """An idx-ubyte file (big-endian magic 0x08 = uint8, its dims, then the bytes), gzipped."""
+    import gzip
+
+    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(int(n).to_bytes(4, "big") for n in array.shape)
+    with gzip.open(path, "wb") as f:
+        f.write(header + np.ascontiguousarray(array, dtype=np.uint8).tobytes())
+
+
+def write_fake_mnist(root: Path | str, folder: str = "MNIST", n_train: int = 40, n_test: int = 20,
+                     seed: int = 0) -> dict[str, np.ndarray]:
+    """Write ``root/<folder>/raw/{train,t10k}-{images-idx3,labels-idx1}-ubyte.gz`` (the MNIST family's
+    official layout; folder MNIST, FashionMNIST or KMNIST); return NCHW arrays and labels."""
+    rng = np.random.default_rng(seed)
+    raw = Path(root) / folder / "raw"
+    raw.mkdir(parents=True, exist_ok=True)
+    out: dict[str, np.ndarray] = {}
+    for split, prefix, n in (("train", "train", n_train), ("test", "t10k", n_test)):
+        x = rng.integers(0, 256, size=(n, 28, 28), dtype=np.uint8)
+        y = (np.arange(n) % 10).astype(np.uint8)
+        _idx_gz(raw / f"{prefix}-images-idx3-ubyte.gz", x)
+        _idx_gz(raw / f"{prefix}-labels-idx1-ubyte.gz", y)
+        out[f"x_{split}"], out[f"y_{split}"] = x[:, None], y.astype(np.int64)
+    return out
+
+
+def write_fake_stl10(root: Path | str, n_train: int = 12, n_test: int = 8, seed: int = 0) -> dict[str, np.ndarray]:
+    """Write ``root/stl10_binary/{train,test}_{X,y}.bin``: uint8 images stored column-major (N, C, W, H)
+    and labels 1..10, as the official binary files; return NCHW arrays and labels 0..9."""
+    rng = np.random.default_rng(seed)
+    folder = Path(root) / "stl10_binary"
+    folder.mkdir(parents=True, exist_ok=True)
+    out: dict[str, np.ndarray] = {}
+    for split, n in (("train", n_train), ("test", n_test)):
+        x = rng.integers(0, 256, size=(n, 3, 96, 96), dtype=np.uint8)
+        y = (np.arange(n) % 10).astype(np.int64)
+        (folder / f"{split}_X.bin").write_bytes(np.ascontiguousarray(x.transpose(0, 1, 3, 2)).tobytes())
+        (folder / f"{split}_y.bin").write_bytes((y + 1).astype(np.uint8).tobytes())
+        out[f"x_{split}"], out[f"y_{split}"] = x, y
+    return out
+
+
+def write_fake_imagefolder(root: Path | str, classes: tuple[str, ...] = ("ant", "bee", "cat"),
+                           per_class: int = 2, test_dir: str = "test") -> dict[str, tuple[int, int, int]]:
+    """Write ``root/{train,<test_dir>}/<class>/img<i>.png``: one solid colour per class (so any resize
+    keeps it), 20x12 pixels; return {class: colour}."""
+    from PIL import Image
+
+    colours = {c: (40 * i + 20, 200 - 50 * i, 30 + 70 * i) for i, c in enumerate(classes)}
+    for split in ("train", test_dir):
+        for c, colour in colours.items():
+            folder = Path(root) / split / c
+            folder.mkdir(parents=True, exist_ok=True)
+            for i in range(per_class):
+                Image.new("RGB", (20, 12), colour).save(folder / f"img{i}.png")
+    return colours
 
 
 class TinyUserNet(nn.Module):

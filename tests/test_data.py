@@ -264,8 +264,8 @@ def test_resolved_fills_dataset_defaults_and_validates():
     assert DataSpec(name="svhn", flip=True).resolved().flip is True
     assert DataSpec().resolved().mean == (0.0,)
     assert DataSpec(mean=[0.5]) == DataSpec(mean=(0.5,))
-    with pytest.raises(ValueError, match="unknown dataset 'mnist'; allowed: mnist1d, cifar10"):
-        DataSpec(name="mnist").resolved()
+    with pytest.raises(ValueError, match="unknown dataset 'mnist2d'; allowed: mnist1d, cifar10"):
+        DataSpec(name="mnist2d").resolved()
     with pytest.raises(ValueError, match="DataSpec.mean: cifar10 has 3 channel"):
         DataSpec(name="cifar10", mean=(0.5,)).resolved()
     with pytest.raises(ValueError, match="crop_padding"):

@@ -21,7 +21,7 @@ def test_data_fetch_from_an_archive_then_list_and_plan(tmp_path) -> None:
 
     listed = run_tprm("data", "list", "--store", str(store))
     assert listed.returncode == 0
-    assert "cifar10   not downloaded" in listed.stdout and f"{store / 'data'}" in listed.stdout
+    assert "cifar10      not downloaded" in listed.stdout and f"{store / 'data'}" in listed.stdout
 
     svc = Service(store)
     try:
@@ -38,7 +38,7 @@ def test_data_fetch_from_an_archive_then_list_and_plan(tmp_path) -> None:
         (source / "cifar-10-batches-py" / "test_batch").read_bytes()
     listed = run_tprm("data", "list", "--store", str(store), "--json")
     present = {row["name"]: row["present"] for row in __import__("json").loads(listed.stdout)}
-    assert present == {"mnist1d": True, "cifar10": True, "cifar100": False, "svhn": False}
+    assert present == {name: name in ("mnist1d", "cifar10") for name in present} and len(present) == 9
 
     summary = Service(store).recipes.plan_summary("cifar10-preresnet20-epochs-quick")  # the data is there now
     assert summary["total"] > 0 and arrays["x_train"].shape[0] == 20

@@ -231,22 +231,37 @@ def test_same_hashes_results_and_artifacts_as_local(ray_store, tmp_path):
     assert "backend" not in a.get_runs()[-1]
 
 
-def test_a_model_module_next_to_the_recipe_is_shipped_to_the_workers(cluster, tmp_path, monkeypatch):
-    """model.import's module sits next to the recipe, on no path of the Ray workers: Ray gets the file."""
+def _run_with_shipped_module(tmp_path: Path, monkeypatch, source: str, module: str, edits: dict) -> None:
+    """tests/<source> copied next to the recipe as <module>.py (on no path of the Ray workers), the
+    tiny recipe with `edits` run on Ray: every job ran in a worker, which got the file from Ray."""
     from tprm.engine.store import Store
     from tprm.service import Service
 
     proj = tmp_path / "proj"
     proj.mkdir()
-    shutil.copy(Path(__file__).parent / "user_models.py", proj / "mynet.py")
-    recipe = _recipe(proj, TINY_RECIPE.replace("model: {name: conv1d, kwargs: {widths: [8, 8, 8]}}",
-                                               "model: {import: 'mynet:tiny_net'}")
-                     .replace("densities: [0.2, 0.8]", "densities: [0.2]"), "mine")
+    shutil.copy(Path(__file__).parent / source, proj / f"{module}.py")
+    text = TINY_RECIPE.replace("densities: [0.2, 0.8]", "densities: [0.2]")
+    for old, new in edits.items():
+        text = text.replace(old, new)
+    recipe = _recipe(proj, text, "mine")
     monkeypatch.chdir(tmp_path)
     summary = Service(tmp_path / "store").runs.run(str(recipe), backend="ray")
     assert summary["state"] == "done" and summary["executed"] == 9, summary["failed"]
     jobs = Store(tmp_path / "store").get_jobs().values()
     assert all(j["provenance"]["ray"]["pid"] != os.getpid() for j in jobs)
+
+
+def test_a_model_module_next_to_the_recipe_is_shipped_to_the_workers(cluster, tmp_path, monkeypatch):
+    """model.import's module sits next to the recipe, on no path of the Ray workers: Ray gets the file."""
+    _run_with_shipped_module(tmp_path, monkeypatch, "user_models.py", "mynet", {
+        "model: {name: conv1d, kwargs: {widths: [8, 8, 8]}}": "model: {import: 'mynet:tiny_net'}"})
+
+
+def test_a_data_module_next_to_the_recipe_is_shipped_to_the_workers(cluster, tmp_path, monkeypatch):
+    """dataset.import's module likewise: the workers load the user's data from the shipped file."""
+    _run_with_shipped_module(tmp_path, monkeypatch, "user_data.py", "mydata", {
+        "dataset: {name: mnist1d, seed: 3, num_samples: 500}": "dataset: {import: 'mydata:signals'}",
+        "model: {name: conv1d, kwargs: {widths: [8, 8, 8]}}": "model: {name: mlp}"})
 
 
 def test_group_larger_than_any_node_is_bad_input(cluster, tmp_path):

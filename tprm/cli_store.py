@@ -26,17 +26,19 @@ def data_list(store: StoreOpt = None, as_json: JsonOpt = False):
     out.print(f"data folder: {svc.admin.data_root()}")
     for r in rows:
         size = f"{r['bytes'] / 1e6:.1f} MB" if r["bytes"] else ""
-        where = r["note"] if r["name"] == "mnist1d" else f"{r['note']:<15} {size:>7}  {r['folder']}"
-        out.print(f"  {r['name']:<9} {where}", markup=False)
+        where = r["note"] if r["folder"] is None else f"{r['note']:<15} {size:>7}  {r['folder']}"
+        out.print(f"  {r['name']:<12} {where}", markup=False)
 
 
 @data_app.command("fetch")
-def data_fetch(name: Annotated[str, typer.Argument(help="cifar10, cifar100 or svhn.")],
+def data_fetch(name: Annotated[str, typer.Argument(help="A data set of `tprm data list` (cifar10, mnist, stl10, ...).")],
                source: Annotated[Optional[str], typer.Option("--from", help="A folder or .tar.gz holding the files (offline); default: download.")] = None,
                store: StoreOpt = None):
     """Put a torchvision data set into the store's data folder (download, or copy from --from)."""
     status = _svc(store).admin.data_fetch(name, source, progress=lambda msg: err.print(msg, markup=False))
-    out.print(f"{name}: {status['note']} in {status['folder']}", markup=False)
+    flag = f" ({status['note']})" if status["official"] is False else ""
+    out.print(f"{name}: {'present' if status['present'] else status['note']} in {status['folder']}{flag}",
+              markup=False)
 
 
 # -- store ---------------------------------------------------------------------------------------

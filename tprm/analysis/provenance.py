@@ -15,8 +15,10 @@ def _stamp(t: float) -> str:
     return datetime.datetime.fromtimestamp(t, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 
 
-def provenance_summary(jobs: dict[str, dict], jobs_total: int, data_identity: dict | None) -> dict:
-    """The summary of the done jobs among `jobs` ({hash: job record}) of a plan of `jobs_total`."""
+def provenance_summary(jobs: dict[str, dict], jobs_total: int, data_identity: dict | None,
+                       data_files: str | None = None) -> dict:
+    """The summary of the done jobs among `jobs` ({hash: job record}) of a plan of `jobs_total`;
+    `data_files` says whether the data files are the official ones (checksums)."""
     try:
         torch_version = version("torch")
     except PackageNotFoundError:
@@ -37,4 +39,4 @@ def provenance_summary(jobs: dict[str, dict], jobs_total: int, data_identity: di
             "ended": _stamp(max(ended)) if ended else None,
             "compute": format_seconds(compute) if provs else None, "compute_s": round(compute, 3),
             "generated": _stamp(time.time()),
-            "data_identity": data_identity}
+            "data_identity": data_identity, "data_files": data_files}

@@ -135,7 +135,8 @@ def provenance_lines(p: dict, r: dict) -> list[str]:
             ("hosts", ", ".join(p.get("hosts") or []) or "–"),
             ("jobs done", f"{p.get('jobs_done', 0)} of {p.get('jobs_total', 0)}"),
             ("first job started", p.get("started") or "–"), ("last job ended", p.get("ended") or "–"),
-            ("total compute time", p.get("compute") or "–"), ("report written", p.get("generated") or "–")]
+            ("total compute time", p.get("compute") or "–"), ("report written", p.get("generated") or "–"),
+            ("data files", p.get("data_files") or "–")]
     lines += ["| | |", "|---|---|"] + [f"| {k} | {v} |" for k, v in rows] + [""]
     ident = p.get("data_identity")
     lines += ["Data identity:", "", "```json", json.dumps(ident, indent=2, sort_keys=True)

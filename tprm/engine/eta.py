@@ -17,13 +17,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from tprm.science.datasets_registry import REGISTRY
+
 MIN_FRACTION = 0.10   # below this share of the run's work done: "estimating"
 WINDOW = 0.5          # the rate is measured over the last half of the run's elapsed time
 FORWARD = 1.0 / 3.0   # a forward pass over a sample ~ a third of a training step on it
 PER_JOB = 2.0         # fixed cost of any job (loading inputs, writing artifacts), in model-steps
 
-N_TRAIN = {"cifar10": 50000, "cifar100": 50000, "svhn": 73257}
-N_TEST = {"cifar10": 10000, "cifar100": 10000, "svhn": 26032}
+N_TRAIN = {name: e.n_train for name, e in REGISTRY.items()}
+N_TEST = {name: e.n_test for name, e in REGISTRY.items()}
 
 
 def data_sizes(data: dict) -> tuple[int, int]:

@@ -19,9 +19,8 @@ import sys
 import threading
 from typing import Any
 
-from tprm.engine.modelimport import code_identity, import_roots, recipe_error
+from tprm.engine.modelimport import code_identity, import_roots, module_sources, recipe_error, sources_identity
 from tprm.engine.recipe import RecipeError
-from tprm.science.dataspec import DataSpec
 
 MARK = "@tprm-model-check "   # the child's answer lines start with this (user prints go to stderr)
 STARTUP_S = 300.0             # the child's own start (python + torch) on a loaded machine
@@ -36,14 +35,17 @@ def needs_check(recipe) -> bool:
     """True when only building the model can tell whether the recipe works: an imported model, or
     layers named by pattern (built-in models' settings are checked by the schema itself)."""
     p = recipe.pruning
-    return recipe.model.import_ is not None or p.keep_dense is not None or p.layers != "default"
+    return (recipe.model.import_ is not None or recipe.dataset.import_ is not None
+            or p.keep_dense is not None or p.layers != "default")
 
 
 def check_model(recipe) -> dict:
     """{"pruned", "dense", "output_layer", "parameters"} of the recipe's model (built once per
     recipe and code version in this process); RecipeError (one line) for any problem."""
     try:
-        key: tuple | None = (recipe.hash, str(recipe.origin[1]), code_identity(recipe))
+        data_code = None if recipe.dataset.import_ is None else \
+            sources_identity(module_sources(recipe, "dataset"))  # an edited data factory is checked again
+        key: tuple | None = (recipe.hash, str(recipe.origin[1]), code_identity(recipe), data_code)
     except RecipeError:
         key = None  # the child says what is wrong with the module
     if key is None or key not in _CHECKED:
@@ -63,11 +65,13 @@ def build_limit() -> float:
 
 def _request(recipe) -> dict[str, Any]:
     m, p = recipe.model, recipe.pruning
-    info = DataSpec(name=recipe.dataset.name).info
-    return {"import": m.import_, "name": m.name, "kwargs": dict(m.kwargs),
+    data = recipe.data_spec()
+    imported = data.import_ is not None  # the child learns the facts from the data factory
+    return {"import": m.import_, "name": m.name, "kwargs": dict(m.kwargs), "data_import": data.import_,
             "roots": list(import_roots(recipe)),
             "sys_path": list(import_roots(recipe)) + [x for x in sys.path if x],
-            "num_classes": info.num_classes, "input_shape": list(info.input_shape),
+            "num_classes": None if imported else data.num_classes,
+            "input_shape": None if imported else list(data.input_shape),
             "layers": p.layers if isinstance(p.layers, str) else list(p.layers),
             "keep_dense": None if p.keep_dense is None else list(p.keep_dense)}
 

@@ -35,12 +35,14 @@ def recipe_error(recipe, field: str, message: str) -> RecipeError:
     return RecipeError(message, source=source, line=lines.get(key, 1), field=field)
 
 
-def import_roots(recipe) -> tuple[str, ...]:
-    """The folders searched for model.import before the Python path: model.path, the recipe's folder."""
-    if recipe.model.import_ is None:
-        return ()
-    roots = [recipe.model.path] if recipe.model.path else []
-    roots.append(str(recipe.origin[1]))
+def import_roots(recipe, section: str | None = None) -> tuple[str, ...]:
+    """The folders searched for model.import and dataset.import before the Python path: model.path,
+    dataset.path, the recipe's folder (those of one ``section`` when given, else of both)."""
+    roots: list[str] = []
+    for sec in (section,) if section else ("model", "dataset"):
+        part = getattr(recipe, sec)
+        if part.import_ is not None:
+            roots += ([part.path] if part.path else []) + [str(recipe.origin[1])]
     return tuple(dict.fromkeys(str(Path(r).resolve()) for r in roots))
 
 
@@ -65,7 +67,11 @@ def code_identity(recipe) -> str | None:
         return None
     if m.version is not None:
         return f"version:{m.version}"
-    files = module_sources(recipe)
+    return sources_identity(module_sources(recipe))
+
+
+def sources_identity(files: dict[str, Path]) -> str:
+    """``sha256:...`` of the named source files (module name and content of each)."""
     digest = hashlib.sha256()
     for name, path in sorted(files.items()):
         digest.update(f"{name}\0{_file_sha(path)}\n".encode())
@@ -73,31 +79,36 @@ def code_identity(recipe) -> str | None:
 
 
 def code_bundle(recipe) -> dict[str, bytes]:
-    """The model's local code for machines without this disk (Ray workers): {path relative to its
-    root: bytes} of every hashed module found in the recipe's roots -- the module, its packages'
-    __init__ files and its local imports (installed packages are not shipped)."""
+    """The model's and the data's local code for machines without this disk (Ray workers): {path
+    relative to its root: bytes} of every hashed module found in the recipe's roots -- the module,
+    its packages' __init__ files and its local imports (installed packages are not shipped)."""
     roots = [Path(r) for r in import_roots(recipe)]
     out: dict[str, bytes] = {}
-    for path in module_sources(recipe).values() if roots else ():
-        root = next((r for r in roots if path.is_relative_to(r)), None)
-        if root is not None:
-            out.setdefault(path.relative_to(root).as_posix(), path.read_bytes())
+    for section in ("model", "dataset"):
+        if getattr(recipe, section).import_ is None:
+            continue
+        for path in module_sources(recipe, section).values():
+            root = next((r for r in roots if path.is_relative_to(r)), None)
+            if root is not None:
+                out.setdefault(path.relative_to(root).as_posix(), path.read_bytes())
     return out
 
 
-def module_sources(recipe) -> dict[str, Path]:
-    """{module name: source file} of the imported module, its packages' __init__ files and the local
-    modules it imports (recursively); RecipeError (model.import) when it has no findable source."""
-    module = recipe.model.import_.partition(":")[0]
-    roots = list(import_roots(recipe))
+def module_sources(recipe, section: str = "model") -> dict[str, Path]:
+    """{module name: source file} of the imported module (``<section>.import``), its packages'
+    __init__ files and the local modules it imports (recursively); RecipeError when it has no
+    findable source."""
+    module = getattr(recipe, section).import_.partition(":")[0]
+    roots = list(import_roots(recipe, section))
     found = _locate(module, roots + [p for p in sys.path if p])
     if not found:
-        raise recipe_error(recipe, "model.import", not_found_message(module, roots))
+        raise recipe_error(recipe, f"{section}.import", not_found_message(module, roots, f"{section}.path"))
     entry = found[-1][1]
     if entry is None or entry.suffix != ".py":
-        raise recipe_error(recipe, "model.import", f"module {module!r} has no Python source to hash "
-                           f"({entry or 'no file'}), allowed: set model.version to a string that "
-                           "changes whenever the model's code does")
+        override = "model.version" if section == "model" else "dataset.identity"
+        raise recipe_error(recipe, f"{section}.import", f"module {module!r} has no Python source to hash "
+                           f"({entry or 'no file'}), allowed: set {override} to a string that "
+                           "changes whenever the code does")
     depth = len(module.split(".")) - (entry.name != "__init__.py")
     top_parent = entry.parents[depth]  # the folder the module's top-level name is found in
     local = [Path(r) for r in roots] + [entry.parent]
@@ -167,7 +178,7 @@ def _parse_imports(path: Path, module: str) -> list[str]:
     return names
 
 
-def not_found_message(module: str, roots: list[str]) -> str:
+def not_found_message(module: str, roots: list[str], path_field: str = "model.path") -> str:
     where = ", ".join(roots) or "the recipe's folder"
     top = module.split(".")[0]
     known = sorted({p.stem for r in roots for p in Path(r).glob("*.py")} |
@@ -175,7 +186,7 @@ def not_found_message(module: str, roots: list[str]) -> str:
     close = difflib.get_close_matches(top, known, n=1)
     hint = f" (did you mean {close[0]!r}?)" if close else ""
     return (f"no module {module!r} in {where} or on the Python path{hint}, allowed: a module there "
-            f"(e.g. {top}.py next to the recipe) or model.path naming the folder that holds it")
+            f"(e.g. {top}.py next to the recipe) or {path_field} naming the folder that holds it")
 
 
 _CACHE: dict[tuple, tuple[int, int, Any]] = {}  # (path, what) -> (mtime_ns, size, value)

@@ -43,12 +43,36 @@ def _say(out: TextIO, payload: dict) -> None:
     out.flush()
 
 
+def _imported_data(req: dict) -> None:
+    """dataset.import: run the data factory once and check its result; its num_classes and
+    input_shape are then what the model is built for."""
+    from tprm.science.dataimport import imported_data
+    from tprm.science.dataspec import DataSpec
+
+    _import_factory(req["data_import"], "dataset", req["roots"])
+    try:
+        *_, num_classes, shape = imported_data(DataSpec(import_=req["data_import"]))
+    except ValueError as exc:
+        raise Problem("dataset.import", f"{exc}, allowed: a factory returning (train, test, num_classes, "
+                                        "input_shape)") from None
+    req["num_classes"], req["input_shape"] = num_classes, list(shape)
+    if not req["import"]:  # a built-in model: its settings against the data's shape (recipe.py does
+        from tprm.science.modelspec import check_model_kwargs  # this when the shape is known up front)
+
+        problem = check_model_kwargs(req["name"], req["kwargs"], tuple(shape))
+        if problem is not None:
+            key, message = problem
+            raise Problem(f"model.kwargs.{key}" if key else "model.name", message)
+
+
 def _inspect(req: dict) -> dict:
     import torch
 
     from tprm.science.models import build_model, seeded
     from tprm.science.prune import classifier_weight, layer_weights, prunable_parameters
 
+    if req.get("data_import"):
+        _imported_data(req)
     shape = tuple(req["input_shape"])
     with seeded(0):
         model = _factory_model(req) if req["import"] else build_model(
@@ -76,29 +100,35 @@ def _inspect(req: dict) -> dict:
             "output_layer": output, "parameters": sum(p.numel() for p in model.parameters())}
 
 
-def _factory_model(req: dict) -> Any:
-    """The user's factory called as a run calls it; each failure as the field to fix."""
-    spec = req["import"]
+def _import_factory(spec: str, section: str, roots: list[str]) -> tuple[Any, str]:
+    """(factory, its name) of ``<section>.import``; each failure as a Problem of that field."""
     module_name, _, attr = spec.partition(":")
+    field = f"{section}.import"
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
         if exc.name and module_name.startswith(exc.name):
-            raise Problem("model.import", not_found_message(module_name, req["roots"])) from None
-        raise Problem("model.import", f"importing {module_name!r} failed: {_raised(exc)}, allowed: "
-                                      "a module whose imports are installed") from None
+            raise Problem(field, not_found_message(module_name, roots, f"{section}.path")) from None
+        raise Problem(field, f"importing {module_name!r} failed: {_raised(exc)}, allowed: "
+                             "a module whose imports are installed") from None
     except Exception as exc:  # noqa: BLE001 -- the user's module: any error is theirs
-        raise Problem("model.import", f"importing {module_name!r} raised {_raised(exc)}, allowed: a "
-                                      "module that imports cleanly") from None
+        raise Problem(field, f"importing {module_name!r} raised {_raised(exc)}, allowed: a "
+                             "module that imports cleanly") from None
     factory: Any = module
     for part in attr.split("."):
         if not hasattr(factory, part):
             names = [n for n in dir(module) if not n.startswith("_") and callable(getattr(module, n))]
             close = difflib.get_close_matches(part, names, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise Problem("model.import", f"module {module_name!r} has no {attr!r}{hint}, allowed: one of "
-                                          f"{', '.join(names[:12]) or '(no callables)'}")
+            raise Problem(field, f"module {module_name!r} has no {attr!r}{hint}, allowed: one of "
+                                 f"{', '.join(names[:12]) or '(no callables)'}")
         factory = getattr(factory, part)
+    return factory, attr
+
+
+def _factory_model(req: dict) -> Any:
+    """The user's factory called as a run calls it; each failure as the field to fix."""
+    factory, attr = _import_factory(req["import"], "model", req["roots"])
     _check_signature(factory, attr, req["kwargs"])
     try:
         return factory(num_classes=req["num_classes"], input_shape=tuple(req["input_shape"]), **req["kwargs"])

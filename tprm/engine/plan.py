@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterator, Mapping
-from dataclasses import KW_ONLY, dataclass, field, fields
+from dataclasses import KW_ONLY, dataclass, field, fields, replace
 from itertools import combinations
 from typing import Any
 
@@ -70,6 +70,8 @@ def skipped_jobs(records: dict[str, dict]) -> set[str]:
 # Spec fields added later that are part of the mapping (so of the job key and the record) only when
 # not at their field default: the keys of every recipe that leaves them unset stay what they were.
 WHEN_SET = frozenset({"channels_last"})
+# DataSpec fields added later: in a job's data settings only when set (not None), likewise.
+DATA_WHEN_SET = frozenset({"size", "import_", "identity", "classes", "shape"})
 
 
 @dataclass(frozen=True, eq=False)
@@ -271,7 +273,10 @@ def build_plan(recipe, data_identity: dict, init_checksum: str | None = None,
     if model_code is not None:
         model["code"] = model_code
     data = recipe.data_spec()
-    data_fields = {k: getattr(data, k) for k in data.__dataclass_fields__}
+    if data.import_ is not None:  # the factory's facts, so jobs size models without loading the data
+        data = replace(data, classes=data_identity.get("num_classes"), shape=data_identity.get("input_shape"))
+    data_fields = {k: getattr(data, k) for k in data.__dataclass_fields__
+                   if not (k in DATA_WHEN_SET and getattr(data, k) is None)}
     common = {"model": model, "data": data_fields, "data_identity": data_identity,
               "precision": recipe.execution.precision,
               "channels_last": recipe.execution.channels_last}

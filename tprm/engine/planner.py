@@ -9,11 +9,19 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 from dataclasses import replace
 from pathlib import Path
 
 from tprm.engine.artifacts import atomic_write
-from tprm.engine.modelimport import code_identity
+from tprm.engine.modelimport import (
+    code_identity,
+    import_roots,
+    module_sources,
+    recipe_error,
+    search_path,
+    sources_identity,
+)
 from tprm.engine.plan import Plan, build_plan
 
 
@@ -32,12 +40,15 @@ def init_checksum(recipe) -> str | None:
     return hashlib.sha256(Path(recipe.dense.init).read_bytes()).hexdigest()
 
 
-def not_fetched(spec) -> DataNotFetchedError:
-    """The one-line error for data set `spec` missing from its folder."""
-    from tprm.science.data import DISPLAY_NAMES, dataset_status
+def not_fetched(spec, problem: Exception | None = None) -> DataNotFetchedError:
+    """The one-line error for data set `spec` missing from its folder (the reader's own `problem`
+    for a set that is not fetched: imagefolder's folders)."""
+    from tprm.science.datafiles import dataset_status
 
     st = dataset_status(spec.name, spec.root)
-    title = DISPLAY_NAMES.get(spec.name, spec.name)
+    if st["folder"] is None and problem is not None:
+        return DataNotFetchedError(str(problem).splitlines()[0], spec.name)
+    title = st["title"]
     return DataNotFetchedError(f"{title} not downloaded: run `tprm data fetch {spec.name}` or set "
                                f"dataset.root (looked in {st['folder']})", spec.name)
 
@@ -50,6 +61,12 @@ class Planner:
         self._plans: dict[tuple, Plan] = {}
 
     def identity_cache(self, recipe) -> Path:
+        """The recipe's cached data identity; imported data hashed by content is cached per version
+        of its module's code too (editing the data factory recomputes it)."""
+        d = recipe.dataset
+        if d.import_ is not None and d.identity is None:
+            code = sources_identity(module_sources(recipe, "dataset")).partition(":")[2][:16]
+            return self.store_dir / "identity" / f"{recipe.hash}-{code}.json"
         return self.store_dir / "identity" / f"{recipe.hash}.json"
 
     def data_identity(self, recipe, compute: bool = True, download: bool = False) -> dict | None:
@@ -67,12 +84,20 @@ class Planner:
             spec = replace(spec, root=str(self.store_dir / "data"))
         if not download:
             spec = replace(spec, download=False)
+        if spec.import_ is not None:  # this process may hold an older version of the data's code
+            for name in module_sources(recipe, "dataset"):
+                sys.modules.pop(name, None)
         try:
-            ident = data_identity(spec)
+            with search_path(import_roots(recipe, "dataset")):  # dataset.import's module
+                ident = data_identity(spec)
         except DataMissingError as exc:
             if download:
                 raise
-            raise not_fetched(spec) from exc
+            raise not_fetched(spec, exc) from exc
+        except ValueError as exc:  # the user's data factory broke its contract (dataimport.py)
+            if spec.import_ is None:
+                raise
+            raise recipe_error(recipe, "dataset.import", str(exc).splitlines()[0]) from None
         text = json.dumps(ident, sort_keys=True)
         atomic_write(cache, lambda fh: fh.write(text.encode("utf-8")))
         return ident

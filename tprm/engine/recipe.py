@@ -79,7 +79,8 @@ _MAX_SEED = 2**32 - 1
 _HASHED_WHEN_SET = (("execution", "channels_last"), ("execution", "compile"), ("execution", "resume_every"),
                     ("execution", "tf32"),
                     ("cases", "near_mc"), ("cases", "near_cka"), ("cases", "extra_dense_seeds"),
-                    ("model", "path"), ("model", "version"), ("pruning", "keep_dense"))
+                    ("model", "path"), ("model", "version"), ("pruning", "keep_dense"), ("dataset", "size"),
+                    ("dataset", "import"), ("dataset", "path"), ("dataset", "identity"))
 # defaults that changed: the new default is hashed as the old one, so stored recipes keep their hash
 _HASHED_AS = {("execution", "threads"): ("auto", 1)}
 
@@ -87,7 +88,7 @@ _HASHED_AS = {("execution", "threads"): ("auto", 1)}
 def _default(section_name: str, key: str) -> Any:
     """The schema default of `section_name.key` (one source: the section's dataclass field)."""
     cls = next(f.metadata["section"] for f in fields(Recipe) if f.name == section_name)
-    return next(f.default for f in fields(cls) if f.name == key)
+    return next(f.default for f in fields(cls) if f.name.rstrip("_") == key)
 
 @dataclass(frozen=True)
 class _Layers:
@@ -148,6 +149,12 @@ class DatasetSection:
     num_samples: int = setting(5000, Number(integer=True, lo=50))
     train_subset: int | None = setting(None, Number(integer=True, lo=1, optional=True))
     test_subset: int | None = setting(None, Number(integer=True, lo=1, optional=True))
+    size: int | None = setting(None, Number(integer=True, lo=8, hi=1024, optional=True))  # imagefolder resize
+    import_: str | None = setting(None, Text(optional=True, pattern=_IMPORT,
+                                             what="'package.module:factory' or null"))  # the user's own data
+    path: str | None = setting(None, Text(optional=True, path_like=True))  # a folder searched for dataset.import
+    identity: str | None = setting(None, Text(optional=True, pattern=re.compile(r"\S.{0,199}"),
+                                              what="a string naming the imported data's version"))
     augment: AugmentSection = section(AugmentSection)
     normalize: NormalizeSection = section(NormalizeSection)
 
@@ -378,7 +385,8 @@ class Recipe:
         return DataSpec(name=d.name, root=d.root, download=d.download, seed=d.seed,
                         num_samples=d.num_samples, train_subset=d.train_subset, test_subset=d.test_subset,
                         crop_padding=d.augment.crop_padding, flip=d.augment.flip,
-                        mean=d.normalize.mean, std=d.normalize.std)
+                        mean=d.normalize.mean, std=d.normalize.std, size=d.size, import_=d.import_,
+                        identity=d.identity)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -476,8 +484,9 @@ def _check_recipe(recipe: Recipe, ctx: Ctx) -> None:
     if r.epochs is not None and r.last_epochs > r.epochs:
         raise ctx.error("retrain.last_epochs", f"{r.last_epochs} is more than retrain.epochs ({r.epochs}), "
                                                f"allowed: integers in [1, {r.epochs}]")
-    channels = DataSpec(name=recipe.dataset.name).input_shape[0]
-    for key in ("mean", "std"):
+    _check_dataset(recipe, ctx)
+    channels = recipe.data_spec().input_shape[0] if recipe.dataset.import_ is None else None
+    for key in ("mean", "std") if channels is not None else ():
         value = getattr(recipe.dataset.normalize, key)
         if value is not None and len(value) != channels:
             if "dataset.name" not in ctx.lines:  # the dataset defaulted: that is what to fix
@@ -486,7 +495,7 @@ def _check_recipe(recipe: Recipe, ctx: Ctx) -> None:
                                                 f"values, allowed: one of {', '.join(DATASET_NAMES)}")
             raise ctx.error(f"dataset.normalize.{key}", f"{len(value)} value(s) for {recipe.dataset.name}, "
                                                         f"allowed: one per channel ({channels})")
-    if recipe.model.import_ is None:
+    if recipe.model.import_ is None and recipe.dataset.import_ is None:  # else: the model check builds it
         _check_model_kwargs(recipe, ctx)
     c = recipe.cases
     if c.sam_rho_max <= c.sam_rho_min:
@@ -494,12 +503,36 @@ def _check_recipe(recipe: Recipe, ctx: Ctx) -> None:
                                              f"({c.sam_rho_min:g}), allowed: a value > sam_rho_min")
 
 
+def _check_dataset(recipe: Recipe, ctx: Ctx) -> None:
+    """imagefolder needs its folder; only imagefolder images are resized."""
+    d = recipe.dataset
+    if d.path is not None and not Path(d.path).is_dir():
+        raise ctx.error("dataset.path", f"folder {d.path} not found, allowed: a folder (relative to the "
+                                        "recipe's) holding the module of dataset.import")
+    if d.import_ is not None:
+        for key in ("size", "root"):
+            if getattr(d, key) is not None:
+                raise ctx.error(f"dataset.{key}", "set with dataset.import, allowed: null (the factory "
+                                                  "returns the data itself)")
+        return
+    if d.identity is not None or d.path is not None:
+        key = "identity" if d.identity is not None else "path"
+        raise ctx.error(f"dataset.{key}", "set without dataset.import, allowed: null, or set dataset.import")
+    resized = DataSpec(name=d.name).info.default_size is not None
+    if resized and d.root is None:
+        raise ctx.error("dataset.root", "not set, allowed: a folder holding train/ and test/ (or val/), "
+                                        "each with one folder of images per class")
+    if d.size is not None and not resized:
+        raise ctx.error("dataset.size", f"{d.size} for {d.name}, allowed: only with dataset.name: imagefolder "
+                                        f"(its images are resized to size x size)")
+
+
 def _check_model_kwargs(recipe: Recipe, ctx: Ctx) -> None:
     """model.kwargs against the built-in model's settings (types, ranges, fit to the dataset)."""
     from tprm.science.modelspec import check_model_kwargs
 
     m = recipe.model
-    problem = check_model_kwargs(m.name, dict(m.kwargs), DataSpec(name=recipe.dataset.name).input_shape)
+    problem = check_model_kwargs(m.name, dict(m.kwargs), recipe.data_spec().input_shape)
     if problem is not None:
         key, message = problem
         if "model.name" not in ctx.lines:  # the model defaulted: that is what to fix

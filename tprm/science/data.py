@@ -7,19 +7,19 @@ per-sample offsets drawn from the caller's ``torch.Generator`` (so every random 
 seeded stream), then converted to float and normalised exactly as ``ToTensor`` + ``Normalize`` do.
 
 Datasets: ``mnist1d`` (generated offline by the ``mnist1d`` package and cached as ``.npz``; the
-embedded default) and ``cifar10`` / ``cifar100`` / ``svhn`` read by torchvision's own loaders.
+embedded default) and the file-based sets of tprm/science/datasets_registry.py, whose files are
+located and checked by tprm.science.datafiles and read by tprm.science.datareaders.
 """
 
 from __future__ import annotations
 
 import contextlib
-import functools
 import hashlib
 import json
 import os
 import random
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,11 +27,18 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from tprm.science.dataspec import (  # the torch-free part, re-exported here
-    DATASET_NAMES,
-    DataMissingError,
-    DataSpec,
+from tprm.science.datafiles import (  # the torch-free part, re-exported here
+    dataset_status,
+    ensure_files,
+    fetch_dataset,
+    file_digests,
+    files_note,
+    torchvision_root,
 )
+from tprm.science.datasets_registry import REGISTRY
+from tprm.science.dataspec import DATASET_NAMES, DataMissingError, DataSpec
+
+DISPLAY_NAMES = {name: entry.title for name, entry in REGISTRY.items()}
 
 __all__ = [
     "DATASET_NAMES",
@@ -43,6 +50,7 @@ __all__ = [
     "dataset_status",
     "fetch_dataset",
     "load_data",
+    "torchvision_root",
 ]
 
 
@@ -80,6 +88,7 @@ class TensorData:
         if len(x_train) != len(y_train) or len(x_test) != len(y_test):
             raise ValueError("TensorData: each x and y must have the same number of samples")
         self.name = name
+        self.files_note: str | None = None  # set by load_data: "<title>: not the official files ..."
         self.num_classes = int(num_classes)
         self.input_shape: tuple[int, ...] = tuple(x_train.shape[1:])
         self.dtype = dtype
@@ -235,35 +244,46 @@ def load_data(
     """Load ``spec`` as a :class:`TensorData` on ``device``.
 
     ``cache_dir`` holds the generated mnist1d arrays; it is also the torchvision root when
-    ``spec.root`` is None.
+    ``spec.root`` is None. ``files_note`` of the result says when the files are not the official ones.
     """
     spec = spec.resolved()
-    info = spec.info
     cache_dir = Path(cache_dir)
-    if spec.name == "mnist1d":
+    note = None
+    num_classes = None
+    if spec.import_ is not None:
+        from tprm.science.dataimport import imported_data
+
+        x_train, y_train, x_test, y_test, num_classes, _ = imported_data(spec)
+    elif spec.name == "mnist1d":
         arrays = _mnist1d_arrays(spec, cache_dir)
         x_train = torch.from_numpy(arrays["x"]).unsqueeze(1)
         x_test = torch.from_numpy(arrays["x_test"]).unsqueeze(1)
         y_train, y_test = torch.from_numpy(arrays["y"]), torch.from_numpy(arrays["y_test"])
     else:
-        x_train, y_train, x_test, y_test = _torchvision_tensors(spec, _root(spec, cache_dir))
+        from tprm.science.datareaders import read_tensors
+
+        root = _root(spec, cache_dir)
+        x_train, y_train, x_test, y_test = read_tensors(spec, root)
+        note = files_note(spec, root)
     x_train, y_train = _subset(x_train, y_train, spec.train_subset, "train_subset", spec.name)
     x_test, y_test = _subset(x_test, y_test, spec.test_subset, "test_subset", spec.name)
     if x_train.is_floating_point():
         x_train, x_test = x_train.to(dtype), x_test.to(dtype)
-    return TensorData(
-        spec.name,
+    data = TensorData(
+        spec.info.name if spec.import_ is not None else spec.name,
         x_train.to(device),
         y_train.to(device),
         x_test.to(device),
         y_test.to(device),
-        info.num_classes,
+        num_classes or spec.num_classes,
         mean=spec.mean,
         std=spec.std,
         crop_padding=spec.crop_padding,
         flip=spec.flip,
         dtype=dtype,
     )
+    data.files_note = note
+    return data
 
 
 def _subset(x: Tensor, y: Tensor, n: int | None, field: str, name: str) -> tuple[Tensor, Tensor]:
@@ -285,24 +305,33 @@ def _root(spec: DataSpec, cache_dir: Path | None) -> Path:
 def data_identity(spec: DataSpec, cache_dir: Path | str | None = None) -> dict:
     """JSON-able identity of the data a job sees: its source plus subset/normalisation/augmentation.
 
-    mnist1d: the generator settings and package version. torchvision sets: the sha256 of every file
+    mnist1d: the generator settings and package version. dataset.import: the factory, its facts and
+    a content hash (tprm/science/dataimport.py). File-based sets: the sha256 of every file
     read (computed once per file and cached by size and mtime next to the data). ``cache_dir`` is the
     root fallback when ``spec.root`` is None, as in :func:`load_data`.
     """
     spec = spec.resolved()
     identity: dict[str, Any] = {"name": spec.name}
-    if spec.name == "mnist1d":
+    if spec.import_ is not None:
+        from tprm.science.dataimport import imported_identity
+
+        identity = {"name": "import", **imported_identity(spec)}
+    elif spec.name == "mnist1d":
         identity["generator"] = _mnist1d_settings(spec)
     else:
-        folder, files = _ensure_files(spec, _root(spec, Path(cache_dir) if cache_dir else None))
-        identity["files"] = {name: digest for name, digest in _file_digests(folder, files).items()}
+        folder, files = ensure_files(spec, _root(spec, Path(cache_dir) if cache_dir else None))
+        identity["files"] = {name: digest["sha256"] for name, digest in file_digests(folder, files).items()}
     identity.update(
         train_subset=spec.train_subset,
         test_subset=spec.test_subset,
-        normalisation={"mean": list(spec.mean), "std": list(spec.std)},
+        normalisation={"mean": _listed(spec.mean), "std": _listed(spec.std)},
         augmentation={"crop_padding": spec.crop_padding, "flip": spec.flip},
     )
     return identity
+
+
+def _listed(values: tuple[float, ...] | None) -> list[float] | None:
+    return None if values is None else list(values)
 
 
 # --- mnist1d ---------------------------------------------------------------------------------------
@@ -366,231 +395,3 @@ def _mnist1d_arrays(spec: DataSpec, cache_dir: Path) -> dict[str, np.ndarray]:
     finally:
         tmp.unlink(missing_ok=True)
     return arrays
-
-
-# --- torchvision sets --------------------------------------------------------------------------------
-
-
-@functools.cache
-def _loaders() -> dict[str, type]:
-    """torchvision's dataset classes, minus per-file md5 checks.
-
-    The md5 entries name the official files; with them, files written in the same format (our tests,
-    or a re-packed copy) would be rejected. Downloads still verify the archive (``tgz_md5``; SVHN keeps
-    its md5 for the download), and ``data_identity`` records the sha256 of what was actually read.
-    """
-    from torchvision.datasets import CIFAR10, CIFAR100, SVHN
-
-    class _CIFAR10(CIFAR10):
-        train_list = [[name, None] for name, _ in CIFAR10.train_list]
-        test_list = [[name, None] for name, _ in CIFAR10.test_list]
-        meta = {**CIFAR10.meta, "md5": None}
-
-    class _CIFAR100(CIFAR100):
-        train_list = [[name, None] for name, _ in CIFAR100.train_list]
-        test_list = [[name, None] for name, _ in CIFAR100.test_list]
-        meta = {**CIFAR100.meta, "md5": None}
-
-    class _SVHN(SVHN):
-        def _check_integrity(self) -> bool:
-            return os.path.isfile(os.path.join(self.root, self.filename))
-
-    return {"cifar10": _CIFAR10, "cifar100": _CIFAR100, "svhn": _SVHN}
-
-
-# The folder (under the root) and the files torchvision reads for each set, fixed by its loaders:
-# known here without importing torchvision, so checking for the files is instant.
-_FILES: dict[str, tuple[str, tuple[str, ...]]] = {
-    "cifar10": ("cifar-10-batches-py", tuple(f"data_batch_{i}" for i in range(1, 6))
-                + ("test_batch", "batches.meta")),
-    "cifar100": ("cifar-100-python", ("train", "test", "meta")),
-    "svhn": ("", ("train_32x32.mat", "test_32x32.mat")),
-}
-DISPLAY_NAMES = {"mnist1d": "MNIST-1D", "cifar10": "CIFAR-10", "cifar100": "CIFAR-100", "svhn": "SVHN"}
-
-
-def torchvision_root(name: str, root: Path) -> Path:
-    """The root torchvision reads `name` from: a root that IS the set's folder stands for its parent."""
-    folder = _FILES.get(name, ("", ()))[0]
-    if folder and root.name == folder and not (root / folder).is_dir():
-        return root.parent
-    return root
-
-
-def _expected_files(name: str, root: Path) -> tuple[Path, list[str]]:
-    """The directory torchvision reads ``name`` from and the file names it reads there."""
-    folder, files = _FILES[name]
-    return (root / folder if folder else root), list(files)
-
-
-def dataset_status(name: str, root: Path | str) -> dict[str, Any]:
-    """Whether a torchvision set's files are in ``root`` (mnist1d is generated, never fetched)."""
-    if name not in DATASET_NAMES:
-        raise ValueError(f"dataset: unknown {name!r}; allowed: {', '.join(DATASET_NAMES)}")
-    if name == "mnist1d":
-        return {"name": name, "title": DISPLAY_NAMES[name], "present": True, "folder": None,
-                "missing": [], "bytes": 0, "note": "generated offline by the mnist1d package"}
-    folder, files = _expected_files(name, torchvision_root(name, Path(root)))
-    missing = [f for f in files if not (folder / f).is_file()]
-    size = sum((folder / f).stat().st_size for f in files if f not in missing)
-    return {"name": name, "title": DISPLAY_NAMES[name], "present": not missing, "folder": str(folder),
-            "missing": missing, "bytes": size,
-            "note": "present" if not missing else ("partial" if len(missing) < len(files) else "not downloaded")}
-
-
-def fetch_dataset(name: str, root: Path | str, source: Path | str | None = None,
-                  progress: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """Put a torchvision set's files into ``root``: from ``source`` (a folder holding them, or a
-    .tar/.tar.gz/.tgz archive such as the official one) or else downloaded by torchvision (which
-    checks the archive's md5 and prints a progress bar). Returns :func:`dataset_status` after."""
-    import shutil
-    import tarfile
-
-    say = progress or (lambda _msg: None)
-    if name == "mnist1d":
-        say("mnist1d is generated offline; nothing to fetch")
-        return dataset_status(name, root)
-    status = dataset_status(name, root)
-    if status["present"]:
-        say(f"{DISPLAY_NAMES[name]} is already in {status['folder']}")
-        return status
-    root = Path(root)
-    root.mkdir(parents=True, exist_ok=True)
-    folder, files = _expected_files(name, root)
-    if source is not None:
-        src = Path(source).expanduser()
-        staging = root / f".fetch-{name}-{os.getpid()}"  # complete sets only: moved in when all is there
-        staging.mkdir(parents=True, exist_ok=True)
-        try:
-            if src.is_dir():
-                inner = src / _FILES[name][0] if _FILES[name][0] and (src / _FILES[name][0]).is_dir() else src
-                absent = [f for f in files if not (inner / f).is_file()]
-                if absent:
-                    raise DataMissingError(f"{src}: has no {', '.join(absent)}; expected {', '.join(files)}")
-                for i, f in enumerate(files, 1):
-                    say(f"copying {f} ({i}/{len(files)})")
-                    shutil.copy2(inner / f, staging / f)
-            elif src.is_file() and tarfile.is_tarfile(src):
-                with tarfile.open(src) as tar:
-                    members = {Path(m.name).name: m for m in tar.getmembers()
-                               if m.isfile() and Path(m.name).name in files}
-                    absent = [f for f in files if f not in members]
-                    if absent:
-                        raise DataMissingError(f"{src}: holds no {', '.join(absent)}; expected {', '.join(files)}")
-                    for i, f in enumerate(files, 1):
-                        say(f"extracting {f} ({i}/{len(files)}, {members[f].size / 1e6:.1f} MB)")
-                        with tar.extractfile(members[f]) as fh, open(staging / f, "wb") as out:
-                            shutil.copyfileobj(fh, out)
-            else:
-                raise DataMissingError(f"{src}: not a folder or a .tar/.tar.gz archive of {DISPLAY_NAMES[name]}")
-            folder.mkdir(parents=True, exist_ok=True)
-            for f in files:
-                os.replace(staging / f, folder / f)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
-    else:
-        say(f"downloading {DISPLAY_NAMES[name]} into {root} (torchvision; checks the archive's md5)")
-        _ensure_files(DataSpec(name=name, root=str(root), download=True), root)
-    status = dataset_status(name, root)
-    if not status["present"]:
-        raise DataMissingError(f"{name}: still missing {', '.join(status['missing'])} in {status['folder']}")
-    say(f"{DISPLAY_NAMES[name]}: {len(files)} files, {status['bytes'] / 1e6:.1f} MB in {status['folder']}")
-    return status
-
-
-def _ensure_files(spec: DataSpec, root: Path) -> tuple[Path, list[str]]:
-    """Check the files exist, downloading them when ``spec.download``; else raise DataMissingError."""
-    folder, files = _expected_files(spec.name, root)
-    missing = [f for f in files if not (folder / f).is_file()]
-    if not missing:
-        return folder, files
-    if not spec.download:
-        raise DataMissingError(
-            f"{spec.name}: missing {', '.join(missing)} in {folder} (expected {', '.join(files)}); "
-            f"put the files there or set dataset.download: true to fetch them"
-        )
-    cls = _loaders()[spec.name]
-    root.mkdir(parents=True, exist_ok=True)
-    try:
-        if spec.name == "svhn":
-            for split in ("train", "test"):
-                if cls.split_list[split][1] in missing:  # type: ignore[attr-defined]
-                    cls(str(root), split=split, download=True)
-        else:
-            cls(str(root), train=True, download=True)
-    except Exception as exc:  # network / archive errors: say where the files should go instead
-        raise DataMissingError(
-            f"{spec.name}: download into {root} failed ({type(exc).__name__}: {exc}); "
-            f"put {', '.join(files)} into {folder} by hand"
-        ) from exc
-    still = [f for f in files if not (folder / f).is_file()]
-    if still:
-        raise DataMissingError(f"{spec.name}: after download, still missing {', '.join(still)} in {folder}")
-    return folder, files
-
-
-def _torchvision_tensors(spec: DataSpec, root: Path) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """uint8 NCHW images and int64 labels for both splits, read by torchvision's loaders."""
-    folder, _ = _ensure_files(spec, root)
-    cls = _loaders()[spec.name]
-    out: list[Tensor] = []
-    for train in (True, False):
-        try:
-            if spec.name == "svhn":
-                ds = cls(str(root), split="train" if train else "test", download=False)
-                x = torch.from_numpy(np.ascontiguousarray(ds.data))  # already N, C, H, W
-                y = torch.from_numpy(np.asarray(ds.labels, dtype=np.int64))
-            else:
-                ds = cls(str(root), train=train, download=False)
-                x = torch.from_numpy(np.ascontiguousarray(ds.data.transpose(0, 3, 1, 2)))
-                y = torch.tensor(ds.targets, dtype=torch.int64)
-        except Exception as exc:
-            raise ValueError(
-                f"{spec.name}: could not read the files in {folder} ({type(exc).__name__}: {exc})"
-            ) from exc
-        if x.dtype != torch.uint8 or tuple(x.shape[1:]) != spec.info.input_shape:
-            raise ValueError(
-                f"{spec.name}: files in {folder} hold {x.dtype} images of shape {tuple(x.shape[1:])}, "
-                f"expected uint8 {spec.info.input_shape}"
-            )
-        out += [x, y]
-    return out[0], out[1], out[2], out[3]
-
-
-_DIGEST_CACHE = ".tprm-sha256.json"
-
-
-def _file_digests(folder: Path, files: list[str]) -> dict[str, str]:
-    """sha256 per file, reusing ``folder/.tprm-sha256.json`` entries whose size and mtime still match."""
-    cache_path = folder / _DIGEST_CACHE
-    try:
-        cache = json.loads(cache_path.read_text())
-        if not isinstance(cache, dict):
-            cache = {}
-    except (OSError, ValueError):
-        cache = {}
-    digests: dict[str, str] = {}
-    changed = False
-    for name in files:
-        st = (folder / name).stat()
-        entry = cache.get(name)
-        if isinstance(entry, dict) and entry.get("size") == st.st_size and entry.get("mtime_ns") == st.st_mtime_ns:
-            digests[name] = entry["sha256"]
-            continue
-        h = hashlib.sha256()
-        with open(folder / name, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                h.update(block)
-        digests[name] = h.hexdigest()
-        cache[name] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": digests[name]}
-        changed = True
-    if changed:
-        tmp = cache_path.with_name(f"{cache_path.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
-        try:
-            tmp.write_text(json.dumps(cache, indent=1, sort_keys=True))
-            os.replace(tmp, cache_path)
-        except OSError:
-            pass  # read-only data directory: digests are still correct, just not cached
-        finally:
-            tmp.unlink(missing_ok=True)
-    return digests

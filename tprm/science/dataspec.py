@@ -4,44 +4,31 @@ recipe and the read-only commands never import torch (tprm.science.data re-expor
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-__all__ = ["DATASET_NAMES", "DataMissingError", "DataSpec"]
+from tprm.science.datasets_registry import DATASET_NAMES, IMAGEFOLDER_SPLITS, REGISTRY, DatasetEntry
+
+__all__ = ["DATASET_NAMES", "DataMissingError", "DataSpec", "imagefolder_classes"]
 
 
 class DataMissingError(Exception):
     """Dataset files are not on disk (or could not be fetched); the message says where they go."""
 
 
-@dataclass(frozen=True)
-class _DatasetInfo:
-    num_classes: int
-    input_shape: tuple[int, ...]
-    crop_padding: int
-    flip: bool
-    mean: tuple[float, ...]
-    std: tuple[float, ...]
-
-
-# Defaults per dataset. CIFAR-10 uses the mean/std copied across most public CIFAR code (and by the
-# paper's code): the std (0.2023, 0.1994, 0.2010) is NOT CIFAR-10's true per-pixel std, which is about
-# (0.247, 0.243, 0.261); it is kept for fidelity with the paper. CIFAR-100 and SVHN use the statistics
-# most commonly used for them in the same convention. mnist1d arrives standardised by its generator, so
-# its default normalisation is the identity (mean 0, std 1) and it has no augmentation.
-_DATASETS: dict[str, _DatasetInfo] = {
-    "mnist1d": _DatasetInfo(10, (1, 40), 0, False, (0.0,), (1.0,)),
-    "cifar10": _DatasetInfo(
-        10, (3, 32, 32), 4, True, (0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)
-    ),
-    "cifar100": _DatasetInfo(
-        100, (3, 32, 32), 4, True, (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)
-    ),
-    "svhn": _DatasetInfo(
-        10, (3, 32, 32), 4, False, (0.4377, 0.4438, 0.4728), (0.1980, 0.2010, 0.1970)
-    ),
-}
-DATASET_NAMES: tuple[str, ...] = tuple(_DATASETS)
+def imagefolder_classes(root: str | Path) -> list[str]:
+    """The class folder names of an imagefolder set (those of ``root/train``, sorted): the label of a
+    class is its index here, in both splits."""
+    train = Path(root) / IMAGEFOLDER_SPLITS[0]
+    if not train.is_dir():
+        raise DataMissingError(f"imagefolder: no {train} folder; dataset.root must hold train/ and test/ "
+                               f"(or val/) with one folder of images per class")
+    classes = sorted(e.name for e in os.scandir(train) if e.is_dir() and not e.name.startswith("."))
+    if len(classes) < 2:
+        raise DataMissingError(f"imagefolder: {train} has {len(classes)} class folder(s), expected at least 2")
+    return classes
 
 
 def _float_tuple(value: Any, field: str) -> tuple[float, ...] | None:
@@ -59,7 +46,7 @@ def _float_tuple(value: Any, field: str) -> tuple[float, ...] | None:
 class DataSpec:
     """Which data, which subset, and how it is normalised/augmented. ``None`` means dataset default."""
 
-    name: str = "mnist1d"  # mnist1d | cifar10 | cifar100 | svhn
+    name: str = "mnist1d"  # one of DATASET_NAMES (tprm/science/datasets_registry.py)
     root: str | None = None  # torchvision root (engine passes <store>/data when None)
     download: bool = False
     seed: int = 42  # mnist1d generator seed (data identity, not a training seed)
@@ -70,6 +57,11 @@ class DataSpec:
     flip: bool | None = None  # None -> dataset default (cifar True, svhn False, mnist1d False)
     mean: tuple[float, ...] | None = None  # None -> dataset default
     std: tuple[float, ...] | None = None
+    size: int | None = None  # imagefolder: images resized to size x size (None -> 32)
+    import_: str | None = None  # "package.module:factory" returning the user's own data (dataimport.py)
+    identity: str | None = None  # imported data: a user-given identity instead of the content hash
+    classes: int | None = None  # imported data: num_classes and input_shape as its factory said
+    shape: tuple[int, ...] | None = None  # (the planner fills both in from the data identity)
 
     def __post_init__(self) -> None:
         # Lists from YAML become tuples so specs compare and hash by value.
@@ -77,24 +69,49 @@ class DataSpec:
         object.__setattr__(self, "std", _float_tuple(self.std, "std"))
         if self.root is not None:
             object.__setattr__(self, "root", str(self.root))
+        if self.shape is not None:
+            object.__setattr__(self, "shape", tuple(int(n) for n in self.shape))
 
     @property
-    def info(self) -> _DatasetInfo:
+    def info(self) -> DatasetEntry:
         """Fixed facts and defaults of the named dataset (raises ValueError for an unknown name)."""
-        if self.name not in _DATASETS:
+        if self.import_ is not None:  # the user's data: no normalisation or augmentation by default
+            return DatasetEntry("import", f"import {self.import_}", self.classes or 0, self.shape or (),
+                                (), (), 0, False, "import")
+        if self.name not in REGISTRY:
             raise ValueError(
                 f"DataSpec.name: unknown dataset {self.name!r}; allowed: {', '.join(DATASET_NAMES)}"
             )
-        return _DATASETS[self.name]
+        return REGISTRY[self.name]
 
     @property
     def num_classes(self) -> int:
+        """The number of classes (imagefolder: its class folders, read from ``root``)."""
+        if self.import_ is not None:
+            return int(self._imported("classes"))
+        if self.info.num_classes == 0:
+            if self.root is None:
+                raise DataMissingError(f"{self.name}: needs dataset.root (a folder with train/ and test/)")
+            return len(imagefolder_classes(self.root))
         return self.info.num_classes
 
     @property
     def input_shape(self) -> tuple[int, ...]:
         """Shape of one sample without the batch dim, known without loading the data."""
-        return self.info.input_shape
+        if self.import_ is not None:
+            return tuple(self._imported("shape"))
+        info = self.info
+        if info.default_size is not None:
+            side = self.size if self.size is not None else info.default_size
+            return (info.input_shape[0], side, side)
+        return info.input_shape
+
+    def _imported(self, field: str) -> Any:
+        value = getattr(self, field)
+        if value is None:
+            raise ValueError(f"DataSpec.{field}: not known for dataset.import {self.import_} until its "
+                             f"factory has run (the planner records it in the data identity)")
+        return value
 
     def resolved(self) -> DataSpec:
         """A validated copy with the dataset defaults filled in (what a content hash should see)."""
@@ -103,22 +120,28 @@ class DataSpec:
             self,
             crop_padding=info.crop_padding if self.crop_padding is None else self.crop_padding,
             flip=info.flip if self.flip is None else self.flip,
-            mean=info.mean if self.mean is None else self.mean,
-            std=info.std if self.std is None else self.std,
+            mean=info.mean if self.mean is None and info.mean else self.mean,
+            std=info.std if self.std is None and info.std else self.std,
         )
         spec._validate()
         return spec
 
     def _validate(self) -> None:
+        if self.import_ is not None and self.shape is None:
+            return  # the factory's data is checked when it is loaded (TensorData)
         channels = self.info.input_shape[0]
+        if self.size is not None and (self.info.default_size is None or isinstance(self.size, bool)
+                                      or not isinstance(self.size, int) or self.size < 8):
+            raise ValueError(f"DataSpec.size: only imagefolder images are resized, to an integer >= 8; "
+                             f"got {self.size!r} for {self.name}")
         for field in ("mean", "std"):
             value = getattr(self, field)
-            if len(value) != channels:
+            if value is not None and len(value) != channels:
                 raise ValueError(
                     f"DataSpec.{field}: {self.name} has {channels} channel(s), got {len(value)} "
                     f"values {list(value)}"
                 )
-        if any(not (s > 0) for s in self.std):
+        if any(not (s > 0) for s in self.std or ()):
             raise ValueError(f"DataSpec.std: every value must be > 0, got {list(self.std)}")
         if isinstance(self.crop_padding, bool) or not isinstance(self.crop_padding, int) or self.crop_padding < 0:
             raise ValueError(f"DataSpec.crop_padding: must be an integer >= 0, got {self.crop_padding!r}")

@@ -12,6 +12,7 @@ import importlib
 import inspect
 import math
 from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -354,26 +355,27 @@ def build_model(name: str, num_classes: int, input_shape: tuple, **kwargs) -> nn
     return builder(num_classes, tuple(int(s) for s in input_shape), **kwargs)
 
 
-def load_factory(spec: str) -> Callable[..., nn.Module]:
-    """Import a user model factory from ``"package.module:factory"``.
+def load_factory(spec: str, what: str = "model") -> Callable[..., Any]:
+    """Import a user factory from ``"package.module:factory"`` (``what`` names it in errors).
 
-    The factory is called as ``factory(num_classes=..., input_shape=..., **kwargs)`` and must return an
-    ``nn.Module`` whose final classifier is an ``nn.Linear``.
+    A model factory is called as ``factory(num_classes=..., input_shape=..., **kwargs)`` and must
+    return an ``nn.Module`` whose final classifier is an ``nn.Linear``; a data factory
+    (tprm/science/dataimport.py) as ``factory()``.
     """
     if not isinstance(spec, str) or spec.count(":") != 1 or not all(spec.split(":")):
-        raise ValueError(f"model import: expected 'package.module:factory', got {spec!r}")
+        raise ValueError(f"{what} import: expected 'package.module:factory', got {spec!r}")
     module_name, attr = spec.split(":")
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
-        raise ValueError(f"model import {spec!r}: cannot import module {module_name!r} ({exc})") from exc
+        raise ValueError(f"{what} import {spec!r}: cannot import module {module_name!r} ({exc})") from exc
     factory = module
     for part in attr.split("."):
         if not hasattr(factory, part):
-            raise ValueError(f"model import {spec!r}: module {module_name!r} has no attribute {attr!r}")
+            raise ValueError(f"{what} import {spec!r}: module {module_name!r} has no attribute {attr!r}")
         factory = getattr(factory, part)
     if not callable(factory):
-        raise ValueError(f"model import {spec!r}: {attr!r} is not callable")
+        raise ValueError(f"{what} import {spec!r}: {attr!r} is not callable")
     return factory
 
 

@@ -87,7 +87,10 @@ def check_model_kwargs(name: str, kwargs: dict, input_shape: tuple[int, ...]) ->
             return key, f"{_shown(value)} is not valid for model {name}, allowed: {problem}"
     dims = INPUT_DIMS.get(name)
     if dims is not None and len(input_shape) != dims:
-        kind = "1-D signals (mnist1d)" if dims == 2 else "images (cifar10, cifar100, svhn)"
+        from tprm.science.datasets_registry import REGISTRY
+
+        sets = ", ".join(n for n, e in REGISTRY.items() if len(e.input_shape) == dims)
+        kind = f"1-D signals ({sets})" if dims == 2 else f"images ({sets})"
         return "", f"model {name} takes {kind}, the dataset's samples have shape {tuple(input_shape)}"
     if name == "conv1d":
         merged = {k: kwargs.get(k, d) for k, (d, _) in settings.items()}

@@ -123,8 +123,11 @@ class Reports:
         plan = self._ws.plan(loaded, compute_identity=False)
         hashes = list(plan.jobs) if plan is not None else []
         jobs = self._ws.store.get_jobs(hashes) if hashes else {}
+        from tprm.engine.datasets import files_note
+
         return provenance_summary(jobs, len(hashes),
-                                  self._ws.planner.data_identity(loaded.recipe, compute=False, download=False))
+                                  self._ws.planner.data_identity(loaded.recipe, compute=False, download=False),
+                                  files_note(loaded.recipe, self._ws.store_dir / "data"))
 
     def _case_section(self, loaded: LoadedRecipe, cells: list[dict]) -> tuple[str | None, str]:
         """Case study 1 scored on the stored grid (pure analysis, no training) when it is complete."""

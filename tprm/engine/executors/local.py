@@ -105,7 +105,9 @@ class JobLogs:
 _DATA_CACHE: dict = {}
 
 
-def _data(spec: JobSpec, store_root: Path, device: str):
+def _data(spec: JobSpec, store_root: Path, device: str, logs: JobLogs | None = None):
+    """The job's data (one loaded set cached per process); the job logs say when its files are
+    not the official ones."""
     from tprm.science.data import DataSpec, load_data
 
     fields = dict(spec.data)
@@ -120,7 +122,11 @@ def _data(spec: JobSpec, store_root: Path, device: str):
         _DATA_CACHE.clear()
         _DATA_CACHE[cache_key] = load_data(DataSpec(**fields), store_root / "cache", device=device,
                                            dtype=dtype)
-    return _DATA_CACHE[cache_key]
+    data = _DATA_CACHE[cache_key]
+    if logs is not None and data.files_note:
+        for k in range(len(logs.labels)):
+            logs.write(k, f"data: {data.files_note}")
+    return data
 
 
 def _model(spec: JobSpec, data, seed: int, device: str):
@@ -197,7 +203,7 @@ def _run_dense(jobs, ctx, progress):
     from tprm.science.train import train
 
     spec0 = jobs[0]["spec"]
-    data = _data(spec0, ctx["store_root"], ctx["device"])
+    data = _data(spec0, ctx["store_root"], ctx["device"], ctx.get("logs"))
     models = []
     for job in jobs:
         model = _model(job["spec"], data, job["spec"].seed, ctx["device"])
@@ -238,7 +244,7 @@ def _one_by_one(measure):
     def run(jobs, ctx, progress):
         out = []
         for i, job in enumerate(jobs):
-            data = _data(job["spec"], ctx["store_root"], ctx["device"])
+            data = _data(job["spec"], ctx["store_root"], ctx["device"], ctx.get("logs") if i == 0 else None)
             out.append(_result(job, "done", measure(job, job["spec"], data, ctx)))
             progress(i + 1, len(jobs))
         return out
@@ -267,7 +273,7 @@ def _run_retrain(jobs, ctx, progress):
     from tprm.science.train import train
 
     spec0 = jobs[0]["spec"]
-    data = _data(spec0, ctx["store_root"], ctx["device"])
+    data = _data(spec0, ctx["store_root"], ctx["device"], ctx.get("logs"))
     models, masks = [], []
     for job in jobs:
         pruned = ctx["artifacts"].load(job["spec"].pruned, "pruned")
@@ -339,7 +345,7 @@ def _measure_pairs(jobs: list[dict], ctx: dict, batched: bool, budget: int) -> l
     from tprm.science.metrics import cka_pairs, lmc_pairs
 
     spec = jobs[0]["spec"]
-    data = _data(spec, ctx["store_root"], ctx["device"])
+    data = _data(spec, ctx["store_root"], ctx["device"], ctx.get("logs"))
     models, pairs, firsts = [], [], []  # firsts: each job's first index into pairs
     for job in jobs:
         first = len(models)
