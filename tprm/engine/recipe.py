@@ -79,7 +79,8 @@ _MAX_SEED = 2**32 - 1
 _HASHED_WHEN_SET = (("execution", "channels_last"), ("execution", "compile"), ("execution", "resume_every"),
                     ("execution", "tf32"),
                     ("cases", "near_mc"), ("cases", "near_cka"), ("cases", "extra_dense_seeds"),
-                    ("model", "path"), ("model", "version"), ("pruning", "keep_dense"))
+                    ("model", "path"), ("model", "version"), ("pruning", "keep_dense"),
+                    ("metrics", "weightwatcher"))
 # defaults that changed: the new default is hashed as the old one, so stored recipes keep their hash
 _HASHED_AS = {("execution", "threads"): ("auto", 1)}
 
@@ -236,6 +237,8 @@ class MetricsSection:
     lmc: LmcSection = section(LmcSection)
     cka: CkaSection = section(CkaSection)
     hessian: HessianSection = section(HessianSection)
+    # alpha, alpha-weighted, log spectral norm of the dense, pruned and retrained models (extra [ww])
+    weightwatcher: bool = setting(False, Bool())
 
 
 @dataclass(frozen=True)
