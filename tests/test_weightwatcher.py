@@ -77,6 +77,7 @@ def test_masked_zeros_are_measured_as_they_are_and_stay_zero():
     assert got_pruned["alpha"] != got_dense["alpha"]
 
 
+@pytest.mark.filterwarnings("ignore:Passing a dict to DataFrame.from_records")  # weightwatcher's own
 def test_a_conv1d_is_analysed_as_its_kernel_slices():
     """weightwatcher alone reads a Conv1d weight as one matrix of kernel-size eigenvalues and skips
     it; shown as the Conv2d it equals, each conv layer with enough channels is analysed."""

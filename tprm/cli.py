@@ -220,17 +220,16 @@ def results(recipe: RecipeArg, store: StoreOpt = None, as_json: JsonOpt = False,
         return
     from rich.table import Table
 
-    ww = "alpha" in rows[0]  # weightwatcher's (retrained) averages, for recipes that measure them
+    ww = "alpha" in rows[0]  # weightwatcher's alpha (retrained models; the rest: --csv, --json)
     t = Table("T", "density", "seed", "state", "test err", "train loss", "mc", "CKA", "regime",
-              *(("alpha", "alpha_w", "log_spec") if ww else ()), box=None)
+              *(("alpha",) if ww else ()), box=None)
     f = lambda v, spec: "" if v is None else format(v, spec)  # noqa: E731
     for r in rows:
         t.add_row(f(r["temperature"], "g"), density_text(r["density"]),
                   str(r["dense_seed"]), r["state"], f(r["test_error"], ".3f"),
                   f(r["train_loss"], ".3f"), f(r["mc"], "+.3f"), f(r["cka"], ".3f"),
                   r.get("regime") or "",
-                  *((f(r["alpha"], ".2f"), f(r["alpha_weighted"], ".2f"), f(r["log_spectral_norm"], ".2f"))
-                    if ww else ()))
+                  *((f(r["alpha"], ".2f"),) if ww else ()))
     out.print(t)
 
 

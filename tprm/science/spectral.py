@@ -38,13 +38,14 @@ SUMMARY_KEYS = ("alpha", "alpha_weighted", "log_spectral_norm")
 def load_weightwatcher() -> Any:
     """The weightwatcher module, imported without its side effects on this process: its import-time
     prints and the root logging handler it installs (``logging.basicConfig``) are removed."""
-    root = logging.getLogger()
+    root, own = logging.getLogger(), logging.getLogger("weightwatcher")
     handlers, level = list(root.handlers), root.level
+    own.setLevel(logging.ERROR)  # its import warns that CUDA is missing, SciPy used for the SVD
     with contextlib.redirect_stdout(io.StringIO()):
         import weightwatcher
     root.handlers[:] = handlers
     root.setLevel(level)
-    logging.getLogger("weightwatcher").setLevel(logging.ERROR)
+    own.setLevel(logging.ERROR)  # set back to WARNING by its import
     return weightwatcher
 
 
