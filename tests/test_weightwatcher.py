@@ -192,3 +192,39 @@ def test_without_the_extra_one_line_and_exit_2(tmp_path, verb):
     assert f"{recipe}:" in error[0] and error[0].rstrip().endswith("[ww]'")  # ends in the install command
     assert "pip install" in error[0]
     assert not (store / "tprm.db.json").exists()  # nothing recorded
+
+
+async def test_the_tui_cycles_to_the_metrics_and_shows_their_columns(ww_store, monkeypatch) -> None:
+    from test_tui_flows import SIZE, select_recipe, wait_for
+    from textual.widgets import DataTable
+
+    from tprm.service import WW_COLUMNS
+    from tprm.tui.app import TprmApp
+    from tprm.tui.screens.plot import PlotScreen
+    from tprm.tui.screens.results import ResultsScreen
+
+    monkeypatch.chdir(ww_store.parent)
+    app = TprmApp(str(ww_store))
+    async with app.run_test(size=SIZE) as pilot:
+        await select_recipe(pilot, app, "tinyww")
+        await pilot.press("4")
+        await wait_for(pilot, lambda: isinstance(app.screen, PlotScreen) and "alpha" in app.screen.metrics, 60,
+                       "the plot with the recipe's weightwatcher metrics")
+        plot = app.screen
+        for _ in range(len(plot.metrics)):  # the metric cycle (]) reaches alpha
+            if plot.metric == "alpha":
+                break
+            await pilot.press("right_square_bracket")
+        await wait_for(pilot, lambda: plot.plot_data.get("metric") == "alpha", 30, "the alpha plot")
+        assert "alpha" in plot.plot_text and any(v is not None for v in plot.plot_data["values"].values())
+        await pilot.press("3")
+        await wait_for(pilot, lambda: isinstance(app.screen, ResultsScreen) and app.screen.rows, 30, "results")
+        table = app.screen.query_one("#results-table", DataTable)
+        await wait_for(pilot, lambda: [str(c.value) for c in table.columns][-len(WW_COLUMNS):] == list(WW_COLUMNS),
+                       30, "the weightwatcher columns")
+        assert table.get_row_at(0)[-len(WW_COLUMNS)] not in ("-", "")  # alpha, measured
+        await pilot.press("1")
+        await select_recipe(pilot, app, "tiny")  # not run in this store, and without the setting
+        await pilot.press("4")
+        await wait_for(pilot, lambda: isinstance(app.screen, PlotScreen) and app.screen.cells, 60, "the plain plot")
+        assert not set(WW_COLUMNS) & set(app.screen.metrics)
