@@ -228,3 +228,14 @@ async def test_the_tui_cycles_to_the_metrics_and_shows_their_columns(ww_store, m
         await pilot.press("4")
         await wait_for(pilot, lambda: isinstance(app.screen, PlotScreen) and app.screen.cells, 60, "the plain plot")
         assert not set(WW_COLUMNS) & set(app.screen.metrics)
+
+
+def test_weightwatcher_is_imported_only_where_it_measures(ww_store):
+    """Not by the service or the CLI, not to read, plot or validate: only the ww job's worker."""
+    code = ("import sys\nimport tprm.cli\nfrom tprm.service import Service\n"
+            f"svc = Service({str(ww_store)!r})\nsvc.results.plot('tinyww', 'alpha')\nsvc.results.csv('tinyww')\n"
+            "svc.recipes.validate(['tinyww'])\nprint('weightwatcher' in sys.modules, 'pandas' in sys.modules)")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                         env=dict(os.environ, PYTHONPATH=str(ROOT)), cwd=ww_store.parent)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split() == ["False", "False"]
