@@ -108,6 +108,7 @@ def ww_store(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(work)
         assert Service(store).runs.run("tinyww")["state"] == "done"
+        assert Service(store).runs.run("tiny")["state"] == "done"
     return store
 
 
@@ -140,6 +141,7 @@ def test_a_real_run_stores_finite_metrics_per_job_and_cell(ww_store):
 
 def test_views_show_the_metrics_only_for_recipes_that_have_them(ww_store, capsys, monkeypatch):
     from tprm.service import RESULT_COLUMNS, WW_COLUMNS, Service
+    from tprm.tui.screens.compare import fetch_comparison
     from tprm.tui.screens.plot import fetch_cells
 
     svc = Service(ww_store)
@@ -147,6 +149,10 @@ def test_views_show_the_metrics_only_for_recipes_that_have_them(ww_store, capsys
     assert tuple(header) == RESULT_COLUMNS + WW_COLUMNS
     assert tuple(next(csv.reader(io.StringIO(svc.results.csv("tiny"))))) == RESULT_COLUMNS
     assert "alpha" in fetch_cells(svc, "tinyww")["metrics"]
+    same = fetch_comparison(svc, "tinyww", "tinyww", "pruned_alpha", 80)
+    assert same["ok"] and "pruned_alpha" in same["metrics"] and "alpha" in same["metrics"]
+    mixed = fetch_comparison(svc, "tinyww", "tiny", "test_error", 80)
+    assert mixed["ok"] and not set(WW_COLUMNS) & set(mixed["metrics"])  # offered only when both have them
     assert not set(WW_COLUMNS) & set(fetch_cells(svc, "tiny")["metrics"])
     grid = svc.results.grid("tinyww", "pruned_alpha")
     assert all(v is not None and math.isfinite(v) for row in grid.mean for v in row)
@@ -156,7 +162,7 @@ def test_views_show_the_metrics_only_for_recipes_that_have_them(ww_store, capsys
     code, out, _ = call(capsys, monkeypatch, "results", "tinyww", "--store", str(ww_store))
     assert code == 0 and "alpha" in out.splitlines()[0]
     code, out, _ = call(capsys, monkeypatch, "results", "tiny", "--store", str(ww_store))
-    assert code == 0 and "alpha" not in out  # the plain recipe has not run here: no columns either
+    assert code == 0 and "alpha" not in out and "0." in out  # the plain recipe: its rows, no such column
     code, out, err = call(capsys, monkeypatch, "compare", "tinyww", "tinyww", "--store", str(ww_store),
                           "--metric", "log_spectral_norm")
     assert code == 0, err
@@ -224,7 +230,7 @@ async def test_the_tui_cycles_to_the_metrics_and_shows_their_columns(ww_store, m
                        30, "the weightwatcher columns")
         assert table.get_row_at(0)[-len(WW_COLUMNS)] not in ("-", "")  # alpha, measured
         await pilot.press("1")
-        await select_recipe(pilot, app, "tiny")  # not run in this store, and without the setting
+        await select_recipe(pilot, app, "tiny")  # without the setting
         await pilot.press("4")
         await wait_for(pilot, lambda: isinstance(app.screen, PlotScreen) and app.screen.cells, 60, "the plain plot")
         assert not set(WW_COLUMNS) & set(app.screen.metrics)
