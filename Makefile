@@ -11,10 +11,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $(STAMP)
 
-# The tests also cover the Ray backend, so they install the optional [ray] extra (demo does not).
+# The tests also cover the Ray backend and the weightwatcher metrics, so they install the optional
+# [ray] and [ww] extras (demo does not).
 TEST_STAMP := $(VENV)/.tprm-test-installed
 $(TEST_STAMP): $(STAMP)
-	$(BIN)/pip install -q -e '.[dev,ray]'
+	$(BIN)/pip install -q -e '.[dev,ray,ww]'
 	touch $(TEST_STAMP)
 
 install: $(STAMP)

@@ -25,7 +25,7 @@ def test_grid_expands_to_expected_job_counts():
     p = plan_of()
     by = {k: len(v) for k, v in p.by_kind().items()}
     # epochs knob: ONE dense run per dense seed; 2 temps x 2 densities pruned; 2 retrain seeds each
-    assert by == {"dense": 1, "prune": 4, "retrain": 8, "pairs": 4, "hessian": 0}
+    assert by == {"dense": 1, "prune": 4, "retrain": 8, "pairs": 4, "hessian": 0, "ww": 0}
     assert len(p.cells) == 4
     order = [j.kind for j in p.ordered()]
     assert order.index("dense") < order.index("prune") < order.index("retrain") < order.index("pairs")

@@ -220,20 +220,22 @@ def results(recipe: RecipeArg, store: StoreOpt = None, as_json: JsonOpt = False,
         return
     from rich.table import Table
 
+    ww = "alpha" in rows[0]  # weightwatcher's alpha (retrained models; the rest: --csv, --json)
     t = Table("T", "density", "seed", "state", "test err", "train loss", "mc", "CKA", "regime",
-              box=None)
+              *(("alpha",) if ww else ()), box=None)
     f = lambda v, spec: "" if v is None else format(v, spec)  # noqa: E731
     for r in rows:
         t.add_row(f(r["temperature"], "g"), density_text(r["density"]),
                   str(r["dense_seed"]), r["state"], f(r["test_error"], ".3f"),
                   f(r["train_loss"], ".3f"), f(r["mc"], "+.3f"), f(r["cka"], ".3f"),
-                  r.get("regime") or "")
+                  r.get("regime") or "",
+                  *((f(r["alpha"], ".2f"),) if ww else ()))
     out.print(t)
 
 
 @app.command()
 def plot(recipe: RecipeArg, store: StoreOpt = None,
-         metric: Annotated[str, typer.Option(help="test_error | normalized_error | mc | cka | regime | train_loss | ...")] = "regime",
+         metric: Annotated[str, typer.Option(help="test_error | normalized_error | mc | cka | regime | train_loss | ... | alpha (weightwatcher)")] = "regime",
          as_json: JsonOpt = False,
          table: Annotated[bool, typer.Option("--table/--no-table", help="Print the numbers under the plot.")] = True,
          width: Annotated[Optional[int], typer.Option(min=40, max=400, help="Columns (default: the terminal's, 80 when piped).")] = None,

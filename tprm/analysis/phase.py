@@ -13,11 +13,13 @@ import statistics
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 
+from tprm.engine.plan import WW_FIELDS
+
 # Per-seed-pair metrics: a record may carry the per-pair list "<metric>_pairs"; pairs are
 # averaged within the dense seed first, then across dense seeds.
 PAIR_METRICS = ("mc", "mc_loss", "cka", "cka_logits", "endpoint_gap")
 METRICS = ("test_error", "train_loss", "train_error", "test_loss", *PAIR_METRICS,
-           "dense_test_error", "hessian_trace", "hessian_top")
+           "dense_test_error", "hessian_trace", "hessian_top", *WW_FIELDS)
 HOTTER_DIRECTIONS = ("fewer", "smaller", "larger")
 CELL_STATES = ("done", "partial", "diverged", "failed", "missing")
 # Records in these states can carry measured values (a "partial" cell has some retrain seeds).

@@ -25,6 +25,11 @@ METRIC_TITLES = {
     "hessian_trace": "Hessian trace (Hutchinson)",
     "hessian_top": "Hessian top eigenvalue",
     "dense_test_error": "dense model test error (before pruning)",
+    "alpha": "weightwatcher alpha (retrained pruned model, layer average; masked zeros included)",
+    "alpha_weighted": "weightwatcher alpha-weighted (retrained pruned model, layer average)",
+    "log_spectral_norm": "weightwatcher log spectral norm (retrained pruned model, layer average)",
+    "pruned_alpha": "weightwatcher alpha of the pruned model before retraining",
+    "dense_alpha": "weightwatcher alpha of the dense model (before pruning)",
 }
 
 

@@ -34,7 +34,8 @@ META_SUFFIX = ".job.json"
 META_FORMAT = 1
 # The files each job kind writes (used for jobs finished before per-job file lists were recorded).
 EXPECTED_FILES = {"dense": ("checkpoints", "curves"), "prune": ("pruned",),
-                  "retrain": ("model", "curves"), "pairs": ("lmc",), "hessian": ()}
+                  "retrain": ("model", "curves"), "pairs": ("lmc",), "hessian": (),
+                  "ww": ()}
 
 
 class ArtifactError(Exception):

@@ -28,7 +28,8 @@ def cell_subplan(plan: Plan, points: Iterable[tuple[float, float]]) -> Plan:
                              f"temperatures {temps}, densities {dens}")
     cells = [c for c in plan.cells if any(_same(c.temperature, t) and _same(c.density, d) for t, d in points)]
     wanted: set[str] = set()
-    stack = [h for c in cells for h in (c.pairs, *c.retrains, c.prune, c.dense, *c.hessians)]
+    stack = [h for c in cells for h in (c.pairs, *c.retrains, c.prune, c.dense, *c.hessians,
+                                       *([c.ww] if c.ww else []))]
     while stack:
         h = stack.pop()
         if h not in wanted:

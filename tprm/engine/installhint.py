@@ -4,6 +4,7 @@ else the package from the index; with the pip of this interpreter's environment.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
 from pathlib import Path
@@ -19,6 +20,17 @@ def install_command(extra: str) -> str:
     if (root / "pyproject.toml").is_file():
         return f"{pip_cmd} install -e '{_shown(root)}[{extra}]'"
     return f"{pip_cmd} install 'tprm[{extra}]'"
+
+
+def check_extras(recipe) -> None:
+    """Before a run or at validation: a recipe that asks for what an optional extra provides
+    (``metrics.weightwatcher``: the [ww] extra) fails with ONE line ending in the install command
+    when the package is missing. Looked up, not imported (no import cost, no side effects)."""
+    from tprm.engine.modelimport import recipe_error
+
+    if recipe.metrics.weightwatcher and importlib.util.find_spec("weightwatcher") is None:
+        raise recipe_error(recipe, "metrics.weightwatcher", "true needs the weightwatcher package, "
+                           f"which is not installed; set it to false or run: {install_command('ww')}")
 
 
 def _shown(path: Path) -> str:

@@ -42,8 +42,10 @@ def run_recipe(store: Store, planner: Planner, recipe, owner, owner_path: str | 
     `owner`: the recipe itself, or the full recipe a case study measures a sub-grid of (read from
     `owner_path` when given); `select` narrows the plan to the jobs to run (an exploration's
     cells: engine/cellplan.py). Returns the run summary as a dict."""
+    from tprm.engine.installhint import check_extras
     from tprm.engine.runner import Runner
 
+    check_extras(recipe)  # every way in (CLI, TUI, case studies, detached): a missing extra, one line
     ex = recipe.execution
     executor = executor_for(recipe, device or ex.device, jobs, backend, address)
     plan = planner.plan(recipe, download=True)

@@ -12,6 +12,8 @@ Job kinds, in dependency order:
   retrain  one per (pruned model, retrain seed)
   pairs    one per pruned model: LMC and CKA over all retrain-seed pairs
   hessian  one per retrained model, only when metrics.hessian.enabled
+  ww       one per pruned model, only when metrics.weightwatcher: the weightwatcher metrics of its
+           dense checkpoint, the pruned model and every retrained model (science/spectral.py)
 """
 
 from __future__ import annotations
@@ -25,7 +27,12 @@ from typing import Any
 
 from tprm import SCIENCE_VERSION
 
-KINDS = ("dense", "prune", "retrain", "pairs", "hessian")
+KINDS = ("dense", "prune", "retrain", "pairs", "hessian", "ww")
+# weightwatcher's layer averages a ww job measures, and the cell-record fields made of them: of the
+# retrained models (averaged over retrain seeds, like test_error), of the dense checkpoint and of
+# the pruned model (like dense_test_error). In a cell record only when its recipe asks for them.
+WW_METRICS = ("alpha", "alpha_weighted", "log_spectral_norm")
+WW_FIELDS = (*WW_METRICS, *[f"{stage}_{m}" for stage in ("dense", "pruned") for m in WW_METRICS])
 
 # Fields added after the first release get a legacy value here: a spec whose field equals the
 # legacy value is hashed without it, so keys computed before the field existed stay valid.
@@ -209,6 +216,14 @@ class HessianSpec(JobSpec):
     power_iters: int
 
 
+@dataclass(frozen=True, eq=False)
+class WwSpec(JobSpec):
+    dense: str               # the dense job's hash
+    epoch: int               # its checkpoint (the cell's temperature)
+    pruned: str              # the prune job's hash
+    retrains: list[str]      # retrain job hashes
+
+
 @dataclass(frozen=True)
 class Job:
     hash: str
@@ -235,6 +250,7 @@ class Cell:
     retrains: tuple[str, ...]
     pairs: str
     hessians: tuple[str, ...] = ()
+    ww: str | None = None    # the weightwatcher job (metrics.weightwatcher)
 
 
 @dataclass
@@ -314,7 +330,7 @@ def _dense_points(plan: Plan, recipe, common: dict, seed: int,
 
 def _add_cell(plan: Plan, recipe, common: dict, t: Any, d: float, seed: int, dense_hash: str,
               epoch: int) -> None:
-    """Add one (temperature, density, seed) cell's jobs: prune, retrains, pairs, hessians."""
+    """Add one (temperature, density, seed) cell's jobs: prune, retrains, pairs, hessians, ww."""
     pruning = {"method": recipe.pruning.method, "scope": recipe.pruning.scope,
                "layers": recipe.pruning.layers}
     if recipe.pruning.keep_dense is not None:  # in the key only when set (older keys unchanged)
@@ -347,5 +363,10 @@ def _add_cell(plan: Plan, recipe, common: dict, t: Any, d: float, seed: int, den
                                 probes=m.hessian.probes, power_iters=m.hessian.power_iters)
             hessians.append(plan.add(Job(job_key("hessian", hspec), "hessian",
                                          f"hessian {tag} r={rs}", hspec, (rh,))))
+    ww = None
+    if m.weightwatcher:
+        wspec = WwSpec(**common, dense=dense_hash, epoch=epoch, pruned=prune_hash, retrains=retrains)
+        ww = plan.add(Job(job_key("ww", wspec), "ww", f"ww {tag}", wspec,
+                          (dense_hash, prune_hash, *retrains)))
     plan.cells.append(Cell(t, d, seed, dense_hash, epoch, prune_hash, tuple(retrains), pairs_hash,
-                           tuple(hessians)))
+                           tuple(hessians), ww))

@@ -77,10 +77,9 @@ _RAY_ADDRESS = re.compile(r"auto|(ray://)?[A-Za-z0-9_.\[\]:-]+:\d{1,5}")
 _MAX_SEED = 2**32 - 1
 # keys added after recipes were stored: in the recipe hash only when not at their schema default
 _HASHED_WHEN_SET = (("execution", "channels_last"), ("execution", "compile"), ("execution", "resume_every"),
-                    ("execution", "tf32"),
-                    ("cases", "near_mc"), ("cases", "near_cka"), ("cases", "extra_dense_seeds"),
+                    ("execution", "tf32"), ("cases", "near_mc"), ("cases", "near_cka"), ("cases", "extra_dense_seeds"),
                     ("model", "path"), ("model", "version"), ("pruning", "keep_dense"), ("dataset", "size"),
-                    ("dataset", "import"), ("dataset", "path"), ("dataset", "identity"))
+                    ("dataset", "import"), ("dataset", "path"), ("dataset", "identity"), ("metrics", "weightwatcher"))
 # defaults that changed: the new default is hashed as the old one, so stored recipes keep their hash
 _HASHED_AS = {("execution", "threads"): ("auto", 1)}
 
@@ -243,6 +242,7 @@ class MetricsSection:
     lmc: LmcSection = section(LmcSection)
     cka: CkaSection = section(CkaSection)
     hessian: HessianSection = section(HessianSection)
+    weightwatcher: bool = setting(False, Bool())  # alpha etc. of dense/pruned/retrained models (extra [ww])
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from tprm.engine.artifacts import Artifacts
-from tprm.engine.plan import Cell, Plan
+from tprm.engine.plan import WW_METRICS, Cell, Plan
 from tprm.engine.store import Store
 
 
@@ -40,6 +40,8 @@ def cell_record(cell: Cell, jobs: dict, res: dict) -> dict:
     hs = [res.get(h) for h in cell.hessians if state(h) == "done"]
     rec["hessian_trace"] = (sum(h["hessian_trace"] for h in hs) / len(hs)) if hs else None
     rec["hessian_top"] = (sum(h["hessian_top"] for h in hs) / len(hs)) if hs else None
+    if cell.ww is not None:  # the keys exist only where the recipe asks for them (views hide them else)
+        rec.update(ww_fields(res.get(cell.ww) if state(cell.ww) == "done" else None))
     all_states = [state(h) for h in (cell.dense, cell.prune, *cell.retrains, cell.pairs)]
     if "diverged" in all_states:
         rec["state"] = "diverged"
@@ -56,6 +58,18 @@ def cell_record(cell: Cell, jobs: dict, res: dict) -> dict:
     names = ("dense", "prune", *[f"retrain{i}" for i in range(len(cell.retrains))], "pairs")
     rec["job_states"] = dict(zip(names, all_states))
     return rec
+
+
+def ww_fields(result: dict | None) -> dict:
+    """A ww job's result as cell-record fields (WW_FIELDS; None where not measured)."""
+    result = result or {}
+    out: dict = {}
+    for key in WW_METRICS:
+        vals = [r[key] for r in result.get("retrained") or [] if r.get(key) is not None]
+        out[key] = sum(vals) / len(vals) if vals else None
+    for stage in ("dense", "pruned"):
+        out.update({f"{stage}_{key}": (result.get(stage) or {}).get(key) for key in WW_METRICS})
+    return out
 
 
 def cell_curves(store_root: Path | str, cell: Cell) -> dict:

@@ -24,12 +24,14 @@ from tprm.service.errors import BadInput, DataNotFetched, RunCancelled, RunFaile
 from tprm.service.explore import Explore
 from tprm.service.recipes import Recipes
 from tprm.service.reports import Reports
-from tprm.service.results import METRICS, RESULT_COLUMNS, Results, density_text, rows_csv
+from tprm.service.results import (METRICS, RESULT_COLUMNS, WW_COLUMNS, Results, density_text, result_columns,
+                                  rows_csv)
 from tprm.service.runs import Runs
 from tprm.service.workspace import PACKAGE_RECIPES, LoadedRecipe, Workspace
 
 __all__ = ["METRICS", "PACKAGE_RECIPES", "RESULT_COLUMNS", "BadInput", "DataNotFetched", "LoadedRecipe",
-           "RunCancelled", "RunFailed", "Service", "TprmError", "Workspace", "density_text", "rows_csv"]
+           "RunCancelled", "RunFailed", "Service", "TprmError", "Workspace", "WW_COLUMNS", "density_text",
+           "result_columns", "rows_csv"]
 
 
 class Service:

@@ -9,7 +9,10 @@ from tprm.service.recipes import write_atomic
 from tprm.service.results import METRICS, Results, axes, density_value, match
 from tprm.service.workspace import LoadedRecipe, Workspace
 
-REPORT_METRICS = ("test_error", "normalized_error", "mc", "cka", "hessian_trace", "hessian_top")
+REPORT_METRICS = ("test_error", "normalized_error", "mc", "cka", "hessian_trace", "hessian_top",
+                  "alpha", "alpha_weighted", "log_spectral_norm", "pruned_alpha", "dense_alpha")
+# measured only when the recipe asks (metrics.hessian, metrics.weightwatcher): left out when empty
+OPTIONAL_METRICS = ("hessian_trace", "hessian_top", *REPORT_METRICS[REPORT_METRICS.index("alpha"):])
 
 
 @converting_input_errors
@@ -107,11 +110,12 @@ class Reports:
                                     f"regime {v['regime']}", "text": v["text"]} for v in views]}
 
     def _grids(self, loaded: LoadedRecipe, cells: list[dict]) -> dict:
-        """{grid metric name: Grid} of the report's metrics (Hessian ones only when measured)."""
+        """{grid metric name: Grid} of the report's metrics (Hessian, weightwatcher ones only when
+        measured)."""
         grids = {}
         for metric in REPORT_METRICS:
             g = self._results.grid(loaded, metric, cells)
-            if metric.startswith("hessian") and all(v is None for row in g.mean for v in row):
+            if metric in OPTIONAL_METRICS and all(v is None for row in g.mean for v in row):
                 continue
             grids[g.metric] = g
         return grids

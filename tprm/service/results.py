@@ -6,6 +6,7 @@ import csv
 import io
 from pathlib import Path
 
+from tprm.engine.plan import WW_FIELDS
 from tprm.service.errors import BadInput, TprmError, converting_input_errors
 from tprm.service.workspace import LoadedRecipe, Workspace
 
@@ -17,13 +18,18 @@ RESULT_COLUMNS: tuple[str, ...] = (
 # The metrics grid/plot take ("regime" is the regime map), in the order the CLI lists them.
 METRICS: tuple[str, ...] = (
     "test_error", "normalized_error", "mc", "cka", "regime", "train_loss", "train_error", "test_loss",
-    "mc_loss", "cka_logits", "endpoint_gap", "dense_test_error", "hessian_trace", "hessian_top")
+    "mc_loss", "cka_logits", "endpoint_gap", "dense_test_error", "hessian_trace", "hessian_top", *WW_FIELDS)
+# weightwatcher's columns and metrics (metrics.weightwatcher): shown only for recipes that have them
+WW_COLUMNS: tuple[str, ...] = WW_FIELDS
 CSV_DIGITS = 6  # decimals kept in CSV (0.46599999999999997 -> 0.466)
 
 
-def rows_csv(rows, columns: tuple[str, ...] = RESULT_COLUMNS) -> str:
-    """Result rows as CSV text: floats rounded to CSV_DIGITS decimals, blanks for missing values.
-    The one CSV writer of results (TUI export and `tprm results --csv`)."""
+def rows_csv(rows, columns: tuple[str, ...] | None = None) -> str:
+    """Result rows as CSV text: floats rounded to CSV_DIGITS decimals, blanks for missing values;
+    `columns` None: the rows' own (result_columns). The one CSV writer of results (TUI export and
+    `tprm results --csv`)."""
+    rows = list(rows)
+    columns = result_columns(rows) if columns is None else columns
     def cell(value):
         if value is None:
             return ""
@@ -37,6 +43,13 @@ def rows_csv(rows, columns: tuple[str, ...] = RESULT_COLUMNS) -> str:
     for row in rows:
         w.writerow([cell(row.get(c)) for c in columns])
     return buf.getvalue()
+
+
+def result_columns(records) -> tuple[str, ...]:
+    """The columns of these cell records' rows: RESULT_COLUMNS, and WW_COLUMNS where the records
+    carry weightwatcher fields (their recipe asks for them; measured or not yet)."""
+    has_ww = any(WW_COLUMNS[0] in rec for rec in records)
+    return RESULT_COLUMNS + WW_COLUMNS if has_ww else RESULT_COLUMNS
 
 
 def density_text(density: float) -> str:
@@ -79,6 +92,13 @@ class Results:
     """`svc.results`: what the store holds of a recipe, as records, rows, grids and plots."""
 
     METRICS = METRICS
+
+    @staticmethod
+    def present_metrics(records) -> tuple[str, ...]:
+        """METRICS less the weightwatcher ones where these cell records have none (a recipe without
+        metrics.weightwatcher): what a plot's metric selector offers."""
+        has_ww = result_columns(records) != RESULT_COLUMNS
+        return METRICS if has_ww else tuple(m for m in METRICS if m not in WW_COLUMNS)
 
     def __init__(self, ws: Workspace):
         self._ws = ws
@@ -138,10 +158,12 @@ class Results:
                 for r in self.cells(loaded)]
 
     def rows(self, ref) -> dict:
-        """{"rows", "note"}: one row per cell record under RESULT_COLUMNS, with its dense seed's
-        regime, the spread (max - min) of its retrain seeds' test errors and its cell's
-        normalized error; `note` says why a column is empty (e.g. no test errors yet)."""
+        """{"rows", "note", "columns"}: one row per cell record under `columns` (RESULT_COLUMNS, plus
+        WW_COLUMNS for a recipe with metrics.weightwatcher), with its dense seed's regime, the
+        spread (max - min) of its retrain seeds' test errors and its cell's normalized error;
+        `note` says why a column is empty (e.g. no test errors yet)."""
         records = self.table(ref)
+        columns = result_columns(records)
         note, norm = None, None
         try:
             norm = self.grid(ref, "normalized_error", cells=records)
@@ -150,7 +172,7 @@ class Results:
         rows = []
         for rec in records:
             seeds = [e for e in rec.get("test_error_seeds") or [] if isinstance(e, (int, float))]
-            row = {c: rec.get(c) for c in RESULT_COLUMNS}
+            row = {c: rec.get(c) for c in columns}
             row["spread"] = (max(seeds) - min(seeds)) if len(seeds) > 1 else None
             if row.get("normalized_error") is None and norm is not None:
                 try:
@@ -158,10 +180,11 @@ class Results:
                 except KeyError:
                     pass
             rows.append(row)
-        return {"rows": rows, "note": note}
+        return {"rows": rows, "note": note, "columns": columns}
 
     def csv(self, ref) -> str:
-        return rows_csv(self.rows(ref)["rows"])
+        data = self.rows(ref)
+        return rows_csv(data["rows"], data["columns"])
 
     def regime_settings(self, ref):
         """The recipe's regime thresholds, each with where it came from: the file that set it (as

@@ -125,10 +125,13 @@ class Workspace:
     def check_model(self, ref, always: bool = False) -> dict | None:
         """Import and build the recipe's model once in a child process (engine/modelcheck.py) when
         only that can tell whether it works (an imported model, layer patterns), or `always`: the
-        weights pruned and kept dense; None when not checked. RecipeError (one line) otherwise."""
+        weights pruned and kept dense; None when not checked. RecipeError (one line) otherwise, also
+        for an optional extra the recipe needs and this installation lacks (engine/installhint.py)."""
+        from tprm.engine.installhint import check_extras
         from tprm.engine.modelcheck import check_model, needs_check
 
         recipe = self.resolve(ref).recipe
+        check_extras(recipe)
         return check_model(recipe) if always or needs_check(recipe) else None
 
     def plan(self, ref, compute_identity: bool = True, download: bool = False):

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 # one list of each, one CSV writer, one density format (CLI and TUI)
-from tprm.service import METRICS, RESULT_COLUMNS, density_text, rows_csv
+from tprm.service import METRICS, RESULT_COLUMNS, WW_COLUMNS, density_text, rows_csv
 
 # Metrics offered by the phase-plot selector, in menu order: the service's, the regime map first.
 PLOT_METRICS: tuple[str, ...] = ("regime", *[m for m in METRICS if m != "regime"])
@@ -32,7 +32,13 @@ RESULT_HEADERS = {
     "temperature": "T", "density": "dens", "dense_seed": "seed", "state": "state",
     "regime": "regime", "test_error": "test_err", "spread": "±", "normalized_error": "norm",
     "mc": "mc", "cka": "cka", "train_loss": "trn_loss", "dense_test_error": "dense_err",
+    # weightwatcher's (metrics.weightwatcher): retrained, dense (d_) and pruned (p_) models
+    "alpha": "alpha", "alpha_weighted": "alpha_w", "log_spectral_norm": "log_sn",
+    "dense_alpha": "d_alpha", "dense_alpha_weighted": "d_alpha_w", "dense_log_spectral_norm": "d_log_sn",
+    "pruned_alpha": "p_alpha", "pruned_alpha_weighted": "p_alpha_w", "pruned_log_spectral_norm": "p_log_sn",
 }
+# Every column a results row can have (the weightwatcher ones only for recipes that measure them).
+ALL_COLUMNS: tuple[str, ...] = RESULT_COLUMNS + WW_COLUMNS
 
 
 def fmt_num(value: Any, digits: int = 3) -> str:
@@ -232,10 +238,10 @@ def group_records(records: Sequence[Mapping[str, Any]]) -> dict[tuple[float, flo
     return dict(groups)
 
 
-def display_cells(row: Mapping[str, Any]) -> tuple[str, ...]:
-    """A result row as table cell strings."""
+def display_cells(row: Mapping[str, Any], columns: Sequence[str] = RESULT_COLUMNS) -> tuple[str, ...]:
+    """A result row as table cell strings (`columns`: the table's, result_columns of the rows)."""
     return tuple(density_text(row[c]) if c == "density" else fmt_value(row[c]) if c == "temperature"
-                 else fmt_num(row.get(c)) for c in RESULT_COLUMNS)
+                 else fmt_num(row.get(c)) for c in columns)
 
 
 _TERM = re.compile(r"^(?P<col>[a-z_]+)(?P<op><=|>=|!=|=|<|>)(?P<val>.+)$")
@@ -250,7 +256,7 @@ def parse_filter(query: str) -> list[tuple[str | None, str, str]]:
     aliases = {v.lower(): k for k, v in RESULT_HEADERS.items()}
     for token in query.split():
         m = _TERM.match(token.lower()) if not token.startswith("=") else None
-        if m and (m["col"] in RESULT_COLUMNS or m["col"] in aliases):
+        if m and (m["col"] in ALL_COLUMNS or m["col"] in aliases):
             terms.append((aliases.get(m["col"], m["col"]), m["op"], m["val"]))
         else:
             terms.append((None, "~", token.lower()))
@@ -268,7 +274,7 @@ def filter_error(query: str) -> str | None:
     non-number (`mc<<0`, `T>=abc`), a missing value (`mc<`).
     """
     aliases = {v.lower(): k for k, v in RESULT_HEADERS.items()}
-    names = ", ".join(RESULT_HEADERS[c] for c in RESULT_COLUMNS)
+    names = ", ".join(RESULT_HEADERS[c] for c in RESULT_COLUMNS)  # the weightwatcher ones also work
     for token in query.split():
         if not _OPERATOR.search(token) or token.startswith("="):
             continue
@@ -276,7 +282,7 @@ def filter_error(query: str) -> str | None:
         if m is None:
             return f"filter {token!r}: write column<op>value, e.g. mc<0 (op: < <= > >= = !=)"
         col = aliases.get(m["col"].lower(), m["col"].lower())
-        if col not in RESULT_COLUMNS:
+        if col not in ALL_COLUMNS:
             return f"filter {token!r}: no column {m['col']!r}; columns: {names}"
         if not m["val"]:
             return f"filter {token!r}: give a value after {m['op']}, e.g. {m['col']}{m['op']}0"

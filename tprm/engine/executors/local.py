@@ -383,8 +383,26 @@ def _run_hessian(job, spec, data, ctx):
             "hessian_probes": spec.probes}
 
 
+@_one_by_one
+def _run_ww(job, spec, data, ctx):
+    """weightwatcher's layer averages of the cell's dense checkpoint, pruned model (masked zeros as
+    they are) and retrained models, on the CPU (science/spectral.py)."""
+    from tprm.science.spectral import version, ww_summary
+
+    art = ctx["artifacts"]
+    states = [art.load(spec.dense, "checkpoints")[spec.epoch], art.load(spec.pruned, "pruned")["state"],
+              *[art.load(h, "model") for h in spec.retrains]]
+    measured = []
+    for state in states:
+        model = _model(spec, data, 0, "cpu")
+        model.load_state_dict(state)
+        measured.append(ww_summary(model))
+    return {"dense": measured[0], "pruned": measured[1], "retrained": measured[2:],
+            "weightwatcher": version()}
+
+
 RUNNERS = {"dense": _run_dense, "prune": _run_prune, "retrain": _run_retrain,
-           "pairs": _run_pairs, "hessian": _run_hessian}
+           "pairs": _run_pairs, "hessian": _run_hessian, "ww": _run_ww}
 
 
 def _result(job, state, result):

@@ -27,15 +27,25 @@ def default_pair(recipes: list[dict[str, Any]], current: str | None) -> tuple[st
     return a, (others[0]["name"] if others else None)
 
 
+COMPARED = ("test_error", "normalized_error", "mc", "cka", "train_loss", "dense_test_error")
+# weightwatcher's, offered when both recipes measure them (metrics.weightwatcher)
+COMPARED_WW = ("alpha", "alpha_weighted", "log_spectral_norm", "pruned_alpha", "dense_alpha")
+
+
 def fetch_comparison(svc: Any, a: str, b: str, metric: str, width: int) -> dict[str, Any]:
-    """The comparison text (or the one-line reason the grids do not align)."""
+    """The comparison text (or the one-line reason the grids do not align) and the metrics the
+    selector offers for this pair."""
     try:
         c = svc.reports.compare(a, b, metric, width=width)
+        both = set(svc.results.present_metrics(svc.results.cells(a))) & set(
+            svc.results.present_metrics(svc.results.cells(b)))
     except Exception as exc:  # a mismatch is an answer here, not a crash
         from tprm.tui.viewmodel import one_line
 
-        return {"a": a, "b": b, "metric": metric, "text": f"cannot compare: {one_line(exc)}", "ok": False}
-    return {"a": a, "b": b, "metric": metric, "text": c["text"], "ok": True, "note": c["note"]}
+        return {"a": a, "b": b, "metric": metric, "text": f"cannot compare: {one_line(exc)}", "ok": False,
+                "metrics": COMPARED}
+    return {"a": a, "b": b, "metric": metric, "text": c["text"], "ok": True, "note": c["note"],
+            "metrics": COMPARED + tuple(m for m in COMPARED_WW if m in both)}
 
 
 class CompareScreen(TaskScreen):
@@ -59,12 +69,13 @@ class CompareScreen(TaskScreen):
         Binding("f5", "reload", "Reload", show=False, tooltip="compare again"),
     ]
 
-    METRICS = ("test_error", "normalized_error", "mc", "cka", "train_loss", "dense_test_error")
+    METRICS = COMPARED
 
     def __init__(self) -> None:
         super().__init__()
         self.pair: tuple[str | None, str | None] = (None, None)
         self.metric = "test_error"
+        self.metrics: tuple[str, ...] = COMPARED  # plus weightwatcher's for a pair that has them
         self.result: dict[str, Any] = {}
 
     def compose_body(self) -> Iterable[Widget]:
@@ -108,6 +119,16 @@ class CompareScreen(TaskScreen):
             return  # an older request
         self.result = result
         self.query_one("#compare-view", Static).update(Text(result["text"], no_wrap=True))
+        if result["metrics"] != self.metrics:  # weightwatcher's metrics came or went with the pair
+            self.metrics = result["metrics"]
+            keep = self.metric in self.metrics
+            with self.prevent(Select.Changed):
+                select = self.query_one("#compare-metric", Select)
+                select.set_options([(m, m) for m in self.metrics])
+                select.value = self.metric if keep else COMPARED[0]
+            if not keep:
+                self.metric = COMPARED[0]
+                self.compare()
 
     def on_select_changed(self, event: Select.Changed) -> None:
         value = event.value if isinstance(event.value, str) else None

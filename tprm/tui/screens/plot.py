@@ -18,9 +18,10 @@ from tprm.tui.screens.cell import CellScreen
 from tprm.tui.viewmodel import PLOT_METRICS, cell_details, fmt_num, fmt_value, grid_lookup, group_records
 
 
-def plot_metrics(svc: Any) -> tuple[str, ...]:
-    """The metrics the service can plot, the regime map first."""
-    metrics = tuple(svc.results.METRICS)
+def plot_metrics(svc: Any, records: Any = ()) -> tuple[str, ...]:
+    """The metrics the service can plot for these cell records (weightwatcher's only where the
+    recipe measures them), the regime map first."""
+    metrics = tuple(svc.results.present_metrics(records))
     return ("regime", *[m for m in metrics if m != "regime"]) if "regime" in metrics else metrics
 
 
@@ -39,7 +40,8 @@ def fetch_cells(svc: Any, recipe: str) -> dict[str, Any]:
     except Exception:  # e.g. a median split on an incomplete grid: the inspector still shows the numbers
         regimes = None
     return {"mean": means, "spread": spreads, "regime": grid_lookup(regimes, "regime"),
-            "reason": grid_lookup(regimes, "reason"), "records": group_records(records)}
+            "reason": grid_lookup(regimes, "reason"), "records": group_records(records),
+            "metrics": plot_metrics(svc, records)}
 
 
 def color_depth() -> str:
@@ -161,6 +163,12 @@ class PlotScreen(TaskScreen):
 
     def _cells_loaded(self, cells: dict[str, Any]) -> None:
         self.cells = cells
+        if cells["metrics"] != self.metrics:  # the recipe's own metrics (weightwatcher's or not)
+            self.metrics = cells["metrics"]
+            if self.metric not in self.metrics:
+                self.metric = "regime"
+            self.query_one("#metric-select", Select).set_options([(m, m) for m in self.metrics])
+            self.query_one("#metric-select", Select).value = self.metric
         self._show_cell()
 
     def _fill_grid(self) -> None:

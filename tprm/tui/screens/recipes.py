@@ -20,7 +20,7 @@ from tprm.tui.screens.new_recipe import NewRecipeModal
 from tprm.tui.viewmodel import ellipsize
 from tprm.tui.widgets.tables import KeyScroll, ListTable
 
-PLAN_KINDS = ("dense", "prune", "retrain", "pairs", "hessian")
+PLAN_KINDS = ("dense", "prune", "retrain", "pairs", "hessian", "ww")
 NAME_WIDTH = 18
 KNOB_WIDTH = 10
 

@@ -10,13 +10,14 @@ from textual.binding import Binding
 from textual.widget import Widget
 from textual.widgets import DataTable, Input, Static
 
+from tprm.service import result_columns
+
 from tprm.tui.screens.base import TaskScreen
 from tprm.tui.screens.cell import CellScreen
 from tprm.tui.screens.confirm import ConfirmModal
 from tprm.tui.screens.prompt import PromptModal
 from tprm.tui.viewmodel import (
-    RESULT_COLUMNS, RESULT_HEADERS, display_cells, export_rows, filter_error, filter_rows,
-    sort_rows,
+    RESULT_COLUMNS, RESULT_HEADERS, display_cells, export_rows, filter_error, filter_rows, sort_rows,
 )
 from tprm.tui.widgets.tables import ListTable
 
@@ -53,12 +54,13 @@ class ResultsScreen(TaskScreen):
         self.sort_column: str | None = None
         self.sort_reverse = False
         self.note: str | None = None
+        self.columns: tuple[str, ...] = RESULT_COLUMNS  # plus weightwatcher's for a recipe with them
 
     def compose_body(self) -> Iterable[Widget]:
         yield Input(placeholder="/ filter: text or column<op>value, e.g. density<0.5 mc<0", id="results-filter",
                     compact=True)
         table: DataTable[str] = ListTable(id="results-table", cursor_type="cell", zebra_stripes=True)
-        for col in RESULT_COLUMNS:
+        for col in self.columns:
             table.add_column(RESULT_HEADERS[col], key=col)
         yield table
         yield Static("", id="results-status", markup=False)
@@ -78,6 +80,15 @@ class ResultsScreen(TaskScreen):
 
     def _loaded(self, data: tuple[list[dict[str, Any]], str | None]) -> None:
         self.rows, self.note = data
+        columns = result_columns(self.rows)
+        if columns != self.columns:  # a recipe with weightwatcher's columns, or back without them
+            self.columns = columns
+            table = self.query_one("#results-table", DataTable)
+            table.clear(columns=True)
+            for col in columns:
+                table.add_column(RESULT_HEADERS[col], key=col)
+            if self.sort_column not in columns:
+                self.sort_column = None
         self.refresh_table()
 
     def refresh_table(self) -> None:
@@ -91,7 +102,7 @@ class ResultsScreen(TaskScreen):
         table = self.query_one("#results-table", DataTable)
         cursor = table.cursor_coordinate
         table.clear()
-        table.add_rows([display_cells(r) for r in self.shown])
+        table.add_rows([display_cells(r, self.columns) for r in self.shown])
         if self.shown:
             table.cursor_coordinate = cursor
         sort = (f"sorted by {RESULT_HEADERS[self.sort_column]} {'desc' if self.sort_reverse else 'asc'}"
@@ -132,7 +143,7 @@ class ResultsScreen(TaskScreen):
 
     def action_sort(self) -> None:
         table = self.query_one("#results-table", DataTable)
-        self._sort_by(RESULT_COLUMNS[table.cursor_column])
+        self._sort_by(self.columns[table.cursor_column])
 
     def _sort_by(self, column: str) -> None:
         if column == self.sort_column:
