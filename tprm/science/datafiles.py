@@ -241,7 +241,7 @@ def ensure_files(spec: DataSpec, root: Path) -> tuple[Path, list[str]]:
             f"{spec.name}: missing {', '.join(missing)} in {folder} (expected {', '.join(files)}); "
             f"put the files there or set dataset.download: true to fetch them"
         )
-    from tprm.science.datareaders import download
+    from tprm.science.tvclasses import download
 
     download(spec.info, root)
     still = [f for f in files if not (folder / f).is_file()]

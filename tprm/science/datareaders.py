@@ -1,14 +1,10 @@
 """Reading a built-in dataset's files into uint8 NCHW images and int64 labels, one routine per file
-format (``DatasetEntry.reader``), through torchvision's own dataset classes; and downloading them.
-
-The torchvision classes are used minus their per-file md5 checks: files written in the same format
-(our tests, a re-packed copy) must stay readable. The checksums are compared by
-tprm.science.datafiles instead, which flags such files as not the official ones.
+format (``DatasetEntry.reader``), through torchvision's own dataset classes (tprm.science.tvclasses,
+which also downloads).
 """
 
 from __future__ import annotations
 
-import functools
 import gzip
 import os
 import shutil
@@ -21,53 +17,9 @@ from torch import Tensor
 from tprm.science.datafiles import class_images, ensure_files, imagefolder_test_dir
 from tprm.science.datasets_registry import IMAGEFOLDER_SPLITS, DatasetEntry
 from tprm.science.dataspec import DataSpec, imagefolder_classes
+from tprm.science.tvclasses import torchvision_classes
 
-__all__ = ["download", "read_tensors"]
-
-
-@functools.cache
-def _classes() -> dict[str, type]:
-    """torchvision's dataset classes by name, those with per-file md5 checks made lenient."""
-    import torchvision.datasets as tvd
-
-    class CIFAR10(tvd.CIFAR10):
-        train_list = [[name, None] for name, _ in tvd.CIFAR10.train_list]
-        test_list = [[name, None] for name, _ in tvd.CIFAR10.test_list]
-        meta = {**tvd.CIFAR10.meta, "md5": None}
-
-    class CIFAR100(tvd.CIFAR100):
-        train_list = [[name, None] for name, _ in tvd.CIFAR100.train_list]
-        test_list = [[name, None] for name, _ in tvd.CIFAR100.test_list]
-        meta = {**tvd.CIFAR100.meta, "md5": None}
-
-    class SVHN(tvd.SVHN):
-        def _check_integrity(self) -> bool:
-            return os.path.isfile(os.path.join(self.root, self.filename))
-
-    class STL10(tvd.STL10):
-        def _check_integrity(self) -> bool:  # only the labelled splits are read (no 2.5 GB unlabeled_X)
-            names = [n for n, _ in self.train_list[:2] + self.test_list]
-            return all(os.path.isfile(os.path.join(self.root, self.base_folder, n)) for n in names)
-
-    # MNIST-like classes find their files under root/<class name>/raw: used as they are.
-    return {"CIFAR10": CIFAR10, "CIFAR100": CIFAR100, "SVHN": SVHN, "STL10": STL10,
-            "MNIST": tvd.MNIST, "FashionMNIST": tvd.FashionMNIST, "KMNIST": tvd.KMNIST}
-
-
-def download(entry: DatasetEntry, root: Path) -> None:
-    """Download ``entry``'s files into ``root`` with torchvision (only ever called when asked)."""
-    from tprm.science.dataspec import DataMissingError
-
-    cls = _classes()[entry.torchvision or ""]
-    root.mkdir(parents=True, exist_ok=True)
-    try:
-        for split in entry.splits.values():
-            cls(str(root), download=True, **split)
-    except Exception as exc:  # network / archive errors: say where the files should go instead
-        raise DataMissingError(
-            f"{entry.name}: download into {root} failed ({type(exc).__name__}: {exc}); "
-            f"put {', '.join(entry.file_names)} into {root / entry.folder} by hand"
-        ) from exc
+__all__ = ["read_tensors"]
 
 
 def _gunzip_beside(folder: Path, files: list[str]) -> None:
@@ -83,7 +35,7 @@ def _gunzip_beside(folder: Path, files: list[str]) -> None:
 
 def _read_split(entry: DatasetEntry, root: Path, split: str) -> tuple[Tensor, Tensor]:
     """One split of a torchvision-format set as (uint8 N,C,H,W images, int64 labels)."""
-    ds = _classes()[entry.torchvision or ""](str(root), download=False, **entry.splits[split])
+    ds = torchvision_classes()[entry.torchvision or ""](str(root), download=False, **entry.splits[split])
     if entry.reader == "cifar":
         return (torch.from_numpy(np.ascontiguousarray(ds.data.transpose(0, 3, 1, 2))),
                 torch.tensor(ds.targets, dtype=torch.int64))
