@@ -8,8 +8,13 @@ also let a type-only import point up the layers unnoticed. Usage: python scripts
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import grimp
+
+# the checkout this script is in, not whichever tprm is installed (a worktree beside an editable
+# install of another clone was checked against that clone's code)
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
 def cycles(package: str) -> list[list[str]]:
@@ -54,11 +59,12 @@ def cycles(package: str) -> list[list[str]]:
 
 def main(argv: list[str]) -> int:
     package = argv[0] if argv else "tprm"
+    where = Path(__import__(package).__file__).parent
     found = cycles(package)
     for group in found:
         print(f"import circle (outside TYPE_CHECKING): {' <-> '.join(group)}")
     if not found:
-        print(f"{package}: no import circles outside TYPE_CHECKING blocks")
+        print(f"{package} ({where}): no import circles outside TYPE_CHECKING blocks")
     return 1 if found else 0
 
 
