@@ -35,8 +35,8 @@ def interrupt_line(svc, loaded, typed: str):
     except KeyboardInterrupt as exc:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second TERM must not cut this line short
         try:
-            done, total = svc.runs.done_counts(loaded)
-            err.print(f"interrupted: {done} of {total} jobs done and kept; rerun `tprm run {typed}` "
+            kept = svc.recipes.plan_summary(loaded)  # what the store holds now
+            err.print(f"interrupted: {kept['done']} of {kept['total']} jobs done and kept; rerun `tprm run {typed}` "
                       "to resume", markup=False)
         except Exception:  # noqa: BLE001 -- the store is unreadable now: still say how to resume
             err.print(f"interrupted; rerun `tprm run {typed}` to resume", markup=False)

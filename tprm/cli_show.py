@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import sys
@@ -10,13 +9,15 @@ from typing import Annotated, Optional
 
 import typer
 
-from tprm.service import Service
+from tprm.cli_common import RecipeArg, StoreOpt
+from tprm.cli_common import print_json as _json
+from tprm.cli_common import service as _svc
 
 
-def show(recipe: Annotated[str, typer.Argument(help="Recipe name or path to a YAML file.")],
+def show(recipe: RecipeArg,
          temperature: Annotated[float, typer.Option("--temperature", "-t", help="A temperature value on the recipe's grid (in the knob's unit).")],
          density: Annotated[float, typer.Option("--density", "-d", help="Fraction (0.1) or percent (10).")],
-         store: Annotated[Optional[str], typer.Option("--store", help="Store directory (default: $TPRM_HOME, else ~/.local/share/tprm).")] = None,
+         store: StoreOpt = None,
          as_json: Annotated[bool, typer.Option("--json", help="Print JSON (the numbers and every curve).")] = False,
          width: Annotated[Optional[int], typer.Option(min=40, max=400, help="Columns (default: the terminal's, 80 when piped).")] = None,
          height: Annotated[Optional[int], typer.Option(min=12, max=200, help="Lines of one plot's screenful (default: the terminal's, 24 when piped).")] = None):
@@ -26,9 +27,9 @@ def show(recipe: Annotated[str, typer.Argument(help="Recipe name or path to a YA
     tty = sys.stdout.isatty()
     size = shutil.get_terminal_size((80, 24)) if tty else os.terminal_size((80, 24))
     color = tty and not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb"
-    view = Service(store).results.cell(recipe, temperature, density, width=width or min(size.columns, 400),
-                                       height=height or max(12, size.lines), color=color)
+    view = _svc(store).results.cell(recipe, temperature, density, width=width or min(size.columns, 400),
+                                    height=height or max(12, size.lines), color=color)
     if as_json:
-        sys.stdout.write(json.dumps({k: v for k, v in view.items() if k != "text"}, indent=2, default=str) + "\n")
+        _json({k: v for k, v in view.items() if k != "text"})
         return
     sys.stdout.write(view["text"] + "\n")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from tprm.service.errors import BadInput, converting_input_errors
 from tprm.service.recipes import write_atomic
-from tprm.service.results import METRICS, Results, axes, density_value, match
+from tprm.service.results import METRICS, Results, axes, density_text, density_value, match
 from tprm.service.workspace import LoadedRecipe, Workspace
 
 REPORT_METRICS = ("test_error", "normalized_error", "mc", "cka", "hessian_trace", "hessian_top",
@@ -72,7 +72,7 @@ class Reports:
             regimes, regime_error = self._results.grid(loaded, "regime", records), None
         except BadInput as exc:  # e.g. a median split on an incomplete grid: the metrics still report
             regimes, regime_error = None, str(exc)
-        views = self._cell_views(loaded, regimes, parse_cells(cells))  # bad --cells: nothing written
+        views = self._cell_views(loaded, regimes, parse_cells(cells), records)  # bad --cells: nothing written
         folder = Path(out) if out else Path.cwd() / "reports" / loaded.name
         folder.mkdir(parents=True, exist_ok=True)
         grids = self._grids(loaded, records)
@@ -89,7 +89,8 @@ class Reports:
         files.append(report_path)
         return {"dir": str(folder), "report": str(report_path), "files": [str(f) for f in files]}
 
-    def _cell_views(self, loaded: LoadedRecipe, regimes, chosen: list[tuple[float, float]] | None) -> dict | None:
+    def _cell_views(self, loaded: LoadedRecipe, regimes, chosen: list[tuple[float, float]] | None,
+                    records: list[dict]) -> dict | None:
         """The report's "Inside cells" section: the named cells, else one per regime on the map."""
         from tprm.analysis.cellview import cells_per_regime
 
@@ -104,9 +105,9 @@ class Reports:
             ax = axes(loaded.recipe)
             chosen = [(match(t, ax["temperatures"], "cells"), match(density_value(d), ax["densities"], "cells"))
                       for t, d in chosen]
-        views = [self._results.cell(loaded, t, d) for t, d in chosen]
+        views = [self._results.cell(loaded, t, d, records=records) for t, d in chosen]
         return {"note": note if views else "No cell has a regime yet.",
-                "cells": [{"title": f"{v['knob']}={v['temperature']:g}, density {100 * v['density']:.4g}%: "
+                "cells": [{"title": f"{v['knob']}={v['temperature']:g}, density {density_text(v['density'])}: "
                                     f"regime {v['regime']}", "text": v["text"]} for v in views]}
 
     def _grids(self, loaded: LoadedRecipe, cells: list[dict]) -> dict:

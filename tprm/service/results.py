@@ -107,8 +107,7 @@ class Results:
         """One record per (temperature, density, dense seed) cell (see docs/ARCHITECTURE.md)."""
         from tprm.engine.results import cell_records
 
-        plan = self._ws.plan(ref)
-        return cell_records(self._ws.store if self._ws.store_dir.exists() else None, plan)
+        return cell_records(self._ws.store if self._ws.store_dir.exists() else None, self._ws.plan(ref))
 
     def frame(self, ref):
         """The results table (cell records with their regime) as a pandas DataFrame; pandas is not
@@ -247,10 +246,11 @@ class Results:
         return text
 
     def cell(self, ref, temperature: float, density: float, width: int = 80, height: int = 24,
-             color: bool = False) -> dict:
+             color: bool = False, records: list[dict] | None = None) -> dict:
         """One cell opened (`tprm show`, the TUI's cell view, the report's curves): its numbers,
         regime with the reason, LMC and training curves (tprm.analysis.cellview), plus "text"
-        drawn for a `width` x `height` terminal. `density` may be a percent (10 = 0.1)."""
+        drawn for a `width` x `height` terminal. `density` may be a percent (10 = 0.1).
+        `records`: the recipe's cell records when the caller holds them (a report opens several cells)."""
         from tprm.analysis.cellview import cell_view, render_cell, seed_view
         from tprm.analysis.phase import same_value
 
@@ -259,7 +259,8 @@ class Results:
         t = match(temperature, ax["temperatures"], "temperature")
         d = match(density_value(density), ax["densities"], "density")
         plan = self._ws.plan(loaded)
-        records = [r for r in self.cells(loaded) if same_value(r["temperature"], t) and same_value(r["density"], d)]
+        records = [r for r in (self.cells(loaded) if records is None else records)
+                   if same_value(r["temperature"], t) and same_value(r["density"], d)]
         epochs = {c.dense_seed: c.epoch for c in plan.cells if c.temperature == t and c.density == d}
         seeds = list(loaded.recipe.retrain.seeds)
         view = cell_view(loaded.name, records, [

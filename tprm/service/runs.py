@@ -40,13 +40,6 @@ class Runs:
             self._ws.store.update_run(summary["run_id"], purpose=purpose)
         return summary
 
-    def done_counts(self, ref) -> tuple[int, int]:
-        """(jobs done, jobs in the plan) of a recipe as the store holds them now (what an
-        interrupted run kept)."""
-        plan = self._ws.plan(ref)
-        states = self._ws.jobs(list(plan.jobs))
-        return sum(states.get(h, {}).get("state") == "done" for h in plan.jobs), len(plan.jobs)
-
     def start_detached(self, ref, device: str | None = None, jobs: int | None = None,
                        backend: str | None = None, address: str | None = None) -> dict:
         """Start the run in its own session (`python -m tprm.engine.launch`) so it survives the

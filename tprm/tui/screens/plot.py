@@ -167,8 +167,9 @@ class PlotScreen(TaskScreen):
             self.metrics = cells["metrics"]
             if self.metric not in self.metrics:
                 self.metric = "regime"
-            self.query_one("#metric-select", Select).set_options([(m, m) for m in self.metrics])
-            self.query_one("#metric-select", Select).value = self.metric
+            select = self.query_one("#metric-select", Select)
+            select.set_options([(m, m) for m in self.metrics])
+            select.value = self.metric
         self._show_cell()
 
     def _fill_grid(self) -> None:

@@ -60,10 +60,13 @@ class ResultsScreen(TaskScreen):
         yield Input(placeholder="/ filter: text or column<op>value, e.g. density<0.5 mc<0", id="results-filter",
                     compact=True)
         table: DataTable[str] = ListTable(id="results-table", cursor_type="cell", zebra_stripes=True)
-        for col in self.columns:
-            table.add_column(RESULT_HEADERS[col], key=col)
+        self._add_columns(table)
         yield table
         yield Static("", id="results-status", markup=False)
+
+    def _add_columns(self, table: DataTable) -> None:
+        for col in self.columns:
+            table.add_column(RESULT_HEADERS[col], key=col)
 
     def on_mount(self) -> None:
         super().on_mount()
@@ -85,8 +88,7 @@ class ResultsScreen(TaskScreen):
             self.columns = columns
             table = self.query_one("#results-table", DataTable)
             table.clear(columns=True)
-            for col in columns:
-                table.add_column(RESULT_HEADERS[col], key=col)
+            self._add_columns(table)
             if self.sort_column not in columns:
                 self.sort_column = None
         self.refresh_table()
