@@ -90,7 +90,11 @@ def table_ready(screen) -> bool:
     tables = screen.query("#results-table")
     if not tables or not tables.first().row_count or tables.first()._require_update_dimensions:
         return False
-    table = tables.first()  # and the layout has caught up: the horizontal scrollbar shown iff needed
+    table = tables.first()
+    for i, column in enumerate(table.ordered_columns):  # every column as wide as its widest cell
+        if column.content_width < max(len(str(v)) for v in table.get_column_at(i)):
+            return False
+    # and the layout has caught up: the horizontal scrollbar shown iff needed
     return table.show_horizontal_scrollbar == (table.virtual_size.width > table.scrollable_content_region.width)
 
 
