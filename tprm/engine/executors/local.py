@@ -24,6 +24,7 @@ import torch
 import tprm
 from tprm.engine import rundir
 from tprm.engine.artifacts import ArtifactError, Artifacts
+from tprm.engine.cpumemory import keep_freed_memory
 from tprm.engine.cputhreads import ThreadGovernor
 from tprm.engine.modelimport import search_path
 from tprm.engine.plan import JobSpec, PruneSpec
@@ -508,6 +509,8 @@ def execute_group(ctx: dict, kind: str, jobs: list[dict]) -> list[dict]:
         progress.governor = governor
         governor.start()
     cuda_settings(worker["device"], bool(ctx.get("tf32", False)))
+    if worker["device"] == "cpu":
+        keep_freed_memory()  # no page faults for the same activations every step (engine/cpumemory.py)
     started = time.time()
     with search_path(ctx.get("import_paths") or ()):  # model.import's folders (engine/modelimport.py)
         results = _run_group(kind, jobs, worker, progress)
