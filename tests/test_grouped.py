@@ -120,7 +120,7 @@ def test_widen_builds_the_registry_conv_nets_and_refuses_densenet():
     for name in ("preresnet", "vgg11"):
         assert widen([build_model(name, 10, (3, 32, 32)) for _ in range(2)], probe) is not None, name
     assert widen([build_model("densenet", 10, (3, 32, 32)) for _ in range(2)], probe) is None
-    assert not grouped_pays("cpu") and not grouped_pays("cuda")  # opt-in only: fuse="grouped"
+    assert grouped_pays("cpu") and not grouped_pays("cuda")  # the CPU's fused form; vmap elsewhere
 
 
 def test_wide_linear_is_k_linear_layers():
@@ -146,3 +146,37 @@ def test_stacked_batches_without_augmentation_are_each_models_own(data64):
         for k, stream in enumerate(each):
             xk, yk = stream.batch(step, data64)
             assert torch.equal(x[k], xk) and torch.equal(y[k], yk)
+
+
+def test_phased_conv1d_gives_atens_outputs_and_gradients():
+    """gconv.PhasedConv1d (input gradient as forward convolutions, a one-channel layer as a batched
+    matrix product) against nn.Conv1d in float64, over strides, paddings (wider than the kernel
+    too), kernels, lengths, groups, channels and bias."""
+    import itertools
+
+    from tprm.science.gconv import PhasedConv1d
+
+    torch.manual_seed(0)
+    worst, cases = 0.0, 0
+    for s, p, k, n, g, ci, co, bias in itertools.product((1, 2, 3), (0, 2, 3), (1, 3, 5), (4, 7, 20), (1, 3),
+                                                          (1, 2), (1, 3), (True, False)):
+        if (n + 2 * p - k) // s + 1 < 1:
+            continue
+        ref = torch.nn.Conv1d(g * ci, g * co, k, s, p, groups=g, bias=bias).double()
+        new = PhasedConv1d(g * ci, g * co, k, s, p, groups=g, bias=bias).double()
+        new.load_state_dict(ref.state_dict())
+        x = torch.randn(3, g * ci, n, dtype=torch.float64, requires_grad=True)
+        y_ref, y_new = ref(x), new(x)
+        grad = torch.randn_like(y_ref)
+        want = torch.autograd.grad(y_ref, [x, *ref.parameters()], grad)
+        got = torch.autograd.grad(y_new, [x, *new.parameters()], grad)
+        worst = max([worst, (y_ref - y_new).abs().max().item()] + [(a - b).abs().max().item() for a, b in zip(want, got)])
+        cases += 1
+    assert cases > 400 and worst < 1e-12
+
+
+def test_the_wide_conv1d_layers_are_phased():
+    wide = grouped.wide_model(build_model("conv1d", 10, (1, 40), widths=(8, 8)), 3, torch.device("cpu"), torch.float32)
+    convs = [m for m in wide.modules() if isinstance(m, torch.nn.Conv1d)]
+    assert len(convs) == 2 and all(type(m).__name__ == "PhasedConv1d" for m in convs)
+    assert [m.groups for m in convs] == [3, 3]

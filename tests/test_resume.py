@@ -97,8 +97,26 @@ def test_fused_group_cancelled_mid_epoch_resumes_bit_identical(data):
 
 
 def test_fused_group_with_states_of_two_steps_resumes_as_two_fused_parts(data):
-    """Jobs of one group that come back with states of different steps (two saved mid-way, two new)
-    train as two fused parts, each in lockstep, with the bits of the uninterrupted group."""
+    """Jobs of one vmapped group that come back with states of different steps (two saved mid-way,
+    two new) train as two fused parts, each in lockstep, with the bits of the uninterrupted group."""
+    models = conv_nets(data, 4)
+    scheds = [Schedule(lr=0.05 * (k + 1), batch_size=40, epochs=2) for k in range(4)]
+    ref = train(copy.deepcopy(models), data, scheds, [0, 1, 2, 3], fuse="vmap")
+    saved = Saved()
+    with pytest.raises(Stop):
+        train(copy.deepcopy(models), data, scheds, [0, 1, 2, 3], progress=stop_at(4 * 13), resume=saved.resume(),
+              fuse="vmap")
+    calls = []
+    out = train(copy.deepcopy(models), data, scheds, [0, 1, 2, 3], progress=lambda d, t: calls.append((d, t)),
+                resume=fresh_files({k: saved.states[k] for k in (0, 1)}), fuse="vmap")
+    assert_same(ref, out)
+    assert calls[-1] == (4 * 20, 4 * 20) and calls[0][0] < 2 * 20  # one progress scale over both parts
+
+
+def test_grouped_group_with_states_of_two_steps_starts_again_exactly(data):
+    """The CPU's default fused form (one wide grouped model) rounds with its group's size: a group whose
+    jobs come back with states of different steps trains again from step 0, as one group, with the
+    bits of the uninterrupted group (the saved progress is the price)."""
     models = conv_nets(data, 4)
     scheds = [Schedule(lr=0.05 * (k + 1), batch_size=40, epochs=2) for k in range(4)]
     ref = train(copy.deepcopy(models), data, scheds, [0, 1, 2, 3])
@@ -109,7 +127,7 @@ def test_fused_group_with_states_of_two_steps_resumes_as_two_fused_parts(data):
     out = train(copy.deepcopy(models), data, scheds, [0, 1, 2, 3], progress=lambda d, t: calls.append((d, t)),
                 resume=fresh_files({k: saved.states[k] for k in (0, 1)}))
     assert_same(ref, out)
-    assert calls[-1] == (4 * 20, 4 * 20) and calls[0][0] < 2 * 20  # one progress scale over both parts
+    assert calls[0] == (4, 4 * 20) and len(calls) == 20  # every step again, all four models at once
 
 
 def test_periodic_states_resume_from_any_write_and_a_diverged_model(data):

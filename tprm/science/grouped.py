@@ -27,6 +27,7 @@ from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
 from torch.nn.modules.conv import _ConvNd
 
+from tprm.science.gconv import PhasedConv1d
 from tprm.science.slots import Masks, _Compute, _float_batchnorm, _FusedSlots
 
 if TYPE_CHECKING:  # train imports this module
@@ -65,7 +66,7 @@ class WideLinear(nn.Module):
 def _wide_conv(conv: _ConvNd, k: int) -> nn.Module | None:
     if conv.transposed or conv.padding_mode != "zeros" or isinstance(conv.padding, str):
         return None
-    layer: type[nn.Module] = type(conv)
+    layer: type[nn.Module] = PhasedConv1d if isinstance(conv, nn.Conv1d) else type(conv)
     return layer(conv.in_channels * k, conv.out_channels * k, conv.kernel_size, stride=conv.stride,
                       padding=conv.padding, dilation=conv.dilation, groups=conv.groups * k,
                       bias=conv.bias is not None, device="meta")

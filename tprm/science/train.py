@@ -398,20 +398,27 @@ def fusion_pays(models: Sequence[nn.Module], device: torch.device | str) -> bool
 
 def grouped_pays(device: torch.device | str) -> bool:
     """Whether ``fuse=True`` trains a fused group as one wide grouped-convolution model rather than
-    through vmap: nowhere by default (``fuse="grouped"`` asks for it).
+    through vmap: on the CPU (where fused groups are buffer-free nets, :func:`fusion_pays`).
 
-    CPU: grouped kernels round differently with the number of models in the group (measured: a
-    retrain's test loss moved in the 7th digit between a group of 8 and of 4), so a job's numbers
-    would depend on which other jobs happened to be ready with it; vmap gives every model the same
-    bits whatever its group, and grouped was only ~1.1x faster per step on the quickstart's conv net
-    (docs/speed.md). Accelerators: not yet measured (benchmarks/gpu_check.sh has the rows).
+    CPU: the wide model calls the convolution kernels directly (no vmap bias additions and layout
+    copies), its 1-D layers take their input gradient from forward kernels and a one-channel first
+    layer is a batched matrix product (:mod:`tprm.science.gconv`); measured faster per model-step
+    than vmap on the quickstart's groups (80 retrains and the 2 dense seeds, docs/speed.md). Both
+    forms round with the size of the group (measured: a model trained in a group of 4 and of 8
+    differs by ~3e-8 after 3 epochs either way). Accelerators: not yet measured (vmap;
+    benchmarks/gpu_check.sh has the rows).
     """
-    return False
+    return torch.device(device).type == "cpu"
+
+
+def _grouped(fuse: bool | str, device) -> bool:
+    """Whether a fused group takes the grouped form (else vmap) under ``fuse``."""
+    return fuse == "grouped" or (fuse != "vmap" and grouped_pays(device))
 
 
 def _fused_slots(models, masks, schedules, compute, data, fuse) -> _Slots:
     """The fused slots of ``fuse``'s form: grouped where chosen and the wide model checks out."""
-    if fuse == "grouped" or (fuse != "vmap" and grouped_pays(data.device)):
+    if _grouped(fuse, data.device):
         x, _ = data.plain("train", 0, 4)
         wide = widen(models, x.to(data.device, next(models[0].parameters()).dtype))
         if wide is not None:
@@ -505,7 +512,7 @@ def train(
     n_train = data.n_train
     counter = _Progress(progress, sum(s.total_iterations(n_train) for s in schedules))
     fused = _fuses(models, schedules, n_train, fuse, data.device)
-    form = fused and ("grouped" if fuse == "grouped" else "vmap")
+    form = fused and ("grouped" if _grouped(fuse, data.device) else "vmap")
     if resume is not None and len(groups := resume.prepare(models, schedules, seeds, n_train, form, counter)) > 1:
         options = dict(checkpoint_epochs=checkpoint_epochs, fuse=fuse, eval_every=eval_every, compile=compile,
                        eval_batch_size=eval_batch_size, precision=precision, channels_last=channels_last)
