@@ -419,6 +419,22 @@ def test_batched_lmc_gives_the_point_by_point_curves(arch, kwargs, data: TensorD
     assert max(loop["train_loss"][1:-1]) > loop["train_loss"][0] + 1e-3  # a real, non-flat curve
 
 
+def test_the_cpu_batches_lmc_by_default_for_nets_without_buffers_only(data: TensorData, monkeypatch) -> None:
+    """batched=None on the CPU: a buffer-free net's points go through one vmapped pass (it pays there),
+    a BatchNorm net's one by one."""
+    from tprm.science import metrics
+
+    passes = []
+    real = metrics._batched_curves
+    monkeypatch.setattr(metrics, "_batched_curves", lambda *a, **k: passes.append(1) or real(*a, **k))
+    plain = [_model("conv1d", data, seed=s) for s in (0, 1)]
+    with_bn = [_model("conv1d", data, seed=s, **BN_CONV) for s in (0, 1)]
+    lmc(*plain, data, points=3)
+    assert passes == [1]
+    lmc(*with_bn, data, points=3)
+    assert passes == [1]
+
+
 def test_channels_last_lmc_and_cka_give_the_same_numbers_on_a_2d_bn_net() -> None:
     """NHWC batches (the CPU's fast layout for 2-D convolutions) give the same LMC curve and CKA."""
     from tprm.science.models import seeded

@@ -312,13 +312,15 @@ def _mean(xs: list[float]) -> float:
 
 
 def _run_pairs(jobs: list[dict], ctx: dict, progress: Callable) -> list[dict]:
-    """LMC and CKA of every pair of every job. Batched (an accelerator, or fuse "always"), the pairs of
-    consecutive jobs with the same settings (a grid row: one model and data set) share each vmapped
-    pass, up to LMC_BATCHED_POINTS points; on the CPU job after job, pair after pair."""
+    """LMC and CKA of every pair of every job. Batched, the pairs of consecutive jobs with the same
+    settings (a grid row: one model and data set) share each vmapped pass, up to LMC_BATCHED_POINTS
+    points: on an accelerator, with fuse "always", and on the CPU for nets without BatchNorm (where
+    ``metrics.lmc_pairs`` decides); fuse false measures job after job, pair after pair."""
     from tprm.science.metrics import LMC_BATCHED_POINTS
 
-    batched = ctx["fuse"] == "always" or not str(ctx["device"]).startswith("cpu")
-    budget = LMC_BATCHED_POINTS if batched else 0
+    batched = True if ctx["fuse"] == "always" or not str(ctx["device"]).startswith("cpu") else (
+        None if ctx["fuse"] else False)
+    budget = 0 if batched is False else LMC_BATCHED_POINTS
     out: list[dict] = []
     for chunk in _pair_chunks(jobs, budget):
         out += _measure_pairs(chunk, ctx, batched, budget)
@@ -342,7 +344,7 @@ def _pair_chunks(jobs: list[dict], budget: int):
         yield chunk
 
 
-def _measure_pairs(jobs: list[dict], ctx: dict, batched: bool, budget: int) -> list[dict]:
+def _measure_pairs(jobs: list[dict], ctx: dict, batched: bool | None, budget: int) -> list[dict]:
     from tprm.science.metrics import cka_pairs, lmc_pairs
 
     spec = jobs[0]["spec"]
