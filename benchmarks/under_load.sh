@@ -1,6 +1,6 @@
 #!/bin/bash
 # Under load: `tprm run quickstart` of this checkout (threads auto) against a reference checkout
-# (default /work/main: threads 1, vmap) while one core is taken by a busy loop; two runs each, in turn.
+# (REFERENCE, default /work/main; issue 26 compares b2bb09f: threads 1, vmap) while one core is taken by a busy loop; two runs each, in turn.
 #   flock /tmp/tprm-heavy.lock bash benchmarks/under_load.sh
 python3 -c "while True: pass" &
 BURN=$!
