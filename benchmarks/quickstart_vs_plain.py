@@ -9,7 +9,8 @@ threads. Same data (MNIST-1D as tprm generates it), architecture, schedules and 
 recipes/quickstart.yaml. The tprm side runs `tprm run quickstart` into an empty private store.
 Each run is timed as a whole process (wall clock, including Python and torch start-up); the ratio is
 plain / tprm (> 1: tprm faster). Load averages before each run are printed: time it on a quiet
-machine (under `flock /tmp/tprm-heavy.lock` where others share it).
+machine (under `flock /tmp/tprm-heavy.lock` where others share it). `--lean` adds a third side:
+the plain script with tensor-index batches instead of the DataLoader (a leaner hand-written loop).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ DENSITIES = (0.05, 0.1, 0.2, 0.4, 0.8)
 DENSE = {"epochs": 64, "lr": 0.05, "weight_decay": 5e-4}
 RETRAIN = {"epochs": 20, "lr": 0.1, "weight_decay": 5e-4}
 BATCH, WIDTH, POINTS, CKA_SAMPLES = 128, 24, 11, 2000
+LEAN = False  # --lean: the plain script with tensor-index batches instead of a DataLoader
 
 
 def _plain_data():
@@ -61,8 +63,9 @@ def _fit(torch, model, train_set, settings: dict, seed: int, keep=None) -> dict:
     """SGD with momentum, LR x0.1 at 50% and 75% of the epochs; states at the `keep` epochs."""
     from torch.utils.data import DataLoader
 
-    loader = DataLoader(train_set, batch_size=BATCH, shuffle=True, drop_last=True,
-                        generator=torch.Generator().manual_seed(seed))
+    loader = (_tensor_batches(torch, train_set, seed) if LEAN else
+              DataLoader(train_set, batch_size=BATCH, shuffle=True, drop_last=True,
+                         generator=torch.Generator().manual_seed(seed)))
     opt = torch.optim.SGD(model.parameters(), lr=settings["lr"], momentum=0.9,
                           weight_decay=settings["weight_decay"])
     epochs = settings["epochs"]
@@ -78,6 +81,20 @@ def _fit(torch, model, train_set, settings: dict, seed: int, keep=None) -> dict:
         if keep and epoch in keep:
             states[epoch] = {k: v.clone() for k, v in model.state_dict().items()}
     return states
+
+
+def _tensor_batches(torch, train_set, seed: int):
+    """The lean side's batches: a fresh permutation per epoch, each batch one index into the tensors
+    (no per-sample fetch and collation)."""
+    x, y = train_set.tensors
+    g = torch.Generator().manual_seed(seed)
+
+    class Epochs:
+        def __iter__(self):
+            order = torch.randperm(len(y), generator=g)
+            for i in range(0, len(y) - BATCH + 1, BATCH):
+                yield x[order[i:i + BATCH]], y[order[i:i + BATCH]]
+    return Epochs()
 
 
 def _errors(torch, model, dataset) -> tuple[float, float]:
@@ -151,27 +168,33 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=3, help="runs of each side, alternating (default 3)")
     parser.add_argument("--plain", action="store_true", help="run the plain script once (a side)")
+    parser.add_argument("--lean", action="store_true",
+                        help="with --plain: tensor-index batches; without: also time that third side")
     parser.add_argument("--tprm", default=str(Path(sys.executable).with_name("tprm")),
                         help="the tprm console script")
     args = parser.parse_args()
     if args.plain:
+        global LEAN
+        LEAN = args.lean
         return plain()
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    times: dict[str, list[float]] = {"tprm": [], "plain": []}
+    commands = {"tprm": [args.tprm, "run", "quickstart"], "plain": [sys.executable, __file__, "--plain"]}
+    if args.lean:
+        commands["plain-lean"] = [sys.executable, __file__, "--plain", "--lean"]
+    times: dict[str, list[float]] = {side: [] for side in commands}
     for i in range(args.runs):
-        for side in ("tprm", "plain"):
+        for side, cmd in commands.items():
             load = os.getloadavg()[0]
             with tempfile.TemporaryDirectory() as home:
-                cmd = ([args.tprm, "run", "quickstart"] if side == "tprm"
-                       else [sys.executable, __file__, "--plain"])
                 seconds = _timed(cmd, dict(env, TPRM_HOME=home))
             times[side].append(seconds)
-            print(f"run {i + 1} {side:5s} {seconds:7.1f} s  (load before {load:.2f})", flush=True)
+            print(f"run {i + 1} {side:10s} {seconds:7.1f} s  (load before {load:.2f})", flush=True)
     med = {side: statistics.median(v) for side, v in times.items()}
     print(f"\n| side | median wall s (of {args.runs}) | runs |\n| --- | --- | --- |")
-    for side in ("plain", "tprm"):
+    for side in sorted(commands, key=lambda s: s == "tprm"):
         print(f"| {side} | {med[side]:.1f} | {', '.join(f'{t:.1f}' for t in times[side])} |")
-    print(f"\nratio plain / tprm = {med['plain'] / med['tprm']:.2f}x (> 1: tprm faster; bar: 2x)")
+    for side in (s for s in commands if s != "tprm"):
+        print(f"\nratio {side} / tprm = {med[side] / med['tprm']:.2f}x (> 1: tprm faster; bar: 2x against plain)")
 
 
 if __name__ == "__main__":

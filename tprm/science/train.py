@@ -412,8 +412,9 @@ def grouped_pays(device: torch.device | str) -> bool:
 
 
 def _grouped(fuse: bool | str, device) -> bool:
-    """Whether a fused group takes the grouped form (else vmap) under ``fuse``."""
-    return fuse == "grouped" or (fuse != "vmap" and grouped_pays(device))
+    """Whether a fused group takes the grouped form under ``fuse`` (else vmap: ``"always"`` is the
+    accelerator's path wherever it runs, which is how the CPU tests prove it)."""
+    return fuse == "grouped" or (fuse is True and grouped_pays(device))
 
 
 def _fused_slots(models, masks, schedules, compute, data, fuse) -> _Slots:
@@ -500,7 +501,8 @@ def train(
     Strategy (same results to float tolerance either way): ``fuse=True`` fuses :func:`fusable` models
     where :func:`fusion_pays`, as one wide grouped-convolution model where :func:`grouped_pays` and
     the model widens (:func:`tprm.science.grouped.widen`), else vmapped; ``"always"`` fuses whenever
-    fusable; ``"grouped"`` / ``"vmap"`` also pick the form; ``False`` never fuses.
+    fusable, vmapped (the accelerator's form); ``"grouped"`` / ``"vmap"`` also pick the form;
+    ``False`` never fuses.
     Execution options (docs/speed.md): ``precision`` None (the models' dtype) or "bf16" (autocast),
     ``channels_last`` (NHWC 2-D inputs), ``compile`` (CUDA graphs, CUDA only).
     ``resume`` (tprm.science.resumestate): continue from the models' saved states and write new ones.
