@@ -41,12 +41,34 @@ def tasks_on_second_node():
     yield from _cluster(head_cpus=0)
 
 
+def _hold_head(cluster):
+    """(ray, an actor holding the head's one CPU): Ray prefers the driver's node while it is idle, so
+    without it whether a training group ever starts on the second node is up to timing."""
+    import logging
+
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    ray.init(address=cluster.address, log_to_driver=False, logging_level=logging.ERROR)
+
+    @ray.remote(num_cpus=1)
+    class Hold:
+        def ready(self) -> bool:
+            return True
+
+    where = NodeAffinitySchedulingStrategy(cluster.head_node.node_id, soft=False)
+    holder = Hold.options(scheduling_strategy=where).remote()
+    ray.get(holder.ready.remote(), timeout=120)
+    return ray, holder
+
+
 def test_second_node_killed_mid_run_is_one_line_and_ray_logs_go_to_the_run_folder(two_nodes, tmp_path):
     cluster, second = two_nodes
     recipe = tmp_path / "slow.yaml"
     recipe.write_text(SLOW_RECIPE)
     store = tmp_path / "store"
     out, err = tmp_path / "out.txt", tmp_path / "err.txt"
+    ray, holder = _hold_head(cluster)  # the run starts on the second node
     with open(out, "w") as fo, open(err, "w") as fe:
         proc = subprocess.Popen(tprm_cmd("run", str(recipe), "--store", str(store), "--backend", "ray",
                                          "--address", cluster.address), stdout=fo, stderr=fe)
@@ -55,11 +77,13 @@ def test_second_node_killed_mid_run_is_one_line_and_ray_logs_go_to_the_run_folde
             victim = _wait_for(lambda: next((p for p in _progress(store) if p.get("node_id") == node
                                              and p["label"].startswith(("dense", "retrain"))), None),
                                240, "a training group on the second node")
+            ray.kill(holder)  # the head takes the retried group
             cluster.remove_node(second, allow_graceful=False)  # its raylet and workers are killed
             proc.wait(300)
         finally:
             if proc.poll() is None:
                 proc.kill()
+            ray.shutdown()
     shown = out.read_text() + err.read_text()
     assert proc.returncode == 0, shown[-3000:]
     assert "executed 17" in shown
