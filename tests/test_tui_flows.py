@@ -65,18 +65,25 @@ def problem(app: TprmApp) -> str:
     return str(getattr(line.content, "plain", line.content)) if line.display else ""
 
 
+async def _within(pilot, condition, seconds: float) -> bool:
+    """Whether `condition()` becomes true within `seconds` of the app running (no failure)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            if condition():
+                return True
+        except Exception:  # the widget may not be mounted yet
+            pass
+        await pilot.pause(0.1)
+    return False
+
+
 async def wait_for(pilot: Pilot, condition: Callable[[], object], timeout: float = 60.0, what: str = "",
                    explain: Callable[[], str] | None = None) -> None:
     """Let the app run until `condition()` is true (fail after `timeout` seconds, saying what the
     screen shows and, from `explain`, what else helps to see why)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if condition():
-                return
-        except Exception:  # the widget may not be mounted yet
-            pass
-        await pilot.pause(0.1)
+    if await _within(pilot, condition, timeout):
+        return
     modal = pilot.app.screen
     detail = f"; error modal: {modal.message}" if isinstance(modal, ErrorModal) else ""
     if modal.query("#screen-problem") and problem(pilot.app):
@@ -236,19 +243,6 @@ async def test_quit_warns_cancel_and_resume(workdir) -> None:
                 await pilot.press("r")  # resume: the same key starts the recipe again
                 await wait_for(pilot, lambda: "running" in run_line(app), 60, "the resumed run")
         assert len(Service(store).runs.status("slow")["runs"]) == 2
-
-
-async def _within(pilot, condition, seconds: float) -> bool:
-    """Whether `condition()` becomes true within `seconds` of the app running (no failure)."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            if condition():
-                return True
-        except Exception:  # noqa: BLE001 - the widget may not be mounted yet
-            pass
-        await pilot.pause(0.1)
-    return False
 
 
 async def test_case_studies_give_decisions(finished) -> None:

@@ -53,40 +53,46 @@ def _windows(x: Tensor, groups: int, taps: int, stride: int, padding: int) -> Te
 
 def thin_conv1d(x: Tensor, weight: Tensor, bias: Tensor | None, stride: int, padding: int, groups: int) -> Tensor:
     """``conv1d`` of a layer with one input channel per group as one batched matrix product."""
-    batch, (c_out_all, _, taps) = x.shape[0], weight.shape
+    windows = _windows(x, groups, weight.shape[-1], stride, padding)
+    return _thin_product(windows, weight, bias, x.shape[0], groups)
+
+
+def _thin_product(windows: Tensor, weight: Tensor, bias: Tensor | None, batch: int, groups: int) -> Tensor:
+    c_out_all, _, taps = weight.shape
     c_out = c_out_all // groups
-    filters, windows = weight.view(groups, c_out, taps), _windows(x, groups, taps, stride, padding)
+    filters = weight.view(groups, c_out, taps)
     out = (torch.bmm(filters, windows) if bias is None
            else torch.baddbmm(bias.view(groups, c_out, 1), filters, windows))  # [G, c_out, B * L_out]
     return out.view(groups, c_out, batch, -1).permute(2, 0, 1, 3).reshape(batch, c_out_all, -1)
 
 
-def _thin_weight_gradient(grad: Tensor, x: Tensor, groups: int, taps: int, stride: int, padding: int) -> Tensor:
+def _thin_weight_gradient(grad: Tensor, windows: Tensor, groups: int) -> Tensor:
     batch, c_out_all, out_len = grad.shape
     per_group = grad.view(batch, groups, -1, out_len).permute(1, 2, 0, 3).reshape(groups, -1, batch * out_len)
-    windows = _windows(x, groups, taps, stride, padding)
-    return torch.bmm(per_group, windows.transpose(1, 2)).view(c_out_all, 1, taps)
+    return torch.bmm(per_group, windows.transpose(1, 2)).view(c_out_all, 1, windows.shape[1])
 
 
 class _PhasedConv1dFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, weight, bias, stride: int, padding: int, groups: int):
-        ctx.save_for_backward(x, weight)
         ctx.conv = (stride, padding, groups, bias is not None)
-        if weight.shape[1] == 1:
-            return thin_conv1d(x, weight, bias, stride, padding, groups)
+        if weight.shape[1] == 1:  # the windows are kept for the weight gradient (not cut again)
+            windows = _windows(x, groups, weight.shape[-1], stride, padding)
+            ctx.save_for_backward(x, weight, windows)
+            return _thin_product(windows, weight, bias, x.shape[0], groups)
+        ctx.save_for_backward(x, weight, None)
         return F.conv1d(x, weight, bias, stride, padding, 1, groups)
 
     @staticmethod
     def backward(ctx, grad):
-        x, weight = ctx.saved_tensors
+        x, weight, windows = ctx.saved_tensors
         stride, padding, groups, has_bias = ctx.conv
         grad = grad.contiguous()
         gx = gw = gb = None
         if ctx.needs_input_grad[0]:
             gx = input_gradient(grad, weight, groups, stride, padding, x.shape[-1])
-        if ctx.needs_input_grad[1] and weight.shape[1] == 1:
-            gw = _thin_weight_gradient(grad, x, groups, weight.shape[-1], stride, padding)
+        if ctx.needs_input_grad[1] and windows is not None:
+            gw = _thin_weight_gradient(grad, windows, groups)
         elif ctx.needs_input_grad[1]:
             gw = torch.ops.aten.convolution_backward(grad, x, weight, None, [stride], [padding], [1], False,
                                                      [0], groups, [False, True, False])[1]
